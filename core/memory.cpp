@@ -1,0 +1,165 @@
+// core/memory.cpp — allocation, copies and device queries (see memory.h).
+#include "core/memory.h"
+
+#include <atomic>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <mutex>
+#include <new>
+
+#include "core/error.h"
+
+#if KILN_WITH_CUDA
+#include "core/cuda_check.h"
+#endif
+
+namespace kiln {
+
+namespace {
+std::atomic<uint64_t> g_host_allocations{0}, g_device_allocations{0};
+std::atomic<uint64_t> g_device_in_use{0}, g_device_peak{0};
+
+void require_cuda() {
+  KILN_CHECK(cuda_available(), "the CUDA device is not available: ", cuda_unavailable_reason(),
+             ". Use the CPU (Device::cpu, --device cpu) instead.");
+}
+}  // namespace
+
+const char* device_name(Device device) { return device == Device::cpu ? "cpu" : "cuda"; }
+
+Device parse_device(const std::string& name) {
+  if (name == "cpu") return Device::cpu;
+  if (name == "cuda") return Device::cuda;
+  KILN_FAIL("unknown device '", name, "': expected 'cpu' or 'cuda'");
+}
+
+#if KILN_WITH_CUDA
+namespace {
+// Asked once: the answer does not change during a process.
+struct CudaProbe {
+  bool ok = false;
+  std::string reason, name;
+  CudaProbe() {
+    int count = 0;
+    cudaError_t err = cudaGetDeviceCount(&count);
+    if (err != cudaSuccess) {
+      // No driver answers cudaErrorInsufficientDriver rather than cudaErrorNoDevice: all mean "no GPU".
+      reason = std::string("no usable CUDA device (") + cudaGetErrorName(err) + ": " +
+               cudaGetErrorString(err) + ")";
+      (void)cudaGetLastError();
+      return;
+    }
+    if (count == 0) {
+      reason = "no CUDA device found";
+      return;
+    }
+    cudaDeviceProp prop{};
+    if (cudaGetDeviceProperties(&prop, 0) == cudaSuccess) name = prop.name;
+    ok = true;
+  }
+};
+const CudaProbe& probe() {
+  static const CudaProbe p;
+  return p;
+}
+}  // namespace
+bool cuda_available() { return probe().ok; }
+std::string cuda_unavailable_reason() { return probe().ok ? "" : probe().reason; }
+std::string cuda_device_name() { return probe().name; }
+#else
+bool cuda_available() { return false; }
+std::string cuda_unavailable_reason() {
+  return "Kiln was built without CUDA (reconfigure with -DKILN_CUDA=ON)";
+}
+std::string cuda_device_name() { return ""; }
+#endif
+
+void* allocate(size_t bytes, Device device) {
+  if (bytes == 0) bytes = 1;
+  if (device == Device::cpu) {
+    void* p = std::aligned_alloc(64, (bytes + 63) / 64 * 64);
+    KILN_CHECK(p != nullptr, "out of host memory allocating ", bytes, " bytes");
+    ++g_host_allocations;
+    return p;
+  }
+  require_cuda();
+#if KILN_WITH_CUDA
+  void* p = nullptr;
+  cudaError_t err = cudaMalloc(&p, bytes);
+  if (err != cudaSuccess) {
+    (void)cudaGetLastError();
+    KILN_FAIL("out of device memory allocating ", bytes, " bytes (", cudaGetErrorString(err),
+              "): reduce the batch size or the model width");
+  }
+  ++g_device_allocations;
+  uint64_t now = g_device_in_use += bytes;
+  uint64_t peak = g_device_peak.load();
+  while (now > peak && !g_device_peak.compare_exchange_weak(peak, now)) {
+  }
+  return p;
+#else
+  return nullptr;
+#endif
+}
+
+void deallocate(void* ptr, Device device) {
+  if (ptr == nullptr) return;
+  if (device == Device::cpu) {
+    std::free(ptr);
+    return;
+  }
+#if KILN_WITH_CUDA
+  cudaFree(ptr);  // never throws from a destructor path
+#endif
+}
+
+Buffer::Buffer(size_t bytes, Device device)
+    : data_(allocate(bytes, device)), bytes_(bytes), device_(device) {}
+
+Buffer::~Buffer() {
+  deallocate(data_, device_);
+#if KILN_WITH_CUDA
+  if (device_ == Device::cuda) g_device_in_use -= bytes_;
+#endif
+}
+
+void copy_bytes(void* dst, Device dst_device, const void* src, Device src_device, size_t bytes) {
+  if (bytes == 0) return;
+  if (dst_device == Device::cpu && src_device == Device::cpu) {
+    std::memcpy(dst, src, bytes);
+    return;
+  }
+  require_cuda();
+#if KILN_WITH_CUDA
+  cudaMemcpyKind kind = dst_device == Device::cpu   ? cudaMemcpyDeviceToHost
+                        : src_device == Device::cpu ? cudaMemcpyHostToDevice
+                                                    : cudaMemcpyDeviceToDevice;
+  KILN_CUDA_CHECK(cudaMemcpy(dst, src, bytes, kind));
+#endif
+}
+
+void device_synchronize() {
+#if KILN_WITH_CUDA
+  if (cuda_available()) KILN_CUDA_CHECK(cudaDeviceSynchronize());
+#endif
+}
+
+AllocationStats allocation_stats() {
+  return {g_host_allocations.load(), g_device_allocations.load(), g_device_in_use.load(),
+          g_device_peak.load()};
+}
+
+void* scratch(size_t bytes, Device device) {
+  static std::mutex mutex;
+  static std::unique_ptr<Buffer> areas[2];
+  std::lock_guard<std::mutex> lock(mutex);
+  auto& area = areas[device == Device::cpu ? 0 : 1];
+  if (!area || area->bytes() < bytes) {
+    area.reset();
+    area = std::make_unique<Buffer>(bytes, device);
+  }
+  return area->data();
+}
+
+}  // namespace kiln

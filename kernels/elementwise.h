@@ -1,0 +1,39 @@
+// kernels/elementwise.h — small helpers: fill, copy, scale, bias add, and the global L2 norm.
+// norm is a deterministic reduction (fixed order) so repeated runs agree bit for bit.
+#pragma once
+
+#include <cstdint>
+
+#include "core/stream.h"
+#include "core/tensor.h"
+
+namespace kiln {
+
+namespace cpu {
+template <typename T>
+void fill(T* x, int64_t n, T value);
+template <typename T>
+void copy(T* dst, const T* src, int64_t n);
+template <typename T>
+void scale(T* x, int64_t n, T alpha);  // x *= alpha
+template <typename T>
+void bias_add(T* y, const T* b, int64_t m, int c);  // y[m][c] += b[c]
+template <typename T>
+void l2_norm(T* out /* [1] */, const T* x, int64_t n);  // sqrt(Σ x²)
+}  // namespace cpu
+
+namespace cuda {
+void fill(float* x, int64_t n, float value, Stream stream);
+void copy(float* dst, const float* src, int64_t n, Stream stream);
+void scale(float* x, int64_t n, float alpha, Stream stream);
+void bias_add(float* y, const float* b, int64_t m, int c, Stream stream);
+void l2_norm(float* out, const float* x, int64_t n, Stream stream);
+}  // namespace cuda
+
+// Functional API.
+void scale(Tensor& x, double alpha);
+void bias_add(Tensor& y, const Tensor& b);  // y [..][C], b [C]
+// sqrt of the sum of squares of x (any device); returns the value on the host.
+double l2_norm(const Tensor& x);
+
+}  // namespace kiln

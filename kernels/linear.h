@@ -1,0 +1,48 @@
+// kernels/linear.h — fully connected layer on our own GEMM.
+// x [N][IN], w [OUT][IN], b [OUT], y [N][OUT]:  y = x · wᵀ + b.
+// Backward: dx = dy · w (overwritten); dw += dyᵀ · x; db += Σ_n dy (accumulated).
+#pragma once
+
+#include <cstdint>
+
+#include "core/stream.h"
+#include "core/tensor.h"
+
+namespace kiln {
+
+struct LinearShape {
+  int n = 1, in = 1, out = 1;
+};
+
+namespace cpu {
+template <typename T>
+void linear_forward(T* y, const T* x, const T* w, const T* b /* nullable */, const LinearShape& s);
+template <typename T>
+void linear_backward_data(T* dx, const T* dy, const T* w, const LinearShape& s);
+template <typename T>
+void linear_backward_weight(T* dw, T* db /* nullable */, const T* dy, const T* x,
+                            const LinearShape& s);
+}  // namespace cpu
+
+namespace cpu::fast {
+void linear_forward(float* y, const float* x, const float* w, const float* b,
+                    const LinearShape& s);
+void linear_backward_data(float* dx, const float* dy, const float* w, const LinearShape& s);
+void linear_backward_weight(float* dw, float* db, const float* dy, const float* x,
+                            const LinearShape& s);
+}  // namespace cpu::fast
+
+namespace cuda {
+void linear_forward(float* y, const float* x, const float* w, const float* b,
+                    const LinearShape& s, Stream stream);
+void linear_backward_data(float* dx, const float* dy, const float* w, const LinearShape& s,
+                          Stream stream);
+void linear_backward_weight(float* dw, float* db, const float* dy, const float* x,
+                            const LinearShape& s, Stream stream);
+}  // namespace cuda
+
+void linear_forward(Tensor& y, const Tensor& x, const Tensor& w, const Tensor* b);
+void linear_backward_data(Tensor& dx, const Tensor& dy, const Tensor& w);
+void linear_backward_weight(Tensor& dw, Tensor* db, const Tensor& dy, const Tensor& x);
+
+}  // namespace kiln
