@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# tests/run.sh — Kiln's whole test suite from a fresh clone, every step included:
+#   1. installs missing Debian packages (cmake/deps.sh),
+#   2. builds the library twice in one tree — kernels by nvcc (the product) and by g++ under the SIMT
+#      emulator (what the tests run) — plus the tests, examples and benchmarks, and runs every test,
+#   3. builds the emulator and kernel-parity tests with AddressSanitizer + UBSan and runs them.
+# Tests that need a GPU are reported by CTest as skipped on a machine without one, never as passed.
+#   KILN_JOBS=N   parallel build/test jobs (default: nproc)
+#   KILN_SKIP_SANITIZER=1   skip step 3 (CI never sets it)
+set -euo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+jobs=${KILN_JOBS:-$(nproc)}
+start=$(date +%s)
+
+bash "$root/cmake/deps.sh"
+
+echo "== kiln: build (nvcc product + emulated variant) =="
+cmake -S "$root" -B "$root/build" -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
+cmake --build "$root/build" -j "$jobs"
+echo "== kiln: tests =="
+ctest --test-dir "$root/build" -j "$jobs" --output-on-failure --timeout 900
+
+if [[ "${KILN_SKIP_SANITIZER:-0}" != 1 ]]; then
+  echo "== kiln: sanitizer build (ASan + UBSan): emulator and kernel-parity tests =="
+  cmake -S "$root" -B "$root/build-asan" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+    -DKILN_SANITIZE=ON -DKILN_NVCC=OFF -DKILN_BUILD_EXAMPLES=OFF -DKILN_BUILD_BENCH=OFF >/dev/null
+  cmake --build "$root/build-asan" -j "$jobs" --target kiln_tests_simt kiln_tests_cuda
+  ASAN_OPTIONS=detect_leaks=0 ctest --test-dir "$root/build-asan" -j "$jobs" --output-on-failure \
+    --timeout 1800 -R '^kiln_tests_(simt|cuda)|^simt_'
+fi
+echo "== kiln: all tests done in $(( $(date +%s) - start )) s =="
