@@ -1,0 +1,91 @@
+// layers/sequential.h — a chain of layers, PyTorch's nn.Sequential, and the owner of the flat
+// parameter and gradient buffers.
+//
+// Layer i's parameters are named "<i>.<name>" ("0.weight", "1.running_mean"), as nn.Sequential names
+// them, so checkpoints use PyTorch's keys. The Sequential gathers every parameter of its layers into
+// one flat value buffer and one flat gradient buffer (each tensor at a 64-byte aligned offset; the
+// padding is zero in both and stays zero under every optimizer), and the layers' tensors become
+// slices of them. That happens lazily, before the first params()/forward()/flat_*() after an add().
+//
+// For analysis (saliency maps, filter visualisation) forward_to(x, k, mode) returns the activation
+// after layer k and backward_from(k, d) back-propagates d (the gradient of something with respect to
+// that activation) down to the input, returning d input:
+//
+//   const Tensor& a = net.forward_to(x, k, Mode::eval);     // activation after layer k
+//   ... build d, same shape as a ...
+//   const Tensor& dx = net.backward_from(k, d, {.param_grads = false});
+//
+// A Sequential is not meant to be nested in another (the outer one would own the flat buffers).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "layers/layer.h"
+
+namespace kiln {
+
+class Sequential : public Layer {
+ public:
+  Sequential() = default;
+  explicit Sequential(std::vector<std::unique_ptr<Layer>> layers);
+
+  // Appends a layer; returns it.
+  Layer& add(std::unique_ptr<Layer> layer);
+  template <typename L, typename... Args>
+  L& emplace(Args&&... args) {
+    return static_cast<L&>(add(std::make_unique<L>(std::forward<Args>(args)...)));
+  }
+
+  int size() const { return static_cast<int>(layers_.size()); }
+  Layer& operator[](int i);
+  const Layer& operator[](int i) const;
+
+  // Runs layers 0..k (0 <= k < size()) and returns the activation after layer k.
+  const Tensor& forward_to(const Tensor& x, int k, Mode mode);
+  // Back-propagates d_activation (shape of layer k's output from the last forward/forward_to that
+  // ran layer k) through layers k..0; returns dx of the network input (undefined if !need_dx).
+  const Tensor& backward_from(int k, const Tensor& d_activation, const BackwardOptions& options = {});
+
+  // Records the input shape [N][H][W][C] (any N): checks that every layer accepts its input and
+  // tells a Linear layer after a Flatten the shape it flattens (for PyTorch's CHW column order in
+  // checkpoints). Returns the output shape.
+  Shape set_input_shape(const Shape& x);
+
+  // The flat buffers: every parameter value / gradient is a slice of these.
+  Tensor& flat_params();
+  Tensor& flat_grads();
+
+  Shape output_shape(const Shape& x) const override;
+  std::string kind() const override { return "Sequential"; }
+  std::string describe() const override;  // one line per layer, PyTorch's print style
+  std::vector<ParamRef> params() override;
+  std::vector<BufferRef> buffers() override;
+  std::vector<CounterRef> counters() override;
+  void zero_grad() override;
+  void to(Device device) override;
+  void to(DType dtype) override;
+
+ protected:
+  void forward_impl(const Tensor& x, Tensor& y, Mode mode) override;
+  void backward_impl(const Tensor& dy, const Tensor& x, Tensor* dx, bool param_grads,
+                     Mode mode) override;
+  bool returns_views() const override { return true; }
+  void reset_rng(uint64_t seed) override;
+  void reset_buffers() override;
+  void release_workspaces() override;
+
+ private:
+  void ensure_flat();
+  void check_index(int k, const char* what) const;
+
+  std::vector<std::unique_ptr<Layer>> layers_;
+  Tensor flat_params_, flat_grads_;
+  bool flat_ = false;
+  int last_forward_end_ = -1;  // the last layer the most recent forward ran
+};
+
+}  // namespace kiln
