@@ -1,0 +1,45 @@
+// layers/batchnorm.h — BatchNorm2d, PyTorch's nn.BatchNorm2d over the channels of NHWC activations.
+// Train: batch statistics (biased variance), running statistics updated with momentum from the
+// unbiased variance, num_batches_tracked += 1. Eval: running statistics. eps 1e-5, momentum 0.1,
+// weight 1, bias 0, running_mean 0, running_var 1 (PyTorch's defaults). Backward: docs/math.md §2.
+#pragma once
+
+#include "kernels/batchnorm.h"
+#include "layers/layer.h"
+
+namespace kiln {
+
+class BatchNorm2d : public Layer {
+ public:
+  explicit BatchNorm2d(int channels, double eps = 1e-5, double momentum = 0.1);
+
+  Shape output_shape(const Shape& x) const override;
+  std::string kind() const override { return "BatchNorm2d"; }
+  std::string describe() const override;
+  std::vector<ParamRef> params() override;
+  std::vector<BufferRef> buffers() override;
+  void to(Device device) override;
+  void to(DType dtype) override;
+
+  Tensor& running_mean() { return running_mean_; }
+  Tensor& running_var() { return running_var_; }
+  int64_t num_batches_tracked() const { return num_batches_tracked_; }
+
+ protected:
+  void forward_impl(const Tensor& x, Tensor& y, Mode mode) override;
+  void backward_impl(const Tensor& dy, const Tensor& x, Tensor* dx, bool param_grads,
+                     Mode mode) override;
+  void reset_buffers() override;
+  void release_workspaces() override;
+
+ private:
+  int channels_;
+  double eps_, momentum_;
+  Param weight_, bias_;
+  Tensor running_mean_, running_var_;
+  int64_t num_batches_tracked_ = 0;
+  Tensor save_mean_, save_invstd_;  // [C], from the last training forward
+  Tensor scratch_dgamma_, scratch_dbeta_;  // [C], receive the unwanted grads when !param_grads
+};
+
+}  // namespace kiln

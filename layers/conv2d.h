@@ -1,0 +1,38 @@
+// layers/conv2d.h — Conv2d, PyTorch's nn.Conv2d on NHWC activations.
+// Weight [C_out][KH][KW][C_in] (exported as PyTorch's OIHW), bias [C_out]. PyTorch's default
+// initialisation: weight and bias uniform in ±1/sqrt(C_in*KH*KW) (kaiming_uniform with a = sqrt(5)).
+#pragma once
+
+#include "kernels/conv2d.h"
+#include "layers/layer.h"
+
+namespace kiln {
+
+class Conv2d : public Layer {
+ public:
+  Conv2d(int in_channels, int out_channels, int kernel_size, int stride = 1, int padding = 0,
+         bool bias = true);
+
+  Shape output_shape(const Shape& x) const override;
+  std::string kind() const override { return "Conv2d"; }
+  std::string describe() const override;
+  std::vector<ParamRef> params() override;
+
+  Tensor& weight() { return weight_.value; }
+  Tensor* bias() { return has_bias_ ? &bias_.value : nullptr; }
+  int in_channels() const { return in_; }
+  int out_channels() const { return out_; }
+
+ protected:
+  void forward_impl(const Tensor& x, Tensor& y, Mode mode) override;
+  void backward_impl(const Tensor& dy, const Tensor& x, Tensor* dx, bool param_grads,
+                     Mode mode) override;
+
+ private:
+  int in_, out_, k_, stride_, pad_;
+  bool has_bias_;
+  Param weight_, bias_;
+  Conv2dParams conv_params() const { return {stride_, stride_, pad_, pad_}; }
+};
+
+}  // namespace kiln

@@ -1,0 +1,43 @@
+// layers/dropout.h — Dropout (PyTorch's nn.Dropout: inverted dropout, identity in eval mode).
+//
+// The mask is drawn from Philox (design.md §4) with this layer's seed and an offset that advances
+// once per training forward; backward regenerates the same mask from (seed, offset of that forward),
+// so no mask is stored. seed and offset are counters(): checkpoints save them so a resumed run draws
+// the masks the uninterrupted run would have drawn. init(seed) / reset_rng(seed) reseed the layer.
+#pragma once
+
+#include "kernels/dropout.h"
+#include "layers/layer.h"
+
+namespace kiln {
+
+class Dropout : public Layer {
+ public:
+  explicit Dropout(double p = 0.5, uint64_t seed = 0);
+
+  Shape output_shape(const Shape& x) const override { return x; }
+  std::string kind() const override { return "Dropout"; }
+  std::string describe() const override;
+  std::vector<CounterRef> counters() override;
+
+  double p() const { return p_; }
+  uint64_t seed() const { return seed_; }
+  uint64_t next_offset() const { return next_offset_; }
+  // Sets the stream: the next training forward draws (seed, offset).
+  void set_rng(uint64_t seed, uint64_t offset) {
+    seed_ = seed;
+    next_offset_ = offset;
+  }
+
+ protected:
+  void forward_impl(const Tensor& x, Tensor& y, Mode mode) override;
+  void backward_impl(const Tensor& dy, const Tensor& x, Tensor* dx, bool param_grads,
+                     Mode mode) override;
+  void reset_rng(uint64_t seed) override { set_rng(seed, 0); }
+
+ private:
+  double p_;
+  uint64_t seed_, next_offset_ = 0, used_offset_ = 0;
+};
+
+}  // namespace kiln
