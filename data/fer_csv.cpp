@@ -1,0 +1,320 @@
+// data/fer_csv.cpp — the FER2013 CSV reader (format in data/fer_csv.h).
+//
+// FER2013 is ~290 MB of text (35,887 rows x 2,304 numbers), so the file is read whole and parsed by
+// hand, rows split over threads; every row's outcome is independent, and when several rows are bad
+// the error of the first one in the file is reported, so the message does not depend on timing.
+#include "data/fer_csv.h"
+
+#include <algorithm>
+#include <cctype>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <optional>
+#include <string_view>
+#include <thread>
+
+#include "core/error.h"
+#include "data/image.h"
+
+namespace kiln::data {
+namespace {
+
+std::string lower(std::string_view s) {
+  std::string r(s);
+  for (char& c : r) c = char(std::tolower(static_cast<unsigned char>(c)));
+  return r;
+}
+
+std::string_view trim(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t' || s.front() == '\r'))
+    s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r'))
+    s.remove_suffix(1);
+  return s;
+}
+
+// Splits one CSV line into fields; a field may be "quoted" (quotes removed, "" inside kept as ").
+// Returns nullopt on an unterminated quote.
+std::optional<std::vector<std::string_view>> split_fields(std::string_view line,
+                                                          std::vector<std::string>& unquoted) {
+  std::vector<std::string_view> fields;
+  size_t i = 0;
+  while (true) {
+    if (i < line.size() && line[i] == '"') {
+      size_t j = i + 1;
+      std::string value;
+      while (true) {
+        if (j >= line.size()) return std::nullopt;
+        if (line[j] == '"') {
+          if (j + 1 < line.size() && line[j + 1] == '"') {
+            value += '"';
+            j += 2;
+            continue;
+          }
+          break;
+        }
+        value += line[j++];
+      }
+      unquoted.push_back(std::move(value));
+      fields.push_back(unquoted.back());
+      i = j + 1;
+      while (i < line.size() && line[i] != ',') ++i;  // ignore anything after the closing quote
+    } else {
+      size_t j = line.find(',', i);
+      if (j == std::string_view::npos) j = line.size();
+      fields.push_back(line.substr(i, j - i));
+      i = j;
+    }
+    if (i >= line.size()) break;
+    ++i;  // skip the comma
+    if (i == line.size()) {
+      fields.push_back({});
+      break;
+    }
+  }
+  return fields;
+}
+
+enum Usage { kTrain = 0, kVal = 1, kTest = 2 };
+
+struct Columns {
+  int emotion = -1, pixels = -1, usage = -1;
+  size_t count = 0;
+};
+
+struct Row {
+  int32_t label = 0;
+  Usage usage = kTrain;
+  std::vector<uint8_t> image;  // converted to spec
+};
+
+// What went wrong on one line; kept per thread so the first bad line in the file wins.
+struct RowError {
+  size_t line = 0;
+  std::string message;
+};
+
+std::string where(const std::string& path, size_t line) {
+  return path + ":" + std::to_string(line) + ": ";
+}
+
+// Parses the pixel field into `values`; returns an error message or "".
+std::string parse_pixels(std::string_view field, std::vector<uint8_t>& values) {
+  values.clear();
+  size_t i = 0, n = field.size();
+  while (true) {
+    while (i < n && (field[i] == ' ' || field[i] == '\t' || field[i] == '\r')) ++i;
+    if (i >= n) break;
+    size_t start = i;
+    unsigned v = 0;
+    bool digits = true;
+    while (i < n && field[i] != ' ' && field[i] != '\t' && field[i] != '\r') {
+      char c = field[i];
+      if (c < '0' || c > '9')
+        digits = false;
+      else if (v <= 255)
+        v = v * 10 + unsigned(c - '0');
+      ++i;
+    }
+    std::string_view token = field.substr(start, i - start);
+    if (!digits)
+      return "pixel " + std::to_string(values.size() + 1) + " is '" + std::string(token) +
+             "', not an integer: pixels must be whole numbers 0..255 separated by spaces";
+    if (v > 255 || token.size() > 3)
+      return "pixel " + std::to_string(values.size() + 1) + " is " + std::string(token) +
+             ", outside 0..255: pixels are 8-bit gray values";
+    values.push_back(uint8_t(v));
+  }
+  return {};
+}
+
+int square_side(size_t n) {
+  auto s = size_t(std::llround(std::sqrt(double(n))));
+  return s * s == n ? int(s) : -1;
+}
+
+// Parses one data line. `expected_pixels` is 0 for the first row (which sets it).
+std::string parse_row(std::string_view line, const Columns& cols, const ImageSpec& spec,
+                      size_t expected_pixels, Row& row, std::vector<uint8_t>& scratch) {
+  std::vector<std::string> unquoted;
+  auto fields = split_fields(line, unquoted);
+  if (!fields) return "unterminated quote: the row is malformed; fix or delete that line";
+  if (fields->size() != cols.count)
+    return "row has " + std::to_string(fields->size()) +
+           " comma-separated fields, the header has " + std::to_string(cols.count) +
+           ": the row is truncated or malformed; fix or delete that line";
+  std::string_view emotion = trim((*fields)[size_t(cols.emotion)]);
+  int label = 0;
+  bool ok = !emotion.empty() && emotion.size() <= 3;
+  for (char c : emotion) {
+    if (c < '0' || c > '9')
+      ok = false;
+    else
+      label = label * 10 + (c - '0');
+  }
+  if (!ok)
+    return "emotion '" + std::string(emotion) +
+           "' is not an integer: it must be a FER class index 0..6";
+  if (label > 6)
+    return "emotion " + std::to_string(label) +
+           " is outside 0..6 (FER's classes: 0 angry, 1 disgust, 2 fear, 3 happy, 4 sad, 5 "
+           "surprise, 6 neutral); fix or delete that line";
+  row.label = label;
+  row.usage = kTrain;
+  if (cols.usage >= 0) {
+    std::string usage = lower(trim((*fields)[size_t(cols.usage)]));
+    if (usage == "training" || usage == "train")
+      row.usage = kTrain;
+    else if (usage == "publictest" || usage == "validation" || usage == "val")
+      row.usage = kVal;
+    else if (usage == "privatetest" || usage == "test")
+      row.usage = kTest;
+    else
+      return "Usage '" + std::string(trim((*fields)[size_t(cols.usage)])) +
+             "' is unknown: use Training, PublicTest or PrivateTest";
+  }
+  std::string err = parse_pixels((*fields)[size_t(cols.pixels)], scratch);
+  if (!err.empty()) return err;
+  if (scratch.empty())
+    return "the pixels field is empty: the row is truncated; fix or delete that line";
+  if (expected_pixels != 0 && scratch.size() != expected_pixels)
+    return "row has " + std::to_string(scratch.size()) + " pixels but the first row has " +
+           std::to_string(expected_pixels) +
+           ": the row is truncated or malformed; fix or delete that line";
+  int side = square_side(scratch.size());
+  if (side < 0)
+    return std::to_string(scratch.size()) +
+           " pixels is not a perfect square: each row must hold an N x N gray image (FER2013: 2304 "
+           "= "
+           "48 x 48); fix the row";
+  row.image.resize(spec.pixels());
+  convert_image(row.image.data(), spec, scratch.data(), 1, side, side);
+  return {};
+}
+
+}  // namespace
+
+Splits load_fer_csv(const std::string& path, const ImageSpec& spec, uint64_t seed) {
+  KILN_CHECK(spec.channels == 1 || spec.channels == 3,
+             "FER CSV: target channels must be 1 or 3, got ", spec.channels);
+  std::error_code ec;
+  KILN_CHECK(std::filesystem::is_regular_file(path, ec), "FER CSV file '", path,
+             "' does not exist: pass the path of fer2013.csv (columns emotion,pixels,Usage)");
+  std::string text;
+  {
+    std::unique_ptr<FILE, int (*)(FILE*)> f(std::fopen(path.c_str(), "rb"), std::fclose);
+    KILN_CHECK(f != nullptr, "cannot open FER CSV file '", path, "': ", std::strerror(errno));
+    std::fseek(f.get(), 0, SEEK_END);
+    long size = std::ftell(f.get());
+    std::fseek(f.get(), 0, SEEK_SET);
+    KILN_CHECK(size >= 0, "cannot read FER CSV file '", path, "'");
+    text.resize(size_t(size));
+    KILN_CHECK(std::fread(text.data(), 1, text.size(), f.get()) == text.size(),
+               "cannot read FER CSV file '", path, "': short read");
+  }
+  // Lines (1-based numbers as an editor shows them); blank lines are skipped.
+  struct Line {
+    size_t number;
+    std::string_view text;
+  };
+  std::vector<Line> lines;
+  {
+    std::string_view all(text);
+    if (all.substr(0, 3) == "\xEF\xBB\xBF") all.remove_prefix(3);  // UTF-8 byte order mark
+    size_t number = 0, pos = 0;
+    while (pos < all.size()) {
+      size_t end = all.find('\n', pos);
+      if (end == std::string_view::npos) end = all.size();
+      ++number;
+      std::string_view l = all.substr(pos, end - pos);
+      if (!trim(l).empty()) lines.push_back({number, l});
+      pos = end + 1;
+    }
+  }
+  KILN_CHECK(!lines.empty(), "FER CSV file '", path,
+             "' is empty: it needs a header line 'emotion,pixels,Usage' and one row per image");
+
+  Columns cols;
+  {
+    std::vector<std::string> unquoted;
+    auto header = split_fields(lines[0].text, unquoted);
+    KILN_CHECK(header.has_value(), where(path, lines[0].number),
+               "unterminated quote in the header");
+    cols.count = header->size();
+    for (size_t i = 0; i < header->size(); ++i) {
+      std::string name = lower(trim((*header)[i]));
+      if (name == "emotion")
+        cols.emotion = int(i);
+      else if (name == "pixels")
+        cols.pixels = int(i);
+      else if (name == "usage")
+        cols.usage = int(i);
+    }
+    std::string shown(trim(lines[0].text).substr(0, 60));
+    if (trim(lines[0].text).size() > 60) shown += "...";
+    KILN_CHECK(cols.emotion >= 0 && cols.pixels >= 0, where(path, lines[0].number), "the header '",
+               shown,
+               "' lacks an 'emotion' or 'pixels' column: the first line must be the header "
+               "'emotion,pixels,Usage' (Usage optional)");
+  }
+  KILN_CHECK(lines.size() > 1, "FER CSV file '", path,
+             "' has a header but no rows: add one row per image (emotion,pixels,Usage)");
+
+  const size_t n = lines.size() - 1;
+  std::vector<Row> rows(n);
+  std::vector<uint8_t> scratch;
+  {
+    std::string err = parse_row(lines[1].text, cols, spec, 0, rows[0], scratch);
+    if (!err.empty()) KILN_FAIL(where(path, lines[1].number), err);
+  }
+  const size_t expected = scratch.size();
+  const int threads =
+      int(std::clamp<size_t>(std::thread::hardware_concurrency(), 1, std::max<size_t>(1, n / 256)));
+  std::vector<RowError> errors(static_cast<size_t>(threads));
+  auto work = [&](int t) {
+    std::vector<uint8_t> local;
+    size_t begin = 1 + (n - 1) * size_t(t) / size_t(threads);
+    size_t end = 1 + (n - 1) * size_t(t + 1) / size_t(threads);
+    try {
+      for (size_t i = begin; i < end; ++i) {
+        std::string err = parse_row(lines[i + 1].text, cols, spec, expected, rows[i], local);
+        if (!err.empty()) {
+          errors[size_t(t)] = {lines[i + 1].number, err};
+          return;
+        }
+      }
+    } catch (const std::exception& e) {
+      errors[size_t(t)] = {lines[begin + 1].number, e.what()};
+    }
+  };
+  if (threads == 1) {
+    work(0);
+  } else {
+    std::vector<std::thread> pool;
+    for (int t = 0; t < threads; ++t) pool.emplace_back(work, t);
+    for (auto& th : pool) th.join();
+  }
+  for (const RowError& e :
+       errors)  // threads cover increasing line ranges: the first is the earliest
+    if (!e.message.empty()) KILN_FAIL(where(path, e.line), e.message);
+
+  Splits s;
+  for (Dataset* d : {&s.train, &s.val, &s.test}) *d = Dataset::with_spec(spec, fer_class_names());
+  for (Row& r : rows) {
+    Dataset& d = r.usage == kTrain ? s.train : r.usage == kVal ? s.val : s.test;
+    d.push_back(r.image.data(), r.label);
+  }
+  KILN_CHECK(!s.train.empty(), "FER CSV file '", path,
+             "' has no Training rows: training needs rows whose Usage is Training");
+  if (s.val.empty()) {
+    // No PublicTest rows (or no Usage column): hold out a stratified 10% of Training.
+    Splits held = split_train_val(s.train, 0.1, seed);
+    s.train = std::move(held.train);
+    s.val = std::move(held.val);
+  }
+  return s;
+}
+
+}  // namespace kiln::data

@@ -1,0 +1,135 @@
+// data/image.cpp — image decoding (stb_image, linked from Debian's libstb) and conversion.
+#include "data/image.h"
+
+#include <stb/stb_image.h>
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <memory>
+
+#include "core/error.h"
+
+namespace kiln::data {
+namespace {
+
+// Filter taps of a 1-D resize from `in` to `out` samples: for output i, taps[i] lists
+// (source index, weight) with weights summing to 1.
+struct Taps {
+  std::vector<int> first;             // [out] first source index
+  std::vector<std::vector<float>> w;  // [out][k] weights of sources first..first+k-1
+};
+
+Taps triangle_taps(int in, int out) {
+  Taps t;
+  t.first.resize(size_t(out));
+  t.w.resize(size_t(out));
+  const double scale = double(in) / out;
+  const double support = std::max(1.0, scale);  // widen the triangle when shrinking
+  for (int i = 0; i < out; ++i) {
+    const double center = (i + 0.5) * scale;  // in source pixel units, centres at j + 0.5
+    int lo = int(std::floor(center - support)), hi = int(std::ceil(center + support));
+    lo = std::max(lo, 0);
+    hi = std::min(hi, in - 1);
+    std::vector<float> w;
+    double sum = 0;
+    for (int j = lo; j <= hi; ++j) {
+      double x = std::abs((j + 0.5 - center) / support);
+      double v = std::max(0.0, 1.0 - x);
+      w.push_back(float(v));
+      sum += v;
+    }
+    if (sum <= 0) {  // cannot happen for in >= 1, but keep the output defined
+      w.assign(1, 1.0f);
+      lo = std::clamp(int(center), 0, in - 1);
+      sum = 1;
+    }
+    for (float& v : w) v = float(v / sum);
+    // Drop leading zero weights so `first` is the first contributing source.
+    while (w.size() > 1 && w.front() == 0.0f) {
+      w.erase(w.begin());
+      ++lo;
+    }
+    t.first[size_t(i)] = lo;
+    t.w[size_t(i)] = std::move(w);
+  }
+  return t;
+}
+
+// Converts channels only: [h][w][src_c] -> [h][w][dst_c] floats.
+std::vector<float> convert_channels(const uint8_t* src, int src_c, int h, int w, int dst_c) {
+  std::vector<float> out(size_t(h) * w * dst_c);
+  const size_t n = size_t(h) * w;
+  for (size_t i = 0; i < n; ++i) {
+    const uint8_t* p = src + i * src_c;
+    float* q = out.data() + i * dst_c;
+    const bool gray = src_c <= 2;  // gray or gray+alpha
+    if (dst_c == 1) {
+      q[0] = gray ? float(p[0]) : 0.299f * p[0] + 0.587f * p[1] + 0.114f * p[2];
+    } else {
+      for (int c = 0; c < 3; ++c) q[c] = float(gray ? p[0] : p[c]);
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+void convert_image(uint8_t* out, const ImageSpec& spec, const uint8_t* src, int src_c, int src_h,
+                   int src_w) {
+  KILN_CHECK(spec.channels == 1 || spec.channels == 3,
+             "image conversion: target channels must be 1 or 3, got ", spec.channels);
+  KILN_CHECK(spec.height > 0 && spec.width > 0, "image conversion: target size ", spec.height, "x",
+             spec.width, " is empty");
+  KILN_CHECK(src_c >= 1 && src_c <= 4, "image conversion: source has ", src_c,
+             " channels (1 to 4 supported)");
+  KILN_CHECK(src_h > 0 && src_w > 0, "image conversion: source image is empty");
+  const int C = spec.channels;
+  std::vector<float> img = convert_channels(src, src_c, src_h, src_w, C);
+  if (src_h == spec.height && src_w == spec.width) {
+    for (size_t i = 0; i < img.size(); ++i)
+      out[i] = uint8_t(std::lround(std::clamp(img[i], 0.0f, 255.0f)));
+    return;
+  }
+  // Separable: rows first (width), then columns (height).
+  const Taps tx = triangle_taps(src_w, spec.width), ty = triangle_taps(src_h, spec.height);
+  std::vector<float> mid(size_t(src_h) * spec.width * C, 0.0f);  // [src_h][W][C]
+  for (int y = 0; y < src_h; ++y)
+    for (int x = 0; x < spec.width; ++x)
+      for (int c = 0; c < C; ++c) {
+        float acc = 0;
+        const auto& w = tx.w[size_t(x)];
+        for (size_t k = 0; k < w.size(); ++k)
+          acc += w[k] * img[(size_t(y) * src_w + tx.first[size_t(x)] + k) * C + c];
+        mid[(size_t(y) * spec.width + x) * C + c] = acc;
+      }
+  for (int y = 0; y < spec.height; ++y)
+    for (int x = 0; x < spec.width; ++x)
+      for (int c = 0; c < C; ++c) {
+        float acc = 0;
+        const auto& w = ty.w[size_t(y)];
+        for (size_t k = 0; k < w.size(); ++k)
+          acc += w[k] * mid[((ty.first[size_t(y)] + k) * spec.width + x) * C + c];
+        out[(size_t(y) * spec.width + x) * C + c] =
+            uint8_t(std::lround(std::clamp(acc, 0.0f, 255.0f)));
+      }
+}
+
+std::vector<uint8_t> load_image(const std::string& path, const ImageSpec& spec) {
+  std::error_code ec;
+  KILN_CHECK(std::filesystem::is_regular_file(path, ec), "image file '", path,
+             "' does not exist or is not a regular file");
+  int w = 0, h = 0, n = 0;
+  std::unique_ptr<stbi_uc, void (*)(void*)> pixels(stbi_load(path.c_str(), &w, &h, &n, 0),
+                                                   stbi_image_free);
+  if (!pixels) {
+    const char* why = stbi_failure_reason();
+    KILN_FAIL("cannot decode image '", path, "' (stb_image: ", why ? why : "unknown error",
+              "): the file is corrupt or not a png/jpg/bmp; replace or delete it");
+  }
+  std::vector<uint8_t> out(spec.pixels());
+  convert_image(out.data(), spec, pixels.get(), n, h, w);
+  return out;
+}
+
+}  // namespace kiln::data

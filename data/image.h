@@ -1,0 +1,31 @@
+// data/image.h — decoding one image file and converting pixels to a model's input shape.
+//
+// Conversion is the same for every source: channels first (RGB -> gray by ITU-R BT.601 luma, as
+// PIL's "L" mode; gray -> RGB by replication; alpha dropped), then a separable resize with the
+// triangle (bilinear) filter, widened when shrinking so that downscaling averages instead of
+// aliasing (the rule PIL's BILINEAR follows); pixel centres at (i + 0.5), as PyTorch's
+// align_corners=False.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "data/dataset.h"
+
+namespace kiln::data {
+
+// Converts an [src_h][src_w][src_c] image (src_c in 1..4: gray, gray+alpha, RGB, RGBA) to `spec`,
+// writing spec.pixels() bytes to `out`.
+void convert_image(uint8_t* out, const ImageSpec& spec, const uint8_t* src, int src_c, int src_h,
+                   int src_w);
+
+// Decodes a png/jpg/bmp (anything stb_image reads) and converts it to `spec`: [H][W][C] bytes.
+// Throws kiln::Error naming the file when it is missing or does not decode.
+std::vector<uint8_t> load_image(const std::string& path, const ImageSpec& spec);
+inline std::vector<uint8_t> load_image(const std::string& path, int channels, int height,
+                                       int width) {
+  return load_image(path, ImageSpec{channels, height, width});
+}
+
+}  // namespace kiln::data
