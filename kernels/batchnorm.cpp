@@ -1,0 +1,171 @@
+// kernels/batchnorm.cpp — functional API of batch normalisation (design.md §3): check shapes,
+// dtypes and devices, throwing a message that names the op and every tensor's shape; then dispatch:
+// CPU f64 and f32 → kiln::cpu:: plain loops (OpenMP inside), CUDA f32 → kiln::cuda:: on the default
+// stream. x is any rank ≥ 2 with channels last, seen as [M][C]; every per-channel tensor has C
+// elements.
+#include "kernels/batchnorm.h"
+
+#include <string>
+#include <vector>
+
+#include "kernels/checks.h"
+
+namespace kiln {
+namespace {
+
+using Named = std::initializer_list<std::pair<const char*, const Tensor*>>;
+
+// Checks one device and dtype for all, the activations' shape (that of x) and the per-channel
+// tensors' size; returns the [M][C] view of x. Every message starts "op(x [..], y [..], ...)".
+BatchNormShape check_batchnorm(const char* op, const Tensor& x, Named activations, Named channels,
+                               Device* device) {
+  std::vector<std::pair<const char*, const Tensor*>> all(activations);
+  all.insert(all.end(), channels.begin(), channels.end());
+  std::string call = std::string(op) + "(";
+  for (size_t i = 0; i < all.size(); ++i)
+    call += std::string(i ? ", " : "") + all[i].first + " " +
+            (all[i].second->defined() ? all[i].second->str() : "undefined");
+  call += ")";
+  for (auto& [name, t] : all) KILN_CHECK(t->defined(), call, ": ", name, " is undefined");
+  *device = detail::check_float_same(op, activations);
+  for (auto& [name, t] : channels)
+    KILN_CHECK(t->device() == *device && t->dtype() == x.dtype(), call, ": ", name, " must be ",
+               dtype_name(x.dtype()), " on ", device_name(*device), " like x");
+  KILN_CHECK(x.rank() >= 2, call, ": x must have at least 2 dimensions, channels last");
+  for (auto& [name, t] : activations)
+    KILN_CHECK(t->shape() == x.shape(), call, ": ", name, " must have the shape of x, ",
+               x.shape().str());
+  BatchNormShape s;
+  s.c = static_cast<int>(x.size(x.rank() - 1));
+  s.m = x.numel() / s.c;
+  for (auto& [name, t] : channels)
+    KILN_CHECK(t->numel() == s.c, call, ": ", name, " must have ", s.c,
+               " elements, one per channel of x");
+  return s;
+}
+
+}  // namespace
+
+void batchnorm_forward_train(Tensor& y, Tensor& save_mean, Tensor& save_invstd,
+                             Tensor& running_mean, Tensor& running_var, const Tensor& x,
+                             const Tensor& gamma, const Tensor& beta, double eps,
+                             double momentum) {
+  const char* op = "batchnorm_forward_train";
+  Device device;
+  const BatchNormShape s = check_batchnorm(
+      op, x, {{"x", &x}, {"y", &y}},
+      {{"save_mean", &save_mean}, {"save_invstd", &save_invstd}, {"running_mean", &running_mean},
+       {"running_var", &running_var}, {"gamma", &gamma}, {"beta", &beta}},
+      &device);
+  KILN_CHECK(s.m >= 2, op, ": x ", x.str(),
+             " has one value per channel; training needs at least 2 (as PyTorch)");
+  KILN_CHECK(eps > 0 && momentum >= 0 && momentum <= 1, op, ": x ", x.str(),
+             ": need eps > 0 and momentum in [0, 1], got eps ", eps, ", momentum ", momentum);
+  if (device == Device::cuda) {
+#if KILN_WITH_CUDA
+    cuda::batchnorm_forward_train(y.data<float>(), save_mean.data<float>(),
+                                  save_invstd.data<float>(), running_mean.data<float>(),
+                                  running_var.data<float>(), x.data<float>(), gamma.data<float>(),
+                                  beta.data<float>(), s, eps, momentum, nullptr);
+#else
+    detail::check_cuda_built(op);
+#endif
+  } else if (x.dtype() == DType::f64) {
+    cpu::batchnorm_forward_train(y.data<double>(), save_mean.data<double>(),
+                                 save_invstd.data<double>(), running_mean.data<double>(),
+                                 running_var.data<double>(), x.data<double>(),
+                                 gamma.data<double>(), beta.data<double>(), s, eps, momentum);
+  } else {
+    cpu::batchnorm_forward_train(y.data<float>(), save_mean.data<float>(),
+                                 save_invstd.data<float>(), running_mean.data<float>(),
+                                 running_var.data<float>(), x.data<float>(), gamma.data<float>(),
+                                 beta.data<float>(), s, eps, momentum);
+  }
+}
+
+void batchnorm_forward_eval(Tensor& y, const Tensor& x, const Tensor& gamma, const Tensor& beta,
+                            const Tensor& running_mean, const Tensor& running_var, double eps) {
+  const char* op = "batchnorm_forward_eval";
+  Device device;
+  const BatchNormShape s = check_batchnorm(op, x, {{"x", &x}, {"y", &y}},
+                                           {{"gamma", &gamma},
+                                            {"beta", &beta},
+                                            {"running_mean", &running_mean},
+                                            {"running_var", &running_var}},
+                                           &device);
+  KILN_CHECK(eps > 0, op, ": x ", x.str(), ": need eps > 0, got ", eps);
+  if (device == Device::cuda) {
+#if KILN_WITH_CUDA
+    cuda::batchnorm_forward_eval(y.data<float>(), x.data<float>(), gamma.data<float>(),
+                                 beta.data<float>(), running_mean.data<float>(),
+                                 running_var.data<float>(), s, eps, nullptr);
+#else
+    detail::check_cuda_built(op);
+#endif
+  } else if (x.dtype() == DType::f64) {
+    cpu::batchnorm_forward_eval(y.data<double>(), x.data<double>(), gamma.data<double>(),
+                                beta.data<double>(), running_mean.data<double>(),
+                                running_var.data<double>(), s, eps);
+  } else {
+    cpu::batchnorm_forward_eval(y.data<float>(), x.data<float>(), gamma.data<float>(),
+                                beta.data<float>(), running_mean.data<float>(),
+                                running_var.data<float>(), s, eps);
+  }
+}
+
+void batchnorm_backward(Tensor& dx, Tensor& dgamma, Tensor& dbeta, const Tensor& dy,
+                        const Tensor& x, const Tensor& gamma, const Tensor& save_mean,
+                        const Tensor& save_invstd) {
+  const char* op = "batchnorm_backward";
+  Device device;
+  const BatchNormShape s = check_batchnorm(op, x, {{"x", &x}, {"dx", &dx}, {"dy", &dy}},
+                                           {{"dgamma", &dgamma},
+                                            {"dbeta", &dbeta},
+                                            {"gamma", &gamma},
+                                            {"save_mean", &save_mean},
+                                            {"save_invstd", &save_invstd}},
+                                           &device);
+  if (device == Device::cuda) {
+#if KILN_WITH_CUDA
+    cuda::batchnorm_backward(dx.data<float>(), dgamma.data<float>(), dbeta.data<float>(),
+                             dy.data<float>(), x.data<float>(), gamma.data<float>(),
+                             save_mean.data<float>(), save_invstd.data<float>(), s, nullptr);
+#else
+    detail::check_cuda_built(op);
+#endif
+  } else if (x.dtype() == DType::f64) {
+    cpu::batchnorm_backward(dx.data<double>(), dgamma.data<double>(), dbeta.data<double>(),
+                            dy.data<double>(), x.data<double>(), gamma.data<double>(),
+                            save_mean.data<double>(), save_invstd.data<double>(), s);
+  } else {
+    cpu::batchnorm_backward(dx.data<float>(), dgamma.data<float>(), dbeta.data<float>(),
+                            dy.data<float>(), x.data<float>(), gamma.data<float>(),
+                            save_mean.data<float>(), save_invstd.data<float>(), s);
+  }
+}
+
+void batchnorm_backward_eval(Tensor& dx, const Tensor& dy, const Tensor& gamma,
+                             const Tensor& running_var, double eps) {
+  const char* op = "batchnorm_backward_eval";
+  Device device;
+  const BatchNormShape s = check_batchnorm(op, dy, {{"dy", &dy}, {"dx", &dx}},
+                                           {{"gamma", &gamma}, {"running_var", &running_var}},
+                                           &device);
+  KILN_CHECK(eps > 0, op, ": dy ", dy.str(), ": need eps > 0, got ", eps);
+  if (device == Device::cuda) {
+#if KILN_WITH_CUDA
+    cuda::batchnorm_backward_eval(dx.data<float>(), dy.data<float>(), gamma.data<float>(),
+                                  running_var.data<float>(), s, eps, nullptr);
+#else
+    detail::check_cuda_built(op);
+#endif
+  } else if (dy.dtype() == DType::f64) {
+    cpu::batchnorm_backward_eval(dx.data<double>(), dy.data<double>(), gamma.data<double>(),
+                                 running_var.data<double>(), s, eps);
+  } else {
+    cpu::batchnorm_backward_eval(dx.data<float>(), dy.data<float>(), gamma.data<float>(),
+                                 running_var.data<float>(), s, eps);
+  }
+}
+
+}  // namespace kiln

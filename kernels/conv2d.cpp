@@ -1,0 +1,127 @@
+// kernels/conv2d.cpp — functional API of conv2d (design.md §3): check shapes, dtypes and devices,
+// throwing a message that names the op and every tensor's shape; then dispatch by device and dtype:
+// CPU f64 → kiln::cpu:: plain loops (the oracle), CPU f32 → kiln::cpu::fast:: (im2col + sgemm),
+// CUDA f32 → kiln::cuda:: on the default stream.
+#include "kernels/conv2d.h"
+
+#include <string>
+
+#include "kernels/checks.h"
+
+namespace kiln {
+namespace {
+
+// "conv2d_forward(y [..], x [..], w [..], b [..], stride 1x1, pad 0x0)" — every message starts so.
+std::string describe_call(const char* op, std::initializer_list<std::pair<const char*, const Tensor*>> ts,
+                          const Conv2dParams& p) {
+  std::string out = std::string(op) + "(";
+  for (auto& [name, t] : ts) {
+    if (t == nullptr) continue;
+    out += std::string(name) + " " + (t->defined() ? t->str() : "undefined") + ", ";
+  }
+  return out + "stride " + std::to_string(p.stride_h) + "x" + std::to_string(p.stride_w) + ", pad " +
+         std::to_string(p.pad_h) + "x" + std::to_string(p.pad_w) + ")";
+}
+
+// Shape of the convolution from the input extents [N, H, W, C_in] and the filter w; checks that the
+// parameters make sense and the kernel fits the padded input.
+Conv2dShape conv_shape(const std::string& call, const Tensor& x_like, const Tensor& w,
+                       const Conv2dParams& p) {
+  KILN_CHECK(x_like.rank() == 4, call, ": activations must be 4-D [N, H, W, C] (NHWC)");
+  KILN_CHECK(w.rank() == 4, call, ": w must be 4-D [C_out, KH, KW, C_in]");
+  KILN_CHECK(p.stride_h >= 1 && p.stride_w >= 1 && p.pad_h >= 0 && p.pad_w >= 0, call,
+             ": strides must be >= 1 and padding >= 0");
+  Conv2dShape s;
+  s.n = static_cast<int>(x_like.size(0));
+  s.h = static_cast<int>(x_like.size(1));
+  s.w = static_cast<int>(x_like.size(2));
+  s.c_in = static_cast<int>(x_like.size(3));
+  s.c_out = static_cast<int>(w.size(0));
+  s.kh = static_cast<int>(w.size(1));
+  s.kw = static_cast<int>(w.size(2));
+  s.stride_h = p.stride_h;
+  s.stride_w = p.stride_w;
+  s.pad_h = p.pad_h;
+  s.pad_w = p.pad_w;
+  KILN_CHECK(w.size(3) == s.c_in, call, ": input channels differ: ", s.c_in, " in the activation, ",
+             w.size(3), " in w");
+  KILN_CHECK(s.h + 2 * s.pad_h >= s.kh && s.w + 2 * s.pad_w >= s.kw, call, ": the ", s.kh, "x",
+             s.kw, " kernel does not fit the padded ", s.h, "x", s.w, " input");
+  return s;
+}
+
+Shape out_shape(const Conv2dShape& s) { return {s.n, s.out_h(), s.out_w(), s.c_out}; }
+
+}  // namespace
+
+void conv2d_forward(Tensor& y, const Tensor& x, const Tensor& w, const Tensor* b,
+                    const Conv2dParams& p) {
+  const char* op = "conv2d_forward";
+  const Device device = detail::check_float_same(op, {{"y", &y}, {"x", &x}, {"w", &w}, {"b", b}});
+  const std::string call = describe_call(op, {{"y", &y}, {"x", &x}, {"w", &w}, {"b", b}}, p);
+  const Conv2dShape s = conv_shape(call, x, w, p);
+  KILN_CHECK(y.shape() == out_shape(s), call, ": y must have shape ", out_shape(s).str());
+  KILN_CHECK(b == nullptr || b->shape() == Shape({s.c_out}), call, ": b must have shape [",
+             s.c_out, "]");
+  if (device == Device::cuda) {
+#if KILN_WITH_CUDA
+    cuda::conv2d_forward(y.data<float>(), x.data<float>(), w.data<float>(),
+                         b ? b->data<float>() : nullptr, s, nullptr);
+#else
+    detail::check_cuda_built(op);
+#endif
+  } else if (x.dtype() == DType::f64) {
+    cpu::conv2d_forward(y.data<double>(), x.data<double>(), w.data<double>(),
+                        b ? b->data<double>() : nullptr, s);
+  } else {
+    cpu::fast::conv2d_forward(y.data<float>(), x.data<float>(), w.data<float>(),
+                              b ? b->data<float>() : nullptr, s);
+  }
+}
+
+void conv2d_backward_data(Tensor& dx, const Tensor& dy, const Tensor& w, const Conv2dParams& p) {
+  const char* op = "conv2d_backward_data";
+  const Device device = detail::check_float_same(op, {{"dx", &dx}, {"dy", &dy}, {"w", &w}});
+  const std::string call = describe_call(op, {{"dx", &dx}, {"dy", &dy}, {"w", &w}}, p);
+  const Conv2dShape s = conv_shape(call, dx, w, p);
+  KILN_CHECK(dy.shape() == out_shape(s), call, ": dy must have shape ", out_shape(s).str());
+  if (device == Device::cuda) {
+#if KILN_WITH_CUDA
+    cuda::conv2d_backward_data(dx.data<float>(), dy.data<float>(), w.data<float>(), s, nullptr);
+#else
+    detail::check_cuda_built(op);
+#endif
+  } else if (dx.dtype() == DType::f64) {
+    cpu::conv2d_backward_data(dx.data<double>(), dy.data<double>(), w.data<double>(), s);
+  } else {
+    cpu::fast::conv2d_backward_data(dx.data<float>(), dy.data<float>(), w.data<float>(), s);
+  }
+}
+
+void conv2d_backward_filter(Tensor& dw, Tensor* db, const Tensor& dy, const Tensor& x,
+                            const Conv2dParams& p) {
+  const char* op = "conv2d_backward_filter";
+  const Device device =
+      detail::check_float_same(op, {{"dw", &dw}, {"db", db}, {"dy", &dy}, {"x", &x}});
+  const std::string call = describe_call(op, {{"dw", &dw}, {"db", db}, {"dy", &dy}, {"x", &x}}, p);
+  const Conv2dShape s = conv_shape(call, x, dw, p);
+  KILN_CHECK(dy.shape() == out_shape(s), call, ": dy must have shape ", out_shape(s).str());
+  KILN_CHECK(db == nullptr || db->shape() == Shape({s.c_out}), call, ": db must have shape [",
+             s.c_out, "]");
+  if (device == Device::cuda) {
+#if KILN_WITH_CUDA
+    cuda::conv2d_backward_filter(dw.data<float>(), db ? db->data<float>() : nullptr,
+                                 dy.data<float>(), x.data<float>(), s, nullptr);
+#else
+    detail::check_cuda_built(op);
+#endif
+  } else if (x.dtype() == DType::f64) {
+    cpu::conv2d_backward_filter(dw.data<double>(), db ? db->data<double>() : nullptr,
+                                dy.data<double>(), x.data<double>(), s);
+  } else {
+    cpu::fast::conv2d_backward_filter(dw.data<float>(), db ? db->data<float>() : nullptr,
+                                      dy.data<float>(), x.data<float>(), s);
+  }
+}
+
+}  // namespace kiln
