@@ -1,0 +1,58 @@
+// core/simt/schedule.h — how the SIMT emulator orders threads and blocks (the "checking modes").
+//
+// Between two barriers (or warp operations) a CUDA thread's instructions may interleave with its
+// block-mates' in any order. The emulator runs each thread until it blocks, in a chosen order:
+//   forward  — thread 0 first, then 1, 2, ...
+//   reverse  — the last thread first;
+//   random   — a permutation drawn anew before every pass from `seed` and the block index
+//              (deterministic: the same seed gives the same interleaving on every run).
+// Blocks are claimed in index order, or in reverse order when `reverse_blocks` is set.
+// A kernel with a missing __syncthreads gives different results in different orders; "every order"
+// in Kiln's tests is the three schedules every_order() returns (design.md §1).
+//
+// The process-wide default comes from KILN_SIMT_ORDER=forward|reverse|random[:seed] (random also
+// reverses the block order, as the third every-order run does); set_schedule() overrides it.
+// This header is plain C++ (no CUDA built-ins), so ordinary test code can include it.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <string>
+
+namespace kiln::simt {
+
+enum class ThreadOrder { kForward, kReverse, kRandom };
+
+struct Schedule {
+  ThreadOrder threads = ThreadOrder::kForward;
+  bool reverse_blocks = false;
+  std::uint64_t seed = 0x5eed;  // used by ThreadOrder::kRandom only
+};
+
+// The schedule used by subsequent launches (process-wide; do not change it while a kernel runs).
+void set_schedule(const Schedule& schedule);
+Schedule schedule();
+
+// "forward", "reverse", "random:<seed>", with "+reversed-blocks" when blocks are reversed.
+std::string to_string(const Schedule& schedule);
+
+// The three runs of "every order": threads forward; threads reversed; seeded-random threads with
+// blocks reversed.
+std::array<Schedule, 3> every_order(std::uint64_t seed = 0x5eed);
+
+// Sets a schedule for the lifetime of the object and restores the previous one afterwards.
+class ScopedSchedule {
+ public:
+  explicit ScopedSchedule(const Schedule& s) : saved_(schedule()) { set_schedule(s); }
+  ~ScopedSchedule() { set_schedule(saved_); }
+  ScopedSchedule(const ScopedSchedule&) = delete;
+  ScopedSchedule& operator=(const ScopedSchedule&) = delete;
+
+ private:
+  Schedule saved_;
+};
+
+// Number of OS worker threads that run blocks: KILN_SIMT_WORKERS, else the hardware threads.
+int worker_count();
+
+}  // namespace kiln::simt
