@@ -1,0 +1,90 @@
+// kernels/dropout.cu — inverted dropout on the CUDA device, mask from Philox (design.md §4).
+//
+// Element i is kept when philox_uniform(seed, offset, i) >= p, then scaled by 1/(1-p). One Philox
+// call yields the four words of elements 4g..4g+3, so each thread handles one group of four: with
+// 16-byte aligned pointers that is exactly one float4 load and store. The mask is computed by the
+// same __host__ __device__ code (core/philox.h) as the CPU reference, so it is bit-identical; no
+// mask is stored, backward regenerates it. dx is overwritten. In-place use (y == x) is safe: each
+// element is read, then written, by the same thread (hence no __restrict__).
+// Error bound: one rounding of a product, |err| <= 2^-24·|ref| (docs/kernels-elementwise.md).
+#include "core/device_code.h"
+
+#include <cstdint>
+
+#include "core/error.h"
+#include "core/launch.h"
+#include "core/philox.h"
+#include "kernels/dropout.h"
+
+namespace kiln::cuda {
+namespace {
+
+constexpr int kBlock = 256;
+constexpr int64_t kMaxBlocks = 2048;
+
+bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
+
+unsigned grid_for(int64_t work) {
+  int64_t blocks = (work + kBlock - 1) / kBlock;
+  if (blocks < 1) blocks = 1;
+  return static_cast<unsigned>(blocks < kMaxBlocks ? blocks : kMaxBlocks);
+}
+
+__device__ __forceinline__ float keep_scale(uint32_t word, float p, float scale) {
+  return philox_word_to_uniform(word) >= p ? scale : 0.f;
+}
+
+// out[i] = in[i]·(kept ? scale : 0); forward (in = x) and backward (in = dy) are the same map.
+// kVec: out and in 16-byte aligned.
+template <bool kVec>
+__global__ void __launch_bounds__(kBlock)
+    dropout_kernel(float* out, const float* in, int64_t n, float p,
+                   float scale, uint64_t seed, uint64_t offset) {
+  const int64_t groups = (n + 3) / 4;
+  const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
+  for (int64_t g = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; g < groups;
+       g += stride) {
+    const Philox4 r = philox_block(seed, offset, static_cast<uint64_t>(g));
+    const int64_t i = 4 * g;
+    if (kVec && i + 4 <= n) {
+      const float4 v = reinterpret_cast<const float4*>(in)[g];
+      reinterpret_cast<float4*>(out)[g] =
+          make_float4(v.x * keep_scale(r.v[0], p, scale), v.y * keep_scale(r.v[1], p, scale),
+                      v.z * keep_scale(r.v[2], p, scale), v.w * keep_scale(r.v[3], p, scale));
+    } else {
+#pragma unroll
+      for (int k = 0; k < 4; ++k) {
+        if (i + k < n) out[i + k] = in[i + k] * keep_scale(r.v[k], p, scale);
+      }
+    }
+  }
+}
+
+void run_dropout(const char* op, float* out, const float* in, int64_t n, float p, uint64_t seed,
+                 uint64_t offset, Stream stream) {
+  KILN_CHECK(n >= 0, op, ": negative size ", n);
+  KILN_CHECK(p >= 0.f && p < 1.f, op, ": p must be in [0, 1), got ", p);
+  if (n == 0) return;
+  KILN_CHECK(out != nullptr && in != nullptr, op, ": null pointer");
+  const float scale = 1.f / (1.f - p);
+  const unsigned grid = grid_for((n + 3) / 4);
+  if (aligned16(out) && aligned16(in)) {
+    launch({grid, kBlock, 0, stream}, dropout_kernel<true>, out, in, n, p, scale, seed, offset);
+  } else {
+    launch({grid, kBlock, 0, stream}, dropout_kernel<false>, out, in, n, p, scale, seed, offset);
+  }
+}
+
+}  // namespace
+
+void dropout_forward(float* y, const float* x, int64_t n, float p, uint64_t seed, uint64_t offset,
+                     Stream stream) {
+  run_dropout("cuda::dropout_forward", y, x, n, p, seed, offset, stream);
+}
+
+void dropout_backward(float* dx, const float* dy, int64_t n, float p, uint64_t seed,
+                      uint64_t offset, Stream stream) {
+  run_dropout("cuda::dropout_backward", dx, dy, n, p, seed, offset, stream);
+}
+
+}  // namespace kiln::cuda

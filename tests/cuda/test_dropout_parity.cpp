@@ -1,0 +1,188 @@
+// tests/cuda/test_dropout_parity.cpp — kiln::cuda dropout forward/backward against the CPU
+// reference: the Philox mask must be bit-identical to kiln::cpu::dropout_*<float> (same zero
+// positions), the values within a few roundings of the double oracle; every emulator thread order
+// (or three repeated runs on a GPU), aligned and misaligned, guard sentinels around every output.
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <random>
+#include <vector>
+
+#include "core/tensor.h"
+#include "kernels/dropout.h"
+#include "tests/support/compare.h"
+
+#if defined(KILN_TEST_GPU)
+#define PARITY_TAG "[gpu]"
+namespace kiln::test {
+// On a GPU there are no thread orders to choose: three runs check repeated-run determinism.
+template <typename R>
+struct EveryOrder {
+  std::array<std::string, 3> names{"run 1", "run 2", "run 3"};
+  std::array<R, 3> results;
+};
+template <typename F>
+auto run_in_every_order(F&& f) -> EveryOrder<std::decay_t<std::invoke_result_t<F&>>> {
+  EveryOrder<std::decay_t<std::invoke_result_t<F&>>> out;
+  for (auto& r : out.results) r = f();
+  return out;
+}
+template <typename T>
+std::string first_difference(const EveryOrder<std::vector<T>>& runs) {
+  for (int o = 1; o < 3; ++o)
+    if (runs.results[o].size() != runs.results[0].size() ||
+        std::memcmp(runs.results[o].data(), runs.results[0].data(),
+                    runs.results[0].size() * sizeof(T)) != 0)
+      return runs.names[o] + " differs from " + runs.names[0];
+  return "";
+}
+}  // namespace kiln::test
+#else
+#define PARITY_TAG "[simt]"
+#include "tests/support/every_order.h"
+#endif
+
+namespace {
+
+using kiln::Device;
+using kiln::Tensor;
+
+constexpr int kGuard = 5;            // sentinel elements on each side of every output
+constexpr float kSentinel = -7.25f;  // a value no kernel here produces by accident
+const double kU = std::ldexp(1.0, -24);  // float unit roundoff
+
+std::vector<float> random_vector(int64_t n, uint32_t seed, float lo = -2.f, float hi = 2.f) {
+  std::mt19937 gen(seed);
+  std::uniform_real_distribution<float> dist(lo, hi);
+  std::vector<float> v(static_cast<size_t>(n));
+  for (float& x : v) x = dist(gen);
+  return v;
+}
+
+// A device buffer holding `guard` sentinels, then `v`, then `guard` sentinels; `misalign` shifts
+// the payload by one more float (breaking 16-byte alignment).
+struct Guarded {
+  Tensor storage;
+  int64_t offset, n;
+  Guarded(const std::vector<float>& v, bool misalign) : n(static_cast<int64_t>(v.size())) {
+    offset = kGuard + (misalign ? 1 : 0);
+    std::vector<float> all(static_cast<size_t>(offset + n + kGuard), kSentinel);
+    std::copy(v.begin(), v.end(), all.begin() + offset);
+    storage = Tensor::from_vector<float>({static_cast<int64_t>(all.size())}, all, Device::cuda);
+  }
+  float* data() { return storage.data<float>() + offset; }
+  // The payload; CHECKs that every guard still holds the sentinel.
+  std::vector<float> payload() const {
+    const std::vector<float> all = storage.to_vector<float>();
+    int64_t bad = 0;
+    for (int64_t i = 0; i < static_cast<int64_t>(all.size()); ++i)
+      if ((i < offset || i >= offset + n) && all[static_cast<size_t>(i)] != kSentinel) ++bad;
+    CHECK(bad == 0);
+    return {all.begin() + offset, all.begin() + offset + n};
+  }
+};
+
+std::vector<double> to_double(const std::vector<float>& v) { return {v.begin(), v.end()}; }
+
+struct DropCase {
+  int64_t n;
+  float p;
+  uint64_t seed, offset;
+};
+// Odd sizes (a partial last group of four), a flagship activation (batch 2, 24x24x64), p = 0, and
+// seeds/offsets whose high 32 bits matter.
+const std::vector<DropCase> kCases = {
+    {1, 0.25f, 1, 0},
+    {7, 0.5f, 42, 3},
+    {4097, 0.25f, 0x123456789abcdefULL, 0x100000007ULL},
+    {2 * 24 * 24 * 64, 0.25f, 2024, 11},
+    {1003, 0.f, 5, 5},
+    {1003, 0.9f, 6, 1},
+};
+
+// Positions where a is zero and b is not, or the reverse.
+int64_t mask_mismatches(const std::vector<float>& a, const std::vector<float>& b) {
+  int64_t bad = 0;
+  for (size_t i = 0; i < a.size(); ++i) bad += (a[i] == 0.f) != (b[i] == 0.f);
+  return bad;
+}
+
+// Error bound: fl(1 − p), fl(1/(1 − p)) and the product each round once: |err| <= 3u·|ref|.
+void check_dropout(bool backward) {
+  for (const DropCase& dc : kCases)
+    for (bool misalign : {false, true}) {
+      INFO("n=" << dc.n << " p=" << dc.p << " seed=" << dc.seed << " offset=" << dc.offset
+                << " misaligned=" << misalign << " backward=" << backward);
+      // Inputs bounded away from zero, so a zero output means "dropped".
+      const std::vector<float> x = random_vector(dc.n, 31, 0.5f, 2.f);
+      auto runs = kiln::test::run_in_every_order([&] {
+        Guarded in(x, misalign), out(std::vector<float>(static_cast<size_t>(dc.n), std::nanf("")),
+                                     misalign);
+        if (backward) {
+          kiln::cuda::dropout_backward(out.data(), in.data(), dc.n, dc.p, dc.seed, dc.offset,
+                                       nullptr);
+        } else {
+          kiln::cuda::dropout_forward(out.data(), in.data(), dc.n, dc.p, dc.seed, dc.offset,
+                                      nullptr);
+        }
+        return out.payload();
+      });
+      REQUIRE(kiln::test::first_difference(runs) == "");
+      const std::vector<float>& got = runs.results[0];
+      std::vector<float> cpu_f(static_cast<size_t>(dc.n));
+      const std::vector<double> xd = to_double(x);
+      std::vector<double> ref(static_cast<size_t>(dc.n), std::nan(""));
+      if (backward) {
+        kiln::cpu::dropout_backward<float>(cpu_f.data(), x.data(), dc.n, dc.p, dc.seed, dc.offset);
+        kiln::cpu::dropout_backward<double>(ref.data(), xd.data(), dc.n, dc.p, dc.seed, dc.offset);
+      } else {
+        kiln::cpu::dropout_forward<float>(cpu_f.data(), x.data(), dc.n, dc.p, dc.seed, dc.offset);
+        kiln::cpu::dropout_forward<double>(ref.data(), xd.data(), dc.n, dc.p, dc.seed, dc.offset);
+      }
+      CHECK(mask_mismatches(got, cpu_f) == 0);
+      kiln::test::expect_close("dropout", got.data(), ref.data(), dc.n, 0, 3 * kU);
+      if (dc.n >= 4096) {
+        int64_t kept = 0;
+        for (float v : got) kept += v != 0.f;
+        const double frac = static_cast<double>(kept) / static_cast<double>(dc.n);
+        CHECK(std::fabs(frac - (1.0 - dc.p)) < 0.03);
+      }
+    }
+}
+
+}  // namespace
+
+TEST_CASE("cuda::dropout_forward: mask bit-identical to the CPU, values to the oracle",
+          PARITY_TAG) {
+  check_dropout(false);
+}
+
+TEST_CASE("cuda::dropout_backward: mask bit-identical to the CPU, values to the oracle",
+          PARITY_TAG) {
+  check_dropout(true);
+}
+
+TEST_CASE("cuda::dropout forward and backward drop the same elements", PARITY_TAG) {
+  const int64_t n = 999;
+  const std::vector<float> ones(static_cast<size_t>(n), 1.f);
+  Guarded x(ones, false), y(ones, false), g(ones, false), dx(ones, false);
+  kiln::cuda::dropout_forward(y.data(), x.data(), n, 0.3f, 77, 9, nullptr);
+  kiln::cuda::dropout_backward(dx.data(), g.data(), n, 0.3f, 77, 9, nullptr);
+  const std::vector<float> a = y.payload(), b = dx.payload();
+  CHECK(std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0);
+  // A different offset (the next step) gives a different mask.
+  kiln::cuda::dropout_forward(y.data(), x.data(), n, 0.3f, 77, 10, nullptr);
+  CHECK(mask_mismatches(a, y.payload()) > 0);
+}
+
+TEST_CASE("cuda::dropout in place (y == x)", PARITY_TAG) {
+  const int64_t n = 1001;
+  const std::vector<float> x = random_vector(n, 32, 0.5f, 2.f);
+  Guarded a(x, false);
+  kiln::cuda::dropout_forward(a.data(), a.data(), n, 0.4f, 3, 4, nullptr);
+  std::vector<float> ref(static_cast<size_t>(n));
+  kiln::cpu::dropout_forward<float>(ref.data(), x.data(), n, 0.4f, 3, 4);
+  CHECK(mask_mismatches(a.payload(), ref) == 0);
+}

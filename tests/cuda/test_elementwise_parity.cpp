@@ -1,0 +1,196 @@
+// tests/cuda/test_elementwise_parity.cpp — kiln::cuda fill, copy, scale, bias_add, l2_norm against
+// the double oracle (kiln::cpu::<op><double>).
+//
+// Built twice (tests/cuda/CMakeLists.txt): under the SIMT emulator, where every case runs in every
+// thread order and the three results must be bitwise equal; and natively on a GPU
+// (KILN_TEST_GPU, tag [gpu]), where the three runs check repeated-run determinism instead.
+// Outputs live between guard elements pre-filled with a sentinel: a kernel writing outside its
+// range, or not writing at all, fails. Misaligned views (offset by one float) take the scalar paths.
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <random>
+#include <vector>
+
+#include "core/tensor.h"
+#include "kernels/elementwise.h"
+#include "tests/support/compare.h"
+
+#if defined(KILN_TEST_GPU)
+#define PARITY_TAG "[gpu]"
+namespace kiln::test {
+// On a GPU there are no thread orders to choose: three runs check repeated-run determinism.
+template <typename R>
+struct EveryOrder {
+  std::array<std::string, 3> names{"run 1", "run 2", "run 3"};
+  std::array<R, 3> results;
+};
+template <typename F>
+auto run_in_every_order(F&& f) -> EveryOrder<std::decay_t<std::invoke_result_t<F&>>> {
+  EveryOrder<std::decay_t<std::invoke_result_t<F&>>> out;
+  for (auto& r : out.results) r = f();
+  return out;
+}
+template <typename T>
+std::string first_difference(const EveryOrder<std::vector<T>>& runs) {
+  for (int o = 1; o < 3; ++o)
+    if (runs.results[o].size() != runs.results[0].size() ||
+        std::memcmp(runs.results[o].data(), runs.results[0].data(),
+                    runs.results[0].size() * sizeof(T)) != 0)
+      return runs.names[o] + " differs from " + runs.names[0];
+  return "";
+}
+}  // namespace kiln::test
+#else
+#define PARITY_TAG "[simt]"
+#include "tests/support/every_order.h"
+#endif
+
+namespace {
+
+using kiln::Device;
+using kiln::Tensor;
+
+constexpr int kGuard = 5;            // sentinel elements on each side of every output
+constexpr float kSentinel = -7.25f;  // a value no kernel here produces by accident
+const double kU = std::ldexp(1.0, -24);  // float unit roundoff
+
+std::vector<float> random_vector(int64_t n, uint32_t seed, float lo = -2.f, float hi = 2.f) {
+  std::mt19937 gen(seed);
+  std::uniform_real_distribution<float> dist(lo, hi);
+  std::vector<float> v(static_cast<size_t>(n));
+  for (float& x : v) x = dist(gen);
+  return v;
+}
+
+// A device buffer holding `guard` sentinels, then `v`, then `guard` sentinels; `misalign` shifts
+// the payload by one more float (breaking 16-byte alignment).
+struct Guarded {
+  Tensor storage;
+  int64_t offset, n;
+  Guarded(const std::vector<float>& v, bool misalign) : n(static_cast<int64_t>(v.size())) {
+    offset = kGuard + (misalign ? 1 : 0);
+    std::vector<float> all(static_cast<size_t>(offset + n + kGuard), kSentinel);
+    std::copy(v.begin(), v.end(), all.begin() + offset);
+    storage = Tensor::from_vector<float>({static_cast<int64_t>(all.size())}, all, Device::cuda);
+  }
+  float* data() { return storage.data<float>() + offset; }
+  // The payload; CHECKs that every guard still holds the sentinel.
+  std::vector<float> payload() const {
+    const std::vector<float> all = storage.to_vector<float>();
+    int64_t bad = 0;
+    for (int64_t i = 0; i < static_cast<int64_t>(all.size()); ++i)
+      if ((i < offset || i >= offset + n) && all[static_cast<size_t>(i)] != kSentinel) ++bad;
+    CHECK(bad == 0);
+    return {all.begin() + offset, all.begin() + offset + n};
+  }
+};
+
+std::vector<double> to_double(const std::vector<float>& v) { return {v.begin(), v.end()}; }
+
+const std::vector<int64_t> kSizes = {1, 3, 4, 7, 64, 1001, 4099};
+
+}  // namespace
+
+TEST_CASE("cuda::fill writes every element and nothing else", PARITY_TAG) {
+  for (int64_t n : kSizes)
+    for (bool misalign : {false, true}) {
+      INFO("n=" << n << " misaligned=" << misalign);
+      auto runs = kiln::test::run_in_every_order([&] {
+        Guarded x(std::vector<float>(static_cast<size_t>(n), std::nanf("")), misalign);
+        kiln::cuda::fill(x.data(), n, 3.5f, nullptr);
+        return x.payload();
+      });
+      REQUIRE(kiln::test::first_difference(runs) == "");
+      std::vector<double> ref(static_cast<size_t>(n));
+      kiln::cpu::fill<double>(ref.data(), n, 3.5);
+      kiln::test::expect_close("fill", runs.results[0].data(), ref.data(), n, 0, 0);
+    }
+}
+
+TEST_CASE("cuda::copy matches the source exactly", PARITY_TAG) {
+  for (int64_t n : kSizes)
+    for (bool misalign : {false, true}) {
+      INFO("n=" << n << " misaligned=" << misalign);
+      const std::vector<float> src = random_vector(n, 11);
+      auto runs = kiln::test::run_in_every_order([&] {
+        Guarded s(src, misalign), d(std::vector<float>(static_cast<size_t>(n), std::nanf("")),
+                                    misalign);
+        kiln::cuda::copy(d.data(), s.data(), n, nullptr);
+        return d.payload();
+      });
+      REQUIRE(kiln::test::first_difference(runs) == "");
+      kiln::test::expect_close("copy", runs.results[0].data(), src.data(), n, 0, 0);
+    }
+}
+
+TEST_CASE("cuda::scale matches the oracle within one rounding", PARITY_TAG) {
+  for (int64_t n : kSizes)
+    for (bool misalign : {false, true}) {
+      INFO("n=" << n << " misaligned=" << misalign);
+      const std::vector<float> x = random_vector(n, 12);
+      auto runs = kiln::test::run_in_every_order([&] {
+        Guarded d(x, misalign);
+        kiln::cuda::scale(d.data(), n, -0.37f, nullptr);
+        return d.payload();
+      });
+      REQUIRE(kiln::test::first_difference(runs) == "");
+      std::vector<double> ref = to_double(x);
+      kiln::cpu::scale<double>(ref.data(), n, static_cast<double>(-0.37f));
+      kiln::test::expect_close("scale", runs.results[0].data(), ref.data(), n, 0, kU);
+    }
+}
+
+TEST_CASE("cuda::bias_add adds the bias to every row (odd and wide channel counts)", PARITY_TAG) {
+  struct Case {
+    int64_t m;
+    int c;
+  };
+  // C = 3, 5, 7 (scalar path), 64 and 1024 (float4; 1024 fills a whole block row), 513 (several
+  // channel tiles); M = 1, and M not a multiple of the rows a block covers.
+  const std::vector<Case> cases = {{1, 3}, {37, 5}, {19, 7}, {33, 64}, {5, 1}, {3, 513}, {9, 1024}};
+  for (const Case& cs : cases)
+    for (bool misalign : {false, true}) {
+      INFO("m=" << cs.m << " c=" << cs.c << " misaligned=" << misalign);
+      const std::vector<float> y = random_vector(cs.m * cs.c, 13);
+      const std::vector<float> b = random_vector(cs.c, 14);
+      auto runs = kiln::test::run_in_every_order([&] {
+        Guarded dy(y, misalign), db(b, false);
+        kiln::cuda::bias_add(dy.data(), db.data(), cs.m, cs.c, nullptr);
+        return dy.payload();
+      });
+      REQUIRE(kiln::test::first_difference(runs) == "");
+      std::vector<double> ref = to_double(y);
+      const std::vector<double> bd = to_double(b);
+      kiln::cpu::bias_add<double>(ref.data(), bd.data(), cs.m, cs.c);
+      kiln::test::expect_close("bias_add", runs.results[0].data(), ref.data(), cs.m * cs.c, 0, kU);
+    }
+}
+
+TEST_CASE("cuda::l2_norm is deterministic and matches the oracle", PARITY_TAG) {
+  for (int64_t n : {int64_t{1}, int64_t{5}, int64_t{1000}, int64_t{70001}, int64_t{300000}})
+    for (bool misalign : {false, true}) {
+      INFO("n=" << n << " misaligned=" << misalign);
+      const std::vector<float> x = random_vector(n, 15);
+      auto runs = kiln::test::run_in_every_order([&] {
+        Guarded dx(x, misalign), out({std::nanf("")}, false);
+        kiln::cuda::l2_norm(out.data(), dx.data(), n, nullptr);
+        return out.payload();
+      });
+      REQUIRE(kiln::test::first_difference(runs) == "");
+      const std::vector<double> xd = to_double(x);
+      double ref = 0;
+      kiln::cpu::l2_norm<double>(&ref, xd.data(), n);
+      // Sum of squares of non-negative terms: relative error <= (depth of the summation)·u, with a
+      // depth of at most n/(4·threads) + 4 + log2(256) + log2(1024) + 2 (docs/kernels-elementwise.md).
+      kiln::test::expect_close("l2_norm", runs.results[0].data(), &ref, 1, 0, 64 * kU);
+    }
+}
+
+TEST_CASE("cuda::l2_norm of nothing is zero", PARITY_TAG) {
+  Guarded out({std::nanf("")}, false);
+  kiln::cuda::l2_norm(out.data(), nullptr, 0, nullptr);
+  CHECK(out.payload()[0] == 0.f);
+}
