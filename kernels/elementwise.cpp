@@ -1,0 +1,79 @@
+// kernels/elementwise.cpp — functional API of the small helpers: scale, bias add and the global L2
+// norm (fill and copy are Tensor::fill and Tensor::copy_from). Checks, then dispatches (CPU
+// f32/f64: kernels/cpu/elementwise.cpp; CUDA f32: kiln::cuda::).
+#include "kernels/elementwise.h"
+
+#include <limits>
+
+#include "kernels/checks.h"
+
+namespace kiln {
+
+void scale(Tensor& x, double alpha) {
+  constexpr const char* op = "scale";
+  const Device device = detail::check_float_same(op, {{"x", &x}});
+  if (device == Device::cuda) {
+#if KILN_WITH_CUDA
+    cuda::scale(x.data<float>(), x.numel(), static_cast<float>(alpha), nullptr);
+#else
+    detail::check_cuda_built(op);
+#endif
+  } else if (x.dtype() == DType::f64) {
+    cpu::scale(x.data<double>(), x.numel(), alpha);
+  } else {
+    cpu::scale(x.data<float>(), x.numel(), static_cast<float>(alpha));
+  }
+}
+
+void bias_add(Tensor& y, const Tensor& b) {
+  constexpr const char* op = "bias_add";
+  detail::check_defined(op, "y", y);
+  KILN_CHECK(y.rank() >= 1, detail::describe(op, "y", y), " needs at least one dimension");
+  detail::check_rank(op, "b", b, 1);
+  const int64_t c = y.size(y.rank() - 1);
+  KILN_CHECK(b.size(0) == c, op, ": b ", b.str(), " must have one value per ", "channel of y ",
+             y.str(), " (its last dimension)");
+  KILN_CHECK(c <= std::numeric_limits<int>::max(), detail::describe(op, "b", b), ": too large");
+  const Device device = detail::check_float_same(op, {{"y", &y}, {"b", &b}});
+  const int64_t m = y.numel() / c;
+  if (device == Device::cuda) {
+#if KILN_WITH_CUDA
+    cuda::bias_add(y.data<float>(), b.data<float>(), m, static_cast<int>(c), nullptr);
+#else
+    detail::check_cuda_built(op);
+#endif
+  } else if (y.dtype() == DType::f64) {
+    cpu::bias_add(y.data<double>(), b.data<double>(), m, static_cast<int>(c));
+  } else {
+    cpu::bias_add(y.data<float>(), b.data<float>(), m, static_cast<int>(c));
+  }
+}
+
+double l2_norm(const Tensor& x) {
+  constexpr const char* op = "l2_norm";
+  const Device device = detail::check_float_same(op, {{"x", &x}});
+  if (device == Device::cuda) {
+#if KILN_WITH_CUDA
+    // The result goes through the device scratch area: clipping calls this every step, and a
+    // steady-state step allocates no device memory. copy_bytes waits for the kernel.
+    auto* out = static_cast<float*>(scratch(sizeof(float), Device::cuda));
+    cuda::l2_norm(out, x.data<float>(), x.numel(), nullptr);
+    float host = 0;
+    copy_bytes(&host, Device::cpu, out, Device::cuda, sizeof(float));
+    return host;
+#else
+    detail::check_cuda_built(op);
+    return 0;
+#endif
+  }
+  if (x.dtype() == DType::f64) {
+    double out = 0;
+    cpu::l2_norm(&out, x.data<double>(), x.numel());
+    return out;
+  }
+  float out = 0;
+  cpu::l2_norm(&out, x.data<float>(), x.numel());
+  return out;
+}
+
+}  // namespace kiln

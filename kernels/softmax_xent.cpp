@@ -1,0 +1,60 @@
+// kernels/softmax_xent.cpp — functional API of the fused softmax + cross-entropy (docs/math.md §3):
+// checks, then dispatches (CPU: the plain loops in kernels/cpu/softmax_xent.cpp for f32 and f64;
+// CUDA f32: kiln::cuda::). logits [N][K] f32/f64, labels [N] i32 in [0, K), loss [1],
+// dlogits [N][K] (overwritten, optional), correct [N] i32 (optional).
+#include "kernels/softmax_xent.h"
+
+#include <limits>
+
+#include "kernels/checks.h"
+
+namespace kiln {
+
+void softmax_cross_entropy(Tensor& loss, Tensor* dlogits, Tensor* correct, const Tensor& logits,
+                           const Tensor& labels) {
+  constexpr const char* op = "softmax_cross_entropy";
+  detail::check_rank(op, "logits", logits, 2);
+  const int64_t n = logits.size(0), k = logits.size(1);
+  KILN_CHECK(n <= std::numeric_limits<int>::max() && k <= std::numeric_limits<int>::max(),
+             detail::describe(op, "logits", logits), ": too large");
+  detail::check_shape(op, "loss", loss, {1});
+  if (dlogits != nullptr) detail::check_shape(op, "dlogits", *dlogits, logits.shape());
+  const Device device =
+      detail::check_float_same(op, {{"loss", &loss}, {"dlogits", dlogits}, {"logits", &logits}});
+  detail::check_shape(op, "labels", labels, {n});
+  detail::check_dtype(op, "labels", labels, DType::i32);
+  detail::check_device(op, "labels", labels, device);
+  if (correct != nullptr) {
+    detail::check_shape(op, "correct", *correct, {n});
+    detail::check_dtype(op, "correct", *correct, DType::i32);
+    detail::check_device(op, "correct", *correct, device);
+  }
+  const SoftmaxXentShape s{static_cast<int>(n), static_cast<int>(k)};
+  int32_t* correct_ptr = correct != nullptr ? correct->data<int32_t>() : nullptr;
+  if (device == Device::cuda) {
+    // Labels on the device are not read back here (that would synchronise every step).
+#if KILN_WITH_CUDA
+    cuda::softmax_cross_entropy(loss.data<float>(),
+                                dlogits != nullptr ? dlogits->data<float>() : nullptr, correct_ptr,
+                                logits.data<float>(), labels.data<int32_t>(), s, nullptr);
+#else
+    detail::check_cuda_built(op);
+#endif
+    return;
+  }
+  const int32_t* label = labels.data<int32_t>();
+  for (int64_t i = 0; i < n; ++i)
+    KILN_CHECK(label[i] >= 0 && label[i] < k, op, ": label ", label[i], " at index ", i,
+               " is outside [0, ", k, ") for logits ", logits.str());
+  if (logits.dtype() == DType::f64) {
+    cpu::softmax_cross_entropy(loss.data<double>(),
+                               dlogits != nullptr ? dlogits->data<double>() : nullptr, correct_ptr,
+                               logits.data<double>(), label, s);
+  } else {
+    cpu::softmax_cross_entropy(loss.data<float>(),
+                               dlogits != nullptr ? dlogits->data<float>() : nullptr, correct_ptr,
+                               logits.data<float>(), label, s);
+  }
+}
+
+}  // namespace kiln
