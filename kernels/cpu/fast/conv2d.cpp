@@ -8,15 +8,22 @@
 //   backward-filter  dw [C_out][K] += dyᵀ · cols,  db += column sums of dy
 // A 1×1 kernel with stride 1 and no padding needs no im2col: cols is x itself.
 //
-// Threads: the batch is processed in chunks of B samples whose columns fit a bounded buffer. OpenMP
-// runs over the B samples of a chunk for im2col/col2im; one sgemm with M = B·P covers the chunk and
-// OpenBLAS threads it. (Debian's OpenBLAS is the pthreads build: sgemm called from inside OpenMP
-// threads would contend for its one thread pool, so the two kinds of parallel code take turns.)
-// Deterministic: the GEMMs of dw accumulate chunk after chunk in batch order, db sums in a fixed order.
+// Threads (OpenMP; gemm.h explains why OpenBLAS runs single-threaded): the batch is cut into groups
+// of G samples, G chosen so a group's GEMM has at least a few hundred rows while its columns stay
+// small enough for the cache. Each thread takes whole groups: im2col into its own buffer, then one
+// sgemm on that thread — the columns are used while they are still in cache. With fewer groups than
+// threads (a batch of one), the groups run in turn and sgemm splits each GEMM across the threads.
+// Backward-filter is a sum over the batch: groups are dealt to a fixed number of slots (contiguous
+// runs of groups), each slot accumulates its own partial dw/db, and the partials are added to dw/db
+// in slot order — the same bits for any number of threads.
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
 #include <vector>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 #include "kernels/conv2d.h"
 #include "kernels/cpu/fast/gemm.h"
@@ -24,10 +31,19 @@
 namespace kiln::cpu::fast {
 namespace {
 
-constexpr int64_t kChunkFloats = int64_t(1) << 22;  // 16 MiB of columns per chunk
+constexpr int64_t kGroupRows = 512;           // aim for at least this many GEMM rows per group
+constexpr int64_t kGroupFloats = 1 << 20;     // and at most 4 MiB of columns per group
+constexpr int kFilterSlots = 8;               // partial sums of backward-filter (thread-independent)
 
-// A grow-only column buffer per calling thread: a steady-state training step allocates nothing.
-float* column_buffer(int64_t floats) {
+#ifdef _OPENMP
+int max_threads() { return omp_get_max_threads(); }
+#else
+int max_threads() { return 1; }
+#endif
+
+// A grow-only buffer per thread (OpenMP's worker threads persist): a steady-state training step
+// allocates nothing.
+float* thread_buffer(int64_t floats) {
   thread_local std::vector<float> buffer;
   if (static_cast<int64_t>(buffer.size()) < floats) buffer.resize(static_cast<size_t>(floats));
   return buffer.data();
@@ -36,18 +52,29 @@ float* column_buffer(int64_t floats) {
 struct Plan {
   int64_t p = 0;        // output positions per sample, OH·OW
   int64_t k = 0;        // reduction length, KH·KW·C_in
-  int chunk = 1;        // samples per GEMM
+  int64_t image = 0;    // input elements per sample, H·W·C_in
+  int group = 1;        // samples per GEMM
+  int groups = 1;       // ceil(N / group)
   bool direct = false;  // 1×1, stride 1, no padding: x is its own column matrix
 };
 
-Plan make_plan(const Conv2dShape& s) {
+// `balance`: the number of groups is rounded up to a multiple of it (when the batch allows), so that
+// many workers get equal shares.
+Plan make_plan(const Conv2dShape& s, int balance) {
   Plan plan;
   plan.p = static_cast<int64_t>(s.out_h()) * s.out_w();
   plan.k = static_cast<int64_t>(s.kh) * s.kw * s.c_in;
+  plan.image = static_cast<int64_t>(s.h) * s.w * s.c_in;
   plan.direct = s.kh == 1 && s.kw == 1 && s.stride_h == 1 && s.stride_w == 1 && s.pad_h == 0 &&
                 s.pad_w == 0;
-  const int64_t fits = std::max<int64_t>(1, kChunkFloats / std::max<int64_t>(1, plan.p * plan.k));
-  plan.chunk = static_cast<int>(std::min<int64_t>(s.n, fits));
+  const int64_t by_rows = (kGroupRows + plan.p - 1) / plan.p;
+  const int64_t by_cache = std::max<int64_t>(1, kGroupFloats / (plan.p * plan.k));
+  int64_t group = std::clamp<int64_t>(std::min(by_rows, by_cache), 1, s.n);
+  const int64_t groups = (s.n + group - 1) / group;
+  const int64_t balanced = std::min<int64_t>(s.n, (groups + balance - 1) / balance * balance);
+  group = (s.n + balanced - 1) / balanced;
+  plan.group = static_cast<int>(group);
+  plan.groups = static_cast<int>((s.n + group - 1) / group);
   return plan;
 }
 
@@ -58,6 +85,17 @@ void im2col(float* cols, const float* x, const Conv2dShape& s) {
   for (int oh = 0; oh < OH; ++oh)
     for (int ow = 0; ow < OW; ++ow) {
       float* row = cols + (int64_t(oh) * OW + ow) * s.kh * s.kw * s.c_in;
+      if (s.c_in == 1) {  // one float per tap (a network's first layer): no memcpy call per tap
+        for (int i = 0; i < s.kh; ++i) {
+          const int ih = oh * s.stride_h - s.pad_h + i;
+          for (int j = 0; j < s.kw; ++j) {
+            const int iw = ow * s.stride_w - s.pad_w + j;
+            const bool inside = ih >= 0 && ih < s.h && iw >= 0 && iw < s.w;
+            row[i * s.kw + j] = inside ? x[int64_t(ih) * s.w + iw] : 0.f;
+          }
+        }
+        continue;
+      }
       for (int i = 0; i < s.kh; ++i) {
         const int ih = oh * s.stride_h - s.pad_h + i;
         for (int j = 0; j < s.kw; ++j) {
@@ -93,68 +131,93 @@ void col2im(float* dx, const float* cols, const Conv2dShape& s) {
     }
 }
 
-// The column matrix of samples [n0, n0 + count): x itself when direct, else im2col'd into `buffer`.
-const float* columns(float* buffer, const float* x, int n0, int count, const Plan& plan,
-                     const Conv2dShape& s) {
-  const int64_t image = int64_t(s.h) * s.w * s.c_in;
-  if (plan.direct) return x + n0 * image;
-#pragma omp parallel for schedule(static)
-  for (int b = 0; b < count; ++b) im2col(buffer + b * plan.p * plan.k, x + (n0 + b) * image, s);
-  return buffer;
+// The column matrix [count·P][K] of samples n0 .. n0+count-1: x itself when direct, else im2col'd
+// into this thread's buffer.
+const float* group_columns(const float* x, int n0, int count, const Plan& plan,
+                           const Conv2dShape& s) {
+  if (plan.direct) return x + n0 * plan.image;
+  float* cols = thread_buffer(count * plan.p * plan.k);
+  for (int b = 0; b < count; ++b) im2col(cols + b * plan.p * plan.k, x + (n0 + b) * plan.image, s);
+  return cols;
 }
 
 }  // namespace
 
 void conv2d_forward(float* y, const float* x, const float* w, const float* b,
                     const Conv2dShape& s) {
-  const Plan plan = make_plan(s);
-  float* buffer = plan.direct ? nullptr : column_buffer(plan.chunk * plan.p * plan.k);
-  for (int n0 = 0; n0 < s.n; n0 += plan.chunk) {
-    const int count = std::min(plan.chunk, s.n - n0);
+  const Plan plan = make_plan(s, max_threads());
+#pragma omp parallel for schedule(static) if (plan.groups >= max_threads())
+  for (int g = 0; g < plan.groups; ++g) {
+    const int n0 = g * plan.group, count = std::min(plan.group, s.n - n0);
     const int64_t rows = count * plan.p;
-    float* yc = y + n0 * plan.p * s.c_out;  // [rows][C_out]
+    float* yg = y + n0 * plan.p * s.c_out;  // [rows][C_out]
     if (b != nullptr)
-      for (int64_t r = 0; r < rows; ++r) std::memcpy(yc + r * s.c_out, b, sizeof(float) * s.c_out);
-    const float* cols = columns(buffer, x, n0, count, plan, s);
+      for (int64_t r = 0; r < rows; ++r) std::memcpy(yg + r * s.c_out, b, sizeof(float) * s.c_out);
+    const float* cols = group_columns(x, n0, count, plan, s);
     sgemm(false, true, int(rows), s.c_out, int(plan.k), 1.f, cols, int(plan.k), w, int(plan.k),
-          b != nullptr ? 1.f : 0.f, yc, s.c_out);
+          b != nullptr ? 1.f : 0.f, yg, s.c_out);
   }
 }
 
 void conv2d_backward_data(float* dx, const float* dy, const float* w, const Conv2dShape& s) {
-  const Plan plan = make_plan(s);
-  const int64_t image = int64_t(s.h) * s.w * s.c_in;
-  if (plan.direct) {  // dx [N·H·W][C_in] = dy · w
-    sgemm(false, false, int(s.n * plan.p), s.c_in, s.c_out, 1.f, dy, s.c_out, w, s.c_in, 0.f, dx,
-          s.c_in);
-    return;
-  }
-  float* dcols = column_buffer(plan.chunk * plan.p * plan.k);
-  for (int n0 = 0; n0 < s.n; n0 += plan.chunk) {
-    const int count = std::min(plan.chunk, s.n - n0);
-    sgemm(false, false, int(count * plan.p), int(plan.k), s.c_out, 1.f, dy + n0 * plan.p * s.c_out,
-          s.c_out, w, int(plan.k), 0.f, dcols, int(plan.k));
-#pragma omp parallel for schedule(static)
-    for (int b = 0; b < count; ++b) col2im(dx + (n0 + b) * image, dcols + b * plan.p * plan.k, s);
+  const Plan plan = make_plan(s, max_threads());
+#pragma omp parallel for schedule(static) if (plan.groups >= max_threads())
+  for (int g = 0; g < plan.groups; ++g) {
+    const int n0 = g * plan.group, count = std::min(plan.group, s.n - n0);
+    const float* dyg = dy + n0 * plan.p * s.c_out;
+    if (plan.direct) {  // dx [rows][C_in] = dy · w
+      sgemm(false, false, int(count * plan.p), s.c_in, s.c_out, 1.f, dyg, s.c_out, w, s.c_in, 0.f,
+            dx + n0 * plan.image, s.c_in);
+      continue;
+    }
+    float* dcols = thread_buffer(count * plan.p * plan.k);
+    sgemm(false, false, int(count * plan.p), int(plan.k), s.c_out, 1.f, dyg, s.c_out, w,
+          int(plan.k), 0.f, dcols, int(plan.k));
+    for (int b = 0; b < count; ++b)
+      col2im(dx + (n0 + b) * plan.image, dcols + b * plan.p * plan.k, s);
   }
 }
 
 void conv2d_backward_filter(float* dw, float* db, const float* dy, const float* x,
                             const Conv2dShape& s) {
-  const Plan plan = make_plan(s);
-  float* buffer = plan.direct ? nullptr : column_buffer(plan.chunk * plan.p * plan.k);
-  for (int n0 = 0; n0 < s.n; n0 += plan.chunk) {
-    const int count = std::min(plan.chunk, s.n - n0);
-    const float* cols = columns(buffer, x, n0, count, plan, s);
-    sgemm(true, false, s.c_out, int(plan.k), int(count * plan.p), 1.f, dy + n0 * plan.p * s.c_out,
-          s.c_out, cols, int(plan.k), 1.f, dw, int(plan.k));
+  const Plan plan = make_plan(s, kFilterSlots);  // not the thread count: the sums must not depend on it
+  const int slots = std::min(kFilterSlots, plan.groups);
+  const int64_t dw_size = s.c_out * plan.k;
+  // Partial dw [slots][C_out][K] and db [slots][C_out], in the calling thread's storage.
+  thread_local std::vector<float> dw_partial;
+  thread_local std::vector<double> db_partial;
+  dw_partial.resize(static_cast<size_t>(slots * dw_size));
+  db_partial.assign(static_cast<size_t>(slots * s.c_out), 0.0);
+  float* dwp = dw_partial.data();
+  double* dbp = db_partial.data();
+#pragma omp parallel for schedule(static) if (slots > 1)
+  for (int slot = 0; slot < slots; ++slot) {
+    const int g0 = int(int64_t(plan.groups) * slot / slots);
+    const int g1 = int(int64_t(plan.groups) * (slot + 1) / slots);
+    for (int g = g0; g < g1; ++g) {
+      const int n0 = g * plan.group, count = std::min(plan.group, s.n - n0);
+      const int64_t rows = count * plan.p;
+      const float* dyg = dy + n0 * plan.p * s.c_out;  // [rows][C_out]
+      const float* cols = group_columns(x, n0, count, plan, s);
+      sgemm(true, false, s.c_out, int(plan.k), int(rows), 1.f, dyg, s.c_out, cols, int(plan.k),
+            g == g0 ? 0.f : 1.f, dwp + slot * dw_size, int(plan.k));
+      if (db != nullptr)
+        for (int64_t r = 0; r < rows; ++r)
+          for (int co = 0; co < s.c_out; ++co) dbp[slot * s.c_out + co] += dyg[r * s.c_out + co];
+    }
+  }
+#pragma omp parallel for schedule(static) if (dw_size >= (1 << 16))
+  for (int64_t e = 0; e < dw_size; ++e) {
+    float sum = dw[e];
+    for (int slot = 0; slot < slots; ++slot) sum += dwp[slot * dw_size + e];
+    dw[e] = sum;
   }
   if (db == nullptr) return;
-  std::vector<double> sum(s.c_out, 0.0);
-  const int64_t rows = s.n * plan.p;
-  for (int64_t r = 0; r < rows; ++r)
-    for (int co = 0; co < s.c_out; ++co) sum[co] += dy[r * s.c_out + co];
-  for (int co = 0; co < s.c_out; ++co) db[co] = static_cast<float>(db[co] + sum[co]);
+  for (int co = 0; co < s.c_out; ++co) {
+    double sum = 0.0;
+    for (int slot = 0; slot < slots; ++slot) sum += dbp[slot * s.c_out + co];
+    db[co] = static_cast<float>(db[co] + sum);
+  }
 }
 
 }  // namespace kiln::cpu::fast

@@ -1,17 +1,23 @@
 // kernels/cpu/fast/gemm.cpp — see gemm.h.
 #include "kernels/cpu/fast/gemm.h"
 
+#include <algorithm>
 #include <cstdint>
+#include <mutex>
 
 #if KILN_HAVE_OPENBLAS
 #include <cblas.h>
 #endif
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 namespace kiln::cpu::fast {
+namespace {
 
-void sgemm(bool trans_a, bool trans_b, int m, int n, int k, float alpha, const float* a, int lda,
-           const float* b, int ldb, float beta, float* c, int ldc) {
-  if (m <= 0 || n <= 0) return;
+// One block of C on the calling thread.
+void sgemm_serial(bool trans_a, bool trans_b, int m, int n, int k, float alpha, const float* a,
+                  int lda, const float* b, int ldb, float beta, float* c, int ldc) {
 #if KILN_HAVE_OPENBLAS
   if (k > 0) {
     cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
@@ -19,9 +25,8 @@ void sgemm(bool trans_a, bool trans_b, int m, int n, int k, float alpha, const f
     return;
   }
 #endif
-  // Plain loops (also the k == 0 case, which BLAS implementations treat unevenly): each row of C
-  // is one thread's, its terms added in order p = 0..k-1, so the result is deterministic.
-#pragma omp parallel for schedule(static) if (int64_t(m) * n * k >= (1 << 16))
+  // Plain loops (also k == 0, which BLAS implementations treat unevenly): C row by row, the terms
+  // added in order p = 0..k-1.
   for (int i = 0; i < m; ++i) {
     float* ci = c + int64_t(i) * ldc;
     for (int j = 0; j < n; ++j) ci[j] = beta == 0.f ? 0.f : beta * ci[j];
@@ -32,6 +37,47 @@ void sgemm(bool trans_a, bool trans_b, int m, int n, int k, float alpha, const f
       else
         for (int j = 0; j < n; ++j) ci[j] += aip * b[int64_t(p) * ldb + j];
     }
+  }
+}
+
+int available_threads() {
+#ifdef _OPENMP
+  return omp_in_parallel() ? 1 : omp_get_max_threads();
+#else
+  return 1;
+#endif
+}
+
+}  // namespace
+
+void sgemm(bool trans_a, bool trans_b, int m, int n, int k, float alpha, const float* a, int lda,
+           const float* b, int ldb, float beta, float* c, int ldc) {
+  if (m <= 0 || n <= 0) return;
+#if KILN_HAVE_OPENBLAS
+  static std::once_flag single_threaded_blas;
+  std::call_once(single_threaded_blas, [] { openblas_set_num_threads(1); });
+#endif
+  constexpr double kMinFlopsPerThread = 1 << 20;  // below this, waking threads costs more
+  const double flops = 2.0 * m * n * std::max(k, 1);
+  const int threads = std::min<int>(available_threads(), int(flops / kMinFlopsPerThread) + 1);
+  if (threads <= 1) {
+    sgemm_serial(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    return;
+  }
+  // Split the longer side of C; the split never cuts the reduction over K.
+  const bool split_rows = m >= n;
+  const int extent = split_rows ? m : n;
+  const int blocks = std::min(threads, extent);
+#pragma omp parallel for schedule(static) num_threads(blocks)
+  for (int t = 0; t < blocks; ++t) {
+    const int lo = int(int64_t(extent) * t / blocks), hi = int(int64_t(extent) * (t + 1) / blocks);
+    if (split_rows)  // rows lo..hi of C come from rows lo..hi of op(A)
+      sgemm_serial(trans_a, trans_b, hi - lo, n, k, alpha,
+                   trans_a ? a + lo : a + int64_t(lo) * lda, lda, b, ldb, beta,
+                   c + int64_t(lo) * ldc, ldc);
+    else  // columns lo..hi of C come from columns lo..hi of op(B)
+      sgemm_serial(trans_a, trans_b, m, hi - lo, k, alpha, a, lda,
+                   trans_b ? b + int64_t(lo) * ldb : b + lo, ldb, beta, c + lo, ldc);
   }
 }
 
