@@ -87,7 +87,6 @@ struct Columns {
 struct Row {
   int32_t label = 0;
   Usage usage = kTrain;
-  std::vector<uint8_t> image;  // converted to spec
 };
 
 // What went wrong on one line; kept per thread so the first bad line in the file wins.
@@ -135,9 +134,28 @@ int square_side(size_t n) {
   return s * s == n ? int(s) : -1;
 }
 
-// Parses one data line. `expected_pixels` is 0 for the first row (which sets it).
+std::optional<Usage> parse_usage(std::string_view field) {
+  std::string usage = lower(trim(field));
+  if (usage == "training" || usage == "train") return kTrain;
+  if (usage == "publictest" || usage == "validation" || usage == "val") return kVal;
+  if (usage == "privatetest" || usage == "test") return kTest;
+  return std::nullopt;
+}
+
+// The split of a line, or nullopt when the line is malformed (the full parse then says why).
+std::optional<Usage> usage_of(std::string_view line, const Columns& cols) {
+  if (cols.usage < 0) return kTrain;
+  std::vector<std::string> unquoted;
+  auto fields = split_fields(line, unquoted);
+  if (!fields || fields->size() != cols.count) return std::nullopt;
+  return parse_usage((*fields)[size_t(cols.usage)]);
+}
+
+// Parses one data line into `row` and, when `dest` is not null, its image converted to `spec`.
+// `expected_pixels` is 0 for the first row (which sets it through `scratch.size()`).
 std::string parse_row(std::string_view line, const Columns& cols, const ImageSpec& spec,
-                      size_t expected_pixels, Row& row, std::vector<uint8_t>& scratch) {
+                      size_t expected_pixels, Row& row, std::vector<uint8_t>& scratch,
+                      uint8_t* dest) {
   std::vector<std::string> unquoted;
   auto fields = split_fields(line, unquoted);
   if (!fields) return "unterminated quote: the row is malformed; fix or delete that line";
@@ -164,13 +182,9 @@ std::string parse_row(std::string_view line, const Columns& cols, const ImageSpe
   row.label = label;
   row.usage = kTrain;
   if (cols.usage >= 0) {
-    std::string usage = lower(trim((*fields)[size_t(cols.usage)]));
-    if (usage == "training" || usage == "train")
-      row.usage = kTrain;
-    else if (usage == "publictest" || usage == "validation" || usage == "val")
-      row.usage = kVal;
-    else if (usage == "privatetest" || usage == "test")
-      row.usage = kTest;
+    std::optional<Usage> usage = parse_usage((*fields)[size_t(cols.usage)]);
+    if (usage)
+      row.usage = *usage;
     else
       return "Usage '" + std::string(trim((*fields)[size_t(cols.usage)])) +
              "' is unknown: use Training, PublicTest or PrivateTest";
@@ -189,8 +203,7 @@ std::string parse_row(std::string_view line, const Columns& cols, const ImageSpe
            " pixels is not a perfect square: each row must hold an N x N gray image (FER2013: 2304 "
            "= "
            "48 x 48); fix the row";
-  row.image.resize(spec.pixels());
-  convert_image(row.image.data(), spec, scratch.data(), 1, side, side);
+  if (dest) convert_image(dest, spec, scratch.data(), 1, side, side);
   return {};
 }
 
@@ -262,11 +275,36 @@ Splits load_fer_csv(const std::string& path, const ImageSpec& spec, uint64_t see
   KILN_CHECK(lines.size() > 1, "FER CSV file '", path,
              "' has a header but no rows: add one row per image (emotion,pixels,Usage)");
 
+  // Pass 1 (cheap): each row's split, so every image is decoded straight into its final slot and
+  // the data set is never held twice (3x128x128 FER2013 is 1.7 GB).
   const size_t n = lines.size() - 1;
-  std::vector<Row> rows(n);
+  Splits s;
+  Dataset* split_of[3] = {&s.train, &s.val, &s.test};
+  std::vector<int> split(n, -1);
+  std::vector<size_t> slot(n, 0);
+  size_t counts[3] = {0, 0, 0};
+  for (size_t i = 0; i < n; ++i)
+    if (std::optional<Usage> u = usage_of(lines[i + 1].text, cols)) {
+      split[i] = int(*u);
+      slot[i] = counts[*u]++;
+    }
+  for (int k = 0; k < 3; ++k) {
+    *split_of[k] = Dataset::with_spec(spec, fer_class_names());
+    split_of[k]->pixels.resize(counts[k] * spec.pixels());
+    split_of[k]->labels.resize(counts[k]);
+  }
+  // Pass 2: parse and convert, rows split over threads. A row whose split pass 1 could not tell
+  // is malformed, and its parse reports why before anything is written.
+  auto parse = [&](size_t i, size_t expected, std::vector<uint8_t>& scratch) {
+    Row row;
+    uint8_t* dest = split[i] >= 0 ? split_of[split[i]]->image(slot[i]) : nullptr;
+    std::string err = parse_row(lines[i + 1].text, cols, spec, expected, row, scratch, dest);
+    if (err.empty()) split_of[split[i]]->labels[slot[i]] = row.label;
+    return err;
+  };
   std::vector<uint8_t> scratch;
   {
-    std::string err = parse_row(lines[1].text, cols, spec, 0, rows[0], scratch);
+    std::string err = parse(0, 0, scratch);
     if (!err.empty()) KILN_FAIL(where(path, lines[1].number), err);
   }
   const size_t expected = scratch.size();
@@ -277,16 +315,17 @@ Splits load_fer_csv(const std::string& path, const ImageSpec& spec, uint64_t see
     std::vector<uint8_t> local;
     size_t begin = 1 + (n - 1) * size_t(t) / size_t(threads);
     size_t end = 1 + (n - 1) * size_t(t + 1) / size_t(threads);
+    size_t i = begin;
     try {
-      for (size_t i = begin; i < end; ++i) {
-        std::string err = parse_row(lines[i + 1].text, cols, spec, expected, rows[i], local);
+      for (; i < end; ++i) {
+        std::string err = parse(i, expected, local);
         if (!err.empty()) {
           errors[size_t(t)] = {lines[i + 1].number, err};
           return;
         }
       }
     } catch (const std::exception& e) {
-      errors[size_t(t)] = {lines[begin + 1].number, e.what()};
+      errors[size_t(t)] = {lines[i + 1].number, e.what()};
     }
   };
   if (threads == 1) {
@@ -296,16 +335,10 @@ Splits load_fer_csv(const std::string& path, const ImageSpec& spec, uint64_t see
     for (int t = 0; t < threads; ++t) pool.emplace_back(work, t);
     for (auto& th : pool) th.join();
   }
-  for (const RowError& e :
-       errors)  // threads cover increasing line ranges: the first is the earliest
+  // Threads cover increasing line ranges, so the first error found is the earliest in the file.
+  for (const RowError& e : errors)
     if (!e.message.empty()) KILN_FAIL(where(path, e.line), e.message);
 
-  Splits s;
-  for (Dataset* d : {&s.train, &s.val, &s.test}) *d = Dataset::with_spec(spec, fer_class_names());
-  for (Row& r : rows) {
-    Dataset& d = r.usage == kTrain ? s.train : r.usage == kVal ? s.val : s.test;
-    d.push_back(r.image.data(), r.label);
-  }
   KILN_CHECK(!s.train.empty(), "FER CSV file '", path,
              "' has no Training rows: training needs rows whose Usage is Training");
   if (s.val.empty()) {
