@@ -359,7 +359,7 @@ void render(uint8_t* out, const ImageSpec& spec, const Face& f, uint64_t noise_k
         double tint = 1.0;
         if (spec.channels == 3)
           tint = f.background_tint[ch] + (f.skin_tint[ch] - f.background_tint[ch]) * face_cov;
-        double val = v * tint + f.noise * noise.normal();
+        double val = v * tint + f.noise * noise.approx_normal();
         px[ch] = uint8_t(std::lround(std::clamp(val, 0.0, 1.0) * 255.0));
       }
     }
