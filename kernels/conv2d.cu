@@ -1,0 +1,604 @@
+// kernels/conv2d.cu — 2-D convolution on the CUDA device: forward, backward-data, backward-filter.
+//
+// Layouts (kernels/conv2d.h): x [N][H][W][C_in], y [N][OH][OW][C_out] (NHWC),
+// w [C_out][KH][KW][C_in], b [C_out]. dx is overwritten; dw and db accumulate (+=).
+//
+// All three are implicit GEMMs on the tile engine of kernels/gemm_tile.cuh (128×128 or 64×64 block
+// tiles, 8×8 register tiles, float4 shared loads, register-staged double buffering); only the
+// loaders that gather the operands from the NHWC tensors are convolution-specific:
+//   forward          M = N·OH·OW (output pixels)  N = C_out  K = KH·KW·C_in  (k = (i, j, ci))
+//                    A[m][k] = x[n, oh·sh−ph+i, ow·sw−pw+j, ci] (zero outside), B[k][co] = w[co][k]
+//                    bias added in the epilogue.
+//   backward-data    M = N·H·W (input pixels)     N = C_in   K = KH·KW·C_out (k = (i, j, co))
+//                    A[m][k] = dy[n, oh, ow, co] where oh·sh = h+ph−i and ow·sw = w+pw−j (zero when
+//                    not divisible or outside), B[k][ci] = w[co][i][j][ci].
+//   backward-filter  M = C_out  N = KH·KW·C_in  K = N·OH·OW (k = output pixel)
+//                    A[k][co] = dy[k][co], B[k][(i, j, ci)] = x[n, oh·sh−ph+i, ow·sw−pw+j, ci];
+//                    deterministic split-K: each split of the pixel range writes its partial
+//                    tile to a workspace, a second kernel sums the splits in order and adds to dw;
+//                    db = column sums of dy (fixed order, kernels/linear.cu).
+// Paths, chosen by the launchers: float4 global loads when the channel counts are multiples of 4
+// (scalar loads otherwise, any shape); a compile-time 3×3 / stride 1 / padding 1 variant of each
+// (constant geometry, no divisions in the gathers); and, for the first layer (C_in = 1..3, where
+// the GEMM's K = 9·C_in is too short to tile), a direct forward convolution with the transposed
+// filter and the input patch in shared memory — memory-bound, writing y in coalesced float4.
+// Error bound (fp32, one FMA rounding per tap, plus split-K and bias additions): per element
+// |err| <= (K + splits + 2)·2⁻²⁴·Σ_k|a_k·b_k|; the tests check (K + 8)·2⁻²⁴·max|ref of |x|,|w||.
+#include "core/device_code.h"
+
+#include <cstdint>
+
+#include "core/error.h"
+#include "core/launch.h"
+#include "core/memory.h"
+#include "kernels/conv2d.h"
+#include "kernels/gemm_tile.cuh"
+
+namespace kiln::cuda {
+namespace {
+
+using tile::KContigStage;
+using tile::KRowsLoader;
+using tile::load4;
+using tile::MNContigStage;
+using tile::RowsLoader;
+using tile::zero4;
+
+// The geometry the kernels see (all ints; every tensor in Kiln has fewer than 2³¹ elements per
+// image, per-image offsets are int, image bases int64).
+struct ConvDims {
+  int n, h, w, ci;  // input
+  int co, oh, ow;   // output channels and size
+  int kh, kw, sh, sw, ph, pw;
+};
+
+// Kernel-size/stride/padding accessors: constants on the 3×3 / stride-1 / padding-1 fast path.
+template <bool kFast>
+struct Geom {
+  const ConvDims& d;
+  __device__ int kh() const { return kFast ? 3 : d.kh; }
+  __device__ int kw() const { return kFast ? 3 : d.kw; }
+  __device__ int sh() const { return kFast ? 1 : d.sh; }
+  __device__ int sw() const { return kFast ? 1 : d.sw; }
+  __device__ int ph() const { return kFast ? 1 : d.ph; }
+  __device__ int pw() const { return kFast ? 1 : d.pw; }
+};
+
+__device__ __forceinline__ bool inside(int v, int n) {
+  return static_cast<unsigned>(v) < static_cast<unsigned>(n);
+}
+
+// Forward A: im2col rows of x, read along k = (i, j, ci). kVec: C_in % 4 == 0 and x aligned, so a
+// quad of k is 4 consecutive channels of one pixel; the (i, j, ci) of the thread's k is walked
+// incrementally (no divisions in the loop).
+template <int BM, int kThreads, bool kVec, bool kFast>
+struct ConvForwardInputLoader : KContigStage<BM, kThreads> {
+  using Stage = KContigStage<BM, kThreads>;
+  const float* img[Stage::kQuads];  // image base, nullptr for rows past M
+  int ih0[Stage::kQuads], iw0[Stage::kQuads];
+  int k, wi, wj, wc;  // next k of this thread's quads and its (i, j, ci)
+  __device__ ConvForwardInputLoader(const float* x, const ConvDims& d, int m0) {
+    const Geom<kFast> g{d};
+    const int pixels = d.oh * d.ow;
+#pragma unroll
+    for (int q = 0; q < Stage::kQuads; ++q) {
+      const int m = m0 + Stage::row(q);
+      img[q] = nullptr;
+      ih0[q] = iw0[q] = 0;
+      if (m < d.n * pixels) {
+        const int n = m / pixels, p = m - n * pixels, oh = p / d.ow, ow = p - oh * d.ow;
+        img[q] = x + static_cast<int64_t>(n) * d.h * d.w * d.ci;
+        ih0[q] = oh * g.sh() - g.ph();
+        iw0[q] = ow * g.sw() - g.pw();
+      }
+    }
+    k = Stage::koff();
+    wc = k % d.ci;
+    const int t = k / d.ci;
+    wj = t % g.kw();
+    wi = t / g.kw();
+  }
+  __device__ void fetch(const ConvDims& d) {
+    const Geom<kFast> g{d};
+#pragma unroll
+    for (int q = 0; q < Stage::kQuads; ++q) {
+      float4 v = zero4();
+      if constexpr (kVec) {
+        const int ih = ih0[q] + wi, iw = iw0[q] + wj;
+        if (img[q] != nullptr && wi < g.kh() && inside(ih, d.h) && inside(iw, d.w))
+          v = load4(img[q] + (ih * d.w + iw) * d.ci + wc);
+      } else if (img[q] != nullptr) {
+        float e[4];
+#pragma unroll
+        for (int u = 0; u < 4; ++u) {
+          const int kk = k + u, c = kk % d.ci, t = kk / d.ci, j = t % g.kw(), i = t / g.kw();
+          const int ih = ih0[q] + i, iw = iw0[q] + j;
+          e[u] = (i < g.kh() && inside(ih, d.h) && inside(iw, d.w))
+                     ? img[q][(ih * d.w + iw) * d.ci + c]
+                     : 0.f;
+        }
+        v = make_float4(e[0], e[1], e[2], e[3]);
+      }
+      this->v[q] = v;
+    }
+    k += 8;
+    if constexpr (kVec) {
+      wc += 8;
+      while (wc >= d.ci) {
+        wc -= d.ci;
+        if (++wj == g.kw()) {
+          wj = 0;
+          ++wi;
+        }
+      }
+    }
+  }
+};
+
+// Backward-data A: rows are input pixels (n, h, w); k = (i, j, co) reads dy[n, oh, ow, co] with
+// oh·sh = h + ph − i, ow·sw = w + pw − j. kVec: C_out % 4 == 0 and dy aligned.
+template <int BM, int kThreads, bool kVec, bool kFast>
+struct ConvBackwardDataGradLoader : KContigStage<BM, kThreads> {
+  using Stage = KContigStage<BM, kThreads>;
+  const float* img[Stage::kQuads];           // dy image base, nullptr for rows past M
+  int hp[Stage::kQuads], wp[Stage::kQuads];  // h + ph, w + pw
+  int k, wi, wj, wc;
+  __device__ ConvBackwardDataGradLoader(const float* dy, const ConvDims& d, int m0) {
+    const Geom<kFast> g{d};
+    const int pixels = d.h * d.w;
+#pragma unroll
+    for (int q = 0; q < Stage::kQuads; ++q) {
+      const int m = m0 + Stage::row(q);
+      img[q] = nullptr;
+      hp[q] = wp[q] = 0;
+      if (m < d.n * pixels) {
+        const int n = m / pixels, p = m - n * pixels, h = p / d.w, w = p - h * d.w;
+        img[q] = dy + static_cast<int64_t>(n) * d.oh * d.ow * d.co;
+        hp[q] = h + g.ph();
+        wp[q] = w + g.pw();
+      }
+    }
+    k = Stage::koff();
+    wc = k % d.co;
+    const int t = k / d.co;
+    wj = t % g.kw();
+    wi = t / g.kw();
+  }
+  // The dy pixel index (oh·OW + ow) that tap (i, j) of row q reads, or −1.
+  __device__ int source(const ConvDims& d, const Geom<kFast>& g, int q, int i, int j) const {
+    int th = hp[q] - i, tw = wp[q] - j;
+    if constexpr (!kFast) {
+      if (th < 0 || tw < 0 || th % g.sh() != 0 || tw % g.sw() != 0) return -1;
+      th /= g.sh();
+      tw /= g.sw();
+    }
+    return inside(th, d.oh) && inside(tw, d.ow) ? th * d.ow + tw : -1;
+  }
+  __device__ void fetch(const ConvDims& d) {
+    const Geom<kFast> g{d};
+#pragma unroll
+    for (int q = 0; q < Stage::kQuads; ++q) {
+      float4 v = zero4();
+      if constexpr (kVec) {
+        if (img[q] != nullptr && wi < g.kh()) {
+          const int p = source(d, g, q, wi, wj);
+          if (p >= 0) v = load4(img[q] + p * d.co + wc);
+        }
+      } else if (img[q] != nullptr) {
+        float e[4];
+#pragma unroll
+        for (int u = 0; u < 4; ++u) {
+          const int kk = k + u, c = kk % d.co, t = kk / d.co, j = t % g.kw(), i = t / g.kw();
+          const int p = i < g.kh() ? source(d, g, q, i, j) : -1;
+          e[u] = p >= 0 ? img[q][p * d.co + c] : 0.f;
+        }
+        v = make_float4(e[0], e[1], e[2], e[3]);
+      }
+      this->v[q] = v;
+    }
+    k += 8;
+    if constexpr (kVec) {
+      wc += 8;
+      while (wc >= d.co) {
+        wc -= d.co;
+        if (++wj == g.kw()) {
+          wj = 0;
+          ++wi;
+        }
+      }
+    }
+  }
+};
+
+// Backward-data B: k-rows (i, j, co) of w, columns ci: B[k][ci] = w[co][i][j][ci].
+// kVec: C_in % 4 == 0 and w aligned.
+template <int BN, int kThreads, bool kVec, bool kFast>
+struct ConvBackwardDataWeightLoader : MNContigStage<BN, kThreads> {
+  using Stage = MNContigStage<BN, kThreads>;
+  const float* w;
+  int c;                                                        // first column of the thread's quad
+  int wi[Stage::kQuads], wj[Stage::kQuads], wc[Stage::kQuads];  // (i, j, co) of each k-row
+  __device__ ConvBackwardDataWeightLoader(const float* w_, const ConvDims& d, int n0)
+      : w(w_), c(n0 + Stage::col()) {
+    const Geom<kFast> g{d};
+#pragma unroll
+    for (int q = 0; q < Stage::kQuads; ++q) {
+      const int kr = Stage::krow(q);
+      wc[q] = kr % d.co;
+      const int t = kr / d.co;
+      wj[q] = t % g.kw();
+      wi[q] = t / g.kw();
+    }
+  }
+  __device__ void fetch(const ConvDims& d) {
+    const Geom<kFast> g{d};
+#pragma unroll
+    for (int q = 0; q < Stage::kQuads; ++q) {
+      float4 v = zero4();
+      if (wi[q] < g.kh()) {
+        const float* row =
+            w + ((static_cast<int64_t>(wc[q]) * g.kh() + wi[q]) * g.kw() + wj[q]) * d.ci;
+        if constexpr (kVec) {
+          if (c < d.ci) v = load4(row + c);
+        } else {
+          if (c + 0 < d.ci) v.x = row[c + 0];
+          if (c + 1 < d.ci) v.y = row[c + 1];
+          if (c + 2 < d.ci) v.z = row[c + 2];
+          if (c + 3 < d.ci) v.w = row[c + 3];
+        }
+      }
+      this->v[q] = v;
+      wc[q] += 8;
+      while (wc[q] >= d.co) {
+        wc[q] -= d.co;
+        if (++wj[q] == g.kw()) {
+          wj[q] = 0;
+          ++wi[q];
+        }
+      }
+    }
+  }
+};
+
+// Backward-filter B: k-rows are output pixels (n, oh, ow) of the split's range, columns are
+// (i, j, ci): B[k][(i, j, ci)] = x[n, oh·sh−ph+i, ow·sw−pw+j, ci]. The thread's columns are fixed;
+// its pixels are walked incrementally. kVec: C_in % 4 == 0 and x aligned.
+template <int BN, int kThreads, bool kVec, bool kFast>
+struct ConvBackwardFilterInputLoader : MNContigStage<BN, kThreads> {
+  using Stage = MNContigStage<BN, kThreads>;
+  static constexpr int kCols = kVec ? 1 : 4;  // column decompositions kept (vec: one quad)
+  const float* x;
+  int k, k_end;
+  int ci[kCols], di[kCols], dj[kCols];  // column -> (ci, i − ph, j − pw); di = large when invalid
+  int pn[Stage::kQuads], poh[Stage::kQuads], pow_[Stage::kQuads];  // pixel of each k-row
+  __device__ ConvBackwardFilterInputLoader(const float* x_, const ConvDims& d, int n0, int k_begin,
+                                           int k_end_)
+      : x(x_), k(k_begin), k_end(k_end_) {
+    const Geom<kFast> g{d};
+    const int ncols = g.kh() * g.kw() * d.ci;
+#pragma unroll
+    for (int u = 0; u < kCols; ++u) {
+      const int c = n0 + Stage::col() + u;
+      const int cc = c % d.ci, t = c / d.ci;
+      ci[u] = cc;
+      dj[u] = t % g.kw() - g.pw();
+      di[u] = c < ncols ? t / g.kw() - g.ph() : (1 << 29);  // never inside the image
+    }
+    const int pixels = d.oh * d.ow;
+#pragma unroll
+    for (int q = 0; q < Stage::kQuads; ++q) {
+      const int kr = k_begin + Stage::krow(q);
+      pn[q] = kr / pixels;
+      const int p = kr - pn[q] * pixels;
+      poh[q] = p / d.ow;
+      pow_[q] = p - poh[q] * d.ow;
+    }
+  }
+  __device__ float at(const ConvDims& d, const Geom<kFast>& g, int q, int u) const {
+    const int ih = poh[q] * g.sh() + di[u], iw = pow_[q] * g.sw() + dj[u];
+    if (!inside(ih, d.h) || !inside(iw, d.w)) return 0.f;
+    return x[((static_cast<int64_t>(pn[q]) * d.h + ih) * d.w + iw) * d.ci + ci[u]];
+  }
+  __device__ void fetch(const ConvDims& d) {
+    const Geom<kFast> g{d};
+#pragma unroll
+    for (int q = 0; q < Stage::kQuads; ++q) {
+      float4 v = zero4();
+      if (k + Stage::krow(q) < k_end) {
+        if constexpr (kVec) {
+          const int ih = poh[q] * g.sh() + di[0], iw = pow_[q] * g.sw() + dj[0];
+          if (inside(ih, d.h) && inside(iw, d.w))
+            v = load4(x + ((static_cast<int64_t>(pn[q]) * d.h + ih) * d.w + iw) * d.ci + ci[0]);
+        } else {
+          v = make_float4(at(d, g, q, 0), at(d, g, q, 1), at(d, g, q, 2), at(d, g, q, 3));
+        }
+      }
+      this->v[q] = v;
+      pow_[q] += 8;
+      while (pow_[q] >= d.ow) {
+        pow_[q] -= d.ow;
+        if (++poh[q] == d.oh) {
+          poh[q] = 0;
+          ++pn[q];
+        }
+      }
+    }
+    k += 8;
+  }
+};
+
+// Adapts a loader whose fetch needs the geometry to the engine's fetch().
+template <class L>
+struct WithDims : L {
+  const ConvDims& d;
+  template <class... Args>
+  __device__ WithDims(const ConvDims& d_, Args... args) : L(args...), d(d_) {}
+  __device__ void fetch() { L::fetch(d); }
+};
+
+template <class Cfg, bool kVec, bool kFast>
+__global__ void __launch_bounds__(Cfg::kThreads)
+    conv2d_forward_implicit_gemm_kernel(float* __restrict__ y, const float* __restrict__ x,
+                                        const float* __restrict__ w, const float* __restrict__ b,
+                                        ConvDims d, bool vec_store) {
+  using Tiles = tile::SharedTiles<Cfg>;
+  KILN_SHARED(Tiles, tiles, [1]);  // one struct: [1] keeps the macro's dims non-empty
+  Tiles& sm = tiles[0];
+  const int m0 = static_cast<int>(blockIdx.x) * Cfg::BM;
+  const int n0 = static_cast<int>(blockIdx.y) * Cfg::BN;
+  const int M = d.n * d.oh * d.ow, K = d.kh * d.kw * d.ci;
+  WithDims<ConvForwardInputLoader<Cfg::BM, Cfg::kThreads, kVec, kFast>> la(d, x, d, m0);  // (BM,K)
+  RowsLoader<Cfg::BN, Cfg::kThreads, kVec> lb(w, K, d.co, n0, 0, K);                      // (BN,K)
+  float acc[8][8];
+  tile::mainloop<Cfg>(acc, la, lb, sm, (K + Cfg::BK - 1) / Cfg::BK);
+  tile::store_tile<Cfg, false>(acc, y, d.co, M, d.co, m0, n0, b, vec_store);
+}
+
+template <class Cfg, bool kVec, bool kFast>
+__global__ void __launch_bounds__(Cfg::kThreads)
+    conv2d_backward_data_implicit_gemm_kernel(float* __restrict__ dx, const float* __restrict__ dy,
+                                              const float* __restrict__ w, ConvDims d,
+                                              bool vec_store) {
+  using Tiles = tile::SharedTiles<Cfg>;
+  KILN_SHARED(Tiles, tiles, [1]);  // one struct: [1] keeps the macro's dims non-empty
+  Tiles& sm = tiles[0];
+  const int m0 = static_cast<int>(blockIdx.x) * Cfg::BM;
+  const int n0 = static_cast<int>(blockIdx.y) * Cfg::BN;
+  const int M = d.n * d.h * d.w, K = d.kh * d.kw * d.co;
+  WithDims<ConvBackwardDataGradLoader<Cfg::BM, Cfg::kThreads, kVec, kFast>> la(d, dy, d, m0);
+  WithDims<ConvBackwardDataWeightLoader<Cfg::BN, Cfg::kThreads, kVec, kFast>> lb(d, w, d, n0);
+  float acc[8][8];
+  tile::mainloop<Cfg>(acc, la, lb, sm, (K + Cfg::BK - 1) / Cfg::BK);
+  tile::store_tile<Cfg, false>(acc, dx, d.ci, M, d.ci, m0, n0, nullptr, vec_store);
+}
+
+// Split z covers output pixels [z·tiles_per_split·BK, ...). partials == nullptr: one split, add
+// into dw; else store the partial tile to partials[z][C_out][KH·KW·C_in].
+template <class Cfg, bool kVec, bool kFast>
+__global__ void __launch_bounds__(Cfg::kThreads)
+    conv2d_backward_filter_implicit_gemm_kernel(float* __restrict__ dw,
+                                                float* __restrict__ partials,
+                                                const float* __restrict__ dy,
+                                                const float* __restrict__ x, ConvDims d,
+                                                int tiles_per_split, bool vec_store) {
+  using Tiles = tile::SharedTiles<Cfg>;
+  KILN_SHARED(Tiles, tiles, [1]);  // one struct: [1] keeps the macro's dims non-empty
+  Tiles& sm = tiles[0];
+  const int m0 = static_cast<int>(blockIdx.x) * Cfg::BM;
+  const int n0 = static_cast<int>(blockIdx.y) * Cfg::BN;
+  const int N = d.kh * d.kw * d.ci, K = d.n * d.oh * d.ow;
+  const int k_begin = static_cast<int>(blockIdx.z) * tiles_per_split * Cfg::BK;
+  const int k_end = min(K, k_begin + tiles_per_split * Cfg::BK);
+  KRowsLoader<Cfg::BM, Cfg::kThreads, kVec> la(dy, d.co, d.co, m0, k_begin, k_end);  // (K, BM)
+  WithDims<ConvBackwardFilterInputLoader<Cfg::BN, Cfg::kThreads, kVec, kFast>> lb(
+      d, x, d, n0, k_begin, k_end);  // (K, BN)
+  float acc[8][8];
+  tile::mainloop<Cfg>(acc, la, lb, sm, (k_end - k_begin + Cfg::BK - 1) / Cfg::BK);
+  if (partials == nullptr) {
+    tile::store_tile<Cfg, true>(acc, dw, N, d.co, N, m0, n0, nullptr, vec_store);
+  } else {
+    float* part = partials + static_cast<int64_t>(blockIdx.z) * d.co * N;
+    tile::store_tile<Cfg, false>(acc, part, N, d.co, N, m0, n0, nullptr, vec_store);
+  }
+}
+
+// First-layer forward (C_in = kCin in 1..3): direct convolution of an 8×16 output tile. Shared:
+// the filter transposed to [KH·KW·kCin][C_out rounded up to 4] (zero-padded) and the input patch
+// [patch_h][patch_w][kCin] (zeros outside the image). Thread item = (pixel, 4 output channels):
+// consecutive threads take consecutive channel quads, so a warp writes contiguous y.
+constexpr int kDirectTileH = 8, kDirectTileW = 16, kDirectThreads = 256;
+template <int kCin>
+__global__ void __launch_bounds__(kDirectThreads)
+    conv2d_forward_small_cin_kernel(float* __restrict__ y, const float* __restrict__ x,
+                                    const float* __restrict__ w, const float* __restrict__ b,
+                                    ConvDims d, int patch_h, int patch_w, bool vec_store) {
+  KILN_DYNAMIC_SHARED(float, smem);
+  const int quads = (d.co + 3) / 4, cop = quads * 4, taps = d.kh * d.kw * kCin;
+  float* w_s = smem;               // (taps, cop)
+  float* x_s = smem + taps * cop;  // (patch_h, patch_w, kCin)
+  const int ow0 = static_cast<int>(blockIdx.x) * kDirectTileW;
+  const int oh0 = static_cast<int>(blockIdx.y) * kDirectTileH;
+  const int n = static_cast<int>(blockIdx.z);
+  const int tid = static_cast<int>(threadIdx.x);
+  for (int i = tid; i < taps * cop; i += kDirectThreads) {
+    const int c = i % cop, t = i / cop;
+    w_s[i] = c < d.co ? w[c * taps + t] : 0.f;
+  }
+  const int ih0 = oh0 * d.sh - d.ph, iw0 = ow0 * d.sw - d.pw;
+  const float* img = x + static_cast<int64_t>(n) * d.h * d.w * kCin;
+  for (int i = tid; i < patch_h * patch_w * kCin; i += kDirectThreads) {
+    const int c = i % kCin, t = i / kCin, px = t % patch_w, py = t / patch_w;
+    const int ih = ih0 + py, iw = iw0 + px;
+    x_s[i] = inside(ih, d.h) && inside(iw, d.w) ? img[(ih * d.w + iw) * kCin + c] : 0.f;
+  }
+  __syncthreads();
+  for (int item = tid; item < kDirectTileH * kDirectTileW * quads; item += kDirectThreads) {
+    const int q = item % quads, p = item / quads;
+    const int px = p % kDirectTileW, py = p / kDirectTileW;
+    const int oh = oh0 + py, ow = ow0 + px;
+    if (oh >= d.oh || ow >= d.ow) continue;
+    float4 acc = zero4();
+    if (b != nullptr) {
+      const int c = q * 4;
+      acc.x = b[c];
+      if (c + 1 < d.co) acc.y = b[c + 1];
+      if (c + 2 < d.co) acc.z = b[c + 2];
+      if (c + 3 < d.co) acc.w = b[c + 3];
+    }
+    for (int i = 0; i < d.kh; ++i)
+      for (int j = 0; j < d.kw; ++j) {
+        const float* xp = x_s + ((py * d.sh + i) * patch_w + px * d.sw + j) * kCin;
+        const float* wp = w_s + (i * d.kw + j) * kCin * cop + q * 4;
+#pragma unroll
+        for (int c = 0; c < kCin; ++c) {
+          const float xv = xp[c];
+          const float4 wv = load4(wp + c * cop);
+          acc.x = fmaf(xv, wv.x, acc.x);
+          acc.y = fmaf(xv, wv.y, acc.y);
+          acc.z = fmaf(xv, wv.z, acc.z);
+          acc.w = fmaf(xv, wv.w, acc.w);
+        }
+      }
+    float* out = y + ((static_cast<int64_t>(n) * d.oh + oh) * d.ow + ow) * d.co + q * 4;
+    if (vec_store) {
+      *reinterpret_cast<float4*>(out) = acc;
+    } else {
+      const float e[4] = {acc.x, acc.y, acc.z, acc.w};
+      for (int u = 0; u < 4 && q * 4 + u < d.co; ++u) out[u] = e[u];
+    }
+  }
+}
+
+// ---- launchers ---------------------------------------------------------------------------------
+
+bool aligned16(const void* p) {
+  return reinterpret_cast<uintptr_t>(p) % 16 == 0;
+}
+unsigned ceil_div(int64_t a, int64_t b) {
+  return static_cast<unsigned>((a + b - 1) / b);
+}
+
+ConvDims dims_of(const char* op, const Conv2dShape& s) {
+  KILN_CHECK(s.n > 0 && s.h > 0 && s.w > 0 && s.c_in > 0 && s.c_out > 0 && s.kh > 0 && s.kw > 0 &&
+                 s.stride_h > 0 && s.stride_w > 0 && s.pad_h >= 0 && s.pad_w >= 0,
+             op, ": bad shape");
+  KILN_CHECK(s.out_h() > 0 && s.out_w() > 0, op, ": the kernel (", s.kh, "x", s.kw,
+             ") is larger than the padded input (", s.h, "x", s.w, ")");
+  const int64_t x_elems = int64_t{s.n} * s.h * s.w * s.c_in;
+  const int64_t y_elems = int64_t{s.n} * s.out_h() * s.out_w() * s.c_out;
+  KILN_CHECK(x_elems < (int64_t{1} << 31) && y_elems < (int64_t{1} << 31), op,
+             ": tensors of 2^31 elements or more are not supported");
+  return ConvDims{s.n,  s.h,  s.w,        s.c_in,     s.c_out, s.out_h(), s.out_w(),
+                  s.kh, s.kw, s.stride_h, s.stride_w, s.pad_h, s.pad_w};
+}
+
+bool is_3x3_s1_p1(const Conv2dShape& s) {
+  return s.kh == 3 && s.kw == 3 && s.stride_h == 1 && s.stride_w == 1 && s.pad_h == 1 &&
+         s.pad_w == 1;
+}
+
+// 128×128 tiles when they still give about a wave of blocks, else 64×64.
+bool use_large_tiles(int64_t m, int64_t n) {
+  return m >= 128 && n >= 128 && int64_t{ceil_div(m, 128)} * ceil_div(n, 128) >= 100;
+}
+
+// Calls f.template operator()<Cfg, kVec, kFast>() for the run-time choice (the fast path only
+// exists with vector loads).
+template <class F>
+void dispatch(bool large, bool vec, bool fast, F&& f) {
+  if (large) {
+    if (vec && fast) return f.template operator()<tile::Large, true, true>();
+    if (vec) return f.template operator()<tile::Large, true, false>();
+    return f.template operator()<tile::Large, false, false>();
+  }
+  if (vec && fast) return f.template operator()<tile::Small, true, true>();
+  if (vec) return f.template operator()<tile::Small, true, false>();
+  f.template operator()<tile::Small, false, false>();
+}
+
+// Shared bytes of the first-layer direct kernel, or 0 when the path does not apply.
+size_t small_cin_shared_bytes(const Conv2dShape& s, int* patch_h, int* patch_w) {
+  if (s.c_in > 3) return 0;
+  *patch_h = (kDirectTileH - 1) * s.stride_h + s.kh;
+  *patch_w = (kDirectTileW - 1) * s.stride_w + s.kw;
+  const int64_t floats = int64_t{s.kh} * s.kw * s.c_in * ((s.c_out + 3) / 4 * 4) +
+                         int64_t{*patch_h} * *patch_w * s.c_in;
+  const int64_t bytes = floats * int64_t{sizeof(float)};
+  return bytes <= 48 * 1024 ? static_cast<size_t>(bytes) : 0;
+}
+
+}  // namespace
+
+void conv2d_forward(float* y, const float* x, const float* w, const float* b, const Conv2dShape& s,
+                    Stream stream) {
+  const ConvDims d = dims_of("cuda::conv2d_forward", s);
+  int patch_h = 0, patch_w = 0;
+  if (const size_t smem = small_cin_shared_bytes(s, &patch_h, &patch_w); smem > 0) {
+    const dim3 grid(ceil_div(d.ow, kDirectTileW), ceil_div(d.oh, kDirectTileH), d.n);
+    const bool vec_store = d.co % 4 == 0 && aligned16(y);
+    const LaunchConfig cfg{grid, dim3(kDirectThreads), smem, stream};
+    if (d.ci == 1)
+      launch(cfg, conv2d_forward_small_cin_kernel<1>, y, x, w, b, d, patch_h, patch_w, vec_store);
+    else if (d.ci == 2)
+      launch(cfg, conv2d_forward_small_cin_kernel<2>, y, x, w, b, d, patch_h, patch_w, vec_store);
+    else
+      launch(cfg, conv2d_forward_small_cin_kernel<3>, y, x, w, b, d, patch_h, patch_w, vec_store);
+    return;
+  }
+  const int64_t M = int64_t{d.n} * d.oh * d.ow;
+  const bool vec = d.ci % 4 == 0 && aligned16(x) && aligned16(w);
+  const bool vec_store = d.co % 4 == 0 && aligned16(y);
+  dispatch(use_large_tiles(M, d.co), vec, is_3x3_s1_p1(s), [&]<class Cfg, bool kVec, bool kFast>() {
+    const dim3 grid(ceil_div(M, Cfg::BM), ceil_div(d.co, Cfg::BN));
+    launch({grid, dim3(Cfg::kThreads), 0, stream},
+           conv2d_forward_implicit_gemm_kernel<Cfg, kVec, kFast>, y, x, w, b, d, vec_store);
+  });
+}
+
+void conv2d_backward_data(float* dx, const float* dy, const float* w, const Conv2dShape& s,
+                          Stream stream) {
+  const ConvDims d = dims_of("cuda::conv2d_backward_data", s);
+  const int64_t M = int64_t{d.n} * d.h * d.w;
+  const bool vec = d.ci % 4 == 0 && d.co % 4 == 0 && aligned16(dy) && aligned16(w);
+  const bool vec_store = d.ci % 4 == 0 && aligned16(dx);
+  dispatch(use_large_tiles(M, d.ci), vec, is_3x3_s1_p1(s), [&]<class Cfg, bool kVec, bool kFast>() {
+    const dim3 grid(ceil_div(M, Cfg::BM), ceil_div(d.ci, Cfg::BN));
+    launch({grid, dim3(Cfg::kThreads), 0, stream},
+           conv2d_backward_data_implicit_gemm_kernel<Cfg, kVec, kFast>, dx, dy, w, d, vec_store);
+  });
+}
+
+void conv2d_backward_filter(float* dw, float* db, const float* dy, const float* x,
+                            const Conv2dShape& s, Stream stream) {
+  const ConvDims d = dims_of("cuda::conv2d_backward_filter", s);
+  const int M = d.co, N = d.kh * d.kw * d.ci, K = d.n * d.oh * d.ow;
+  const bool vec = d.ci % 4 == 0 && d.co % 4 == 0 && aligned16(dy) && aligned16(x);
+  const bool vec_store = N % 4 == 0 && aligned16(dw);
+  // Split-K supplies the parallelism, so 128×128 tiles whenever both extents fill them.
+  const bool large = M >= 128 && N >= 128;
+  const int bm = large ? tile::Large::BM : tile::Small::BM;
+  const int bn = large ? tile::Large::BN : tile::Small::BN;
+  const tile::SplitK plan = tile::plan_split_k(int64_t{ceil_div(M, bm)} * ceil_div(N, bn),
+                                               static_cast<int>(ceil_div(K, 8)));
+  // One scratch request for both reductions: [split partials of dw | column-sum partials of db].
+  const int64_t dw_floats = plan.splits > 1 ? int64_t{plan.splits} * M * N : 0;
+  const int64_t db_floats = db != nullptr ? detail::column_sum_workspace_floats(K, M) : 0;
+  float* work = nullptr;
+  if (dw_floats + db_floats > 0)
+    work = static_cast<float*>(
+        scratch(static_cast<size_t>(dw_floats + db_floats) * sizeof(float), Device::cuda));
+  float* partials = dw_floats > 0 ? work : nullptr;
+  dispatch(large, vec, is_3x3_s1_p1(s), [&]<class Cfg, bool kVec, bool kFast>() {
+    const dim3 grid(ceil_div(M, Cfg::BM), ceil_div(N, Cfg::BN), plan.splits);
+    launch({grid, dim3(Cfg::kThreads), 0, stream},
+           conv2d_backward_filter_implicit_gemm_kernel<Cfg, kVec, kFast>, dw, partials, dy, x, d,
+           plan.tiles_per_split, vec_store);
+  });
+  if (partials != nullptr)
+    detail::split_sum_accumulate(dw, partials, plan.splits, int64_t{M} * N, stream);
+  if (db != nullptr)
+    detail::column_sum_accumulate(db, dy, K, M, work != nullptr ? work + dw_floats : nullptr,
+                                  stream);
+}
+
+}  // namespace kiln::cuda

@@ -1,0 +1,295 @@
+// kernels/linear.cu — the fully connected layer on our own SGEMM (kernels/gemm_tile.cuh), plus the
+// deterministic column-sum and split-sum reductions shared with kernels/conv2d.cu.
+//
+// x [N][IN], w [OUT][IN], b [OUT], y [N][OUT] (row-major). The three products, in GEMM terms:
+//   forward          y  = x·wᵀ + b    M=N,   N=OUT, K=IN   A rows along k (x), B rows along k (w)
+//   backward-data    dx = dy·w        M=N,   N=IN,  K=OUT  A rows along k (dy), B k-rows (w)
+//   backward-weight  dw += dyᵀ·x      M=OUT, N=IN,  K=N    A k-rows (dy), B k-rows (x)
+//                    db += Σ_n dy     column sums, fixed order
+// dx is overwritten; dw and db accumulate. Deterministic: every output element is summed by one
+// thread in a fixed k order; split-K partials (backward-weight with a long batch) and column sums
+// are reduced in a fixed order by a second kernel — no float atomics.
+// Error bound (fp32, one FMA rounding per k, plus the split and bias additions): per element
+// |err| <= (K + splits + 2)·2⁻²⁴·Σ_k|a_k·b_k|; the tests check (K + 8)·2⁻²⁴·max|ref of |a|,|b||.
+#include "core/device_code.h"
+
+#include <cstdint>
+
+#include "core/error.h"
+#include "core/launch.h"
+#include "core/memory.h"
+#include "kernels/gemm_tile.cuh"
+#include "kernels/linear.h"
+
+namespace kiln::cuda {
+namespace {
+
+using tile::KRowsLoader;
+using tile::RowsLoader;
+
+// y[m][n] = Σ_k x[m][k]·w[n][k] + b[n]. kVec: IN % 4 == 0 and x, w 16-byte aligned.
+template <class Cfg, bool kVec>
+__global__ void __launch_bounds__(Cfg::kThreads)
+    linear_forward_kernel(float* __restrict__ y, const float* __restrict__ x,
+                          const float* __restrict__ w, const float* __restrict__ b, LinearShape s,
+                          bool vec_store) {
+  using Tiles = tile::SharedTiles<Cfg>;
+  KILN_SHARED(Tiles, tiles, [1]);  // one struct: [1] keeps the macro's dims non-empty
+  Tiles& sm = tiles[0];
+  const int m0 = static_cast<int>(blockIdx.x) * Cfg::BM;
+  const int n0 = static_cast<int>(blockIdx.y) * Cfg::BN;
+  RowsLoader<Cfg::BM, Cfg::kThreads, kVec> la(x, s.in, s.n, m0, 0, s.in);    // (BM, K)
+  RowsLoader<Cfg::BN, Cfg::kThreads, kVec> lb(w, s.in, s.out, n0, 0, s.in);  // (BN, K)
+  float acc[8][8];
+  tile::mainloop<Cfg>(acc, la, lb, sm, (s.in + Cfg::BK - 1) / Cfg::BK);
+  tile::store_tile<Cfg, false>(acc, y, s.out, s.n, s.out, m0, n0, b, vec_store);
+}
+
+// dx[m][n] = Σ_k dy[m][k]·w[k][n]. kVec: OUT % 4 == 0, IN % 4 == 0, dy and w 16-byte aligned.
+template <class Cfg, bool kVec>
+__global__ void __launch_bounds__(Cfg::kThreads)
+    linear_backward_data_kernel(float* __restrict__ dx, const float* __restrict__ dy,
+                                const float* __restrict__ w, LinearShape s, bool vec_store) {
+  using Tiles = tile::SharedTiles<Cfg>;
+  KILN_SHARED(Tiles, tiles, [1]);  // one struct: [1] keeps the macro's dims non-empty
+  Tiles& sm = tiles[0];
+  const int m0 = static_cast<int>(blockIdx.x) * Cfg::BM;
+  const int n0 = static_cast<int>(blockIdx.y) * Cfg::BN;
+  RowsLoader<Cfg::BM, Cfg::kThreads, kVec> la(dy, s.out, s.n, m0, 0, s.out);  // (BM, K)
+  KRowsLoader<Cfg::BN, Cfg::kThreads, kVec> lb(w, s.in, s.in, n0, 0, s.out);  // (K, BN)
+  float acc[8][8];
+  tile::mainloop<Cfg>(acc, la, lb, sm, (s.out + Cfg::BK - 1) / Cfg::BK);
+  tile::store_tile<Cfg, false>(acc, dx, s.in, s.n, s.in, m0, n0, nullptr, vec_store);
+}
+
+// dw[m][n] (+)= Σ_{k in split z} dy[k][m]·x[k][n]. With one split the block adds into dw; with
+// several it writes its partial to partials[z][OUT][IN] for split_sum_accumulate.
+// kVec: OUT % 4 == 0, IN % 4 == 0, dy and x 16-byte aligned.
+template <class Cfg, bool kVec>
+__global__ void __launch_bounds__(Cfg::kThreads)
+    linear_backward_weight_kernel(float* __restrict__ dw, float* __restrict__ partials,
+                                  const float* __restrict__ dy, const float* __restrict__ x,
+                                  LinearShape s, int tiles_per_split, bool vec_store) {
+  using Tiles = tile::SharedTiles<Cfg>;
+  KILN_SHARED(Tiles, tiles, [1]);  // one struct: [1] keeps the macro's dims non-empty
+  Tiles& sm = tiles[0];
+  const int m0 = static_cast<int>(blockIdx.x) * Cfg::BM;
+  const int n0 = static_cast<int>(blockIdx.y) * Cfg::BN;
+  const int k_begin = static_cast<int>(blockIdx.z) * tiles_per_split * Cfg::BK;
+  const int k_end = min(s.n, k_begin + tiles_per_split * Cfg::BK);
+  KRowsLoader<Cfg::BM, Cfg::kThreads, kVec> la(dy, s.out, s.out, m0, k_begin, k_end);  // (K, BM)
+  KRowsLoader<Cfg::BN, Cfg::kThreads, kVec> lb(x, s.in, s.in, n0, k_begin, k_end);     // (K, BN)
+  float acc[8][8];
+  tile::mainloop<Cfg>(acc, la, lb, sm, (k_end - k_begin + Cfg::BK - 1) / Cfg::BK);
+  if (partials == nullptr) {
+    tile::store_tile<Cfg, true>(acc, dw, s.in, s.out, s.in, m0, n0, nullptr, vec_store);
+  } else {
+    float* part = partials + static_cast<int64_t>(blockIdx.z) * s.out * s.in;
+    tile::store_tile<Cfg, false>(acc, part, s.in, s.out, s.in, m0, n0, nullptr, vec_store);
+  }
+}
+
+// Column sums, stage 1. Block (32, 8): column c = blockIdx.x·32 + threadIdx.x, rows of split
+// blockIdx.y, thread row lane threadIdx.y takes every 8th row; the 8 lanes are then added in lane
+// order. With one split the result is added to dst[c]; otherwise stored to dst[split][cols].
+constexpr int kColSumCols = 32, kColSumLanes = 8;
+__global__ void __launch_bounds__(kColSumCols* kColSumLanes)
+    column_sum_kernel(float* __restrict__ dst, const float* __restrict__ src, int rows, int cols,
+                      int rows_per_split, bool accumulate) {
+  KILN_SHARED(float, lanes, [kColSumLanes][kColSumCols + 1]);
+  const int c = static_cast<int>(blockIdx.x) * kColSumCols + static_cast<int>(threadIdx.x);
+  const int r_begin = static_cast<int>(blockIdx.y) * rows_per_split;
+  const int r_end = min(rows, r_begin + rows_per_split);
+  float sum = 0.f;
+  if (c < cols)
+    for (int r = r_begin + static_cast<int>(threadIdx.y); r < r_end; r += kColSumLanes)
+      sum += src[static_cast<int64_t>(r) * cols + c];
+  lanes[threadIdx.y][threadIdx.x] = sum;
+  __syncthreads();
+  if (threadIdx.y == 0 && c < cols) {
+    float total = lanes[0][threadIdx.x];
+#pragma unroll
+    for (int l = 1; l < kColSumLanes; ++l) total += lanes[l][threadIdx.x];
+    if (accumulate)
+      dst[c] += total;
+    else
+      dst[static_cast<int64_t>(blockIdx.y) * cols + c] = total;
+  }
+}
+
+// dst[i] += Σ_s partials[s·count + i], s in order.
+__global__ void __launch_bounds__(256)
+    split_sum_kernel(float* __restrict__ dst, const float* __restrict__ partials, int splits,
+                     int64_t count) {
+  const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
+  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < count;
+       i += stride) {
+    float sum = partials[i];
+    for (int s = 1; s < splits; ++s) sum += partials[s * count + i];
+    dst[i] += sum;
+  }
+}
+
+bool aligned16(const void* p) {
+  return reinterpret_cast<uintptr_t>(p) % 16 == 0;
+}
+
+unsigned ceil_div(int64_t a, int64_t b) {
+  return static_cast<unsigned>((a + b - 1) / b);
+}
+
+// 128×128 tiles when they still give about a wave of blocks, else 64×64.
+bool use_large_tiles(int64_t m, int64_t n) {
+  return m >= 128 && n >= 128 && int64_t{ceil_div(m, 128)} * ceil_div(n, 128) >= 100;
+}
+
+struct ColumnSumPlan {
+  int splits = 1, rows_per_split = 1;
+};
+ColumnSumPlan plan_column_sum(int rows, int cols) {
+  const int64_t col_blocks = ceil_div(cols, kColSumCols);
+  int64_t s = (264 + col_blocks - 1) / col_blocks;
+  const int64_t max_s = (rows + 255) / 256;  // at least 256 rows (32 per lane) per split
+  if (s > max_s) s = max_s;
+  if (s < 1) s = 1;
+  ColumnSumPlan p;
+  p.rows_per_split = static_cast<int>((rows + s - 1) / s);
+  if (p.rows_per_split < 1) p.rows_per_split = 1;
+  p.splits = static_cast<int>((rows + p.rows_per_split - 1) / p.rows_per_split);
+  if (p.splits < 1) p.splits = 1;
+  return p;
+}
+
+template <class Cfg, bool kVec>
+void launch_linear_forward(float* y, const float* x, const float* w, const float* b,
+                           const LinearShape& s, Stream stream, bool vec_store) {
+  const dim3 grid(ceil_div(s.n, Cfg::BM), ceil_div(s.out, Cfg::BN));
+  launch({grid, dim3(Cfg::kThreads), 0, stream}, linear_forward_kernel<Cfg, kVec>, y, x, w, b, s,
+         vec_store);
+}
+
+template <class Cfg, bool kVec>
+void launch_linear_backward_data(float* dx, const float* dy, const float* w, const LinearShape& s,
+                                 Stream stream, bool vec_store) {
+  const dim3 grid(ceil_div(s.n, Cfg::BM), ceil_div(s.in, Cfg::BN));
+  launch({grid, dim3(Cfg::kThreads), 0, stream}, linear_backward_data_kernel<Cfg, kVec>, dx, dy, w,
+         s, vec_store);
+}
+
+template <class Cfg, bool kVec>
+void launch_linear_backward_weight(float* dw, float* partials, const float* dy, const float* x,
+                                   const LinearShape& s, const tile::SplitK& plan, Stream stream,
+                                   bool vec_store) {
+  const dim3 grid(ceil_div(s.out, Cfg::BM), ceil_div(s.in, Cfg::BN), plan.splits);
+  launch({grid, dim3(Cfg::kThreads), 0, stream}, linear_backward_weight_kernel<Cfg, kVec>, dw,
+         partials, dy, x, s, plan.tiles_per_split, vec_store);
+}
+
+void check_shape(const char* op, const LinearShape& s) {
+  KILN_CHECK(s.n > 0 && s.in > 0 && s.out > 0, op, ": bad shape n=", s.n, " in=", s.in,
+             " out=", s.out);
+}
+
+}  // namespace
+
+namespace detail {
+
+int64_t column_sum_workspace_floats(int rows, int cols) {
+  const ColumnSumPlan p = plan_column_sum(rows, cols);
+  return p.splits > 1 ? int64_t{p.splits} * cols : 0;
+}
+
+void column_sum_accumulate(float* dst, const float* src, int rows, int cols, float* workspace,
+                           Stream stream) {
+  KILN_CHECK(rows > 0 && cols > 0, "column_sum_accumulate: bad shape ", rows, "x", cols);
+  const ColumnSumPlan p = plan_column_sum(rows, cols);
+  const dim3 block(kColSumCols, kColSumLanes);
+  if (p.splits == 1) {
+    launch({dim3(ceil_div(cols, kColSumCols), 1), block, 0, stream}, column_sum_kernel, dst, src,
+           rows, cols, p.rows_per_split, true);
+    return;
+  }
+  KILN_CHECK(workspace != nullptr, "column_sum_accumulate: workspace needed");
+  launch({dim3(ceil_div(cols, kColSumCols), p.splits), block, 0, stream}, column_sum_kernel,
+         workspace, src, rows, cols, p.rows_per_split, false);
+  split_sum_accumulate(dst, workspace, p.splits, cols, stream);
+}
+
+void split_sum_accumulate(float* dst, const float* partials, int splits, int64_t count,
+                          Stream stream) {
+  KILN_CHECK(splits >= 1 && count > 0, "split_sum_accumulate: bad sizes");
+  int64_t blocks = (count + 255) / 256;
+  if (blocks > 4096) blocks = 4096;
+  launch({dim3(static_cast<unsigned>(blocks)), dim3(256), 0, stream}, split_sum_kernel, dst,
+         partials, splits, count);
+}
+
+}  // namespace detail
+
+void linear_forward(float* y, const float* x, const float* w, const float* b, const LinearShape& s,
+                    Stream stream) {
+  check_shape("cuda::linear_forward", s);
+  const bool vec = s.in % 4 == 0 && aligned16(x) && aligned16(w);
+  const bool vec_store = s.out % 4 == 0 && aligned16(y);
+  if (use_large_tiles(s.n, s.out)) {
+    if (vec) return launch_linear_forward<tile::Large, true>(y, x, w, b, s, stream, vec_store);
+    return launch_linear_forward<tile::Large, false>(y, x, w, b, s, stream, vec_store);
+  }
+  if (vec) return launch_linear_forward<tile::Small, true>(y, x, w, b, s, stream, vec_store);
+  launch_linear_forward<tile::Small, false>(y, x, w, b, s, stream, vec_store);
+}
+
+void linear_backward_data(float* dx, const float* dy, const float* w, const LinearShape& s,
+                          Stream stream) {
+  check_shape("cuda::linear_backward_data", s);
+  const bool vec = s.in % 4 == 0 && s.out % 4 == 0 && aligned16(dy) && aligned16(w);
+  const bool vec_store = s.in % 4 == 0 && aligned16(dx);
+  if (use_large_tiles(s.n, s.in)) {
+    if (vec) return launch_linear_backward_data<tile::Large, true>(dx, dy, w, s, stream, vec_store);
+    return launch_linear_backward_data<tile::Large, false>(dx, dy, w, s, stream, vec_store);
+  }
+  if (vec) return launch_linear_backward_data<tile::Small, true>(dx, dy, w, s, stream, vec_store);
+  launch_linear_backward_data<tile::Small, false>(dx, dy, w, s, stream, vec_store);
+}
+
+void linear_backward_weight(float* dw, float* db, const float* dy, const float* x,
+                            const LinearShape& s, Stream stream) {
+  check_shape("cuda::linear_backward_weight", s);
+  const bool vec = s.in % 4 == 0 && s.out % 4 == 0 && aligned16(dy) && aligned16(x);
+  const bool vec_store = s.in % 4 == 0 && aligned16(dw);
+  const bool large = use_large_tiles(s.out, s.in);
+  const int bm = large ? tile::Large::BM : tile::Small::BM;
+  const int bn = large ? tile::Large::BN : tile::Small::BN;
+  const tile::SplitK plan = tile::plan_split_k(int64_t{ceil_div(s.out, bm)} * ceil_div(s.in, bn),
+                                               static_cast<int>(ceil_div(s.n, 8)));
+  // One scratch request for both reductions: [split partials of dw | column-sum partials of db].
+  const int64_t dw_floats = plan.splits > 1 ? int64_t{plan.splits} * s.out * s.in : 0;
+  const int64_t db_floats = db != nullptr ? detail::column_sum_workspace_floats(s.n, s.out) : 0;
+  float* work = nullptr;
+  if (dw_floats + db_floats > 0)
+    work = static_cast<float*>(
+        scratch(static_cast<size_t>(dw_floats + db_floats) * sizeof(float), Device::cuda));
+  float* partials = dw_floats > 0 ? work : nullptr;
+  if (large) {
+    if (vec)
+      launch_linear_backward_weight<tile::Large, true>(dw, partials, dy, x, s, plan, stream,
+                                                       vec_store);
+    else
+      launch_linear_backward_weight<tile::Large, false>(dw, partials, dy, x, s, plan, stream,
+                                                        vec_store);
+  } else {
+    if (vec)
+      launch_linear_backward_weight<tile::Small, true>(dw, partials, dy, x, s, plan, stream,
+                                                       vec_store);
+    else
+      launch_linear_backward_weight<tile::Small, false>(dw, partials, dy, x, s, plan, stream,
+                                                        vec_store);
+  }
+  if (partials != nullptr)
+    detail::split_sum_accumulate(dw, partials, plan.splits, int64_t{s.out} * s.in, stream);
+  if (db != nullptr)
+    detail::column_sum_accumulate(db, dy, s.n, s.out, work != nullptr ? work + dw_floats : nullptr,
+                                  stream);
+}
+
+}  // namespace kiln::cuda
