@@ -11,7 +11,8 @@ namespace {
 __global__ void shared_oob_kernel(float* out) {
   KILN_SHARED(float, tile, [32]);
   const int t = static_cast<int>(threadIdx.x);
-  tile[t + 1] = 1.0f;  // planted: thread 31 writes tile[32]
+  float* row = tile;  // through a pointer: UBSan's bounds check cannot see it, ASan must
+  row[t + 1] = 1.0f;   // planted: thread 31 writes tile[32]
   __syncthreads();
   out[t] = tile[t];
 }
