@@ -1,0 +1,181 @@
+#!/usr/bin/env python3
+"""tests/sass_check.py — reads the speed of Kiln's GEMM-shaped kernels from their sm_90 SASS.
+
+Disassembles the sm_90 machine code of a binary (libkiln.so, or an object built by nvcc) with
+cuobjdump and, for every instantiation of the implicit-GEMM convolution kernels (forward,
+backward-data, backward-filter) and of the linear/GEMM kernels, finds the main loop and fails when
+
+  - it has no 128-bit shared-memory load (LDS.128),
+  - it issues fewer than 8 FFMA per shared-memory load instruction (any LDS width), or
+  - the kernel touches local memory anywhere (LDL/STL: spills or an indexed register array).
+
+The main loop: every backward branch (a BRA whose target lies at or before it) closes a loop whose
+body is the address range [target, branch]; the main loop is the one whose body holds the most
+FFMA. (The tile engine's k-loop — 8 rank-1 updates of an 8×8 register tile, 512 FFMA — dwarfs the
+small index-walk loops inside the loaders, which it contains.) Figures are printed per kernel.
+
+Exit status: 0 all pass, 1 a check failed, 77 cuobjdump is not available (CTest reports SKIPPED).
+cuobjdump and the nvdisasm it runs come with the CUDA toolkit or from PyPI:
+    pip install nvidia-cuda-cuobjdump nvidia-cuda-nvdisasm
+"""
+
+import argparse
+import glob
+import os
+import re
+import shutil
+import subprocess
+import sys
+
+SKIP = 77
+FAMILIES = [
+    "conv2d_forward_implicit_gemm_kernel",
+    "conv2d_backward_data_implicit_gemm_kernel",
+    "conv2d_backward_filter_implicit_gemm_kernel",
+    "linear_forward_kernel",
+    "linear_backward_data_kernel",
+    "linear_backward_weight_kernel",
+]
+MIN_FFMA_PER_LDS = 8.0
+
+INSTR = re.compile(r"/\*([0-9a-f]{4,})\*/\s+(@!?U?P\w+\s+)?([A-Z0-9_.]+)([^;]*);")
+FUNC = re.compile(r"Function\s*:\s*(\S+)")
+
+
+def find_tool(name, explicit=None):
+    """The tool's path: explicit, PATH, the CUDA toolkit, or a pip-installed nvidia/cu*/bin."""
+    if explicit:
+        return explicit if os.path.isfile(explicit) else None
+    found = shutil.which(name)
+    if found:
+        return found
+    roots = [os.environ.get("CUDA_HOME", ""), "/usr/local/cuda"]
+    for root in roots:
+        cand = os.path.join(root, "bin", name)
+        if root and os.path.isfile(cand):
+            return cand
+    for path in sys.path:
+        for cand in glob.glob(os.path.join(path, "nvidia", "cu*", "bin", name)):
+            return cand
+        for cand in glob.glob(os.path.join(path, "nvidia", "cuda_*", "bin", name)):
+            return cand
+    return None
+
+
+def demangle(names):
+    cxxfilt = shutil.which("c++filt")
+    if not cxxfilt:
+        return {n: n for n in names}
+    out = subprocess.run([cxxfilt], input="\n".join(names), capture_output=True, text=True).stdout
+    return dict(zip(names, out.splitlines()))
+
+
+def short_name(demangled):
+    """'kiln::cuda::(anon)::conv2d_forward_implicit_gemm_kernel<Config<128,128>, true, false>'."""
+    s = re.sub(r"\(anonymous namespace\)::", "", demangled)
+    s = s.replace("kiln::cuda::tile::Config", "Config").replace("kiln::cuda::", "")
+    return re.sub(r"\(.*\)$", "", s)
+
+
+def parse(sass):
+    """{function name: [(address, opcode, operands)]}"""
+    functions, current = {}, None
+    for line in sass.splitlines():
+        m = FUNC.search(line)
+        if m:
+            current = m.group(1)
+            functions[current] = []
+            continue
+        m = INSTR.search(line)
+        if m and current is not None:
+            functions[current].append((int(m.group(1), 16), m.group(3), m.group(4)))
+    return functions
+
+
+def analyse(instrs):
+    loops = []
+    for addr, op, operands in instrs:
+        if op.startswith("BRA"):
+            t = re.search(r"0x([0-9a-f]+)", operands)
+            if t and int(t.group(1), 16) <= addr:
+                loops.append((int(t.group(1), 16), addr))
+    local = sum(1 for _, op, _ in instrs if op.startswith(("LDL", "STL")))
+    best = None
+    for lo, hi in loops:
+        body = [op for a, op, _ in instrs if lo <= a <= hi]
+        ffma = sum(1 for op in body if op.startswith("FFMA"))
+        if best is None or ffma > best["ffma"]:
+            lds = [op for op in body if op.startswith("LDS")]
+            best = {
+                "range": (lo, hi),
+                "ffma": ffma,
+                "lds": len(lds),
+                "lds128": sum(1 for op in lds if ".128" in op),
+                "ldg": sum(1 for op in body if op.startswith("LDG")),
+                "sts": sum(1 for op in body if op.startswith("STS")),
+                "bar": sum(1 for op in body if op.startswith("BAR")),
+            }
+    return best, local
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("binaries", nargs="+", help="libkiln.so or nvcc-built objects")
+    ap.add_argument("--cuobjdump", default=None, help="path of cuobjdump (default: search)")
+    ap.add_argument("--arch", default="sm_90")
+    args = ap.parse_args()
+
+    cuobjdump = find_tool("cuobjdump", args.cuobjdump)
+    nvdisasm = find_tool("nvdisasm")
+    if cuobjdump is None or nvdisasm is None:
+        print("sass_check: SKIPPED: cuobjdump and nvdisasm are needed (not found on PATH, in "
+              "/usr/local/cuda/bin or in Python's nvidia/cu*/bin). Install them with\n"
+              "    pip install nvidia-cuda-cuobjdump nvidia-cuda-nvdisasm", file=sys.stderr)
+        return SKIP
+    env = dict(os.environ)
+    env["PATH"] = os.pathsep.join([os.path.dirname(nvdisasm), env.get("PATH", "")])
+
+    functions = {}
+    for binary in args.binaries:
+        res = subprocess.run([cuobjdump, "--dump-sass", "--gpu-architecture", args.arch, binary],
+                             capture_output=True, text=True, env=env)
+        if res.returncode != 0:
+            print(f"sass_check: cuobjdump failed on {binary}:\n{res.stderr}", file=sys.stderr)
+            return 1
+        functions.update(parse(res.stdout))
+
+    names = demangle(list(functions))
+    failures, seen = [], {f: 0 for f in FAMILIES}
+    print(f"{'kernel (' + args.arch + ')':<86} {'FFMA':>5} {'LDS':>4} {'.128':>4} "
+          f"{'FFMA/LDS':>8} {'LDG':>4} {'BAR':>3} {'LDL/STL':>7}")
+    for mangled in sorted(functions, key=lambda n: names[n]):
+        family = next((f for f in FAMILIES if f in mangled), None)
+        if family is None:
+            continue
+        seen[family] += 1
+        name = short_name(names[mangled])
+        best, local = analyse(functions[mangled])
+        if best is None:
+            failures.append(f"{name}: no loop found")
+            continue
+        ratio = best["ffma"] / best["lds"] if best["lds"] else float("inf")
+        print(f"{name:<86} {best['ffma']:>5} {best['lds']:>4} {best['lds128']:>4} {ratio:>8.1f} "
+              f"{best['ldg']:>4} {best['bar']:>3} {local:>7}")
+        if best["lds128"] == 0:
+            failures.append(f"{name}: main loop has no LDS.128")
+        if ratio < MIN_FFMA_PER_LDS:
+            failures.append(f"{name}: {ratio:.1f} FFMA per shared load (< {MIN_FFMA_PER_LDS})")
+        if local:
+            failures.append(f"{name}: {local} local-memory instructions (LDL/STL)")
+    for family, count in seen.items():
+        if count == 0:
+            failures.append(f"{family}: not found in {', '.join(args.binaries)}")
+    if failures:
+        print("sass_check: FAILED\n  " + "\n  ".join(failures), file=sys.stderr)
+        return 1
+    print(f"sass_check: passed ({sum(seen.values())} kernels)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
