@@ -214,3 +214,14 @@ TEST_CASE("convert_image: channels and bilinear resize", "[cpu][data]") {
     CHECK_THROWS_AS(convert_image(&out, ImageSpec{1, 1, 1}, &px, 5, 1, 1), kiln::Error);
   }
 }
+
+TEST_CASE("load_dataset picks the source by what the path is", "[cpu][data]") {
+  TempDir dir;
+  std::string csv = dir.write("fer.csv", kHeader + row(3, pattern(48, 0), "Training") +
+                                             row(4, pattern(48, 1), "PublicTest"));
+  auto s = kiln::data::load_dataset(csv, ImageSpec{1, 48, 48}, 0);
+  CHECK(s.train.size() == 1);
+  CHECK(s.val.size() == 1);
+  CHECK_THROWS_WITH(kiln::data::load_dataset(dir.str("missing"), ImageSpec{}, 0),
+                    Contains("does not exist") && Contains("synthetic"));
+}
