@@ -77,10 +77,10 @@ FiberStack::~FiberStack() {
   if (map_ != nullptr) munmap(map_, map_bytes_);
 }
 
-void* FiberStack::prepare(void (*entry)(void*), void* arg) {
+void* FiberStack::prepare(void (*entry)(void*), void* arg, std::size_t offset) {
   // Leave a little room at the top; after `ret` into kiln_simt_fiber_start the stack pointer is
   // 16-byte aligned, so its `call` enters entry with the alignment the ABI requires.
-  auto top = (reinterpret_cast<std::uintptr_t>(lo_ + size_) - 64) & ~std::uintptr_t{15};
+  auto top = (reinterpret_cast<std::uintptr_t>(lo_ + size_) - 64 - offset) & ~std::uintptr_t{15};
   auto* sp = reinterpret_cast<void**>(top);
   *--sp = reinterpret_cast<void*>(&kiln_simt_fiber_start);  // popped by ret
   *--sp = nullptr;                                           // rbp

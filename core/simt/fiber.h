@@ -35,7 +35,8 @@ class FiberStack {
   char* lo() const { return lo_; }  // lowest usable byte (just above the guard page)
   std::size_t size() const { return size_; }
   // A stack pointer that, when switched to, calls entry(arg) on this stack; entry never returns.
-  void* prepare(void (*entry)(void*), void* arg);
+  // The stack starts `offset` bytes below the top of the mapping (see FiberStack's caller).
+  void* prepare(void (*entry)(void*), void* arg, std::size_t offset = 0);
 
  private:
   char* map_ = nullptr;
