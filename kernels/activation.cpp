@@ -40,8 +40,8 @@ void leaky_relu_backward(Tensor& dx, const Tensor& dy, const Tensor& x, double s
              " is not finite");
   if (device == Device::cuda) {
 #if KILN_WITH_CUDA
-    cuda::leaky_relu_backward(dx.data<float>(), dy.data<float>(), x.data<float>(), x.numel(),
-                              slope, nullptr);
+    cuda::leaky_relu_backward(dx.data<float>(), dy.data<float>(), x.data<float>(), x.numel(), slope,
+                              nullptr);
 #else
     detail::check_cuda_built(op);
 #endif
@@ -49,8 +49,7 @@ void leaky_relu_backward(Tensor& dx, const Tensor& dy, const Tensor& x, double s
     cpu::leaky_relu_backward(dx.data<double>(), dy.data<double>(), x.data<double>(), x.numel(),
                              slope);
   } else {
-    cpu::leaky_relu_backward(dx.data<float>(), dy.data<float>(), x.data<float>(), x.numel(),
-                             slope);
+    cpu::leaky_relu_backward(dx.data<float>(), dy.data<float>(), x.data<float>(), x.numel(), slope);
   }
 }
 

@@ -48,15 +48,17 @@ BatchNormShape check_batchnorm(const char* op, const Tensor& x, Named activation
 
 void batchnorm_forward_train(Tensor& y, Tensor& save_mean, Tensor& save_invstd,
                              Tensor& running_mean, Tensor& running_var, const Tensor& x,
-                             const Tensor& gamma, const Tensor& beta, double eps,
-                             double momentum) {
+                             const Tensor& gamma, const Tensor& beta, double eps, double momentum) {
   const char* op = "batchnorm_forward_train";
   Device device;
-  const BatchNormShape s = check_batchnorm(
-      op, x, {{"x", &x}, {"y", &y}},
-      {{"save_mean", &save_mean}, {"save_invstd", &save_invstd}, {"running_mean", &running_mean},
-       {"running_var", &running_var}, {"gamma", &gamma}, {"beta", &beta}},
-      &device);
+  const BatchNormShape s = check_batchnorm(op, x, {{"x", &x}, {"y", &y}},
+                                           {{"save_mean", &save_mean},
+                                            {"save_invstd", &save_invstd},
+                                            {"running_mean", &running_mean},
+                                            {"running_var", &running_var},
+                                            {"gamma", &gamma},
+                                            {"beta", &beta}},
+                                           &device);
   KILN_CHECK(s.m >= 2, op, ": x ", x.str(),
              " has one value per channel; training needs at least 2 (as PyTorch)");
   KILN_CHECK(eps > 0 && momentum >= 0 && momentum <= 1, op, ": x ", x.str(),
@@ -73,8 +75,8 @@ void batchnorm_forward_train(Tensor& y, Tensor& save_mean, Tensor& save_invstd,
   } else if (x.dtype() == DType::f64) {
     cpu::batchnorm_forward_train(y.data<double>(), save_mean.data<double>(),
                                  save_invstd.data<double>(), running_mean.data<double>(),
-                                 running_var.data<double>(), x.data<double>(),
-                                 gamma.data<double>(), beta.data<double>(), s, eps, momentum);
+                                 running_var.data<double>(), x.data<double>(), gamma.data<double>(),
+                                 beta.data<double>(), s, eps, momentum);
   } else {
     cpu::batchnorm_forward_train(y.data<float>(), save_mean.data<float>(),
                                  save_invstd.data<float>(), running_mean.data<float>(),
@@ -148,9 +150,9 @@ void batchnorm_backward_eval(Tensor& dx, const Tensor& dy, const Tensor& gamma,
                              const Tensor& running_var, double eps) {
   const char* op = "batchnorm_backward_eval";
   Device device;
-  const BatchNormShape s = check_batchnorm(op, dy, {{"dy", &dy}, {"dx", &dx}},
-                                           {{"gamma", &gamma}, {"running_var", &running_var}},
-                                           &device);
+  const BatchNormShape s =
+      check_batchnorm(op, dy, {{"dy", &dy}, {"dx", &dx}},
+                      {{"gamma", &gamma}, {"running_var", &running_var}}, &device);
   KILN_CHECK(eps > 0, op, ": dy ", dy.str(), ": need eps > 0, got ", eps);
   if (device == Device::cuda) {
 #if KILN_WITH_CUDA

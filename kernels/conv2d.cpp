@@ -12,15 +12,16 @@ namespace kiln {
 namespace {
 
 // "conv2d_forward(y [..], x [..], w [..], b [..], stride 1x1, pad 0x0)" — every message starts so.
-std::string describe_call(const char* op, std::initializer_list<std::pair<const char*, const Tensor*>> ts,
+std::string describe_call(const char* op,
+                          std::initializer_list<std::pair<const char*, const Tensor*>> ts,
                           const Conv2dParams& p) {
   std::string out = std::string(op) + "(";
   for (auto& [name, t] : ts) {
     if (t == nullptr) continue;
     out += std::string(name) + " " + (t->defined() ? t->str() : "undefined") + ", ";
   }
-  return out + "stride " + std::to_string(p.stride_h) + "x" + std::to_string(p.stride_w) + ", pad " +
-         std::to_string(p.pad_h) + "x" + std::to_string(p.pad_w) + ")";
+  return out + "stride " + std::to_string(p.stride_h) + "x" + std::to_string(p.stride_w) +
+         ", pad " + std::to_string(p.pad_h) + "x" + std::to_string(p.pad_w) + ")";
 }
 
 // Shape of the convolution from the input extents [N, H, W, C_in] and the filter w; checks that the
@@ -50,7 +51,9 @@ Conv2dShape conv_shape(const std::string& call, const Tensor& x_like, const Tens
   return s;
 }
 
-Shape out_shape(const Conv2dShape& s) { return {s.n, s.out_h(), s.out_w(), s.c_out}; }
+Shape out_shape(const Conv2dShape& s) {
+  return {s.n, s.out_h(), s.out_w(), s.c_out};
+}
 
 }  // namespace
 
@@ -61,8 +64,8 @@ void conv2d_forward(Tensor& y, const Tensor& x, const Tensor& w, const Tensor* b
   const std::string call = describe_call(op, {{"y", &y}, {"x", &x}, {"w", &w}, {"b", b}}, p);
   const Conv2dShape s = conv_shape(call, x, w, p);
   KILN_CHECK(y.shape() == out_shape(s), call, ": y must have shape ", out_shape(s).str());
-  KILN_CHECK(b == nullptr || b->shape() == Shape({s.c_out}), call, ": b must have shape [",
-             s.c_out, "]");
+  KILN_CHECK(b == nullptr || b->shape() == Shape({s.c_out}), call, ": b must have shape [", s.c_out,
+             "]");
   if (device == Device::cuda) {
 #if KILN_WITH_CUDA
     cuda::conv2d_forward(y.data<float>(), x.data<float>(), w.data<float>(),

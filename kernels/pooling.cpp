@@ -47,7 +47,9 @@ Pool2dShape pool_shape(const std::string& call, const Tensor& x_like, const Pool
   return s;
 }
 
-Shape out_shape(const Pool2dShape& s) { return {s.n, s.out_h(), s.out_w(), s.c}; }
+Shape out_shape(const Pool2dShape& s) {
+  return {s.n, s.out_h(), s.out_w(), s.c};
+}
 
 }  // namespace
 

@@ -1,5 +1,5 @@
-// kernels/cpu/activation.cpp — CPU reference of LeakyReLU: plain loops templated on float and double
-// (the double instance is the oracle; the float instance is also the CPU training path).
+// kernels/cpu/activation.cpp — CPU reference of LeakyReLU: plain loops templated on float and
+// double (the double instance is the oracle; the float instance is also the CPU training path).
 //   y = x > 0 ? x : slope·x;   dx = dy · (x > 0 ? 1 : slope)
 // (the derivative at the kink x = 0 is taken as slope, as PyTorch does). Element-wise, so y == x
 // (and dx == dy) in place is fine.

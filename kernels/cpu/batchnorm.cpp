@@ -1,6 +1,7 @@
 // kernels/cpu/batchnorm.cpp — CPU reference of batch normalisation over the channels of an NHWC
-// activation, seen as x [M][C] with M = N·H·W. Plain loops templated on float and double (the double
-// instance is the oracle; the float instance is also the CPU training path, hence the OpenMP).
+// activation, seen as x [M][C] with M = N·H·W. Plain loops templated on float and double (the
+// double instance is the oracle; the float instance is also the CPU training path, hence the
+// OpenMP).
 //
 //   training forward   μ = (1/M) Σ x,  σ² = (1/M) Σ (x − μ)²  (biased, used to normalise),
 //                      x̂ = (x − μ)·invstd with invstd = 1/√(σ² + ε),  y = γ x̂ + β;
@@ -12,8 +13,8 @@
 //                      dx = γ·invstd/M · (M·dy − Σdy − x̂·Σ(dy·x̂));  dγ += Σ dy·x̂;  dβ += Σ dy
 //   backward (eval)    dx = dy·γ/√(running_var + ε)
 //
-// Per-channel sums are taken in double over fixed blocks of rows, the blocks summed in order, so the
-// result is the same for any number of threads (design.md §3: deterministic reductions).
+// Per-channel sums are taken in double over fixed blocks of rows, the blocks summed in order, so
+// the result is the same for any number of threads (design.md §3: deterministic reductions).
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -53,7 +54,8 @@ void batchnorm_forward_train(T* y, T* save_mean, T* save_invstd, T* running_mean
                              double eps, double momentum) {
   const int64_t M = s.m;
   const int C = s.c;
-  std::vector<double> mean = channel_sums(s, [&](int64_t m, int c) { return double(x[m * C + c]); });
+  std::vector<double> mean =
+      channel_sums(s, [&](int64_t m, int c) { return double(x[m * C + c]); });
   for (double& v : mean) v /= static_cast<double>(M);
   // Two passes (mean, then squared deviations): no cancellation as in E[x²] − E[x]².
   std::vector<double> var = channel_sums(s, [&](int64_t m, int c) {
@@ -70,8 +72,10 @@ void batchnorm_forward_train(T* y, T* save_mean, T* save_invstd, T* running_mean
     save_mean[c] = static_cast<T>(mean[c]);
     save_invstd[c] = static_cast<T>(invstd);
     const double unbiased = M > 1 ? var[c] * double(M) / double(M - 1) : var[c];
-    running_mean[c] = static_cast<T>((1.0 - momentum) * double(running_mean[c]) + momentum * mean[c]);
-    running_var[c] = static_cast<T>((1.0 - momentum) * double(running_var[c]) + momentum * unbiased);
+    running_mean[c] =
+        static_cast<T>((1.0 - momentum) * double(running_mean[c]) + momentum * mean[c]);
+    running_var[c] =
+        static_cast<T>((1.0 - momentum) * double(running_var[c]) + momentum * unbiased);
   }
 #pragma omp parallel for schedule(static) if (M * C >= kParallelMin)
   for (int64_t m = 0; m < M; ++m)
@@ -80,9 +84,8 @@ void batchnorm_forward_train(T* y, T* save_mean, T* save_invstd, T* running_mean
 }
 
 template <typename T>
-void batchnorm_forward_eval(T* y, const T* x, const T* gamma, const T* beta,
-                            const T* running_mean, const T* running_var, const BatchNormShape& s,
-                            double eps) {
+void batchnorm_forward_eval(T* y, const T* x, const T* gamma, const T* beta, const T* running_mean,
+                            const T* running_var, const BatchNormShape& s, double eps) {
   const int C = s.c;
   std::vector<double> scale(C), shift(C);
   for (int c = 0; c < C; ++c) {
@@ -132,14 +135,14 @@ void batchnorm_backward_eval(T* dx, const T* dy, const T* gamma, const T* runnin
     for (int c = 0; c < C; ++c) dx[m * C + c] = static_cast<T>(double(dy[m * C + c]) * scale[c]);
 }
 
-#define KILN_INSTANTIATE_BATCHNORM(T)                                                          \
-  template void batchnorm_forward_train<T>(T*, T*, T*, T*, T*, const T*, const T*, const T*,   \
-                                           const BatchNormShape&, double, double);             \
+#define KILN_INSTANTIATE_BATCHNORM(T)                                                           \
+  template void batchnorm_forward_train<T>(T*, T*, T*, T*, T*, const T*, const T*, const T*,    \
+                                           const BatchNormShape&, double, double);              \
   template void batchnorm_forward_eval<T>(T*, const T*, const T*, const T*, const T*, const T*, \
-                                          const BatchNormShape&, double);                      \
-  template void batchnorm_backward<T>(T*, T*, T*, const T*, const T*, const T*, const T*,      \
-                                      const T*, const BatchNormShape&);                        \
-  template void batchnorm_backward_eval<T>(T*, const T*, const T*, const T*,                   \
+                                          const BatchNormShape&, double);                       \
+  template void batchnorm_backward<T>(T*, T*, T*, const T*, const T*, const T*, const T*,       \
+                                      const T*, const BatchNormShape&);                         \
+  template void batchnorm_backward_eval<T>(T*, const T*, const T*, const T*,                    \
                                            const BatchNormShape&, double);
 KILN_INSTANTIATE_BATCHNORM(float)
 KILN_INSTANTIATE_BATCHNORM(double)

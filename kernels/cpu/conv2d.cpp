@@ -2,11 +2,13 @@
 // double; the double instance is the oracle every other implementation is tested against.
 //
 // Layouts (kernels/conv2d.h): x [N][H][W][C_in], y [N][OH][OW][C_out], w [C_out][KH][KW][C_in].
-// All three ops walk the one index relation of docs/math.md §1:
-//   ih = oh·stride_h − pad_h + i,  iw = ow·stride_w − pad_w + j   (positions outside x are zeros)
-//   forward          y[n,oh,ow,co]  = b[co] + Σ_{i,j,ci} x[n,ih,iw,ci] · w[co,i,j,ci]
-//   backward-data    dx[n,ih,iw,ci] = Σ over every (oh,ow,i,j) that reaches (ih,iw) of dy[n,oh,ow,co]·w[co,i,j,ci]
-//   backward-filter  dw[co,i,j,ci] += Σ_{n,oh,ow} dy[n,oh,ow,co] · x[n,ih,iw,ci];  db[co] += Σ dy[n,oh,ow,co]
+// All three ops walk the one index relation of docs/math.md §1 (positions outside x are zeros):
+//   ih = oh·stride_h − pad_h + i,  iw = ow·stride_w − pad_w + j
+//   forward          y[n,oh,ow,co] = b[co] + Σ_{i,j,ci} x[n,ih,iw,ci]·w[co,i,j,ci]
+//   backward-data    dx[n,ih,iw,ci] = Σ dy[n,oh,ow,co]·w[co,i,j,ci] over co and every
+//                    (oh,ow,i,j) whose window reaches (ih,iw)
+//   backward-filter  dw[co,i,j,ci] += Σ_{n,oh,ow} dy[n,oh,ow,co]·x[n,ih,iw,ci]
+//                    db[co] += Σ_{n,oh,ow} dy[n,oh,ow,co]
 // Obviously right beats fast here: sums are accumulated in double, in a fixed order.
 #include <cstdint>
 
@@ -103,9 +105,9 @@ void conv2d_backward_filter(T* dw, T* db, const T* dy, const T* x, const Conv2dS
   }
 }
 
-#define KILN_INSTANTIATE_CONV2D(T)                                                              \
-  template void conv2d_forward<T>(T*, const T*, const T*, const T*, const Conv2dShape&);      \
-  template void conv2d_backward_data<T>(T*, const T*, const T*, const Conv2dShape&);          \
+#define KILN_INSTANTIATE_CONV2D(T)                                                       \
+  template void conv2d_forward<T>(T*, const T*, const T*, const T*, const Conv2dShape&); \
+  template void conv2d_backward_data<T>(T*, const T*, const T*, const Conv2dShape&);     \
   template void conv2d_backward_filter<T>(T*, T*, const T*, const T*, const Conv2dShape&);
 KILN_INSTANTIATE_CONV2D(float)
 KILN_INSTANTIATE_CONV2D(double)

@@ -69,8 +69,8 @@ void maxpool2d_backward(T* dx, const T* dy, const uint8_t* argmax, const Pool2dS
   }
 }
 
-#define KILN_INSTANTIATE_POOLING(T)                                                        \
-  template void maxpool2d_forward<T>(T*, uint8_t*, const T*, const Pool2dShape&);         \
+#define KILN_INSTANTIATE_POOLING(T)                                               \
+  template void maxpool2d_forward<T>(T*, uint8_t*, const T*, const Pool2dShape&); \
   template void maxpool2d_backward<T>(T*, const T*, const uint8_t*, const Pool2dShape&);
 KILN_INSTANTIATE_POOLING(float)
 KILN_INSTANTIATE_POOLING(double)

@@ -63,7 +63,8 @@ TEST_CASE("leaky_relu float path matches the double oracle", "[cpu]") {
   for (int64_t n : {1, 7, 1000, 100003}) {
     for (double slope : {0.01, 0.3}) {
       INFO("n " << n << ", slope " << slope);
-      const std::vector<float> xf = random_vector<float>(n, 90 + n), dyf = random_vector<float>(n, 91 + n);
+      const std::vector<float> xf = random_vector<float>(n, 90 + n),
+                               dyf = random_vector<float>(n, 91 + n);
       const std::vector<double> x(xf.begin(), xf.end()), dy(dyf.begin(), dyf.end());
       std::vector<double> y(n), dx(n);
       kiln::cpu::leaky_relu_forward(y.data(), x.data(), n, slope);

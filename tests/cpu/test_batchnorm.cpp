@@ -29,7 +29,11 @@ struct TrainForward {
   BatchNormShape s;
   std::vector<double> y, mean, invstd, running_mean, running_var;
   explicit TrainForward(BatchNormShape shape)
-      : s(shape), y(shape.m * shape.c), mean(shape.c), invstd(shape.c), running_mean(shape.c),
+      : s(shape),
+        y(shape.m * shape.c),
+        mean(shape.c),
+        invstd(shape.c),
+        running_mean(shape.c),
         running_var(shape.c) {}
   void operator()(const std::vector<double>& x, const std::vector<double>& gamma,
                   const std::vector<double>& beta) {
@@ -59,7 +63,7 @@ Derivation derive(const std::vector<double>& x, const std::vector<double>& dy,
   const int64_t M = s.m;
   const int C = s.c;
   Derivation d{std::vector<double>(C, 0.0), std::vector<double>(C, 0.0),
-               std::vector<double>(M * C), std::vector<double>(C, 0.0),
+               std::vector<double>(M * C),  std::vector<double>(C, 0.0),
                std::vector<double>(C, 0.0), std::vector<double>(M * C)};
   for (int c = 0; c < C; ++c) {
     for (int64_t m = 0; m < M; ++m) d.mu[c] += x[m * C + c] / M;
@@ -67,8 +71,8 @@ Derivation derive(const std::vector<double>& x, const std::vector<double>& dy,
     double sum_dev = 0, sum_dxhat = 0;
     for (int64_t m = 0; m < M; ++m) {
       d.dxhat[m * C + c] = dy[m * C + c] * gamma[c];
-      d.dvar[c] += d.dxhat[m * C + c] * (x[m * C + c] - d.mu[c]) * -0.5 *
-                   std::pow(d.var[c] + kEps, -1.5);
+      d.dvar[c] +=
+          d.dxhat[m * C + c] * (x[m * C + c] - d.mu[c]) * -0.5 * std::pow(d.var[c] + kEps, -1.5);
       sum_dev += -2 * (x[m * C + c] - d.mu[c]) / M;
       sum_dxhat += d.dxhat[m * C + c] * (-1 / std::sqrt(d.var[c] + kEps));
     }
@@ -163,7 +167,8 @@ TEST_CASE("batchnorm backward term by term against docs/math.md §2", "[cpu][gra
     // ∂l/∂x̂ᵢ: L = Σ dy·(γ x̂ + β).
     for (int64_t m = 0; m < M; ++m) {
       double xhat = (x[m * C + c] - d.mu[c]) / std::sqrt(d.var[c] + kEps);
-      const double num = numeric_partial(&xhat, [&] { return dy[m * C + c] * (gamma[c] * xhat + beta[c]); });
+      const double num =
+          numeric_partial(&xhat, [&] { return dy[m * C + c] * (gamma[c] * xhat + beta[c]); });
       CHECK(d.dxhat[m * C + c] == Approx(num).epsilon(1e-6).margin(1e-8));
     }
   }
@@ -197,7 +202,8 @@ TEST_CASE("batchnorm backward term by term against docs/math.md §2", "[cpu][gra
     CHECK(dgamma[c] == Approx(sum_dy_xhat).epsilon(1e-12));
     for (int64_t m = 0; m < M; ++m) {
       const double xhat = (x[m * C + c] - d.mu[c]) * invstd;
-      one_pass[m * C + c] = gamma[c] * invstd / M * (M * dy[m * C + c] - sum_dy - xhat * sum_dy_xhat);
+      one_pass[m * C + c] =
+          gamma[c] * invstd / M * (M * dy[m * C + c] - sum_dy - xhat * sum_dy_xhat);
     }
   }
   expect_close("one-pass form vs the derivation", one_pass, d.dx, 1e-12 * max_abs(d.dx), 1e-10);
@@ -211,8 +217,10 @@ TEST_CASE("batchnorm running statistics follow PyTorch (hand-computed)", "[cpu]"
     auto make = [&](kiln::Shape shape, std::vector<double> v) {
       Tensor t(shape, dtype);
       for (int64_t i = 0; i < t.numel(); ++i) {
-        if (dtype == DType::f64) t.data<double>()[i] = v[i];
-        else t.data<float>()[i] = float(v[i]);
+        if (dtype == DType::f64)
+          t.data<double>()[i] = v[i];
+        else
+          t.data<float>()[i] = float(v[i]);
       }
       return t;
     };
@@ -229,11 +237,14 @@ TEST_CASE("batchnorm running statistics follow PyTorch (hand-computed)", "[cpu]"
     kiln::batchnorm_forward_train(y, mean, invstd, rmean, rvar, x, gamma, beta, 1e-5, 0.1);
     const double tol = dtype == DType::f64 ? 1e-12 : 1e-6;
     // running ← 0.9·running + 0.1·batch, with the unbiased variance for running_var.
-    expect_close("running_mean", values(rmean), std::vector<double>{0.9 * 0.5 + 0.1 * 2.5, 0.9 * -1 + 0.1 * 3}, tol, tol);
-    expect_close("running_var", values(rvar), std::vector<double>{0.9 * 1 + 0.1 * 5.0 / 3.0, 0.9 * 2 + 0.1 * 4}, tol, tol);
+    expect_close("running_mean", values(rmean),
+                 std::vector<double>{0.9 * 0.5 + 0.1 * 2.5, 0.9 * -1 + 0.1 * 3}, tol, tol);
+    expect_close("running_var", values(rvar),
+                 std::vector<double>{0.9 * 1 + 0.1 * 5.0 / 3.0, 0.9 * 2 + 0.1 * 4}, tol, tol);
     expect_close("save_mean", values(mean), std::vector<double>{2.5, 3}, tol, tol);
     const double is0 = 1 / std::sqrt(1.25 + 1e-5), is1 = 1 / std::sqrt(3 + 1e-5);
-    expect_close("save_invstd (biased variance)", values(invstd), std::vector<double>{is0, is1}, tol, tol);
+    expect_close("save_invstd (biased variance)", values(invstd), std::vector<double>{is0, is1},
+                 tol, tol);
     const std::vector<double> y_ref = {2 * -1.5 * is0 + 1, 0.5 * -1 * is1 - 1, 2 * -0.5 * is0 + 1,
                                        0.5 * -1 * is1 - 1, 2 * 0.5 * is0 + 1,  0.5 * -1 * is1 - 1,
                                        2 * 1.5 * is0 + 1,  0.5 * 3 * is1 - 1};
@@ -245,7 +256,8 @@ TEST_CASE("batchnorm running statistics follow PyTorch (hand-computed)", "[cpu]"
     CHECK(values(ye)[0] == Approx(2 * (1 - rm0) / std::sqrt(rv0 + 1e-5) + 1).epsilon(tol));
     // Momentum 1 takes the batch statistics; momentum 0 keeps the running ones.
     kiln::batchnorm_forward_train(y, mean, invstd, rmean, rvar, x, gamma, beta, 1e-5, 1.0);
-    expect_close("running_var, momentum 1", values(rvar), std::vector<double>{5.0 / 3.0, 4}, tol, tol);
+    expect_close("running_var, momentum 1", values(rvar), std::vector<double>{5.0 / 3.0, 4}, tol,
+                 tol);
     kiln::batchnorm_forward_train(y, mean, invstd, rmean, rvar, x, gamma, beta, 1e-5, 0.0);
     expect_close("running_mean, momentum 0", values(rmean), std::vector<double>{2.5, 3}, tol, tol);
   }
@@ -254,8 +266,8 @@ TEST_CASE("batchnorm running statistics follow PyTorch (hand-computed)", "[cpu]"
 // Error bound of the float path (plain loops in float, double accumulation) against the oracle,
 // x uniform in [-2, 3]: |got − ref| ≤ 1e-5·max|ref| + 1e-5·|ref| for every output.
 TEST_CASE("batchnorm float path matches the double oracle", "[cpu]") {
-  const std::vector<std::vector<int64_t>> shapes = {
-      {2, 3, 5, 1}, {1, 7, 5, 3}, {4, 6, 6, 16}, {3, 5, 7, 17}, {9, 3}, {64, 12, 12, 8}};
+  const std::vector<std::vector<int64_t>> shapes = {{2, 3, 5, 1},  {1, 7, 5, 3}, {4, 6, 6, 16},
+                                                    {3, 5, 7, 17}, {9, 3},       {64, 12, 12, 8}};
   uint64_t seed = 40;
   for (const auto& dims : shapes) {
     const kiln::Shape shape(dims);
@@ -273,7 +285,7 @@ TEST_CASE("batchnorm float path matches the double oracle", "[cpu]") {
 
     // Oracle.
     std::vector<double> y(n), mean(C), invstd(C), rm = d(rmf), rv = d(rvf), ye(n), dx(n),
-        dg(C, 0.0), db(C, 0.0), dxe(n);
+                                                  dg(C, 0.0), db(C, 0.0), dxe(n);
     kiln::cpu::batchnorm_forward_train(y.data(), mean.data(), invstd.data(), rm.data(), rv.data(),
                                        d(xf).data(), d(gf).data(), d(bf).data(), s, kEps, 0.1);
     kiln::cpu::batchnorm_forward_eval(ye.data(), d(xf).data(), d(gf).data(), d(bf).data(),
@@ -330,8 +342,10 @@ TEST_CASE("batchnorm gradient semantics: dx overwritten, dgamma and dbeta accumu
       auto make = [&](kiln::Shape shape, const std::vector<double>& v) {
         Tensor t(shape, dtype);
         for (int64_t i = 0; i < t.numel(); ++i) {
-          if (dtype == DType::f64) t.data<double>()[i] = v[i];
-          else t.data<float>()[i] = float(v[i]);
+          if (dtype == DType::f64)
+            t.data<double>()[i] = v[i];
+          else
+            t.data<float>()[i] = float(v[i]);
         }
         return t;
       };

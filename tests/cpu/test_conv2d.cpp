@@ -39,7 +39,9 @@ Conv2dShape shape_of(const Case& c) {
   return s;
 }
 
-Conv2dParams params_of(const Case& c) { return {c.stride_h, c.stride_w, c.pad_h, c.pad_w}; }
+Conv2dParams params_of(const Case& c) {
+  return {c.stride_h, c.stride_w, c.pad_h, c.pad_w};
+}
 
 struct Sizes {
   int64_t x, w, y;
@@ -84,7 +86,7 @@ TEST_CASE("conv2d output shape follows floor((H + 2P - K) / S) + 1", "[cpu]") {
     s.h = c.h, s.w = c.w, s.kh = c.kh, s.kw = c.kw, s.stride_h = c.sh, s.stride_w = c.sw;
     s.pad_h = c.ph, s.pad_w = c.pw;
     INFO(c.h << "x" << c.w << " k " << c.kh << "x" << c.kw << " s " << c.sh << "x" << c.sw << " p "
-              << c.ph << "x" << c.pw);
+             << c.ph << "x" << c.pw);
     CHECK(s.out_h() == c.oh);
     CHECK(s.out_w() == c.ow);
     // The functional API accepts exactly that output shape and rejects one row more.
@@ -135,12 +137,16 @@ TEST_CASE("conv2d hand-computed forward and backward", "[cpu]") {
     Tensor wc = Tensor::full({2, 1, 2, 2}, 0.0, dtype);
     const std::vector<double> xv = {1, 2, 3, 4}, wv = {1, 0, 0, 1, 0, -1, 2, 0};
     for (int i = 0; i < 4; ++i) {
-      if (dtype == DType::f64) xc.data<double>()[i] = xv[i];
-      else xc.data<float>()[i] = float(xv[i]);
+      if (dtype == DType::f64)
+        xc.data<double>()[i] = xv[i];
+      else
+        xc.data<float>()[i] = float(xv[i]);
     }
     for (int i = 0; i < 8; ++i) {
-      if (dtype == DType::f64) wc.data<double>()[i] = wv[i];
-      else wc.data<float>()[i] = float(wv[i]);
+      if (dtype == DType::f64)
+        wc.data<double>()[i] = wv[i];
+      else
+        wc.data<float>()[i] = float(wv[i]);
     }
     Tensor yc = Tensor::full({1, 1, 1, 2}, NAN, dtype);
     kiln::conv2d_forward(yc, xc, wc, nullptr, {});
@@ -161,7 +167,8 @@ TEST_CASE("conv2d gradient check of the double oracle (x, w, b)", "[cpu][gradche
     INFO(describe(c));
     const Conv2dShape s = shape_of(c);
     const Sizes n = sizes(s);
-    std::vector<double> x = random_vector<double>(n.x, seed++), w = random_vector<double>(n.w, seed++);
+    std::vector<double> x = random_vector<double>(n.x, seed++),
+                        w = random_vector<double>(n.w, seed++);
     std::vector<double> b = random_vector<double>(c.c_out, seed++);
     const std::vector<double> r = random_vector<double>(n.y, seed++);
     std::vector<double> y(n.y);
@@ -177,7 +184,8 @@ TEST_CASE("conv2d gradient check of the double oracle (x, w, b)", "[cpu][gradche
     for (int64_t i = 0; i < n.y; ++i) dy[i] = r[i] + y[i];
     std::vector<double> dx(n.x), dw(n.w, 0.0), db(c.c_out, 0.0);
     kiln::cpu::conv2d_backward_data(dx.data(), dy.data(), w.data(), s);
-    kiln::cpu::conv2d_backward_filter(dw.data(), c.bias ? db.data() : nullptr, dy.data(), x.data(), s);
+    kiln::cpu::conv2d_backward_filter(dw.data(), c.bias ? db.data() : nullptr, dy.data(), x.data(),
+                                      s);
     using kiln::test::sample_indices;
     kiln::test::expect_gradient_close("x", x.data(), n.x, dx.data(), loss, 1e-6,
                                       sample_indices(n.x, 48, seed));
@@ -192,14 +200,14 @@ TEST_CASE("conv2d gradient check of the double oracle (x, w, b)", "[cpu][gradche
 //   plain loops in float (double accumulation, one rounding): ≤ 1e-6·max|ref| + 1e-6·|ref|
 TEST_CASE("conv2d float paths match the double oracle on awkward shapes", "[cpu]") {
   const std::vector<Case> cases = {
-      {1, 5, 7, 1, 3, 3, 3, 1, 1, 1, 1, true},       // batch 1, 1 channel, non-square
-      {2, 9, 6, 3, 5, 3, 3, 2, 2, 0, 0, false},      // 3 channels, stride 2, no padding
-      {3, 11, 11, 3, 8, 5, 5, 1, 1, 2, 2, true},     // 5x5, padding 2
-      {2, 8, 7, 4, 6, 1, 1, 1, 1, 0, 0, true},       // 1x1 shortcut (no im2col)
-      {2, 7, 9, 2, 4, 1, 1, 2, 2, 0, 0, false},      // 1x1 with stride: im2col
-      {4, 13, 10, 16, 17, 3, 3, 1, 1, 1, 1, true},   // odd channel counts
-      {2, 12, 12, 5, 4, 5, 3, 2, 1, 2, 1, true},     // mixed strides and paddings
-      {3, 64, 64, 64, 8, 3, 3, 1, 1, 1, 1, true},    // one sample per chunk: several GEMMs
+      {1, 5, 7, 1, 3, 3, 3, 1, 1, 1, 1, true},      // batch 1, 1 channel, non-square
+      {2, 9, 6, 3, 5, 3, 3, 2, 2, 0, 0, false},     // 3 channels, stride 2, no padding
+      {3, 11, 11, 3, 8, 5, 5, 1, 1, 2, 2, true},    // 5x5, padding 2
+      {2, 8, 7, 4, 6, 1, 1, 1, 1, 0, 0, true},      // 1x1 shortcut (no im2col)
+      {2, 7, 9, 2, 4, 1, 1, 2, 2, 0, 0, false},     // 1x1 with stride: im2col
+      {4, 13, 10, 16, 17, 3, 3, 1, 1, 1, 1, true},  // odd channel counts
+      {2, 12, 12, 5, 4, 5, 3, 2, 1, 2, 1, true},    // mixed strides and paddings
+      {3, 64, 64, 64, 8, 3, 3, 1, 1, 1, 1, true},   // one sample per chunk: several GEMMs
   };
   uint64_t seed = 100;
   for (const Case& c : cases) {
@@ -266,8 +274,10 @@ TEST_CASE("conv2d gradient semantics: dx overwritten, dw and db accumulate", "[c
       auto make = [&](kiln::Shape shape, const std::vector<double>& v) {
         Tensor t(shape, dtype);
         for (int64_t i = 0; i < t.numel(); ++i) {
-          if (dtype == DType::f64) t.data<double>()[i] = v[i];
-          else t.data<float>()[i] = float(v[i]);
+          if (dtype == DType::f64)
+            t.data<double>()[i] = v[i];
+          else
+            t.data<float>()[i] = float(v[i]);
         }
         return t;
       };
@@ -296,7 +306,8 @@ TEST_CASE("conv2d fast path repeats bit for bit, for any number of threads", "[c
   const Conv2dShape s = shape_of(c);
   const Sizes n = sizes(s);
   const std::vector<float> x = random_vector<float>(n.x, 301), w = random_vector<float>(n.w, 302);
-  const std::vector<float> b = random_vector<float>(c.c_out, 303), dy = random_vector<float>(n.y, 304);
+  const std::vector<float> b = random_vector<float>(c.c_out, 303),
+                           dy = random_vector<float>(n.y, 304);
   auto run = [&] {
     std::vector<float> y(n.y), dx(n.x), dw(n.w, 0.f), db(c.c_out, 0.f);
     kiln::cpu::fast::conv2d_forward(y.data(), x.data(), w.data(), b.data(), s);

@@ -28,18 +28,18 @@ TEST_CASE("conv2d rejects bad arguments, naming the op and the shapes", "[cpu]")
                     Contains("conv2d_forward") && Contains("[2, 5, 5, 3]") &&
                         Contains("[4, 3, 3, 2]") && Contains("input channels"));
   // Output of the wrong shape (padding 1 would keep 5x5).
-  CHECK_THROWS_WITH(kiln::conv2d_forward(y, x, w, &b, {1, 1, 1, 1}),
-                    Contains("conv2d_forward") && Contains("[2, 3, 3, 4]") &&
-                        Contains("[2, 5, 5, 4]"));
+  CHECK_THROWS_WITH(kiln::conv2d_forward(y, x, w, &b, {1, 1, 1, 1}), Contains("conv2d_forward") &&
+                                                                         Contains("[2, 3, 3, 4]") &&
+                                                                         Contains("[2, 5, 5, 4]"));
   // Bias of the wrong size.
   Tensor b3({3});
   CHECK_THROWS_WITH(kiln::conv2d_forward(y, x, w, &b3, {}),
                     Contains("conv2d_forward") && Contains("b [3]"));
   // Mixed dtypes, and a dtype that is not floating point.
   Tensor x64({2, 5, 5, 3}, DType::f64);
-  CHECK_THROWS_WITH(kiln::conv2d_forward(y, x64, w, &b, {}),
-                    Contains("conv2d_forward") && Contains("f64") && Contains("f32") &&
-                        Contains("[2, 5, 5, 3]"));
+  CHECK_THROWS_WITH(
+      kiln::conv2d_forward(y, x64, w, &b, {}),
+      Contains("conv2d_forward") && Contains("f64") && Contains("f32") && Contains("[2, 5, 5, 3]"));
   Tensor xi({2, 5, 5, 3}, DType::i32), yi({2, 3, 3, 4}, DType::i32), wi({4, 3, 3, 3}, DType::i32);
   CHECK_THROWS_WITH(kiln::conv2d_forward(yi, xi, wi, nullptr, {}),
                     Contains("conv2d_forward") && Contains("i32"));
@@ -50,20 +50,20 @@ TEST_CASE("conv2d rejects bad arguments, naming the op and the shapes", "[cpu]")
   CHECK_THROWS_WITH(kiln::conv2d_forward(y, x, w, &b, {0, 1, 0, 0}),
                     Contains("conv2d_forward") && Contains("stride"));
   Tensor wbig({4, 7, 7, 3});
-  CHECK_THROWS_WITH(kiln::conv2d_forward(y, x, wbig, &b, {}),
-                    Contains("conv2d_forward") && Contains("[4, 7, 7, 3]") &&
-                        Contains("does not fit"));
+  CHECK_THROWS_WITH(kiln::conv2d_forward(y, x, wbig, &b, {}), Contains("conv2d_forward") &&
+                                                                  Contains("[4, 7, 7, 3]") &&
+                                                                  Contains("does not fit"));
   // Backward ops check dy against the shape implied by dx / x and w.
   Tensor dx({2, 5, 5, 3}), dy_bad({2, 4, 3, 4}), dw({4, 3, 3, 3});
-  CHECK_THROWS_WITH(kiln::conv2d_backward_data(dx, dy_bad, w, {}),
-                    Contains("conv2d_backward_data") && Contains("[2, 4, 3, 4]") &&
-                        Contains("[2, 3, 3, 4]"));
+  CHECK_THROWS_WITH(
+      kiln::conv2d_backward_data(dx, dy_bad, w, {}),
+      Contains("conv2d_backward_data") && Contains("[2, 4, 3, 4]") && Contains("[2, 3, 3, 4]"));
   CHECK_THROWS_WITH(kiln::conv2d_backward_filter(dw, &b, dy_bad, x, {}),
                     Contains("conv2d_backward_filter") && Contains("[2, 4, 3, 4]"));
   Tensor dw2({4, 3, 3, 5});
-  CHECK_THROWS_WITH(kiln::conv2d_backward_filter(dw2, &b, y, x, {}),
-                    Contains("conv2d_backward_filter") && Contains("[4, 3, 3, 5]") &&
-                        Contains("input channels"));
+  CHECK_THROWS_WITH(
+      kiln::conv2d_backward_filter(dw2, &b, y, x, {}),
+      Contains("conv2d_backward_filter") && Contains("[4, 3, 3, 5]") && Contains("input channels"));
 }
 
 TEST_CASE("batchnorm rejects bad arguments, naming the op and the shapes", "[cpu]") {
@@ -76,9 +76,9 @@ TEST_CASE("batchnorm rejects bad arguments, naming the op and the shapes", "[cpu
                         Contains("[2, 3, 3, 4]") && Contains("4 elements"));
   // Output shape differs from x.
   Tensor y2({2, 3, 4, 3});
-  CHECK_THROWS_WITH(kiln::batchnorm_forward_eval(y2, x, g, b, rm, rv),
-                    Contains("batchnorm_forward_eval") && Contains("[2, 3, 4, 3]") &&
-                        Contains("[2, 3, 3, 4]"));
+  CHECK_THROWS_WITH(
+      kiln::batchnorm_forward_eval(y2, x, g, b, rm, rv),
+      Contains("batchnorm_forward_eval") && Contains("[2, 3, 4, 3]") && Contains("[2, 3, 3, 4]"));
   // A per-channel tensor of another dtype.
   Tensor rv64({4}, DType::f64);
   CHECK_THROWS_WITH(kiln::batchnorm_forward_train(y, sm, si, rm, rv64, x, g, b),
@@ -86,8 +86,7 @@ TEST_CASE("batchnorm rejects bad arguments, naming the op and the shapes", "[cpu
   // Activations of mixed dtypes.
   Tensor dy64({2, 3, 3, 4}, DType::f64), dx({2, 3, 3, 4}), dg({4}), db({4});
   CHECK_THROWS_WITH(kiln::batchnorm_backward(dx, dg, db, dy64, x, g, sm, si),
-                    Contains("batchnorm_backward") && Contains("f64") &&
-                        Contains("[2, 3, 3, 4]"));
+                    Contains("batchnorm_backward") && Contains("f64") && Contains("[2, 3, 3, 4]"));
   // One value per channel cannot be trained on (PyTorch refuses too).
   Tensor x1({1, 4}), y1({1, 4});
   CHECK_THROWS_WITH(kiln::batchnorm_forward_train(y1, sm, si, rm, rv, x1, g, b),
@@ -116,9 +115,9 @@ TEST_CASE("maxpool rejects bad arguments, naming the op and the shapes", "[cpu]"
                     Contains("maxpool2d_forward") && Contains("argmax [2, 3, 3, 3] f32"));
   // Output of the wrong shape.
   Tensor y4({2, 4, 4, 3}), a4({2, 4, 4, 3}, DType::u8);
-  CHECK_THROWS_WITH(kiln::maxpool2d_forward(y4, a4, x, {}),
-                    Contains("maxpool2d_forward") && Contains("[2, 4, 4, 3]") &&
-                        Contains("[2, 3, 3, 3]"));
+  CHECK_THROWS_WITH(kiln::maxpool2d_forward(y4, a4, x, {}), Contains("maxpool2d_forward") &&
+                                                                Contains("[2, 4, 4, 3]") &&
+                                                                Contains("[2, 3, 3, 3]"));
   // Padding larger than half the window (a window could hold only padding).
   CHECK_THROWS_WITH(kiln::maxpool2d_forward(y, a, x, {2, 2, 2, 2, 2, 2}),
                     Contains("maxpool2d_forward") && Contains("padding"));
@@ -127,9 +126,9 @@ TEST_CASE("maxpool rejects bad arguments, naming the op and the shapes", "[cpu]"
   CHECK_THROWS_WITH(kiln::maxpool2d_forward(y64, a, x, {}),
                     Contains("maxpool2d_forward") && Contains("f64") && Contains("f32"));
   Tensor dx({2, 6, 6, 3}), dy({2, 3, 3, 2});
-  CHECK_THROWS_WITH(kiln::maxpool2d_backward(dx, dy, a, {}),
-                    Contains("maxpool2d_backward") && Contains("[2, 3, 3, 2]") &&
-                        Contains("[2, 6, 6, 3]"));
+  CHECK_THROWS_WITH(kiln::maxpool2d_backward(dx, dy, a, {}), Contains("maxpool2d_backward") &&
+                                                                 Contains("[2, 3, 3, 2]") &&
+                                                                 Contains("[2, 6, 6, 3]"));
 }
 
 TEST_CASE("leaky_relu rejects bad arguments, naming the op and the shapes", "[cpu]") {

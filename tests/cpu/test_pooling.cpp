@@ -1,6 +1,6 @@
 // tests/cpu/test_pooling.cpp — max pooling: hand-computed argmax (ties, padding that must never
-// win), the finite-difference gradient check of the double oracle with kinks skipped, the float path
-// against the oracle, and dx overwritten (sentinels).
+// win), the finite-difference gradient check of the double oracle with kinks skipped, the float
+// path against the oracle, and dx overwritten (sentinels).
 #include <catch2/catch.hpp>
 
 #include <algorithm>
@@ -35,7 +35,9 @@ Pool2dShape shape_of(const Case& c) {
 Pool2dParams params_of(const Case& c) {
   return {c.kh, c.kw, c.stride_h, c.stride_w, c.pad_h, c.pad_w};
 }
-int64_t out_numel(const Pool2dShape& s) { return int64_t(s.n) * s.out_h() * s.out_w() * s.c; }
+int64_t out_numel(const Pool2dShape& s) {
+  return int64_t(s.n) * s.out_h() * s.out_w() * s.c;
+}
 
 std::string describe(const Case& c) {
   std::ostringstream os;
@@ -77,7 +79,8 @@ TEST_CASE("maxpool argmax on hand cases: row-major position, first max wins, pad
   //   ----+----
   //   0 7 | 7 1
   //   6 2 | 3 3
-  Tensor x = Tensor::from_vector<double>({1, 4, 4, 1}, {1, 3, 2, 0, 4, 2, 1, 5, 0, 7, 7, 1, 6, 2, 3, 3});
+  Tensor x =
+      Tensor::from_vector<double>({1, 4, 4, 1}, {1, 3, 2, 0, 4, 2, 1, 5, 0, 7, 7, 1, 6, 2, 3, 3});
   Tensor y = Tensor::full({1, 2, 2, 1}, NAN, DType::f64);
   Tensor argmax = Tensor::full({1, 2, 2, 1}, 99, DType::u8);
   kiln::maxpool2d_forward(y, argmax, x, {});
@@ -87,7 +90,8 @@ TEST_CASE("maxpool argmax on hand cases: row-major position, first max wins, pad
   Tensor dy = Tensor::from_vector<double>({1, 2, 2, 1}, {1, 2, 3, 4});
   Tensor dx = Tensor::full({1, 4, 4, 1}, NAN, DType::f64);
   kiln::maxpool2d_backward(dx, dy, argmax, {});
-  CHECK(dx.to_vector<double>() == std::vector<double>{0, 0, 0, 0, 1, 0, 0, 2, 0, 3, 4, 0, 0, 0, 0, 0});
+  CHECK(dx.to_vector<double>() ==
+        std::vector<double>{0, 0, 0, 0, 1, 0, 0, 2, 0, 3, 4, 0, 0, 0, 0, 0});
 
   // Ties: every value equal, so the first position of each window wins.
   Tensor flat = Tensor::full({1, 4, 4, 2}, 1.5, DType::f32);
@@ -103,8 +107,10 @@ TEST_CASE("maxpool argmax on hand cases: row-major position, first max wins, pad
     Tensor xn = Tensor::full({1, 2, 2, 1}, 0.0, dtype);
     const std::vector<double> v = {-1, -2, -3, -4};
     for (int i = 0; i < 4; ++i) {
-      if (dtype == DType::f64) xn.data<double>()[i] = v[i];
-      else xn.data<float>()[i] = float(v[i]);
+      if (dtype == DType::f64)
+        xn.data<double>()[i] = v[i];
+      else
+        xn.data<float>()[i] = float(v[i]);
     }
     Tensor yn = Tensor::full({1, 2, 2, 1}, NAN, dtype);
     Tensor an = Tensor::full({1, 2, 2, 1}, 99, DType::u8);
@@ -113,8 +119,10 @@ TEST_CASE("maxpool argmax on hand cases: row-major position, first max wins, pad
     Tensor dyn = Tensor::full({1, 2, 2, 1}, 0.0, dtype);
     Tensor dxn = Tensor::full({1, 2, 2, 1}, 1e30, dtype);
     for (int i = 0; i < 4; ++i) {
-      if (dtype == DType::f64) dyn.data<double>()[i] = i + 1;
-      else dyn.data<float>()[i] = float(i + 1);
+      if (dtype == DType::f64)
+        dyn.data<double>()[i] = i + 1;
+      else
+        dyn.data<float>()[i] = float(i + 1);
     }
     kiln::maxpool2d_backward(dxn, dyn, an, {3, 3, 1, 1, 1, 1});
     if (dtype == DType::f64) {
@@ -160,7 +168,8 @@ TEST_CASE("maxpool gradient check of the double oracle (kinks skipped)", "[cpu][
 }
 
 // Error bound of the float path against the oracle: forward exact (a max is one of the inputs) with
-// identical argmax; backward |got − ref| ≤ 1e-6·max|ref| + 1e-6·|ref| (float sums of overlapping dy).
+// identical argmax; backward |got − ref| ≤ 1e-6·max|ref| + 1e-6·|ref| (float sums of overlapping
+// dy).
 TEST_CASE("maxpool float path matches the double oracle", "[cpu]") {
   const std::vector<Case> cases = {
       {1, 5, 7, 1, 2, 2, 2, 2, 0, 0},     {2, 9, 6, 3, 3, 3, 2, 2, 1, 1},
@@ -173,7 +182,8 @@ TEST_CASE("maxpool float path matches the double oracle", "[cpu]") {
     INFO(describe(c));
     const Pool2dShape s = shape_of(c);
     const int64_t nx = int64_t(c.n) * c.h * c.w * c.c, ny = out_numel(s);
-    const std::vector<float> xf = random_vector<float>(nx, seed++), dyf = random_vector<float>(ny, seed++);
+    const std::vector<float> xf = random_vector<float>(nx, seed++),
+                             dyf = random_vector<float>(ny, seed++);
     const std::vector<double> x(xf.begin(), xf.end()), dy(dyf.begin(), dyf.end());
     std::vector<double> y(ny), dx(nx);
     std::vector<uint8_t> argmax(ny);

@@ -1,8 +1,9 @@
 // kernels/cpu/fast/conv2d.cpp — the float CPU convolution users train with: im2col + sgemm.
 //
 // With P = OH·OW output positions per sample and K = KH·KW·C_in, im2col lays one sample out as
-// cols [P][K] (row (oh, ow), column (i·KW + j)·C_in + ci, the index relation of docs/math.md §1, zeros
-// in the padding). Since w [C_out][KH][KW][C_in] is w [C_out][K] row-major, the three ops are GEMMs:
+// cols [P][K] (row (oh, ow), column (i·KW + j)·C_in + ci, the index relation of docs/math.md §1,
+// zeros in the padding). Since w [C_out][KH][KW][C_in] is w [C_out][K] row-major, the three ops are
+// GEMMs:
 //   forward          y [P][C_out]   = cols · wᵀ (+ b)
 //   backward-data    dcols [P][K]   = dy · w,      then col2im adds dcols back onto dx
 //   backward-filter  dw [C_out][K] += dyᵀ · cols,  db += column sums of dy
@@ -31,14 +32,18 @@
 namespace kiln::cpu::fast {
 namespace {
 
-constexpr int64_t kGroupRows = 512;           // aim for at least this many GEMM rows per group
-constexpr int64_t kGroupFloats = 1 << 20;     // and at most 4 MiB of columns per group
-constexpr int kFilterSlots = 8;               // partial sums of backward-filter (thread-independent)
+constexpr int64_t kGroupRows = 512;        // aim for at least this many GEMM rows per group
+constexpr int64_t kGroupFloats = 1 << 20;  // and at most 4 MiB of columns per group
+constexpr int kFilterSlots = 8;            // partial sums of backward-filter (thread-independent)
 
 #ifdef _OPENMP
-int max_threads() { return omp_get_max_threads(); }
+int max_threads() {
+  return omp_get_max_threads();
+}
 #else
-int max_threads() { return 1; }
+int max_threads() {
+  return 1;
+}
 #endif
 
 // A grow-only buffer per thread (OpenMP's worker threads persist): a steady-state training step
@@ -58,15 +63,15 @@ struct Plan {
   bool direct = false;  // 1×1, stride 1, no padding: x is its own column matrix
 };
 
-// `balance`: the number of groups is rounded up to a multiple of it (when the batch allows), so that
-// many workers get equal shares.
+// `balance`: the number of groups is rounded up to a multiple of it (when the batch allows), so
+// that many workers get equal shares.
 Plan make_plan(const Conv2dShape& s, int balance) {
   Plan plan;
   plan.p = static_cast<int64_t>(s.out_h()) * s.out_w();
   plan.k = static_cast<int64_t>(s.kh) * s.kw * s.c_in;
   plan.image = static_cast<int64_t>(s.h) * s.w * s.c_in;
-  plan.direct = s.kh == 1 && s.kw == 1 && s.stride_h == 1 && s.stride_w == 1 && s.pad_h == 0 &&
-                s.pad_w == 0;
+  plan.direct =
+      s.kh == 1 && s.kw == 1 && s.stride_h == 1 && s.stride_w == 1 && s.pad_h == 0 && s.pad_w == 0;
   const int64_t by_rows = (kGroupRows + plan.p - 1) / plan.p;
   const int64_t by_cache = std::max<int64_t>(1, kGroupFloats / (plan.p * plan.k));
   int64_t group = std::clamp<int64_t>(std::min(by_rows, by_cache), 1, s.n);
@@ -180,7 +185,8 @@ void conv2d_backward_data(float* dx, const float* dy, const float* w, const Conv
 
 void conv2d_backward_filter(float* dw, float* db, const float* dy, const float* x,
                             const Conv2dShape& s) {
-  const Plan plan = make_plan(s, kFilterSlots);  // not the thread count: the sums must not depend on it
+  const Plan plan =
+      make_plan(s, kFilterSlots);  // not the thread count: the sums must not depend on it
   const int slots = std::min(kFilterSlots, plan.groups);
   const int64_t dw_size = s.c_out * plan.k;
   // Partial dw [slots][C_out][K] and db [slots][C_out], in the calling thread's storage.

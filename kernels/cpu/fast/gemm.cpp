@@ -72,9 +72,8 @@ void sgemm(bool trans_a, bool trans_b, int m, int n, int k, float alpha, const f
   for (int t = 0; t < blocks; ++t) {
     const int lo = int(int64_t(extent) * t / blocks), hi = int(int64_t(extent) * (t + 1) / blocks);
     if (split_rows)  // rows lo..hi of C come from rows lo..hi of op(A)
-      sgemm_serial(trans_a, trans_b, hi - lo, n, k, alpha,
-                   trans_a ? a + lo : a + int64_t(lo) * lda, lda, b, ldb, beta,
-                   c + int64_t(lo) * ldc, ldc);
+      sgemm_serial(trans_a, trans_b, hi - lo, n, k, alpha, trans_a ? a + lo : a + int64_t(lo) * lda,
+                   lda, b, ldb, beta, c + int64_t(lo) * ldc, ldc);
     else  // columns lo..hi of C come from columns lo..hi of op(B)
       sgemm_serial(trans_a, trans_b, m, hi - lo, k, alpha, a, lda,
                    trans_b ? b + int64_t(lo) * ldb : b + lo, ldb, beta, c + lo, ldc);
