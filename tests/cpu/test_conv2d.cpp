@@ -207,7 +207,9 @@ TEST_CASE("conv2d float paths match the double oracle on awkward shapes", "[cpu]
       {2, 7, 9, 2, 4, 1, 1, 2, 2, 0, 0, false},     // 1x1 with stride: im2col
       {4, 13, 10, 16, 17, 3, 3, 1, 1, 1, 1, true},  // odd channel counts
       {2, 12, 12, 5, 4, 5, 3, 2, 1, 2, 1, true},    // mixed strides and paddings
-      {3, 64, 64, 64, 8, 3, 3, 1, 1, 1, 1, true},   // one sample per chunk: several GEMMs
+      {2, 9, 8, 12, 5, 3, 2, 1, 1, 0, 0, true},     // stride 1, C_in >= 8: backward-data as a conv
+      {1, 7, 7, 8, 3, 5, 5, 1, 1, 2, 1, false},     // the same, uneven padding
+      {3, 64, 64, 64, 8, 3, 3, 1, 1, 1, 1, true},   // one sample per GEMM group
   };
   uint64_t seed = 100;
   for (const Case& c : cases) {

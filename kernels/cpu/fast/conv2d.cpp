@@ -165,6 +165,25 @@ void conv2d_forward(float* y, const float* x, const float* w, const float* b,
 }
 
 void conv2d_backward_data(float* dx, const float* dy, const float* w, const Conv2dShape& s) {
+  // With stride 1, backward-data is itself a convolution (docs/math.md §1 with oh = ih + P − i):
+  // dx = conv(dy, w flipped in space with C_in and C_out swapped, padding K − 1 − P), the same
+  // GEMM shape as the forward and no col2im. Worth it once C_in fills a GEMM's columns.
+  if (s.stride_h == 1 && s.stride_w == 1 && s.pad_h < s.kh && s.pad_w < s.kw && s.c_in >= 8 &&
+      !(s.kh == 1 && s.kw == 1)) {
+    thread_local std::vector<float> flipped;  // [C_in][KH][KW][C_out]
+    flipped.resize(static_cast<size_t>(s.c_out) * s.kh * s.kw * s.c_in);
+    for (int co = 0; co < s.c_out; ++co)
+      for (int i = 0; i < s.kh; ++i)
+        for (int j = 0; j < s.kw; ++j)
+          for (int ci = 0; ci < s.c_in; ++ci)
+            flipped[((int64_t(ci) * s.kh + (s.kh - 1 - i)) * s.kw + (s.kw - 1 - j)) * s.c_out +
+                    co] = w[((int64_t(co) * s.kh + i) * s.kw + j) * s.c_in + ci];
+    Conv2dShape t = s;
+    t.h = s.out_h(), t.w = s.out_w(), t.c_in = s.c_out, t.c_out = s.c_in;
+    t.pad_h = s.kh - 1 - s.pad_h, t.pad_w = s.kw - 1 - s.pad_w;
+    conv2d_forward(dx, dy, flipped.data(), nullptr, t);
+    return;
+  }
   const Plan plan = make_plan(s, max_threads());
 #pragma omp parallel for schedule(static) if (plan.groups >= max_threads())
   for (int g = 0; g < plan.groups; ++g) {
