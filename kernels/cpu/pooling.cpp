@@ -22,29 +22,29 @@ void maxpool2d_forward(T* y, uint8_t* argmax, const T* x, const Pool2dShape& s) 
   for (int64_t r = 0; r < rows; ++r) {  // r = n·OH + oh: outputs of different rows are independent
     const int64_t n = r / OH;
     const int oh = static_cast<int>(r % OH);
-    for (int ow = 0; ow < OW; ++ow)
-      for (int c = 0; c < s.c; ++c) {
-        bool found = false;
-        T best = T(0);
-        int best_pos = 0;
-        for (int i = 0; i < s.kh; ++i) {
-          const int ih = oh * s.stride_h - s.pad_h + i;
-          if (ih < 0 || ih >= s.h) continue;
-          for (int j = 0; j < s.kw; ++j) {
-            const int iw = ow * s.stride_w - s.pad_w + j;
-            if (iw < 0 || iw >= s.w) continue;
-            const T v = x[((n * s.h + ih) * s.w + iw) * s.c + c];
-            if (!found || v > best) {
-              best = v;
-              best_pos = i * s.kw + j;
-              found = true;
+    for (int ow = 0; ow < OW; ++ow) {
+      // All channels of one output position at once (contiguous in NHWC): the first tap inside x
+      // seeds the maximum, later taps replace it only when strictly greater.
+      T* yo = y + (r * OW + ow) * s.c;
+      uint8_t* ao = argmax + (r * OW + ow) * s.c;
+      bool found = false;
+      for (int i = 0; i < s.kh; ++i) {
+        const int ih = oh * s.stride_h - s.pad_h + i;
+        if (ih < 0 || ih >= s.h) continue;
+        for (int j = 0; j < s.kw; ++j) {
+          const int iw = ow * s.stride_w - s.pad_w + j;
+          if (iw < 0 || iw >= s.w) continue;
+          const T* xt = x + ((n * s.h + ih) * s.w + iw) * s.c;
+          const uint8_t pos = static_cast<uint8_t>(i * s.kw + j);
+          for (int c = 0; c < s.c; ++c)
+            if (!found || xt[c] > yo[c]) {
+              yo[c] = xt[c];
+              ao[c] = pos;
             }
-          }
+          found = true;
         }
-        const int64_t o = (r * OW + ow) * s.c + c;
-        y[o] = best;
-        argmax[o] = static_cast<uint8_t>(best_pos);
       }
+    }
   }
 }
 
