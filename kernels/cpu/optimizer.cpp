@@ -60,7 +60,7 @@ void adam_update(T* param, T* m, T* v, const T* grad, int64_t n, const AdamParam
       g += wd * w;
     }
     const T mi = beta1 * m[i] + one_minus_beta1 * g;
-    const T vi = beta2 * v[i] + one_minus_beta2 * g * g;
+    const T vi = beta2 * v[i] + one_minus_beta2 * (g * g);
     m[i] = mi;
     v[i] = vi;
     // PyTorch's order of operations: denom = √v / √(1 − β2^t) + eps; p += −step_size · (m / denom).
