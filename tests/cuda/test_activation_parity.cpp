@@ -3,10 +3,13 @@
 // repeated runs), aligned and misaligned, with guard sentinels around every output, and in place.
 #include <catch2/catch.hpp>
 
+#include <array>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <random>
+#include <sstream>
+#include <string>
 #include <vector>
 
 #include "core/tensor.h"

@@ -4,10 +4,13 @@
 // (or three repeated runs on a GPU), aligned and misaligned, guard sentinels around every output.
 #include <catch2/catch.hpp>
 
+#include <array>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <random>
+#include <sstream>
+#include <string>
 #include <vector>
 
 #include "core/tensor.h"

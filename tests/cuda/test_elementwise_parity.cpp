@@ -8,10 +8,14 @@
 // range, or not writing at all, fails. Misaligned views (offset by one float) take the scalar paths.
 #include <catch2/catch.hpp>
 
+#include <array>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <limits>
 #include <random>
+#include <sstream>
+#include <string>
 #include <vector>
 
 #include "core/tensor.h"

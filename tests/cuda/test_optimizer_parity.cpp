@@ -4,10 +4,13 @@
 // thread order (or three repeated runs on a GPU), aligned and misaligned, guard sentinels.
 #include <catch2/catch.hpp>
 
+#include <array>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <random>
+#include <sstream>
+#include <string>
 #include <vector>
 
 #include "core/tensor.h"
