@@ -18,8 +18,6 @@ class BatchNorm2d : public Layer {
   std::string describe() const override;
   std::vector<ParamRef> params() override;
   std::vector<BufferRef> buffers() override;
-  void to(Device device) override;
-  void to(DType dtype) override;
 
   Tensor& running_mean() { return running_mean_; }
   Tensor& running_var() { return running_var_; }
@@ -38,8 +36,9 @@ class BatchNorm2d : public Layer {
   Param weight_, bias_;
   Tensor running_mean_, running_var_;
   int64_t num_batches_tracked_ = 0;
-  Tensor save_mean_, save_invstd_;  // [C], from the last training forward
+  Tensor save_mean_, save_invstd_;         // [C], from the last training forward
   Tensor scratch_dgamma_, scratch_dbeta_;  // [C], receive the unwanted grads when !param_grads
+  Workspace dx_scratch_;                   // receives dx when the caller does not want it
 };
 
 }  // namespace kiln

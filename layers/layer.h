@@ -11,15 +11,15 @@
 //
 // OWNERSHIP: a layer owns its output and dx buffers. The references forward() and backward() return
 // stay valid until the next call of the same method. Buffers grow only: a batch no larger than the
-// largest seen so far reuses them (a smaller last batch of an epoch allocates nothing), so a steady-
-// state training step allocates no device memory (design.md §5, tested in tests/layers).
+// largest seen so far reuses them (a smaller last batch of an epoch allocates nothing), so a
+// steady- state training step allocates no device memory (design.md §5, tested in tests/layers).
 //
-// PARAMETERS: params() lists (name, value, grad) triples. A Sequential (layers/sequential.h) gathers
-// the parameters of all its layers into ONE flat value buffer and ONE flat gradient buffer and points
-// every layer's tensors at slices of them (Tensor::slice), so an optimizer step is one fused launch
-// over the flat buffer (optim/). Non-trainable state that PyTorch keeps in state_dict (BatchNorm's
-// running statistics and num_batches_tracked) is listed by buffers(); Kiln-only state that a resumed
-// run needs (dropout RNG counters) by counters().
+// PARAMETERS: params() lists (name, value, grad) triples. A Sequential (layers/sequential.h)
+// gathers the parameters of all its layers into ONE flat value buffer and ONE flat gradient buffer
+// and points every layer's tensors at slices of them (Tensor::slice), so an optimizer step is one
+// fused launch over the flat buffer (optim/). Non-trainable state that PyTorch keeps in state_dict
+// (BatchNorm's running statistics and num_batches_tracked) is listed by buffers(); Kiln-only state
+// that a resumed run needs (dropout RNG counters) by counters().
 //
 // The public methods are non-virtual and check shapes, dtypes and devices once (style.md rule 7);
 // subclasses implement the protected *_impl methods and trust their arguments.
@@ -49,9 +49,9 @@ struct ParamInit {
 // How a parameter is laid out in PyTorch's state_dict (checkpoints permute on save and load).
 struct TorchLayout {
   enum class Kind {
-    same,         // identical (biases, BatchNorm vectors, linear weights after a linear layer)
-    conv_ohwi,    // Kiln [O][KH][KW][I]  <->  PyTorch [O][I][KH][KW]
-    linear_hwc,   // Kiln [OUT][H*W*C] (NHWC flatten)  <->  PyTorch [OUT][C*H*W] (NCHW flatten)
+    same,        // identical (biases, BatchNorm vectors, linear weights after a linear layer)
+    conv_ohwi,   // Kiln [O][KH][KW][I]  <->  PyTorch [O][I][KH][KW]
+    linear_hwc,  // Kiln [OUT][H*W*C] (NHWC flatten)  <->  PyTorch [OUT][C*H*W] (NCHW flatten)
   } kind = Kind::same;
   int64_t c = 0, h = 0, w = 0;  // linear_hwc: the flattened activation's channels and size
 };
@@ -159,6 +159,8 @@ class Layer {
   virtual void reset_buffers() {}
   // Drops activation-sized workspaces (called by to()).
   virtual void release_workspaces() {}
+  // Drops the output, dx, the saved input and every workspace (after a move or a conversion).
+  void reset_activation_state();
 
   // Helpers for subclasses that own parameters: allocate value and gradient on the layer's device.
   struct Param {
@@ -167,8 +169,7 @@ class Layer {
     ParamInit init;
     TorchLayout torch_layout;
   };
-  static Param make_param(std::string name, Shape shape, ParamInit init,
-                          TorchLayout layout = {});
+  static Param make_param(std::string name, Shape shape, ParamInit init, TorchLayout layout = {});
   static ParamRef ref(Param& p) { return {p.name, &p.value, &p.grad, p.init, p.torch_layout}; }
   const Tensor& saved_input() const { return input_; }
 

@@ -3,8 +3,8 @@
 // Linear: x [N][IN], weight [OUT][IN], bias [OUT]; weight and bias uniform in ±1/sqrt(IN).
 // Flatten: [N][H][W][C] -> [N][H*W*C], a view (no copy) in Kiln's NHWC order. PyTorch flattens
 // NCHW activations in C*H*W order, so the Linear after a Flatten has its columns permuted on
-// checkpoint save and load (TorchLayout::linear_hwc; Sequential::set_input_shape records the shape):
-// in the file they are in PyTorch's order, in memory in Kiln's (docs/checkpoints.md).
+// checkpoint save and load (TorchLayout::linear_hwc; Sequential::set_input_shape records the
+// shape): in the file they are in PyTorch's order, in memory in Kiln's (docs/checkpoints.md).
 #pragma once
 
 #include "kernels/linear.h"

@@ -1,6 +1,6 @@
 // layers/loss.h — SoftmaxCrossEntropy, PyTorch's nn.CrossEntropyLoss (mean over the batch), fused:
-// one kernel gives the loss, d loss / d logits = (softmax(z) − onehot(label)) / N (docs/math.md §3),
-// and which predictions were right.
+// one kernel gives the loss, d loss / d logits = (softmax(z) − onehot(label)) / N (docs/math.md
+// §3), and which predictions were right.
 //
 //   float loss = criterion.forward(logits, labels);   // labels: int32 [N] on the logits' device
 //   net.backward(criterion.backward());

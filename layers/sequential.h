@@ -1,15 +1,16 @@
 // layers/sequential.h — a chain of layers, PyTorch's nn.Sequential, and the owner of the flat
 // parameter and gradient buffers.
 //
-// Layer i's parameters are named "<i>.<name>" ("0.weight", "1.running_mean"), as nn.Sequential names
-// them, so checkpoints use PyTorch's keys. The Sequential gathers every parameter of its layers into
-// one flat value buffer and one flat gradient buffer (each tensor at a 64-byte aligned offset; the
-// padding is zero in both and stays zero under every optimizer), and the layers' tensors become
-// slices of them. That happens lazily, before the first params()/forward()/flat_*() after an add().
+// Layer i's parameters are named "<i>.<name>" ("0.weight", "1.running_mean"), as nn.Sequential
+// names them, so checkpoints use PyTorch's keys. The Sequential gathers every parameter of its
+// layers into one flat value buffer and one flat gradient buffer (each tensor at a 64-byte aligned
+// offset; the padding is zero in both and stays zero under every optimizer), and the layers'
+// tensors become slices of them. That happens lazily, before the first params()/forward()/flat_*()
+// after an add().
 //
 // For analysis (saliency maps, filter visualisation) forward_to(x, k, mode) returns the activation
-// after layer k and backward_from(k, d) back-propagates d (the gradient of something with respect to
-// that activation) down to the input, returning d input:
+// after layer k and backward_from(k, d) back-propagates d (the gradient of something with respect
+// to that activation) down to the input, returning d input:
 //
 //   const Tensor& a = net.forward_to(x, k, Mode::eval);     // activation after layer k
 //   ... build d, same shape as a ...
@@ -48,7 +49,8 @@ class Sequential : public Layer {
   const Tensor& forward_to(const Tensor& x, int k, Mode mode);
   // Back-propagates d_activation (shape of layer k's output from the last forward/forward_to that
   // ran layer k) through layers k..0; returns dx of the network input (undefined if !need_dx).
-  const Tensor& backward_from(int k, const Tensor& d_activation, const BackwardOptions& options = {});
+  const Tensor& backward_from(int k, const Tensor& d_activation,
+                              const BackwardOptions& options = {});
 
   // Records the input shape [N][H][W][C] (any N): checks that every layer accepts its input and
   // tells a Linear layer after a Flatten the shape it flattens (for PyTorch's CHW column order in

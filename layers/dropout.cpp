@@ -1,0 +1,42 @@
+// layers/dropout.cpp — see dropout.h.
+#include "layers/dropout.h"
+
+#include <sstream>
+
+#include "core/error.h"
+
+namespace kiln {
+
+Dropout::Dropout(double p, uint64_t seed) : p_(p), seed_(seed) {
+  KILN_CHECK(p_ >= 0.0 && p_ < 1.0, "Dropout: p must be in [0, 1), got ", p_);
+}
+
+std::string Dropout::describe() const {
+  std::ostringstream os;
+  os << "Dropout(p=" << p_ << ")";
+  return os.str();
+}
+
+std::vector<CounterRef> Dropout::counters() {
+  return {{"dropout_seed", &seed_}, {"dropout_offset", &next_offset_}};
+}
+
+void Dropout::forward_impl(const Tensor& x, Tensor& y, Mode mode) {
+  if (mode == Mode::eval || p_ == 0.0) {
+    y.copy_from(x);
+    return;
+  }
+  used_offset_ = next_offset_++;
+  dropout_forward(y, x, static_cast<float>(p_), seed_, used_offset_);
+}
+
+void Dropout::backward_impl(const Tensor& dy, const Tensor&, Tensor* dx, bool, Mode mode) {
+  if (!dx) return;
+  if (mode == Mode::eval || p_ == 0.0) {
+    dx->copy_from(dy);
+    return;
+  }
+  dropout_backward(*dx, dy, static_cast<float>(p_), seed_, used_offset_);
+}
+
+}  // namespace kiln

@@ -1,0 +1,245 @@
+// layers/sequential.cpp — see sequential.h.
+#include "layers/sequential.h"
+
+#include <algorithm>
+#include <sstream>
+
+#include "core/error.h"
+#include "core/philox.h"
+#include "layers/linear.h"
+
+namespace kiln {
+
+namespace {
+constexpr int64_t kAlignElements = 16;  // 64 bytes in f32: every slice is float4-aligned
+int64_t align_up(int64_t n) {
+  return (n + kAlignElements - 1) / kAlignElements * kAlignElements;
+}
+}  // namespace
+
+Sequential::Sequential(std::vector<std::unique_ptr<Layer>> layers) {
+  for (auto& l : layers) add(std::move(l));
+}
+
+Layer& Sequential::add(std::unique_ptr<Layer> layer) {
+  KILN_CHECK(layer != nullptr, "Sequential::add: null layer");
+  KILN_CHECK(dynamic_cast<Sequential*>(layer.get()) == nullptr,
+             "Sequential::add: nesting a Sequential is not supported; add its layers instead");
+  layer->to(dtype_);
+  layer->to(device_);
+  layers_.push_back(std::move(layer));
+  flat_ = false;
+  return *layers_.back();
+}
+
+Layer& Sequential::operator[](int i) {
+  check_index(i, "operator[]");
+  return *layers_[i];
+}
+const Layer& Sequential::operator[](int i) const {
+  check_index(i, "operator[]");
+  return *layers_[i];
+}
+
+void Sequential::check_index(int k, const char* what) const {
+  KILN_CHECK(k >= 0 && k < size(), "Sequential::", what, ": layer index ", k,
+             " out of range (the network has ", size(), " layers, 0..", size() - 1, ")");
+}
+
+void Sequential::ensure_flat() {
+  if (flat_) return;
+  std::vector<ParamRef> ps;
+  for (auto& l : layers_)
+    for (ParamRef& p : l->params()) ps.push_back(p);
+  int64_t total = 0;
+  for (ParamRef& p : ps) total = align_up(total) + p.value->numel();
+  total = std::max<int64_t>(align_up(total), kAlignElements);
+  Tensor values = Tensor::zeros({total}, dtype_, Device::cpu);
+  Tensor grads = Tensor::zeros({total}, dtype_, Device::cpu);
+  values = values.to(device_);
+  grads = grads.to(device_);
+  int64_t offset = 0;
+  for (ParamRef& p : ps) {
+    offset = align_up(offset);
+    Tensor v = values.slice(offset, p.value->shape());
+    Tensor g = grads.slice(offset, p.grad->shape());
+    v.copy_from(*p.value);
+    g.copy_from(*p.grad);
+    *p.value = std::move(v);
+    *p.grad = std::move(g);
+    offset += p.value->numel();
+  }
+  flat_params_ = std::move(values);
+  flat_grads_ = std::move(grads);
+  flat_ = true;
+}
+
+Tensor& Sequential::flat_params() {
+  ensure_flat();
+  return flat_params_;
+}
+
+Tensor& Sequential::flat_grads() {
+  ensure_flat();
+  return flat_grads_;
+}
+
+Shape Sequential::output_shape(const Shape& x) const {
+  Shape s = x;
+  for (int i = 0; i < size(); ++i) {
+    try {
+      s = layers_[i]->output_shape(s);
+    } catch (const Error& e) {
+      KILN_FAIL("layer ", i, " (", layers_[i]->describe(), ") does not accept input ", s.str(),
+                ": ", e.what());
+    }
+  }
+  return s;
+}
+
+Shape Sequential::set_input_shape(const Shape& x) {
+  Shape s = x;
+  for (int i = 0; i < size(); ++i) {
+    Shape next;
+    try {
+      next = layers_[i]->output_shape(s);
+    } catch (const Error& e) {
+      KILN_FAIL("layer ", i, " (", layers_[i]->describe(), ") does not accept input ", s.str(),
+                ": ", e.what());
+    }
+    if (layers_[i]->kind() == "Flatten" && s.rank() == 4 && i + 1 < size()) {
+      if (auto* lin = dynamic_cast<Linear*>(layers_[i + 1].get()))
+        lin->set_flattened_input(s[3], s[1], s[2]);
+    }
+    s = next;
+  }
+  return s;
+}
+
+std::string Sequential::describe() const {
+  std::ostringstream os;
+  os << "Sequential(\n";
+  for (int i = 0; i < size(); ++i) os << "  (" << i << "): " << layers_[i]->describe() << "\n";
+  os << ")";
+  return os.str();
+}
+
+std::vector<ParamRef> Sequential::params() {
+  ensure_flat();
+  std::vector<ParamRef> out;
+  for (int i = 0; i < size(); ++i)
+    for (ParamRef p : layers_[i]->params()) {
+      p.name = std::to_string(i) + "." + p.name;
+      out.push_back(std::move(p));
+    }
+  return out;
+}
+
+std::vector<BufferRef> Sequential::buffers() {
+  std::vector<BufferRef> out;
+  for (int i = 0; i < size(); ++i)
+    for (BufferRef b : layers_[i]->buffers()) {
+      b.name = std::to_string(i) + "." + b.name;
+      out.push_back(std::move(b));
+    }
+  return out;
+}
+
+std::vector<CounterRef> Sequential::counters() {
+  std::vector<CounterRef> out;
+  for (int i = 0; i < size(); ++i)
+    for (CounterRef c : layers_[i]->counters()) {
+      c.name = std::to_string(i) + "." + c.name;
+      out.push_back(std::move(c));
+    }
+  return out;
+}
+
+void Sequential::zero_grad() {
+  ensure_flat();
+  fill_tensor(flat_grads_, 0.0);
+}
+
+void Sequential::to(Device device) {
+  if (device == device_) return;
+  for (auto& l : layers_) l->to(device);
+  flat_params_ = Tensor();
+  flat_grads_ = Tensor();
+  flat_ = false;
+  device_ = device;
+  reset_activation_state();
+  ensure_flat();
+}
+
+void Sequential::to(DType dtype) {
+  if (dtype == dtype_) return;
+  for (auto& l : layers_) l->to(dtype);
+  flat_params_ = Tensor();
+  flat_grads_ = Tensor();
+  flat_ = false;
+  dtype_ = dtype;
+  reset_activation_state();
+  ensure_flat();
+}
+
+void Sequential::forward_impl(const Tensor& x, Tensor& y, Mode mode) {
+  KILN_CHECK(size() > 0, "Sequential: forward through an empty network");
+  const Tensor& out = forward_to(x, size() - 1, mode);
+  y = out.view(out.shape());
+}
+
+void Sequential::backward_impl(const Tensor& dy, const Tensor&, Tensor* dx, bool param_grads,
+                               Mode) {
+  const Tensor& d = backward_from(size() - 1, dy, {dx != nullptr, param_grads});
+  if (dx) *dx = d.view(d.shape());
+}
+
+const Tensor& Sequential::forward_to(const Tensor& x, int k, Mode mode) {
+  check_index(k, "forward_to");
+  ensure_flat();
+  const Tensor* a = &x;
+  for (int i = 0; i <= k; ++i) {
+    try {
+      a = &layers_[i]->forward(*a, mode);
+    } catch (const Error& e) {
+      throw Error(e.expression(), e.file(), e.line(),
+                  "layer " + std::to_string(i) + ": " + std::string(e.what()));
+    }
+  }
+  last_forward_end_ = k;
+  return *a;
+}
+
+const Tensor& Sequential::backward_from(int k, const Tensor& d_activation,
+                                        const BackwardOptions& options) {
+  check_index(k, "backward_from");
+  KILN_CHECK(last_forward_end_ >= k, "Sequential::backward_from(", k,
+             "): the last forward ran layers 0..", last_forward_end_,
+             "; run forward_to(x, k) (or further) first");
+  const Tensor* d = &d_activation;
+  for (int i = k; i >= 0; --i) {
+    BackwardOptions o = options;
+    if (i > 0) o.need_dx = true;
+    d = &layers_[i]->backward(*d, o);
+  }
+  return *d;
+}
+
+void Sequential::reset_rng(uint64_t seed) {
+  // Every dropout layer gets its own stream: the seed mixed with the layer index by one Philox
+  // block.
+  for (int i = 0; i < size(); ++i) {
+    const Philox4 r = philox_block(seed, 0xD5u, static_cast<uint64_t>(i));
+    layers_[i]->reset_rng((static_cast<uint64_t>(r.v[1]) << 32) | r.v[0]);
+  }
+}
+
+void Sequential::reset_buffers() {
+  for (auto& l : layers_) l->reset_buffers();
+}
+
+void Sequential::release_workspaces() {
+  for (auto& l : layers_) l->release_workspaces();
+}
+
+}  // namespace kiln

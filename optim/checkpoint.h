@@ -1,0 +1,73 @@
+// optim/checkpoint.h — checkpoints: safetensors files with PyTorch's names and layouts.
+//
+// A model checkpoint (design.md §6) is a safetensors file — 8-byte little-endian header length,
+// a JSON header {name: {dtype, shape, data_offsets}, "__metadata__": {str: str}}, then the raw
+// little-endian bytes — holding exactly PyTorch's state_dict of the equivalent nn.Sequential: conv
+// weights OIHW, the linear layer after a Flatten with its columns in C*H*W order, BatchNorm's
+// running statistics and num_batches_tracked (a 0-d int64). docs/checkpoints.md has the Python
+// lines that load it into PyTorch. The training state a resumed run needs (optimizer moments and
+// step, dropout RNG counters, plus whatever the caller adds: epoch, data order, ...) goes to a
+// sibling file, so the model file stays a plain state_dict.
+//
+// Every file is written to "<path>.tmp-<pid>", flushed to disk, then renamed over <path>: an
+// interrupted save never destroys the previous file. Loading checks every name, dtype and shape and
+// throws a kiln::Error naming the first mismatching tensor.
+//
+// This sits in optim/ because it sees the model only as lists of named tensors (Layer::params(),
+// buffers(), counters()) and the optimizer as its state tensors; layers/ knows no file format.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "layers/layer.h"
+#include "optim/optimizer.h"
+
+namespace kiln {
+
+// ---- safetensors files -------------------------------------------------------------------------
+struct StTensor {
+  std::string name;
+  std::string dtype;           // "F32", "F64", "I64", "I32", "U8"
+  std::vector<int64_t> shape;  // empty: a 0-d scalar
+  std::vector<uint8_t> bytes;  // little-endian, row-major
+};
+
+struct StFile {
+  std::vector<StTensor> tensors;  // written in this order
+  std::map<std::string, std::string> metadata;
+  const StTensor* find(const std::string& name) const;
+};
+
+void write_safetensors(const std::string& path, const StFile& file);
+// Throws kiln::Error naming the file for a missing, truncated or malformed file.
+StFile read_safetensors(const std::string& path);
+// Writes `bytes` to path atomically (temporary name, flush + fsync, rename).
+void write_file_atomic(const std::string& path, const std::string& bytes);
+
+// ---- models ------------------------------------------------------------------------------------
+// The model's state_dict in PyTorch's names, layouts and order (parameters, then buffers, per
+// layer).
+StFile model_state_dict(Layer& model);
+// Copies a state_dict into the model (any device/dtype). Throws naming `source` and the first
+// tensor that is missing, unexpected, or of another dtype or shape.
+void load_model_state_dict(Layer& model, const StFile& file, const std::string& source);
+
+void save_model(const std::string& path, Layer& model,
+                const std::map<std::string, std::string>& metadata = {});
+// Loads the model's tensors; returns the file's metadata.
+std::map<std::string, std::string> load_model(const std::string& path, Layer& model);
+
+// ---- training state ----------------------------------------------------------------------------
+// Saves the optimizer's kind, steps, learning rate and state tensors and the model's counters()
+// (dropout streams), with the caller's metadata.
+void save_training_state(const std::string& path, Optimizer& optimizer, Layer& model,
+                         const std::map<std::string, std::string>& metadata = {});
+// Restores what save_training_state saved (the optimizer must be of the same kind and size);
+// returns the caller's metadata.
+std::map<std::string, std::string> load_training_state(const std::string& path,
+                                                       Optimizer& optimizer, Layer& model);
+
+}  // namespace kiln

@@ -1,0 +1,105 @@
+// optim/optimizer.cpp — see optimizer.h.
+#include "optim/optimizer.h"
+
+#include <cmath>
+
+#include "core/error.h"
+#include "kernels/elementwise.h"
+
+namespace kiln {
+
+namespace {
+// The optimizer state lives where the parameters live; a model that moved takes its state along.
+void follow(Tensor& state, const Tensor& params) {
+  if (state.defined() && state.device() != params.device()) state = state.to(params.device());
+}
+Tensor zeros_like(const Tensor& t) {
+  return Tensor::zeros(t.shape(), t.dtype(), Device::cpu).to(t.device());
+}
+}  // namespace
+
+Optimizer::Optimizer(Tensor& params, Tensor& grads) : params_(params), grads_(grads) {
+  KILN_CHECK(params.defined() && grads.defined() && params.shape() == grads.shape(),
+             "Optimizer: parameters ", params.str(), " and gradients ", grads.str(),
+             " must be defined and of one shape");
+}
+
+void Optimizer::step() {
+  KILN_CHECK(std::isfinite(lr_) && lr_ >= 0, kind(),
+             ": the learning rate must be a finite number >= 0, got ", lr_);
+  ensure_state();
+  update(steps_ + 1);
+  ++steps_;
+}
+
+void Optimizer::ensure_state() {
+  bool missing = false;
+  for (OptimizerStateRef& s : state()) {
+    follow(*s.tensor, params_);
+    if (!s.tensor->defined()) missing = true;
+  }
+  if (missing) allocate_state();
+}
+
+Sgd::Sgd(Tensor& params, Tensor& grads, const SgdOptions& options)
+    : Optimizer(params, grads), options_(options) {
+  lr_ = options.lr;
+}
+
+std::vector<OptimizerStateRef> Sgd::state() {
+  if (options_.momentum == 0.f) return {};
+  return {{"momentum_buffer", &momentum_buffer_}};
+}
+
+void Sgd::allocate_state() {
+  if (options_.momentum != 0.f) momentum_buffer_ = zeros_like(params_);
+}
+
+void Sgd::update(int64_t step) {
+  SgdParams p;
+  p.lr = static_cast<float>(lr_);
+  p.momentum = options_.momentum;
+  p.dampening = options_.dampening;
+  p.weight_decay = options_.weight_decay;
+  p.nesterov = options_.nesterov;
+  p.step = step;
+  sgd_update(params_, options_.momentum != 0.f ? &momentum_buffer_ : nullptr, grads_, p);
+}
+
+Adam::Adam(Tensor& params, Tensor& grads, const AdamOptions& options, bool decoupled)
+    : Optimizer(params, grads), options_(options), decoupled_(decoupled) {
+  lr_ = options.lr;
+}
+
+std::vector<OptimizerStateRef> Adam::state() {
+  return {{"exp_avg", &m_}, {"exp_avg_sq", &v_}};
+}
+
+void Adam::allocate_state() {
+  m_ = zeros_like(params_);
+  v_ = zeros_like(params_);
+}
+
+void Adam::update(int64_t step) {
+  AdamParams p;
+  p.lr = static_cast<float>(lr_);
+  p.beta1 = options_.beta1;
+  p.beta2 = options_.beta2;
+  p.eps = options_.eps;
+  p.weight_decay = options_.weight_decay;
+  p.decoupled_weight_decay = decoupled_;
+  p.step = step;
+  adam_update(params_, m_, v_, grads_, p);
+}
+
+double clip_grad_norm(Tensor& grads, double max_norm) {
+  KILN_CHECK(max_norm > 0, "clip_grad_norm: max_norm must be positive, got ", max_norm);
+  const double norm = l2_norm(grads);
+  if (!std::isfinite(norm)) return norm;
+  // PyTorch's clip_coef = max_norm / (norm + 1e-6), applied only when it is below 1.
+  const double coef = max_norm / (norm + 1e-6);
+  if (coef < 1.0) scale(grads, coef);
+  return norm;
+}
+
+}  // namespace kiln
