@@ -17,6 +17,8 @@
 //                    deterministic split-K: each split of the pixel range writes its partial
 //                    tile to a workspace, a second kernel sums the splits in order and adds to dw;
 //                    db = column sums of dy (fixed order, kernels/linear.cu).
+// Forward and backward-data split along K the same way when the output has too few tiles to fill
+// the GPU and K is long (the deep layers at small batch): partials, then split_sum_store (+ bias).
 // Paths, chosen by the launchers: float4 global loads when the channel counts are multiples of 4
 // (scalar loads otherwise, any shape); a compile-time 3×3 / stride 1 / padding 1 variant of each
 // (constant geometry, no divisions in the gathers); and, for the first layer (C_in = 1..3, where
@@ -76,8 +78,10 @@ struct ConvForwardInputLoader : KContigStage<BM, kThreads> {
   using Stage = KContigStage<BM, kThreads>;
   const float* img[Stage::kQuads];  // image base, nullptr for rows past M
   int ih0[Stage::kQuads], iw0[Stage::kQuads];
-  int k, wi, wj, wc;  // next k of this thread's quads and its (i, j, ci)
-  __device__ ConvForwardInputLoader(const float* x, const ConvDims& d, int m0) {
+  int k, k_end, wi, wj, wc;  // next k of this thread's quads and its (i, j, ci); end of the split
+  __device__ ConvForwardInputLoader(const float* x, const ConvDims& d, int m0, int k_begin,
+                                    int k_end_)
+      : k_end(k_end_) {
     const Geom<kFast> g{d};
     const int pixels = d.oh * d.ow;
 #pragma unroll
@@ -92,7 +96,7 @@ struct ConvForwardInputLoader : KContigStage<BM, kThreads> {
         iw0[q] = ow * g.sw() - g.pw();
       }
     }
-    k = Stage::koff();
+    k = k_begin + Stage::koff();
     wc = k % d.ci;
     const int t = k / d.ci;
     wj = t % g.kw();
@@ -105,7 +109,7 @@ struct ConvForwardInputLoader : KContigStage<BM, kThreads> {
       float4 v = zero4();
       if constexpr (kVec) {
         const int ih = ih0[q] + wi, iw = iw0[q] + wj;
-        if (img[q] != nullptr && wi < g.kh() && inside(ih, d.h) && inside(iw, d.w))
+        if (img[q] != nullptr && k < k_end && inside(ih, d.h) && inside(iw, d.w))
           v = load4(img[q] + (ih * d.w + iw) * d.ci + wc);
       } else if (img[q] != nullptr) {
         float e[4];
@@ -113,7 +117,7 @@ struct ConvForwardInputLoader : KContigStage<BM, kThreads> {
         for (int u = 0; u < 4; ++u) {
           const int kk = k + u, c = kk % d.ci, t = kk / d.ci, j = t % g.kw(), i = t / g.kw();
           const int ih = ih0[q] + i, iw = iw0[q] + j;
-          e[u] = (i < g.kh() && inside(ih, d.h) && inside(iw, d.w))
+          e[u] = (kk < k_end && inside(ih, d.h) && inside(iw, d.w))
                      ? img[q][(ih * d.w + iw) * d.ci + c]
                      : 0.f;
         }
@@ -142,8 +146,10 @@ struct ConvBackwardDataGradLoader : KContigStage<BM, kThreads> {
   using Stage = KContigStage<BM, kThreads>;
   const float* img[Stage::kQuads];           // dy image base, nullptr for rows past M
   int hp[Stage::kQuads], wp[Stage::kQuads];  // h + ph, w + pw
-  int k, wi, wj, wc;
-  __device__ ConvBackwardDataGradLoader(const float* dy, const ConvDims& d, int m0) {
+  int k, k_end, wi, wj, wc;                  // as in ConvForwardInputLoader, over (i, j, co)
+  __device__ ConvBackwardDataGradLoader(const float* dy, const ConvDims& d, int m0, int k_begin,
+                                        int k_end_)
+      : k_end(k_end_) {
     const Geom<kFast> g{d};
     const int pixels = d.h * d.w;
 #pragma unroll
@@ -158,7 +164,7 @@ struct ConvBackwardDataGradLoader : KContigStage<BM, kThreads> {
         wp[q] = w + g.pw();
       }
     }
-    k = Stage::koff();
+    k = k_begin + Stage::koff();
     wc = k % d.co;
     const int t = k / d.co;
     wj = t % g.kw();
@@ -180,7 +186,7 @@ struct ConvBackwardDataGradLoader : KContigStage<BM, kThreads> {
     for (int q = 0; q < Stage::kQuads; ++q) {
       float4 v = zero4();
       if constexpr (kVec) {
-        if (img[q] != nullptr && wi < g.kh()) {
+        if (img[q] != nullptr && k < k_end) {
           const int p = source(d, g, q, wi, wj);
           if (p >= 0) v = load4(img[q] + p * d.co + wc);
         }
@@ -189,7 +195,7 @@ struct ConvBackwardDataGradLoader : KContigStage<BM, kThreads> {
 #pragma unroll
         for (int u = 0; u < 4; ++u) {
           const int kk = k + u, c = kk % d.co, t = kk / d.co, j = t % g.kw(), i = t / g.kw();
-          const int p = i < g.kh() ? source(d, g, q, i, j) : -1;
+          const int p = kk < k_end ? source(d, g, q, i, j) : -1;
           e[u] = p >= 0 ? img[q][p * d.co + c] : 0.f;
         }
         v = make_float4(e[0], e[1], e[2], e[3]);
@@ -216,14 +222,16 @@ template <int BN, int kThreads, bool kVec, bool kFast>
 struct ConvBackwardDataWeightLoader : MNContigStage<BN, kThreads> {
   using Stage = MNContigStage<BN, kThreads>;
   const float* w;
-  int c;                                                        // first column of the thread's quad
+  int k, k_end;  // k of the stage's first k-row; end of the split
+  int c;         // first column of the thread's quad
   int wi[Stage::kQuads], wj[Stage::kQuads], wc[Stage::kQuads];  // (i, j, co) of each k-row
-  __device__ ConvBackwardDataWeightLoader(const float* w_, const ConvDims& d, int n0)
-      : w(w_), c(n0 + Stage::col()) {
+  __device__ ConvBackwardDataWeightLoader(const float* w_, const ConvDims& d, int n0, int k_begin,
+                                          int k_end_)
+      : w(w_), k(k_begin), k_end(k_end_), c(n0 + Stage::col()) {
     const Geom<kFast> g{d};
 #pragma unroll
     for (int q = 0; q < Stage::kQuads; ++q) {
-      const int kr = Stage::krow(q);
+      const int kr = k_begin + Stage::krow(q);
       wc[q] = kr % d.co;
       const int t = kr / d.co;
       wj[q] = t % g.kw();
@@ -235,7 +243,7 @@ struct ConvBackwardDataWeightLoader : MNContigStage<BN, kThreads> {
 #pragma unroll
     for (int q = 0; q < Stage::kQuads; ++q) {
       float4 v = zero4();
-      if (wi[q] < g.kh()) {
+      if (k + Stage::krow(q) < k_end) {
         const float* row =
             w + ((static_cast<int64_t>(wc[q]) * g.kh() + wi[q]) * g.kw() + wj[q]) * d.ci;
         if constexpr (kVec) {
@@ -257,6 +265,7 @@ struct ConvBackwardDataWeightLoader : MNContigStage<BN, kThreads> {
         }
       }
     }
+    k += 8;
   }
 };
 
@@ -336,40 +345,62 @@ struct WithDims : L {
   __device__ void fetch() { L::fetch(d); }
 };
 
+// Split z covers k in [z·tiles_per_split·BK, ...). partials == nullptr: one split, the block stores
+// y (+ bias); else it stores its partial tile to partials[z][M][C_out] for split_sum_store.
 template <class Cfg, bool kVec, bool kFast>
 __global__ void __launch_bounds__(Cfg::kThreads)
-    conv2d_forward_implicit_gemm_kernel(float* __restrict__ y, const float* __restrict__ x,
-                                        const float* __restrict__ w, const float* __restrict__ b,
-                                        ConvDims d, bool vec_store) {
+    conv2d_forward_implicit_gemm_kernel(float* __restrict__ y, float* __restrict__ partials,
+                                        const float* __restrict__ x, const float* __restrict__ w,
+                                        const float* __restrict__ b, ConvDims d,
+                                        int tiles_per_split, bool vec_store) {
   using Tiles = tile::SharedTiles<Cfg>;
   KILN_SHARED(Tiles, tiles, [1]);  // one struct: [1] keeps the macro's dims non-empty
   Tiles& sm = tiles[0];
   const int m0 = static_cast<int>(blockIdx.x) * Cfg::BM;
   const int n0 = static_cast<int>(blockIdx.y) * Cfg::BN;
   const int M = d.n * d.oh * d.ow, K = d.kh * d.kw * d.ci;
-  WithDims<ConvForwardInputLoader<Cfg::BM, Cfg::kThreads, kVec, kFast>> la(d, x, d, m0);  // (BM,K)
-  RowsLoader<Cfg::BN, Cfg::kThreads, kVec> lb(w, K, d.co, n0, 0, K);                      // (BN,K)
+  const int k_begin = static_cast<int>(blockIdx.z) * tiles_per_split * Cfg::BK;
+  const int k_end = min(K, k_begin + tiles_per_split * Cfg::BK);
+  WithDims<ConvForwardInputLoader<Cfg::BM, Cfg::kThreads, kVec, kFast>> la(d, x, d, m0, k_begin,
+                                                                           k_end);  // (BM, K)
+  RowsLoader<Cfg::BN, Cfg::kThreads, kVec> lb(w, K, d.co, n0, k_begin, k_end);      // (BN, K)
   float acc[8][8];
-  tile::mainloop<Cfg>(acc, la, lb, sm, (K + Cfg::BK - 1) / Cfg::BK);
-  tile::store_tile<Cfg, false>(acc, y, d.co, M, d.co, m0, n0, b, vec_store);
+  tile::mainloop<Cfg>(acc, la, lb, sm, (k_end - k_begin + Cfg::BK - 1) / Cfg::BK);
+  if (partials == nullptr) {
+    tile::store_tile<Cfg, false>(acc, y, d.co, M, d.co, m0, n0, b, vec_store);
+  } else {
+    float* part = partials + static_cast<int64_t>(blockIdx.z) * M * d.co;
+    tile::store_tile<Cfg, false>(acc, part, d.co, M, d.co, m0, n0, nullptr, vec_store);
+  }
 }
 
+// Splits as in the forward kernel (partials [z][N·H·W][C_in]).
 template <class Cfg, bool kVec, bool kFast>
 __global__ void __launch_bounds__(Cfg::kThreads)
-    conv2d_backward_data_implicit_gemm_kernel(float* __restrict__ dx, const float* __restrict__ dy,
+    conv2d_backward_data_implicit_gemm_kernel(float* __restrict__ dx, float* __restrict__ partials,
+                                              const float* __restrict__ dy,
                                               const float* __restrict__ w, ConvDims d,
-                                              bool vec_store) {
+                                              int tiles_per_split, bool vec_store) {
   using Tiles = tile::SharedTiles<Cfg>;
   KILN_SHARED(Tiles, tiles, [1]);  // one struct: [1] keeps the macro's dims non-empty
   Tiles& sm = tiles[0];
   const int m0 = static_cast<int>(blockIdx.x) * Cfg::BM;
   const int n0 = static_cast<int>(blockIdx.y) * Cfg::BN;
   const int M = d.n * d.h * d.w, K = d.kh * d.kw * d.co;
-  WithDims<ConvBackwardDataGradLoader<Cfg::BM, Cfg::kThreads, kVec, kFast>> la(d, dy, d, m0);
-  WithDims<ConvBackwardDataWeightLoader<Cfg::BN, Cfg::kThreads, kVec, kFast>> lb(d, w, d, n0);
+  const int k_begin = static_cast<int>(blockIdx.z) * tiles_per_split * Cfg::BK;
+  const int k_end = min(K, k_begin + tiles_per_split * Cfg::BK);
+  WithDims<ConvBackwardDataGradLoader<Cfg::BM, Cfg::kThreads, kVec, kFast>> la(d, dy, d, m0,
+                                                                               k_begin, k_end);
+  WithDims<ConvBackwardDataWeightLoader<Cfg::BN, Cfg::kThreads, kVec, kFast>> lb(d, w, d, n0,
+                                                                                 k_begin, k_end);
   float acc[8][8];
-  tile::mainloop<Cfg>(acc, la, lb, sm, (K + Cfg::BK - 1) / Cfg::BK);
-  tile::store_tile<Cfg, false>(acc, dx, d.ci, M, d.ci, m0, n0, nullptr, vec_store);
+  tile::mainloop<Cfg>(acc, la, lb, sm, (k_end - k_begin + Cfg::BK - 1) / Cfg::BK);
+  if (partials == nullptr) {
+    tile::store_tile<Cfg, false>(acc, dx, d.ci, M, d.ci, m0, n0, nullptr, vec_store);
+  } else {
+    float* part = partials + static_cast<int64_t>(blockIdx.z) * M * d.ci;
+    tile::store_tile<Cfg, false>(acc, part, d.ci, M, d.ci, m0, n0, nullptr, vec_store);
+  }
 }
 
 // Split z covers output pixels [z·tiles_per_split·BK, ...). partials == nullptr: one split, add
@@ -502,6 +533,28 @@ bool use_large_tiles(int64_t m, int64_t n) {
   return m >= 128 && n >= 128 && int64_t{ceil_div(m, 128)} * ceil_div(n, 128) >= 100;
 }
 
+// The tile size and the split-K plan of an M×N×K product.
+struct Plan {
+  bool large;
+  tile::SplitK split;
+};
+Plan plan_gemm(int64_t m, int64_t n, int64_t k, int min_tiles, bool large) {
+  Plan p;
+  p.large = large;
+  const int bm = large ? tile::Large::BM : tile::Small::BM;
+  const int bn = large ? tile::Large::BN : tile::Small::BN;
+  const int warps = (large ? tile::Large::kThreads : tile::Small::kThreads) / 32;
+  p.split = tile::plan_split_k(int64_t{ceil_div(m, bm)} * ceil_div(n, bn), warps,
+                               static_cast<int>(ceil_div(k, tile::Large::BK)), min_tiles);
+  return p;
+}
+
+float* workspace(int64_t floats) {
+  return floats > 0 ? static_cast<float*>(
+                          scratch(static_cast<size_t>(floats) * sizeof(float), Device::cuda))
+                    : nullptr;
+}
+
 // Calls f.template operator()<Cfg, kVec, kFast>() for the run-time choice (the fast path only
 // exists with vector loads).
 template <class F>
@@ -548,11 +601,17 @@ void conv2d_forward(float* y, const float* x, const float* w, const float* b, co
   const int64_t M = int64_t{d.n} * d.oh * d.ow;
   const bool vec = d.ci % 4 == 0 && aligned16(x) && aligned16(w);
   const bool vec_store = d.co % 4 == 0 && aligned16(y);
-  dispatch(use_large_tiles(M, d.co), vec, is_3x3_s1_p1(s), [&]<class Cfg, bool kVec, bool kFast>() {
-    const dim3 grid(ceil_div(M, Cfg::BM), ceil_div(d.co, Cfg::BN));
+  const Plan plan = plan_gemm(M, d.co, int64_t{d.kh} * d.kw * d.ci, tile::kMinTilesOverwrite,
+                              use_large_tiles(M, d.co));
+  const int splits = plan.split.splits;
+  float* partials = splits > 1 ? workspace(int64_t{splits} * M * d.co) : nullptr;
+  dispatch(plan.large, vec, is_3x3_s1_p1(s), [&]<class Cfg, bool kVec, bool kFast>() {
+    const dim3 grid(ceil_div(M, Cfg::BM), ceil_div(d.co, Cfg::BN), splits);
     launch({grid, dim3(Cfg::kThreads), 0, stream},
-           conv2d_forward_implicit_gemm_kernel<Cfg, kVec, kFast>, y, x, w, b, d, vec_store);
+           conv2d_forward_implicit_gemm_kernel<Cfg, kVec, kFast>, y, partials, x, w, b, d,
+           plan.split.tiles_per_split, vec_store);
   });
+  if (partials != nullptr) detail::split_sum_store(y, partials, splits, M * d.co, d.co, b, stream);
 }
 
 void conv2d_backward_data(float* dx, const float* dy, const float* w, const Conv2dShape& s,
@@ -561,11 +620,18 @@ void conv2d_backward_data(float* dx, const float* dy, const float* w, const Conv
   const int64_t M = int64_t{d.n} * d.h * d.w;
   const bool vec = d.ci % 4 == 0 && d.co % 4 == 0 && aligned16(dy) && aligned16(w);
   const bool vec_store = d.ci % 4 == 0 && aligned16(dx);
-  dispatch(use_large_tiles(M, d.ci), vec, is_3x3_s1_p1(s), [&]<class Cfg, bool kVec, bool kFast>() {
-    const dim3 grid(ceil_div(M, Cfg::BM), ceil_div(d.ci, Cfg::BN));
+  const Plan plan = plan_gemm(M, d.ci, int64_t{d.kh} * d.kw * d.co, tile::kMinTilesOverwrite,
+                              use_large_tiles(M, d.ci));
+  const int splits = plan.split.splits;
+  float* partials = splits > 1 ? workspace(int64_t{splits} * M * d.ci) : nullptr;
+  dispatch(plan.large, vec, is_3x3_s1_p1(s), [&]<class Cfg, bool kVec, bool kFast>() {
+    const dim3 grid(ceil_div(M, Cfg::BM), ceil_div(d.ci, Cfg::BN), splits);
     launch({grid, dim3(Cfg::kThreads), 0, stream},
-           conv2d_backward_data_implicit_gemm_kernel<Cfg, kVec, kFast>, dx, dy, w, d, vec_store);
+           conv2d_backward_data_implicit_gemm_kernel<Cfg, kVec, kFast>, dx, partials, dy, w, d,
+           plan.split.tiles_per_split, vec_store);
   });
+  if (partials != nullptr)
+    detail::split_sum_store(dx, partials, splits, M * d.ci, d.ci, nullptr, stream);
 }
 
 void conv2d_backward_filter(float* dw, float* db, const float* dy, const float* x,
@@ -575,27 +641,21 @@ void conv2d_backward_filter(float* dw, float* db, const float* dy, const float* 
   const bool vec = d.ci % 4 == 0 && d.co % 4 == 0 && aligned16(dy) && aligned16(x);
   const bool vec_store = N % 4 == 0 && aligned16(dw);
   // Split-K supplies the parallelism, so 128×128 tiles whenever both extents fill them.
-  const bool large = M >= 128 && N >= 128;
-  const int bm = large ? tile::Large::BM : tile::Small::BM;
-  const int bn = large ? tile::Large::BN : tile::Small::BN;
-  const tile::SplitK plan = tile::plan_split_k(int64_t{ceil_div(M, bm)} * ceil_div(N, bn),
-                                               static_cast<int>(ceil_div(K, 8)));
+  const Plan plan = plan_gemm(M, N, K, tile::kMinTilesAccumulate, M >= 128 && N >= 128);
+  const int splits = plan.split.splits;
   // One scratch request for both reductions: [split partials of dw | column-sum partials of db].
-  const int64_t dw_floats = plan.splits > 1 ? int64_t{plan.splits} * M * N : 0;
+  const int64_t dw_floats = splits > 1 ? int64_t{splits} * M * N : 0;
   const int64_t db_floats = db != nullptr ? detail::column_sum_workspace_floats(K, M) : 0;
-  float* work = nullptr;
-  if (dw_floats + db_floats > 0)
-    work = static_cast<float*>(
-        scratch(static_cast<size_t>(dw_floats + db_floats) * sizeof(float), Device::cuda));
+  float* work = workspace(dw_floats + db_floats);
   float* partials = dw_floats > 0 ? work : nullptr;
-  dispatch(large, vec, is_3x3_s1_p1(s), [&]<class Cfg, bool kVec, bool kFast>() {
-    const dim3 grid(ceil_div(M, Cfg::BM), ceil_div(N, Cfg::BN), plan.splits);
+  dispatch(plan.large, vec, is_3x3_s1_p1(s), [&]<class Cfg, bool kVec, bool kFast>() {
+    const dim3 grid(ceil_div(M, Cfg::BM), ceil_div(N, Cfg::BN), splits);
     launch({grid, dim3(Cfg::kThreads), 0, stream},
            conv2d_backward_filter_implicit_gemm_kernel<Cfg, kVec, kFast>, dw, partials, dy, x, d,
-           plan.tiles_per_split, vec_store);
+           plan.split.tiles_per_split, vec_store);
   });
   if (partials != nullptr)
-    detail::split_sum_accumulate(dw, partials, plan.splits, int64_t{M} * N, stream);
+    detail::split_sum_accumulate(dw, partials, splits, int64_t{M} * N, stream);
   if (db != nullptr)
     detail::column_sum_accumulate(db, dy, K, M, work != nullptr ? work + dw_floats : nullptr,
                                   stream);

@@ -269,16 +269,18 @@ __device__ __forceinline__ void store_tile(const float (&acc)[8][8], float* __re
 }
 
 // Split-K plan: how many contiguous k ranges (of whole BK steps) a GEMM with `blocks_mn` output
-// tiles and `k_tiles` k-steps is cut into so the grid has about two waves on an H200 (132 SMs),
-// each split keeping at least 16 k-steps. It depends on the shape only — never on the device —
-// so a shape always sums in the same order.
+// tiles of `warps_per_block` warps and `k_tiles` k-steps is cut into, so that the grid holds about
+// two waves of 8-warp blocks on an H200 (132 SMs × 2 × 8 warps), each split keeping at least
+// `min_tiles` k-steps. It depends on the shape only — never on the device — so a shape always sums
+// in the same order.
 struct SplitK {
   int splits = 1, tiles_per_split = 0;
 };
-inline SplitK plan_split_k(int64_t blocks_mn, int k_tiles) {
-  constexpr int64_t kTargetBlocks = 264;
-  int64_t s = (kTargetBlocks + blocks_mn - 1) / blocks_mn;
-  const int64_t max_s = k_tiles / 16 > 1 ? k_tiles / 16 : 1;
+inline SplitK plan_split_k(int64_t blocks_mn, int warps_per_block, int k_tiles, int min_tiles) {
+  constexpr int64_t kTargetWarps = 132 * 2 * 8;
+  const int64_t warps = blocks_mn * warps_per_block;
+  int64_t s = (kTargetWarps + warps - 1) / warps;
+  const int64_t max_s = k_tiles / min_tiles > 1 ? k_tiles / min_tiles : 1;
   if (s > max_s) s = max_s;
   if (s < 1) s = 1;
   SplitK p;
@@ -288,6 +290,9 @@ inline SplitK plan_split_k(int64_t blocks_mn, int k_tiles) {
   if (p.splits < 1) p.splits = 1;
   return p;
 }
+// Minimum k-steps per split: outputs that accumulate (dw) split from 16 steps; overwritten outputs
+// (y, dx), whose reduction pass is pure overhead when K is short, from 32.
+constexpr int kMinTilesAccumulate = 16, kMinTilesOverwrite = 32;
 
 }  // namespace kiln::cuda::tile
 
@@ -304,5 +309,9 @@ void column_sum_accumulate(float* dst, const float* src, int rows, int cols, flo
 // dst[i] += Σ_{s=0}^{splits-1} partials[s·count + i], summed in order s = 0, 1, ...
 void split_sum_accumulate(float* dst, const float* partials, int splits, int64_t count,
                           Stream stream);
+// dst[r][c] = Σ_s partials[s][r][c] (+ bias[c] when non-null) for dst [count / cols][cols]: the
+// overwriting reduction of a split-K product (y, dx), splits in order, then the bias.
+void split_sum_store(float* dst, const float* partials, int splits, int64_t count, int cols,
+                     const float* bias, Stream stream);
 
 }  // namespace kiln::cuda::detail

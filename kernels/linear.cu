@@ -7,8 +7,10 @@
 //   backward-weight  dw += dyᵀ·x      M=OUT, N=IN,  K=N    A k-rows (dy), B k-rows (x)
 //                    db += Σ_n dy     column sums, fixed order
 // dx is overwritten; dw and db accumulate. Deterministic: every output element is summed by one
-// thread in a fixed k order; split-K partials (backward-weight with a long batch) and column sums
-// are reduced in a fixed order by a second kernel — no float atomics.
+// thread in a fixed k order. When the output has too few tiles to fill the GPU and K is long, the
+// product is split along K (tile::plan_split_k, a function of the shape only): each split stores
+// its partial tile to a workspace and a second kernel adds the splits in order (then the bias, or
+// into dw); column sums likewise — no float atomics.
 // Error bound (fp32, one FMA rounding per k, plus the split and bias additions): per element
 // |err| <= (K + splits + 2)·2⁻²⁴·Σ_k|a_k·b_k|; the tests check (K + 8)·2⁻²⁴·max|ref of |a|,|b||.
 #include "core/device_code.h"
@@ -28,38 +30,57 @@ using tile::KRowsLoader;
 using tile::RowsLoader;
 
 // y[m][n] = Σ_k x[m][k]·w[n][k] + b[n]. kVec: IN % 4 == 0 and x, w 16-byte aligned.
+// Split z covers k in [z·tiles_per_split·BK, ...): with one split (partials == nullptr) the block
+// stores y; with several it stores its partial to partials[z][N][OUT] for split_sum_store.
 template <class Cfg, bool kVec>
 __global__ void __launch_bounds__(Cfg::kThreads)
-    linear_forward_kernel(float* __restrict__ y, const float* __restrict__ x,
-                          const float* __restrict__ w, const float* __restrict__ b, LinearShape s,
+    linear_forward_kernel(float* __restrict__ y, float* __restrict__ partials,
+                          const float* __restrict__ x, const float* __restrict__ w,
+                          const float* __restrict__ b, LinearShape s, int tiles_per_split,
                           bool vec_store) {
   using Tiles = tile::SharedTiles<Cfg>;
   KILN_SHARED(Tiles, tiles, [1]);  // one struct: [1] keeps the macro's dims non-empty
   Tiles& sm = tiles[0];
   const int m0 = static_cast<int>(blockIdx.x) * Cfg::BM;
   const int n0 = static_cast<int>(blockIdx.y) * Cfg::BN;
-  RowsLoader<Cfg::BM, Cfg::kThreads, kVec> la(x, s.in, s.n, m0, 0, s.in);    // (BM, K)
-  RowsLoader<Cfg::BN, Cfg::kThreads, kVec> lb(w, s.in, s.out, n0, 0, s.in);  // (BN, K)
+  const int k_begin = static_cast<int>(blockIdx.z) * tiles_per_split * Cfg::BK;
+  const int k_end = min(s.in, k_begin + tiles_per_split * Cfg::BK);
+  RowsLoader<Cfg::BM, Cfg::kThreads, kVec> la(x, s.in, s.n, m0, k_begin, k_end);    // (BM, K)
+  RowsLoader<Cfg::BN, Cfg::kThreads, kVec> lb(w, s.in, s.out, n0, k_begin, k_end);  // (BN, K)
   float acc[8][8];
-  tile::mainloop<Cfg>(acc, la, lb, sm, (s.in + Cfg::BK - 1) / Cfg::BK);
-  tile::store_tile<Cfg, false>(acc, y, s.out, s.n, s.out, m0, n0, b, vec_store);
+  tile::mainloop<Cfg>(acc, la, lb, sm, (k_end - k_begin + Cfg::BK - 1) / Cfg::BK);
+  if (partials == nullptr) {
+    tile::store_tile<Cfg, false>(acc, y, s.out, s.n, s.out, m0, n0, b, vec_store);
+  } else {
+    float* part = partials + static_cast<int64_t>(blockIdx.z) * s.n * s.out;
+    tile::store_tile<Cfg, false>(acc, part, s.out, s.n, s.out, m0, n0, nullptr, vec_store);
+  }
 }
 
 // dx[m][n] = Σ_k dy[m][k]·w[k][n]. kVec: OUT % 4 == 0, IN % 4 == 0, dy and w 16-byte aligned.
+// Splits as in linear_forward_kernel (partials [z][N][IN]).
 template <class Cfg, bool kVec>
 __global__ void __launch_bounds__(Cfg::kThreads)
-    linear_backward_data_kernel(float* __restrict__ dx, const float* __restrict__ dy,
-                                const float* __restrict__ w, LinearShape s, bool vec_store) {
+    linear_backward_data_kernel(float* __restrict__ dx, float* __restrict__ partials,
+                                const float* __restrict__ dy, const float* __restrict__ w,
+                                LinearShape s, int tiles_per_split, bool vec_store) {
   using Tiles = tile::SharedTiles<Cfg>;
   KILN_SHARED(Tiles, tiles, [1]);  // one struct: [1] keeps the macro's dims non-empty
   Tiles& sm = tiles[0];
   const int m0 = static_cast<int>(blockIdx.x) * Cfg::BM;
   const int n0 = static_cast<int>(blockIdx.y) * Cfg::BN;
-  RowsLoader<Cfg::BM, Cfg::kThreads, kVec> la(dy, s.out, s.n, m0, 0, s.out);  // (BM, K)
-  KRowsLoader<Cfg::BN, Cfg::kThreads, kVec> lb(w, s.in, s.in, n0, 0, s.out);  // (K, BN)
+  const int k_begin = static_cast<int>(blockIdx.z) * tiles_per_split * Cfg::BK;
+  const int k_end = min(s.out, k_begin + tiles_per_split * Cfg::BK);
+  RowsLoader<Cfg::BM, Cfg::kThreads, kVec> la(dy, s.out, s.n, m0, k_begin, k_end);  // (BM, K)
+  KRowsLoader<Cfg::BN, Cfg::kThreads, kVec> lb(w, s.in, s.in, n0, k_begin, k_end);  // (K, BN)
   float acc[8][8];
-  tile::mainloop<Cfg>(acc, la, lb, sm, (s.out + Cfg::BK - 1) / Cfg::BK);
-  tile::store_tile<Cfg, false>(acc, dx, s.in, s.n, s.in, m0, n0, nullptr, vec_store);
+  tile::mainloop<Cfg>(acc, la, lb, sm, (k_end - k_begin + Cfg::BK - 1) / Cfg::BK);
+  if (partials == nullptr) {
+    tile::store_tile<Cfg, false>(acc, dx, s.in, s.n, s.in, m0, n0, nullptr, vec_store);
+  } else {
+    float* part = partials + static_cast<int64_t>(blockIdx.z) * s.n * s.in;
+    tile::store_tile<Cfg, false>(acc, part, s.in, s.n, s.in, m0, n0, nullptr, vec_store);
+  }
 }
 
 // dw[m][n] (+)= Σ_{k in split z} dy[k][m]·x[k][n]. With one split the block adds into dw; with
@@ -117,16 +138,20 @@ __global__ void __launch_bounds__(kColSumCols* kColSumLanes)
   }
 }
 
-// dst[i] += Σ_s partials[s·count + i], s in order.
+// sum = Σ_s partials[s·count + i] (s in order); accumulate: dst[i] += sum, else
+// dst[i] = sum + bias[i % cols] (bias nullable).
 __global__ void __launch_bounds__(256)
     split_sum_kernel(float* __restrict__ dst, const float* __restrict__ partials, int splits,
-                     int64_t count) {
+                     int64_t count, const float* __restrict__ bias, int cols, bool accumulate) {
   const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
   for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < count;
        i += stride) {
     float sum = partials[i];
     for (int s = 1; s < splits; ++s) sum += partials[s * count + i];
-    dst[i] += sum;
+    if (accumulate)
+      dst[i] += sum;
+    else
+      dst[i] = bias != nullptr ? sum + bias[i % cols] : sum;
   }
 }
 
@@ -160,34 +185,42 @@ ColumnSumPlan plan_column_sum(int rows, int cols) {
   return p;
 }
 
-template <class Cfg, bool kVec>
-void launch_linear_forward(float* y, const float* x, const float* w, const float* b,
-                           const LinearShape& s, Stream stream, bool vec_store) {
-  const dim3 grid(ceil_div(s.n, Cfg::BM), ceil_div(s.out, Cfg::BN));
-  launch({grid, dim3(Cfg::kThreads), 0, stream}, linear_forward_kernel<Cfg, kVec>, y, x, w, b, s,
-         vec_store);
-}
-
-template <class Cfg, bool kVec>
-void launch_linear_backward_data(float* dx, const float* dy, const float* w, const LinearShape& s,
-                                 Stream stream, bool vec_store) {
-  const dim3 grid(ceil_div(s.n, Cfg::BM), ceil_div(s.in, Cfg::BN));
-  launch({grid, dim3(Cfg::kThreads), 0, stream}, linear_backward_data_kernel<Cfg, kVec>, dx, dy, w,
-         s, vec_store);
-}
-
-template <class Cfg, bool kVec>
-void launch_linear_backward_weight(float* dw, float* partials, const float* dy, const float* x,
-                                   const LinearShape& s, const tile::SplitK& plan, Stream stream,
-                                   bool vec_store) {
-  const dim3 grid(ceil_div(s.out, Cfg::BM), ceil_div(s.in, Cfg::BN), plan.splits);
-  launch({grid, dim3(Cfg::kThreads), 0, stream}, linear_backward_weight_kernel<Cfg, kVec>, dw,
-         partials, dy, x, s, plan.tiles_per_split, vec_store);
-}
-
 void check_shape(const char* op, const LinearShape& s) {
   KILN_CHECK(s.n > 0 && s.in > 0 && s.out > 0, op, ": bad shape n=", s.n, " in=", s.in,
              " out=", s.out);
+}
+
+// The tiles and the split-K plan of an M×N×K product.
+struct Plan {
+  bool large;
+  tile::SplitK split;
+};
+Plan plan_gemm(int64_t m, int64_t n, int64_t k, int min_tiles) {
+  Plan p;
+  p.large = use_large_tiles(m, n);
+  const int bm = p.large ? tile::Large::BM : tile::Small::BM;
+  const int bn = p.large ? tile::Large::BN : tile::Small::BN;
+  const int warps = (p.large ? tile::Large::kThreads : tile::Small::kThreads) / 32;
+  p.split = tile::plan_split_k(int64_t{ceil_div(m, bm)} * ceil_div(n, bn), warps,
+                               static_cast<int>(ceil_div(k, tile::Large::BK)), min_tiles);
+  return p;
+}
+
+// Calls f.template operator()<Cfg, kVec>() for the run-time choice.
+template <class F>
+void dispatch(bool large, bool vec, F&& f) {
+  if (large) {
+    if (vec) return f.template operator()<tile::Large, true>();
+    return f.template operator()<tile::Large, false>();
+  }
+  if (vec) return f.template operator()<tile::Small, true>();
+  f.template operator()<tile::Small, false>();
+}
+
+float* workspace(int64_t floats) {
+  return floats > 0 ? static_cast<float*>(
+                          scratch(static_cast<size_t>(floats) * sizeof(float), Device::cuda))
+                    : nullptr;
 }
 
 }  // namespace
@@ -221,7 +254,17 @@ void split_sum_accumulate(float* dst, const float* partials, int splits, int64_t
   int64_t blocks = (count + 255) / 256;
   if (blocks > 4096) blocks = 4096;
   launch({dim3(static_cast<unsigned>(blocks)), dim3(256), 0, stream}, split_sum_kernel, dst,
-         partials, splits, count);
+         partials, splits, count, nullptr, 1, true);
+}
+
+void split_sum_store(float* dst, const float* partials, int splits, int64_t count, int cols,
+                     const float* bias, Stream stream) {
+  KILN_CHECK(splits >= 1 && count > 0 && cols > 0 && count % cols == 0,
+             "split_sum_store: bad sizes");
+  int64_t blocks = (count + 255) / 256;
+  if (blocks > 4096) blocks = 4096;
+  launch({dim3(static_cast<unsigned>(blocks)), dim3(256), 0, stream}, split_sum_kernel, dst,
+         partials, splits, count, bias, cols, false);
 }
 
 }  // namespace detail
@@ -231,12 +274,16 @@ void linear_forward(float* y, const float* x, const float* w, const float* b, co
   check_shape("cuda::linear_forward", s);
   const bool vec = s.in % 4 == 0 && aligned16(x) && aligned16(w);
   const bool vec_store = s.out % 4 == 0 && aligned16(y);
-  if (use_large_tiles(s.n, s.out)) {
-    if (vec) return launch_linear_forward<tile::Large, true>(y, x, w, b, s, stream, vec_store);
-    return launch_linear_forward<tile::Large, false>(y, x, w, b, s, stream, vec_store);
-  }
-  if (vec) return launch_linear_forward<tile::Small, true>(y, x, w, b, s, stream, vec_store);
-  launch_linear_forward<tile::Small, false>(y, x, w, b, s, stream, vec_store);
+  const Plan plan = plan_gemm(s.n, s.out, s.in, tile::kMinTilesOverwrite);
+  const int splits = plan.split.splits;
+  float* partials = splits > 1 ? workspace(int64_t{splits} * s.n * s.out) : nullptr;
+  dispatch(plan.large, vec, [&]<class Cfg, bool kVec>() {
+    const dim3 grid(ceil_div(s.n, Cfg::BM), ceil_div(s.out, Cfg::BN), splits);
+    launch({grid, dim3(Cfg::kThreads), 0, stream}, linear_forward_kernel<Cfg, kVec>, y, partials, x,
+           w, b, s, plan.split.tiles_per_split, vec_store);
+  });
+  if (partials != nullptr)
+    detail::split_sum_store(y, partials, splits, int64_t{s.n} * s.out, s.out, b, stream);
 }
 
 void linear_backward_data(float* dx, const float* dy, const float* w, const LinearShape& s,
@@ -244,12 +291,16 @@ void linear_backward_data(float* dx, const float* dy, const float* w, const Line
   check_shape("cuda::linear_backward_data", s);
   const bool vec = s.in % 4 == 0 && s.out % 4 == 0 && aligned16(dy) && aligned16(w);
   const bool vec_store = s.in % 4 == 0 && aligned16(dx);
-  if (use_large_tiles(s.n, s.in)) {
-    if (vec) return launch_linear_backward_data<tile::Large, true>(dx, dy, w, s, stream, vec_store);
-    return launch_linear_backward_data<tile::Large, false>(dx, dy, w, s, stream, vec_store);
-  }
-  if (vec) return launch_linear_backward_data<tile::Small, true>(dx, dy, w, s, stream, vec_store);
-  launch_linear_backward_data<tile::Small, false>(dx, dy, w, s, stream, vec_store);
+  const Plan plan = plan_gemm(s.n, s.in, s.out, tile::kMinTilesOverwrite);
+  const int splits = plan.split.splits;
+  float* partials = splits > 1 ? workspace(int64_t{splits} * s.n * s.in) : nullptr;
+  dispatch(plan.large, vec, [&]<class Cfg, bool kVec>() {
+    const dim3 grid(ceil_div(s.n, Cfg::BM), ceil_div(s.in, Cfg::BN), splits);
+    launch({grid, dim3(Cfg::kThreads), 0, stream}, linear_backward_data_kernel<Cfg, kVec>, dx,
+           partials, dy, w, s, plan.split.tiles_per_split, vec_store);
+  });
+  if (partials != nullptr)
+    detail::split_sum_store(dx, partials, splits, int64_t{s.n} * s.in, s.in, nullptr, stream);
 }
 
 void linear_backward_weight(float* dw, float* db, const float* dy, const float* x,
@@ -257,36 +308,20 @@ void linear_backward_weight(float* dw, float* db, const float* dy, const float* 
   check_shape("cuda::linear_backward_weight", s);
   const bool vec = s.in % 4 == 0 && s.out % 4 == 0 && aligned16(dy) && aligned16(x);
   const bool vec_store = s.in % 4 == 0 && aligned16(dw);
-  const bool large = use_large_tiles(s.out, s.in);
-  const int bm = large ? tile::Large::BM : tile::Small::BM;
-  const int bn = large ? tile::Large::BN : tile::Small::BN;
-  const tile::SplitK plan = tile::plan_split_k(int64_t{ceil_div(s.out, bm)} * ceil_div(s.in, bn),
-                                               static_cast<int>(ceil_div(s.n, 8)));
+  const Plan plan = plan_gemm(s.out, s.in, s.n, tile::kMinTilesAccumulate);
+  const int splits = plan.split.splits;
   // One scratch request for both reductions: [split partials of dw | column-sum partials of db].
-  const int64_t dw_floats = plan.splits > 1 ? int64_t{plan.splits} * s.out * s.in : 0;
+  const int64_t dw_floats = splits > 1 ? int64_t{splits} * s.out * s.in : 0;
   const int64_t db_floats = db != nullptr ? detail::column_sum_workspace_floats(s.n, s.out) : 0;
-  float* work = nullptr;
-  if (dw_floats + db_floats > 0)
-    work = static_cast<float*>(
-        scratch(static_cast<size_t>(dw_floats + db_floats) * sizeof(float), Device::cuda));
+  float* work = workspace(dw_floats + db_floats);
   float* partials = dw_floats > 0 ? work : nullptr;
-  if (large) {
-    if (vec)
-      launch_linear_backward_weight<tile::Large, true>(dw, partials, dy, x, s, plan, stream,
-                                                       vec_store);
-    else
-      launch_linear_backward_weight<tile::Large, false>(dw, partials, dy, x, s, plan, stream,
-                                                        vec_store);
-  } else {
-    if (vec)
-      launch_linear_backward_weight<tile::Small, true>(dw, partials, dy, x, s, plan, stream,
-                                                       vec_store);
-    else
-      launch_linear_backward_weight<tile::Small, false>(dw, partials, dy, x, s, plan, stream,
-                                                        vec_store);
-  }
+  dispatch(plan.large, vec, [&]<class Cfg, bool kVec>() {
+    const dim3 grid(ceil_div(s.out, Cfg::BM), ceil_div(s.in, Cfg::BN), splits);
+    launch({grid, dim3(Cfg::kThreads), 0, stream}, linear_backward_weight_kernel<Cfg, kVec>, dw,
+           partials, dy, x, s, plan.split.tiles_per_split, vec_store);
+  });
   if (partials != nullptr)
-    detail::split_sum_accumulate(dw, partials, plan.splits, int64_t{s.out} * s.in, stream);
+    detail::split_sum_accumulate(dw, partials, splits, int64_t{s.out} * s.in, stream);
   if (db != nullptr)
     detail::column_sum_accumulate(db, dy, s.n, s.out, work != nullptr ? work + dw_floats : nullptr,
                                   stream);
