@@ -299,7 +299,7 @@ Splits load_fer_csv(const std::string& path, const ImageSpec& spec, uint64_t see
     Row row;
     uint8_t* dest = split[i] >= 0 ? split_of[split[i]]->image(slot[i]) : nullptr;
     std::string err = parse_row(lines[i + 1].text, cols, spec, expected, row, scratch, dest);
-    if (err.empty()) split_of[split[i]]->labels[slot[i]] = row.label;
+    if (err.empty() && split[i] >= 0) split_of[split[i]]->labels[slot[i]] = row.label;
     return err;
   };
   std::vector<uint8_t> scratch;

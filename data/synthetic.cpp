@@ -392,6 +392,8 @@ void generate_split(Dataset& out, const SyntheticOptions& o, int per_class, uint
 
 void render_synthetic_face(uint8_t* out, const ImageSpec& spec, int label, uint64_t key) {
   KILN_CHECK(label >= 0 && label < kFerClasses, "synthetic face label ", label, " is outside 0..6");
+  KILN_CHECK(spec.channels == 1 || spec.channels == 3,
+             "synthetic face: channels must be 1 or 3, got ", spec.channels);
   Face f = random_face(label, key, spec.channels);
   render(out, spec, f, detail::mix64(key ^ 0x6e6f697365ULL));
 }
