@@ -10,6 +10,7 @@
 #include <random>
 #include <sstream>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "core/tensor.h"
@@ -18,8 +19,9 @@
 
 #if defined(KILN_TEST_GPU)
 #define PARITY_TAG "[gpu]"
-namespace kiln::test {
+namespace {
 // On a GPU there are no thread orders to choose: three runs check repeated-run determinism.
+// (File-local: the emulator's kiln::test::run_in_every_order does not exist in this build.)
 template <typename R>
 struct EveryOrder {
   std::array<std::string, 3> names{"run 1", "run 2", "run 3"};
@@ -40,10 +42,12 @@ std::string first_difference(const EveryOrder<std::vector<T>>& runs) {
       return runs.names[o] + " differs from " + runs.names[0];
   return "";
 }
-}  // namespace kiln::test
+}  // namespace
 #else
 #define PARITY_TAG "[simt]"
 #include "tests/support/every_order.h"
+using kiln::test::first_difference;
+using kiln::test::run_in_every_order;
 #endif
 
 namespace {
@@ -107,13 +111,13 @@ TEST_CASE("cuda::leaky_relu_forward matches the oracle", PARITY_TAG) {
     for (bool misalign : {false, true}) {
       INFO("n=" << n << " misaligned=" << misalign);
       const std::vector<float> x = activation_input(n, 21);
-      auto runs = kiln::test::run_in_every_order([&] {
+      auto runs = run_in_every_order([&] {
         Guarded dx(x, misalign), y(std::vector<float>(static_cast<size_t>(n), std::nanf("")),
                                    misalign);
         kiln::cuda::leaky_relu_forward(y.data(), dx.data(), n, kSlope, nullptr);
         return y.payload();
       });
-      REQUIRE(kiln::test::first_difference(runs) == "");
+      REQUIRE(first_difference(runs) == "");
       const std::vector<double> xd = to_double(x);
       std::vector<double> ref(static_cast<size_t>(n), std::nan(""));
       kiln::cpu::leaky_relu_forward<double>(ref.data(), xd.data(), n, kSlope);
@@ -128,13 +132,13 @@ TEST_CASE("cuda::leaky_relu_backward matches the oracle", PARITY_TAG) {
       INFO("n=" << n << " misaligned=" << misalign);
       const std::vector<float> x = activation_input(n, 22);
       const std::vector<float> dy = random_vector(n, 23);
-      auto runs = kiln::test::run_in_every_order([&] {
+      auto runs = run_in_every_order([&] {
         Guarded gx(x, misalign), gdy(dy, misalign),
             dx(std::vector<float>(static_cast<size_t>(n), std::nanf("")), misalign);
         kiln::cuda::leaky_relu_backward(dx.data(), gdy.data(), gx.data(), n, kSlope, nullptr);
         return dx.payload();
       });
-      REQUIRE(kiln::test::first_difference(runs) == "");
+      REQUIRE(first_difference(runs) == "");
       const std::vector<double> xd = to_double(x), dyd = to_double(dy);
       std::vector<double> ref(static_cast<size_t>(n), std::nan(""));
       kiln::cpu::leaky_relu_backward<double>(ref.data(), dyd.data(), xd.data(), n, kSlope);
@@ -148,7 +152,7 @@ TEST_CASE("cuda::leaky_relu in place (y == x, dx == dy)", PARITY_TAG) {
   const std::vector<float> x = activation_input(n, 24);
   const std::vector<float> dy = random_vector(n, 25);
   const std::vector<double> xd = to_double(x), dyd = to_double(dy);
-  auto runs = kiln::test::run_in_every_order([&] {
+  auto runs = run_in_every_order([&] {
     Guarded a(x, false), g(dy, false);
     kiln::cuda::leaky_relu_backward(g.data(), g.data(), a.data(), n, kSlope, nullptr);
     kiln::cuda::leaky_relu_forward(a.data(), a.data(), n, kSlope, nullptr);
@@ -156,7 +160,7 @@ TEST_CASE("cuda::leaky_relu in place (y == x, dx == dy)", PARITY_TAG) {
     out.insert(out.end(), d.begin(), d.end());
     return out;
   });
-  REQUIRE(kiln::test::first_difference(runs) == "");
+  REQUIRE(first_difference(runs) == "");
   std::vector<double> y(static_cast<size_t>(n)), dx(static_cast<size_t>(n));
   kiln::cpu::leaky_relu_forward<double>(y.data(), xd.data(), n, kSlope);
   kiln::cpu::leaky_relu_backward<double>(dx.data(), dyd.data(), xd.data(), n, kSlope);

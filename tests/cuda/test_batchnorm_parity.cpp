@@ -15,6 +15,7 @@
 #include <random>
 #include <sstream>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "core/tensor.h"
@@ -23,8 +24,9 @@
 
 #if defined(KILN_TEST_GPU)
 #define PARITY_TAG "[gpu]"
-namespace kiln::test {
+namespace {
 // On a GPU there are no thread orders to choose: three runs check repeated-run determinism.
+// (File-local: the emulator's kiln::test::run_in_every_order does not exist in this build.)
 template <typename R>
 struct EveryOrder {
   std::array<std::string, 3> names{"run 1", "run 2", "run 3"};
@@ -45,10 +47,12 @@ std::string first_difference(const EveryOrder<std::vector<T>>& runs) {
       return runs.names[o] + " differs from " + runs.names[0];
   return "";
 }
-}  // namespace kiln::test
+}  // namespace
 #else
 #define PARITY_TAG "[simt]"
 #include "tests/support/every_order.h"
+using kiln::test::first_difference;
+using kiln::test::run_in_every_order;
 #endif
 
 namespace {
@@ -154,7 +158,7 @@ TEST_CASE("cuda::batchnorm_forward_train matches the oracle", PARITY_TAG) {
     INFO(describe(b));
     const BnInputs in = make_inputs(b, 81);
     const std::vector<float> nan_c(static_cast<size_t>(b.c), std::nanf(""));
-    auto runs = kiln::test::run_in_every_order([&] {
+    auto runs = run_in_every_order([&] {
       Guarded x(in.x, b.misalign), g(in.gamma, b.misalign), be(in.beta, b.misalign),
           rm(in.rmean, b.misalign), rv(in.rvar, b.misalign), sm(nan_c, b.misalign),
           si(nan_c, b.misalign),
@@ -169,7 +173,7 @@ TEST_CASE("cuda::batchnorm_forward_train matches the oracle", PARITY_TAG) {
       }
       return out;
     });
-    REQUIRE(kiln::test::first_difference(runs) == "");
+    REQUIRE(first_difference(runs) == "");
     const float* got = runs.results[0].data();
 
     std::vector<double> x = to_double(in.x), g = to_double(in.gamma), be = to_double(in.beta),
@@ -204,7 +208,7 @@ TEST_CASE("cuda::batchnorm_forward_eval matches the oracle", PARITY_TAG) {
     INFO(describe(b));
     BnInputs in = make_inputs(b, 82);
     for (float& v : in.rmean) v += b.offset;
-    auto runs = kiln::test::run_in_every_order([&] {
+    auto runs = run_in_every_order([&] {
       Guarded x(in.x, b.misalign), g(in.gamma, b.misalign), be(in.beta, b.misalign),
           rm(in.rmean, b.misalign), rv(in.rvar, b.misalign),
           y(std::vector<float>(static_cast<size_t>(b.m * b.c), std::nanf("")), b.misalign);
@@ -212,7 +216,7 @@ TEST_CASE("cuda::batchnorm_forward_eval matches the oracle", PARITY_TAG) {
                                          rv.data(), {b.m, b.c}, kEps, nullptr);
       return y.payload();
     });
-    REQUIRE(kiln::test::first_difference(runs) == "");
+    REQUIRE(first_difference(runs) == "");
     const std::vector<double> x = to_double(in.x), g = to_double(in.gamma),
                               be = to_double(in.beta), rm = to_double(in.rmean),
                               rv = to_double(in.rvar);
@@ -255,7 +259,7 @@ TEST_CASE("cuda::batchnorm_backward matches the oracle (dx overwritten, dgamma/d
       }
     }
     const std::vector<float> dgamma0 = random_vector(b.c, 85), dbeta0 = random_vector(b.c, 86);
-    auto runs = kiln::test::run_in_every_order([&] {
+    auto runs = run_in_every_order([&] {
       Guarded x(in.x, b.misalign), g(in.gamma, b.misalign), gdy(dy, b.misalign),
           gsm(sm, b.misalign), gsi(si, b.misalign), dg(dgamma0, b.misalign),
           db(dbeta0, b.misalign),
@@ -269,7 +273,7 @@ TEST_CASE("cuda::batchnorm_backward matches the oracle (dx overwritten, dgamma/d
       }
       return out;
     });
-    REQUIRE(kiln::test::first_difference(runs) == "");
+    REQUIRE(first_difference(runs) == "");
     const float* got = runs.results[0].data();
 
     const std::vector<double> x = to_double(in.x), g = to_double(in.gamma), dyd = to_double(dy),
@@ -302,14 +306,14 @@ TEST_CASE("cuda::batchnorm_backward_eval matches the oracle", PARITY_TAG) {
     INFO(describe(b));
     const BnInputs in = make_inputs(b, 87);
     const std::vector<float> dy = random_vector(b.m * b.c, 88);
-    auto runs = kiln::test::run_in_every_order([&] {
+    auto runs = run_in_every_order([&] {
       Guarded gdy(dy, b.misalign), g(in.gamma, b.misalign), rv(in.rvar, b.misalign),
           dx(std::vector<float>(static_cast<size_t>(b.m * b.c), std::nanf("")), b.misalign);
       kiln::cuda::batchnorm_backward_eval(dx.data(), gdy.data(), g.data(), rv.data(), {b.m, b.c},
                                           kEps, nullptr);
       return dx.payload();
     });
-    REQUIRE(kiln::test::first_difference(runs) == "");
+    REQUIRE(first_difference(runs) == "");
     const std::vector<double> dyd = to_double(dy), g = to_double(in.gamma), rv = to_double(in.rvar);
     std::vector<double> dx(static_cast<size_t>(b.m * b.c));
     kiln::cpu::batchnorm_backward_eval<double>(dx.data(), dyd.data(), g.data(), rv.data(),

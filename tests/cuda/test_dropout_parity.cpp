@@ -11,6 +11,7 @@
 #include <random>
 #include <sstream>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "core/tensor.h"
@@ -19,8 +20,9 @@
 
 #if defined(KILN_TEST_GPU)
 #define PARITY_TAG "[gpu]"
-namespace kiln::test {
+namespace {
 // On a GPU there are no thread orders to choose: three runs check repeated-run determinism.
+// (File-local: the emulator's kiln::test::run_in_every_order does not exist in this build.)
 template <typename R>
 struct EveryOrder {
   std::array<std::string, 3> names{"run 1", "run 2", "run 3"};
@@ -41,10 +43,12 @@ std::string first_difference(const EveryOrder<std::vector<T>>& runs) {
       return runs.names[o] + " differs from " + runs.names[0];
   return "";
 }
-}  // namespace kiln::test
+}  // namespace
 #else
 #define PARITY_TAG "[simt]"
 #include "tests/support/every_order.h"
+using kiln::test::first_difference;
+using kiln::test::run_in_every_order;
 #endif
 
 namespace {
@@ -120,7 +124,7 @@ void check_dropout(bool backward) {
                 << " misaligned=" << misalign << " backward=" << backward);
       // Inputs bounded away from zero, so a zero output means "dropped".
       const std::vector<float> x = random_vector(dc.n, 31, 0.5f, 2.f);
-      auto runs = kiln::test::run_in_every_order([&] {
+      auto runs = run_in_every_order([&] {
         Guarded in(x, misalign), out(std::vector<float>(static_cast<size_t>(dc.n), std::nanf("")),
                                      misalign);
         if (backward) {
@@ -132,7 +136,7 @@ void check_dropout(bool backward) {
         }
         return out.payload();
       });
-      REQUIRE(kiln::test::first_difference(runs) == "");
+      REQUIRE(first_difference(runs) == "");
       const std::vector<float>& got = runs.results[0];
       std::vector<float> cpu_f(static_cast<size_t>(dc.n));
       const std::vector<double> xd = to_double(x);

@@ -16,6 +16,7 @@
 #include <random>
 #include <sstream>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "core/tensor.h"
@@ -24,8 +25,9 @@
 
 #if defined(KILN_TEST_GPU)
 #define PARITY_TAG "[gpu]"
-namespace kiln::test {
+namespace {
 // On a GPU there are no thread orders to choose: three runs check repeated-run determinism.
+// (File-local: the emulator's kiln::test::run_in_every_order does not exist in this build.)
 template <typename R>
 struct EveryOrder {
   std::array<std::string, 3> names{"run 1", "run 2", "run 3"};
@@ -46,10 +48,12 @@ std::string first_difference(const EveryOrder<std::vector<T>>& runs) {
       return runs.names[o] + " differs from " + runs.names[0];
   return "";
 }
-}  // namespace kiln::test
+}  // namespace
 #else
 #define PARITY_TAG "[simt]"
 #include "tests/support/every_order.h"
+using kiln::test::first_difference;
+using kiln::test::run_in_every_order;
 #endif
 
 namespace {
@@ -102,12 +106,12 @@ TEST_CASE("cuda::fill writes every element and nothing else", PARITY_TAG) {
   for (int64_t n : kSizes)
     for (bool misalign : {false, true}) {
       INFO("n=" << n << " misaligned=" << misalign);
-      auto runs = kiln::test::run_in_every_order([&] {
+      auto runs = run_in_every_order([&] {
         Guarded x(std::vector<float>(static_cast<size_t>(n), std::nanf("")), misalign);
         kiln::cuda::fill(x.data(), n, 3.5f, nullptr);
         return x.payload();
       });
-      REQUIRE(kiln::test::first_difference(runs) == "");
+      REQUIRE(first_difference(runs) == "");
       std::vector<double> ref(static_cast<size_t>(n));
       kiln::cpu::fill<double>(ref.data(), n, 3.5);
       kiln::test::expect_close("fill", runs.results[0].data(), ref.data(), n, 0, 0);
@@ -119,13 +123,13 @@ TEST_CASE("cuda::copy matches the source exactly", PARITY_TAG) {
     for (bool misalign : {false, true}) {
       INFO("n=" << n << " misaligned=" << misalign);
       const std::vector<float> src = random_vector(n, 11);
-      auto runs = kiln::test::run_in_every_order([&] {
+      auto runs = run_in_every_order([&] {
         Guarded s(src, misalign), d(std::vector<float>(static_cast<size_t>(n), std::nanf("")),
                                     misalign);
         kiln::cuda::copy(d.data(), s.data(), n, nullptr);
         return d.payload();
       });
-      REQUIRE(kiln::test::first_difference(runs) == "");
+      REQUIRE(first_difference(runs) == "");
       kiln::test::expect_close("copy", runs.results[0].data(), src.data(), n, 0, 0);
     }
 }
@@ -135,12 +139,12 @@ TEST_CASE("cuda::scale matches the oracle within one rounding", PARITY_TAG) {
     for (bool misalign : {false, true}) {
       INFO("n=" << n << " misaligned=" << misalign);
       const std::vector<float> x = random_vector(n, 12);
-      auto runs = kiln::test::run_in_every_order([&] {
+      auto runs = run_in_every_order([&] {
         Guarded d(x, misalign);
         kiln::cuda::scale(d.data(), n, -0.37f, nullptr);
         return d.payload();
       });
-      REQUIRE(kiln::test::first_difference(runs) == "");
+      REQUIRE(first_difference(runs) == "");
       std::vector<double> ref = to_double(x);
       kiln::cpu::scale<double>(ref.data(), n, static_cast<double>(-0.37f));
       kiln::test::expect_close("scale", runs.results[0].data(), ref.data(), n, 0, kU);
@@ -160,12 +164,12 @@ TEST_CASE("cuda::bias_add adds the bias to every row (odd and wide channel count
       INFO("m=" << cs.m << " c=" << cs.c << " misaligned=" << misalign);
       const std::vector<float> y = random_vector(cs.m * cs.c, 13);
       const std::vector<float> b = random_vector(cs.c, 14);
-      auto runs = kiln::test::run_in_every_order([&] {
+      auto runs = run_in_every_order([&] {
         Guarded dy(y, misalign), db(b, false);
         kiln::cuda::bias_add(dy.data(), db.data(), cs.m, cs.c, nullptr);
         return dy.payload();
       });
-      REQUIRE(kiln::test::first_difference(runs) == "");
+      REQUIRE(first_difference(runs) == "");
       std::vector<double> ref = to_double(y);
       const std::vector<double> bd = to_double(b);
       kiln::cpu::bias_add<double>(ref.data(), bd.data(), cs.m, cs.c);
@@ -178,12 +182,12 @@ TEST_CASE("cuda::l2_norm is deterministic and matches the oracle", PARITY_TAG) {
     for (bool misalign : {false, true}) {
       INFO("n=" << n << " misaligned=" << misalign);
       const std::vector<float> x = random_vector(n, 15);
-      auto runs = kiln::test::run_in_every_order([&] {
+      auto runs = run_in_every_order([&] {
         Guarded dx(x, misalign), out({std::nanf("")}, false);
         kiln::cuda::l2_norm(out.data(), dx.data(), n, nullptr);
         return out.payload();
       });
-      REQUIRE(kiln::test::first_difference(runs) == "");
+      REQUIRE(first_difference(runs) == "");
       const std::vector<double> xd = to_double(x);
       double ref = 0;
       kiln::cpu::l2_norm<double>(&ref, xd.data(), n);

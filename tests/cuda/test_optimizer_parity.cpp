@@ -11,6 +11,7 @@
 #include <random>
 #include <sstream>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "core/tensor.h"
@@ -19,8 +20,9 @@
 
 #if defined(KILN_TEST_GPU)
 #define PARITY_TAG "[gpu]"
-namespace kiln::test {
+namespace {
 // On a GPU there are no thread orders to choose: three runs check repeated-run determinism.
+// (File-local: the emulator's kiln::test::run_in_every_order does not exist in this build.)
 template <typename R>
 struct EveryOrder {
   std::array<std::string, 3> names{"run 1", "run 2", "run 3"};
@@ -41,10 +43,12 @@ std::string first_difference(const EveryOrder<std::vector<T>>& runs) {
       return runs.names[o] + " differs from " + runs.names[0];
   return "";
 }
-}  // namespace kiln::test
+}  // namespace
 #else
 #define PARITY_TAG "[simt]"
 #include "tests/support/every_order.h"
+using kiln::test::first_difference;
+using kiln::test::run_in_every_order;
 #endif
 
 namespace {
@@ -126,7 +130,7 @@ TEST_CASE("cuda::sgd_update matches the oracle over several steps", PARITY_TAG) 
         const std::vector<float> p0 = random_vector(n, 41);
         std::vector<std::vector<float>> grads;
         for (int s = 0; s < kSteps; ++s) grads.push_back(random_vector(n, 42 + s));
-        auto runs = kiln::test::run_in_every_order([&] {
+        auto runs = run_in_every_order([&] {
           // The buffer starts as NaN: step 1 must not read it.
           Guarded p(p0, misalign), buf(std::vector<float>(static_cast<size_t>(n), std::nanf("")),
                                        misalign);
@@ -140,7 +144,7 @@ TEST_CASE("cuda::sgd_update matches the oracle over several steps", PARITY_TAG) 
           out.insert(out.end(), b.begin(), b.end());
           return out;
         });
-        REQUIRE(kiln::test::first_difference(runs) == "");
+        REQUIRE(first_difference(runs) == "");
         std::vector<double> p = to_double(p0), buf(static_cast<size_t>(n), std::nan(""));
         kiln::SgdParams sp = cfg.p;
         for (int s = 0; s < kSteps; ++s) {
@@ -181,7 +185,7 @@ TEST_CASE("cuda::adam_update (Adam, Adam + L2, AdamW) matches the oracle over se
         std::vector<std::vector<float>> grads;
         for (int s = 0; s < kSteps; ++s) grads.push_back(random_vector(n, 52 + s, -0.1f, 0.1f));
         const std::vector<float> zeros(static_cast<size_t>(n), 0.f);
-        auto runs = kiln::test::run_in_every_order([&] {
+        auto runs = run_in_every_order([&] {
           Guarded p(p0, misalign), m(zeros, misalign), v(zeros, misalign);
           kiln::AdamParams ap = cfg.p;
           for (int s = 0; s < kSteps; ++s) {
@@ -194,7 +198,7 @@ TEST_CASE("cuda::adam_update (Adam, Adam + L2, AdamW) matches the oracle over se
           out.insert(out.end(), vv.begin(), vv.end());
           return out;
         });
-        REQUIRE(kiln::test::first_difference(runs) == "");
+        REQUIRE(first_difference(runs) == "");
         std::vector<double> p = to_double(p0), m(static_cast<size_t>(n), 0.0),
                             v(static_cast<size_t>(n), 0.0);
         kiln::AdamParams ap = cfg.p;

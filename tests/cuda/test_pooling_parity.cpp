@@ -13,6 +13,7 @@
 #include <random>
 #include <sstream>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "core/tensor.h"
@@ -21,8 +22,9 @@
 
 #if defined(KILN_TEST_GPU)
 #define PARITY_TAG "[gpu]"
-namespace kiln::test {
+namespace {
 // On a GPU there are no thread orders to choose: three runs check repeated-run determinism.
+// (File-local: the emulator's kiln::test::run_in_every_order does not exist in this build.)
 template <typename R>
 struct EveryOrder {
   std::array<std::string, 3> names{"run 1", "run 2", "run 3"};
@@ -43,10 +45,12 @@ std::string first_difference(const EveryOrder<std::vector<T>>& runs) {
       return runs.names[o] + " differs from " + runs.names[0];
   return "";
 }
-}  // namespace kiln::test
+}  // namespace
 #else
 #define PARITY_TAG "[simt]"
 #include "tests/support/every_order.h"
+using kiln::test::first_difference;
+using kiln::test::run_in_every_order;
 #endif
 
 namespace {
@@ -165,13 +169,13 @@ TEST_CASE("cuda::maxpool2d_forward: values and argmax equal the oracle exactly",
       const int64_t in = static_cast<int64_t>(s.n) * s.h * s.w * s.c;
       const int64_t out = static_cast<int64_t>(s.n) * s.out_h() * s.out_w() * s.c;
       const std::vector<float> x = tied_input(in, 61);
-      auto runs = kiln::test::run_in_every_order([&] {
+      auto runs = run_in_every_order([&] {
         std::vector<uint8_t> a;
         std::vector<float> y = run_forward(s, x, misalign, &a);
         for (uint8_t b : a) y.push_back(static_cast<float>(b));  // one vector for the comparison
         return y;
       });
-      REQUIRE(kiln::test::first_difference(runs) == "");
+      REQUIRE(first_difference(runs) == "");
       const std::vector<double> xd = to_double(x);
       std::vector<double> ref(static_cast<size_t>(out), std::nan(""));
       std::vector<uint8_t> ref_a(static_cast<size_t>(out), 0);
@@ -209,7 +213,7 @@ TEST_CASE("cuda::maxpool2d_backward: dx equals the CPU bit for bit and the oracl
       std::vector<uint8_t> argmax(static_cast<size_t>(out));
       kiln::cpu::maxpool2d_forward<float>(ref_y.data(), argmax.data(), x.data(), s);
       const std::vector<float> dy = random_vector(out, 64);
-      auto runs = kiln::test::run_in_every_order([&] {
+      auto runs = run_in_every_order([&] {
         Guarded gdy(dy, misalign),
             gdx(std::vector<float>(static_cast<size_t>(in), std::nanf("")), misalign);
         const int64_t a_off = misalign ? 1 : 0;
@@ -221,7 +225,7 @@ TEST_CASE("cuda::maxpool2d_backward: dx equals the CPU bit for bit and the oracl
                                        nullptr);
         return gdx.payload();
       });
-      REQUIRE(kiln::test::first_difference(runs) == "");
+      REQUIRE(first_difference(runs) == "");
       std::vector<float> cpu_f(static_cast<size_t>(in), std::nanf(""));
       kiln::cpu::maxpool2d_backward<float>(cpu_f.data(), dy.data(), argmax.data(), s);
       CHECK(std::memcmp(cpu_f.data(), runs.results[0].data(), cpu_f.size() * sizeof(float)) == 0);

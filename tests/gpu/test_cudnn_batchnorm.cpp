@@ -1,0 +1,132 @@
+// tests/gpu/test_cudnn_batchnorm.cpp — kiln::cuda batchnorm against cuDNN's spatial batchnorm on
+// a real GPU ([gpu]; built only into kiln_tests_gpu, which exits 77 — skipped — without a GPU).
+//
+// cuDNN's legacy batchnorm (deprecated in cuDNN 9, hence -Wno-deprecated-declarations on tests/gpu)
+// has the same conventions as Kiln: biased variance to normalise, unbiased for the running
+// variance, running = (1 − factor)·running + factor·batch, saved inverse std; with
+// betaParamDiff = 1 it accumulates dgamma/dbeta as Kiln does. Tolerances are relative to the
+// largest magnitude of each output (both sides are float with their own summation orders).
+#include <catch2/catch.hpp>
+
+#if defined(KILN_HAVE_CUDNN)
+
+#include <cudnn.h>
+
+#include <cmath>
+#include <cstdint>
+#include <random>
+#include <vector>
+
+#include "core/tensor.h"
+#include "kernels/batchnorm.h"
+#include "tests/support/compare.h"
+
+namespace {
+
+using kiln::Device;
+using kiln::Tensor;
+
+#define CUDNN_OK(expr) REQUIRE((expr) == CUDNN_STATUS_SUCCESS)
+
+struct Cudnn {
+  cudnnHandle_t handle = nullptr;
+  Cudnn() { CUDNN_OK(cudnnCreate(&handle)); }
+  ~Cudnn() { cudnnDestroy(handle); }
+};
+
+struct TensorDesc {
+  cudnnTensorDescriptor_t d = nullptr;
+  TensorDesc() { CUDNN_OK(cudnnCreateTensorDescriptor(&d)); }
+  ~TensorDesc() { cudnnDestroyTensorDescriptor(d); }
+};
+
+Tensor device_random(int64_t n, uint32_t seed, float lo, float hi) {
+  std::mt19937 gen(seed);
+  std::uniform_real_distribution<float> dist(lo, hi);
+  std::vector<float> v(static_cast<size_t>(n));
+  for (float& x : v) x = dist(gen);
+  return Tensor::from_vector<float>({n}, v, Device::cuda);
+}
+
+void expect_rel(const char* name, const Tensor& got, const Tensor& ref, double rel) {
+  const std::vector<float> g = got.to_vector<float>(), r = ref.to_vector<float>();
+  const double scale = kiln::test::max_abs(r);
+  kiln::test::expect_close(name, g, r, rel * scale, 0);
+}
+
+struct Shape4 {
+  int n, h, w, c;
+};
+
+}  // namespace
+
+TEST_CASE("cuda::batchnorm forward/backward agree with cuDNN (NHWC, spatial)", "[gpu]") {
+  const std::vector<Shape4> shapes = {
+      {8, 48, 48, 64}, {8, 24, 24, 128}, {8, 12, 12, 256}, {8, 6, 6, 512}, {8, 3, 3, 512},
+      {3, 7, 5, 3},  // odd channel count: scalar path
+  };
+  constexpr double kEps = 1e-5, kMomentum = 0.1;
+  Cudnn dnn;
+  for (const Shape4& s : shapes) {
+    INFO("x [" << s.n << "," << s.h << "," << s.w << "," << s.c << "]");
+    const int64_t m = static_cast<int64_t>(s.n) * s.h * s.w, total = m * s.c;
+    TensorDesc x_desc, bn_desc;
+    CUDNN_OK(cudnnSetTensor4dDescriptor(x_desc.d, CUDNN_TENSOR_NHWC, CUDNN_DATA_FLOAT, s.n, s.c,
+                                        s.h, s.w));
+    CUDNN_OK(cudnnDeriveBNTensorDescriptor(bn_desc.d, x_desc.d, CUDNN_BATCHNORM_SPATIAL));
+
+    const Tensor x = device_random(total, 1, -1.f, 3.f);
+    const Tensor dy = device_random(total, 2, -1.f, 1.f);
+    const Tensor gamma = device_random(s.c, 3, 0.5f, 1.5f);
+    const Tensor beta = device_random(s.c, 4, -1.f, 1.f);
+    const Tensor rm0 = device_random(s.c, 5, -1.f, 1.f), rv0 = device_random(s.c, 6, 0.5f, 1.5f);
+    const Tensor dg0 = device_random(s.c, 7, -1.f, 1.f), db0 = device_random(s.c, 8, -1.f, 1.f);
+
+    // Kiln.
+    Tensor y({total}, kiln::DType::f32, Device::cuda), sm({s.c}, kiln::DType::f32, Device::cuda),
+        si({s.c}, kiln::DType::f32, Device::cuda), dx({total}, kiln::DType::f32, Device::cuda);
+    Tensor rm = rm0.clone(), rv = rv0.clone(), dg = dg0.clone(), db = db0.clone();
+    kiln::cuda::batchnorm_forward_train(y.data<float>(), sm.data<float>(), si.data<float>(),
+                                        rm.data<float>(), rv.data<float>(), x.data<float>(),
+                                        gamma.data<float>(), beta.data<float>(), {m, s.c}, kEps,
+                                        kMomentum, nullptr);
+    kiln::cuda::batchnorm_backward(dx.data<float>(), dg.data<float>(), db.data<float>(),
+                                   dy.data<float>(), x.data<float>(), gamma.data<float>(),
+                                   sm.data<float>(), si.data<float>(), {m, s.c}, nullptr);
+    Tensor ye({total}, kiln::DType::f32, Device::cuda);
+    kiln::cuda::batchnorm_forward_eval(ye.data<float>(), x.data<float>(), gamma.data<float>(),
+                                       beta.data<float>(), rm0.data<float>(), rv0.data<float>(),
+                                       {m, s.c}, kEps, nullptr);
+
+    // cuDNN.
+    Tensor cy({total}, kiln::DType::f32, Device::cuda), csm({s.c}, kiln::DType::f32, Device::cuda),
+        csi({s.c}, kiln::DType::f32, Device::cuda), cdx({total}, kiln::DType::f32, Device::cuda);
+    Tensor crm = rm0.clone(), crv = rv0.clone(), cdg = dg0.clone(), cdb = db0.clone();
+    const float one = 1.f, zero = 0.f;
+    CUDNN_OK(cudnnBatchNormalizationForwardTraining(
+        dnn.handle, CUDNN_BATCHNORM_SPATIAL, &one, &zero, x_desc.d, x.data<float>(), x_desc.d,
+        cy.data<float>(), bn_desc.d, gamma.data<float>(), beta.data<float>(), kMomentum,
+        crm.data<float>(), crv.data<float>(), kEps, csm.data<float>(), csi.data<float>()));
+    CUDNN_OK(cudnnBatchNormalizationBackward(
+        dnn.handle, CUDNN_BATCHNORM_SPATIAL, &one, &zero, &one, &one, x_desc.d, x.data<float>(),
+        x_desc.d, dy.data<float>(), x_desc.d, cdx.data<float>(), bn_desc.d, gamma.data<float>(),
+        cdg.data<float>(), cdb.data<float>(), kEps, csm.data<float>(), csi.data<float>()));
+    Tensor cye({total}, kiln::DType::f32, Device::cuda);
+    CUDNN_OK(cudnnBatchNormalizationForwardInference(
+        dnn.handle, CUDNN_BATCHNORM_SPATIAL, &one, &zero, x_desc.d, x.data<float>(), x_desc.d,
+        cye.data<float>(), bn_desc.d, gamma.data<float>(), beta.data<float>(), rm0.data<float>(),
+        rv0.data<float>(), kEps));
+
+    expect_rel("y", y, cy, 1e-5);
+    expect_rel("save_mean", sm, csm, 1e-5);
+    expect_rel("save_invstd", si, csi, 1e-5);
+    expect_rel("running_mean", rm, crm, 1e-5);
+    expect_rel("running_var", rv, crv, 1e-5);
+    expect_rel("dx", dx, cdx, 1e-4);
+    expect_rel("dgamma", dg, cdg, 1e-4);
+    expect_rel("dbeta", db, cdb, 1e-4);
+    expect_rel("y (eval)", ye, cye, 1e-5);
+  }
+}
+
+#endif  // KILN_HAVE_CUDNN
