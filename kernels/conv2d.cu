@@ -348,7 +348,7 @@ struct WithDims : L {
 // Split z covers k in [z·tiles_per_split·BK, ...). partials == nullptr: one split, the block stores
 // y (+ bias); else it stores its partial tile to partials[z][M][C_out] for split_sum_store.
 template <class Cfg, bool kVec, bool kFast>
-__global__ void __launch_bounds__(Cfg::kThreads)
+__global__ void __launch_bounds__(Cfg::kThreads, Cfg::kMinBlocks)
     conv2d_forward_implicit_gemm_kernel(float* __restrict__ y, float* __restrict__ partials,
                                         const float* __restrict__ x, const float* __restrict__ w,
                                         const float* __restrict__ b, ConvDims d,
@@ -376,7 +376,7 @@ __global__ void __launch_bounds__(Cfg::kThreads)
 
 // Splits as in the forward kernel (partials [z][N·H·W][C_in]).
 template <class Cfg, bool kVec, bool kFast>
-__global__ void __launch_bounds__(Cfg::kThreads)
+__global__ void __launch_bounds__(Cfg::kThreads, Cfg::kMinBlocks)
     conv2d_backward_data_implicit_gemm_kernel(float* __restrict__ dx, float* __restrict__ partials,
                                               const float* __restrict__ dy,
                                               const float* __restrict__ w, ConvDims d,
@@ -406,7 +406,7 @@ __global__ void __launch_bounds__(Cfg::kThreads)
 // Split z covers output pixels [z·tiles_per_split·BK, ...). partials == nullptr: one split, add
 // into dw; else store the partial tile to partials[z][C_out][KH·KW·C_in].
 template <class Cfg, bool kVec, bool kFast>
-__global__ void __launch_bounds__(Cfg::kThreads)
+__global__ void __launch_bounds__(Cfg::kThreads, Cfg::kMinBlocks)
     conv2d_backward_filter_implicit_gemm_kernel(float* __restrict__ dw,
                                                 float* __restrict__ partials,
                                                 const float* __restrict__ dy,

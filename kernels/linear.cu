@@ -33,7 +33,7 @@ using tile::RowsLoader;
 // Split z covers k in [z·tiles_per_split·BK, ...): with one split (partials == nullptr) the block
 // stores y; with several it stores its partial to partials[z][N][OUT] for split_sum_store.
 template <class Cfg, bool kVec>
-__global__ void __launch_bounds__(Cfg::kThreads)
+__global__ void __launch_bounds__(Cfg::kThreads, Cfg::kMinBlocks)
     linear_forward_kernel(float* __restrict__ y, float* __restrict__ partials,
                           const float* __restrict__ x, const float* __restrict__ w,
                           const float* __restrict__ b, LinearShape s, int tiles_per_split,
@@ -60,7 +60,7 @@ __global__ void __launch_bounds__(Cfg::kThreads)
 // dx[m][n] = Σ_k dy[m][k]·w[k][n]. kVec: OUT % 4 == 0, IN % 4 == 0, dy and w 16-byte aligned.
 // Splits as in linear_forward_kernel (partials [z][N][IN]).
 template <class Cfg, bool kVec>
-__global__ void __launch_bounds__(Cfg::kThreads)
+__global__ void __launch_bounds__(Cfg::kThreads, Cfg::kMinBlocks)
     linear_backward_data_kernel(float* __restrict__ dx, float* __restrict__ partials,
                                 const float* __restrict__ dy, const float* __restrict__ w,
                                 LinearShape s, int tiles_per_split, bool vec_store) {
@@ -87,7 +87,7 @@ __global__ void __launch_bounds__(Cfg::kThreads)
 // several it writes its partial to partials[z][OUT][IN] for split_sum_accumulate.
 // kVec: OUT % 4 == 0, IN % 4 == 0, dy and x 16-byte aligned.
 template <class Cfg, bool kVec>
-__global__ void __launch_bounds__(Cfg::kThreads)
+__global__ void __launch_bounds__(Cfg::kThreads, Cfg::kMinBlocks)
     linear_backward_weight_kernel(float* __restrict__ dw, float* __restrict__ partials,
                                   const float* __restrict__ dy, const float* __restrict__ x,
                                   LinearShape s, int tiles_per_split, bool vec_store) {
