@@ -31,6 +31,7 @@
 #if defined(KILN_TEST_GPU)
 #define PARITY_TAG "[gpu]"
 namespace kiln::test {
+namespace {  // internal linkage: other parity files define their own copies
 // On a GPU there are no thread orders to choose: three runs check repeated-run determinism.
 template <typename R>
 struct EveryOrder {
@@ -52,6 +53,7 @@ std::string first_difference(const EveryOrder<std::vector<T>>& runs) {
       return runs.names[o] + " differs from " + runs.names[0];
   return "";
 }
+}  // namespace
 }  // namespace kiln::test
 #else
 #define PARITY_TAG "[simt]"
