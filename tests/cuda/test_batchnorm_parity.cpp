@@ -104,7 +104,7 @@ struct BnCase {
   bool misalign;
 };
 
-const std::vector<BnCase> kCases = {
+const std::vector<BnCase> kFixedCases = {
     {35, 3, 0.f, false},      {18, 5, 0.5f, false},    {101, 7, -1.f, false},
     {2, 1, 0.f, false},       {1, 4, 0.f, false},      {300, 1, 0.f, false},
     {2304, 64, 0.3f, false},  // flagship layer 1, batch 1 (48x48)
@@ -116,6 +116,16 @@ const std::vector<BnCase> kCases = {
     {129, 12, 100.f, false},  {77, 3, -100.f, false},
     {65, 16, 0.f, true},  // C % 4 == 0 but misaligned: scalar path
 };
+
+// The fixed cases plus six random shapes (fixed seed): M in [1, 400], C in [1, 70].
+std::vector<BnCase> all_cases() {
+  std::vector<BnCase> cases = kFixedCases;
+  std::mt19937 gen(80);
+  std::uniform_int_distribution<int> m(1, 400), c(1, 70);
+  for (int i = 0; i < 6; ++i) cases.push_back({m(gen), c(gen), 0.25f, false});
+  return cases;
+}
+const std::vector<BnCase> kCases = all_cases();
 
 std::string describe(const BnCase& b) {
   std::ostringstream os;
