@@ -34,11 +34,12 @@ if ! command -v nvcc >/dev/null && [[ -x /usr/local/cuda/bin/nvcc ]]; then
   echo "kiln: note: nvcc is in /usr/local/cuda/bin but not on PATH; CMake will still find it"
 fi
 
-# cuobjdump (for the SASS check of the kernels' main loops) is not in the CUDA toolkit image here;
-# NVIDIA publishes it on PyPI.
+# cuobjdump and nvdisasm (for the SASS check of the kernels' main loops) are not in the CUDA toolkit
+# image here; NVIDIA publishes them on PyPI.
 if [[ $minimal == 0 ]] && ! command -v cuobjdump >/dev/null && [[ ! -x /usr/local/cuda/bin/cuobjdump ]]; then
-  if ! python3 -c 'import nvidia' 2>/dev/null || ! find "$(python3 -c 'import site; print(site.getsitepackages()[0])')" -name cuobjdump -type f 2>/dev/null | grep -q .; then
-    echo "kiln: installing cuobjdump from PyPI (nvidia-cuda-cuobjdump)"
-    python3 -m pip install -q nvidia-cuda-cuobjdump >/dev/null 2>&1 || echo "kiln: note: could not install cuobjdump; the SASS check will be skipped"
+  if ! python3 -m pip show -q nvidia-cuda-cuobjdump nvidia-cuda-nvdisasm >/dev/null 2>&1; then
+    echo "kiln: installing cuobjdump and nvdisasm from PyPI (nvidia-cuda-cuobjdump, nvidia-cuda-nvdisasm)"
+    python3 -m pip install -q nvidia-cuda-cuobjdump nvidia-cuda-nvdisasm >/dev/null 2>&1 ||
+      echo "kiln: note: could not install cuobjdump; the SASS check will be reported as skipped"
   fi
 fi
