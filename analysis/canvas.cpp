@@ -20,7 +20,9 @@
 
 namespace kiln::analysis {
 
-bool have_cairo() { return KILN_ANALYSIS_HAVE_CAIRO != 0; }
+bool have_cairo() {
+  return KILN_ANALYSIS_HAVE_CAIRO != 0;
+}
 
 #if KILN_ANALYSIS_HAVE_CAIRO
 
@@ -225,11 +227,16 @@ std::string Canvas::to_svg() {
 struct Canvas::State {};
 
 Canvas::Canvas(int width, int height, bool) : width_(width), height_(height) {
-  KILN_FAIL("analysis: Kiln was built without Cairo, so it cannot draw charts or labelled grids "
-            "(install libcairo2-dev and reconfigure)");
+  KILN_FAIL(
+      "analysis: Kiln was built without Cairo, so it cannot draw charts or labelled grids "
+      "(install libcairo2-dev and reconfigure)");
 }
-Canvas Canvas::raster(int width, int height) { return Canvas(width, height, false); }
-Canvas Canvas::svg(int width, int height) { return Canvas(width, height, true); }
+Canvas Canvas::raster(int width, int height) {
+  return Canvas(width, height, false);
+}
+Canvas Canvas::svg(int width, int height) {
+  return Canvas(width, height, true);
+}
 Canvas::Canvas(Canvas&&) noexcept = default;
 Canvas& Canvas::operator=(Canvas&&) noexcept = default;
 Canvas::~Canvas() = default;
@@ -239,10 +246,16 @@ void Canvas::fill_rect(double, double, double, double, Rgb) {}
 void Canvas::stroke_rect(double, double, double, double, Rgb, double) {}
 void Canvas::fill_circle(double, double, double, Rgb) {}
 void Canvas::text(double, double, const std::string&, const TextStyle&) {}
-double Canvas::text_width(const std::string&, double, bool) { return 0; }
+double Canvas::text_width(const std::string&, double, bool) {
+  return 0;
+}
 void Canvas::image(const Image&, double, double, double, double) {}
-Image Canvas::to_image() { return {}; }
-std::string Canvas::to_svg() { return {}; }
+Image Canvas::to_image() {
+  return {};
+}
+std::string Canvas::to_svg() {
+  return {};
+}
 
 #endif  // KILN_ANALYSIS_HAVE_CAIRO
 

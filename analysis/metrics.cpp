@@ -22,6 +22,19 @@ ConfusionMatrix::ConfusionMatrix(const std::vector<int>& labels,
   for (size_t i = 0; i < labels.size(); ++i) add(labels[i], predictions[i]);
 }
 
+ConfusionMatrix ConfusionMatrix::from_counts(const std::vector<std::vector<int64_t>>& counts) {
+  ConfusionMatrix cm(int(counts.size()));
+  for (size_t t = 0; t < counts.size(); ++t) {
+    KILN_CHECK(counts[t].size() == counts.size(), "ConfusionMatrix::from_counts: row ", t, " has ",
+               counts[t].size(), " entries for ", counts.size(), " classes");
+    for (size_t p = 0; p < counts.size(); ++p) {
+      KILN_CHECK(counts[t][p] >= 0, "ConfusionMatrix::from_counts: negative count");
+      cm.counts_[t * counts.size() + p] = counts[t][p];
+    }
+  }
+  return cm;
+}
+
 void ConfusionMatrix::add(int label, int prediction) {
   KILN_CHECK(label >= 0 && label < n_ && prediction >= 0 && prediction < n_,
              "ConfusionMatrix: label ", label, " / prediction ", prediction, " outside [0, ", n_,
@@ -142,6 +155,16 @@ Image confusion_png(const ConfusionMatrix& cm, const std::vector<std::string>& c
       norm.cells.push_back(fixed(100 * f, f >= 0.995 || f == 0 ? 0 : 1));
     }
   return heat_maps_png({counts, norm}, cell_px);
+}
+
+Metrics write_evaluation_files(const std::string& dir, const ConfusionMatrix& cm,
+                               const std::vector<std::string>& class_names) {
+  const Metrics m = compute_metrics(cm);
+  write_file(dir + "/confusion.csv", confusion_csv(cm, class_names, false));
+  write_file(dir + "/confusion_normalized.csv", confusion_csv(cm, class_names, true));
+  write_file(dir + "/metrics.csv", metrics_csv(m, class_names));
+  write_png(dir + "/confusion.png", confusion_png(cm, class_names));
+  return m;
 }
 
 }  // namespace kiln::analysis

@@ -22,6 +22,9 @@ class ConfusionMatrix {
   ConfusionMatrix(const std::vector<int>& labels, const std::vector<int>& predictions,
                   int num_classes);
 
+  // From a [true][predicted] table of counts (square).
+  static ConfusionMatrix from_counts(const std::vector<std::vector<int64_t>>& counts);
+
   void add(int label, int prediction);
   int num_classes() const { return n_; }
   int64_t count(int label, int prediction) const {
@@ -64,5 +67,10 @@ std::string metrics_csv(const Metrics& m, const std::vector<std::string>& class_
 // by the row fraction in both, so the two read alike).
 Image confusion_png(const ConfusionMatrix& cm, const std::vector<std::string>& class_names,
                     int cell_px = 62);
+
+// Everything an evaluation leaves behind, in `dir` (created if needed): confusion.csv,
+// confusion_normalized.csv, metrics.csv and confusion.png. Returns the metrics.
+Metrics write_evaluation_files(const std::string& dir, const ConfusionMatrix& cm,
+                               const std::vector<std::string>& class_names);
 
 }  // namespace kiln::analysis
