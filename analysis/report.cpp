@@ -22,6 +22,7 @@ table { border-collapse: collapse; margin: 12px 0 24px; background: #fff; font-s
 caption { text-align: left; font-weight: bold; padding-bottom: 6px; }
 th, td { border: 1px solid #ddd; padding: 4px 10px; text-align: right; }
 th:first-child, td:first-child { text-align: left; }
+table.settings td { text-align: left; }
 th { background: #f0f0f0; }
 )";
 
@@ -80,7 +81,7 @@ void HtmlReport::paragraph(const std::string& text) {
 
 void HtmlReport::key_values(const std::string& caption,
                             const std::vector<std::pair<std::string, std::string>>& rows) {
-  body_ += "<table>\n<caption>" + html_escape(caption) + "</caption>\n";
+  body_ += "<table class=\"settings\">\n<caption>" + html_escape(caption) + "</caption>\n";
   for (const auto& [k, v] : rows)
     body_ += "<tr><th>" + html_escape(k) + "</th><td>" + html_escape(v) + "</td></tr>\n";
   body_ += "</table>\n";

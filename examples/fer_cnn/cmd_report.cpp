@@ -204,10 +204,11 @@ int run_report() {
   rows.push_back({"macro average", num(metrics.macro_precision, "%.3f"),
                   num(metrics.macro_recall, "%.3f"), num(metrics.macro_f1, "%.3f"),
                   std::to_string(r.count)});
-  page.table(
-      "Per-class metrics (precision: of the images predicted as the class, the share that "
-      "are; recall: of the images of the class, the share found; F1: their harmonic mean)",
-      {"class", "precision", "recall", "F1", "images"}, rows);
+  page.paragraph(
+      "Per class: precision is the share of the images predicted as the class that truly are; "
+      "recall the share of the class's images that were found; F1 their harmonic mean.");
+  page.table("Per-class metrics on the " + split_name + " split",
+             {"class", "precision", "recall", "F1", "images"}, rows);
 
   // ---- saliency
   std::printf("  saliency maps (%d per class)\n", opts.per_class);
