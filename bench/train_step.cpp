@@ -1,0 +1,320 @@
+// bench/train_step.cpp — throughput of the flagship's training step (layers/fer_cnn.h + Adam +
+// softmax cross-entropy), the way examples/fer_cnn trains it:
+//   zero_grad -> forward (train mode) -> loss (its value read back to the host) -> backward
+//   (no input gradient) -> one fused Adam launch over the flat parameters.
+//
+// Three measurements, each after warm-up steps, timed on the wall clock with the device
+// synchronised at both ends:
+//   resident   one random batch already on the device, reused every step (the compute ceiling);
+//   loader     the real pipeline: data::Loader over the synthetic faces (shuffle, flip, shift, a
+//              background thread preparing the next batches), each batch copied to the device;
+//   breakdown  every layer's forward and backward timed alone, the device synchronised around each
+//              call (so on a GPU the sum exceeds the resident step: launches no longer overlap).
+//
+//   kiln_bench_train --device cpu --input 1x48x48 --batch 64 --width 1 --steps 5 --json out.json
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "core/error.h"
+#include "core/memory.h"
+#include "core/tensor.h"
+#include "data/loader.h"
+#include "data/synthetic.h"
+#include "layers/fer_cnn.h"
+#include "layers/loss.h"
+#include "optim/optimizer.h"
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+double seconds_since(Clock::time_point t) {
+  return std::chrono::duration<double>(Clock::now() - t).count();
+}
+
+struct Options {
+  std::string device = "auto", input = "1x48x48", json;
+  int batch = 64, steps = 5, warmup = 2;
+  double width = 1.0;
+  bool resident = true, loader = true, breakdown = true;
+  uint64_t seed = 1;
+};
+
+kiln::data::ImageSpec parse_input(const std::string& s) {
+  kiln::data::ImageSpec spec;
+  char x1 = 0, x2 = 0;
+  if (std::sscanf(s.c_str(), "%d%c%d%c%d", &spec.channels, &x1, &spec.height, &x2, &spec.width) !=
+          5 ||
+      x1 != 'x' || x2 != 'x' || (spec.channels != 1 && spec.channels != 3) || spec.height < 32 ||
+      spec.width < 32)
+    KILN_FAIL("--input ", s, ": expected CxHxW with C 1 or 3 and H, W >= 32 (e.g. 1x48x48)");
+  return spec;
+}
+
+class Bench {
+ public:
+  Bench(const Options& o, kiln::Device device)
+      : o_(o), device_(device), spec_(parse_input(o.input)) {
+    net_ = kiln::make_fer_cnn(
+        kiln::FerCnnConfig{spec_.channels, spec_.height, spec_.width, 7, o.width, 0.25}, o.seed);
+    net_->to(device_);
+    opt_ = std::make_unique<kiln::Adam>(net_->flat_params(), net_->flat_grads());
+    x_ = kiln::Tensor({o.batch, spec_.height, spec_.width, spec_.channels}, kiln::DType::f32,
+                      device_);
+    y_ = kiln::Tensor({o.batch}, kiln::DType::i32, device_);
+  }
+
+  int64_t params() { return net_->num_params(); }
+
+  // One training step on (x_, y_); returns the loss.
+  double step() {
+    net_->zero_grad();
+    const double loss = xent_.forward(net_->forward(x_, kiln::Mode::train), y_);
+    net_->backward(xent_.backward(), {.need_dx = false});
+    opt_->step();
+    return loss;
+  }
+
+  void random_batch() {
+    std::mt19937 gen(static_cast<uint32_t>(o_.seed));
+    std::uniform_real_distribution<float> u(0.f, 1.f);
+    std::vector<float> x(x_.numel());
+    for (auto& v : x) v = u(gen);
+    std::vector<int32_t> y(o_.batch);
+    for (int i = 0; i < o_.batch; ++i) y[i] = static_cast<int32_t>(gen() % 7);
+    x_.copy_from(kiln::Tensor::from_vector<float>(x_.shape(), x));
+    y_.copy_from(kiln::Tensor::from_vector<int32_t>(y_.shape(), y));
+  }
+
+  nlohmann::json resident() {
+    random_batch();
+    for (int i = 0; i < o_.warmup; ++i) step();
+    kiln::device_synchronize();
+    const auto t0 = Clock::now();
+    double loss = 0;
+    for (int i = 0; i < o_.steps; ++i) loss = step();
+    kiln::device_synchronize();
+    return result(seconds_since(t0), loss);
+  }
+
+  nlohmann::json loader() {
+    const int steps_needed = o_.warmup + o_.steps;
+    kiln::data::SyntheticOptions so;
+    so.spec = spec_;
+    so.train_per_class = (o_.batch * steps_needed + 6) / 7 + 1;
+    so.val_per_class = so.test_per_class = 1;
+    so.seed = o_.seed;
+    const auto t_data = Clock::now();
+    const kiln::data::Splits data = kiln::data::make_synthetic(so);
+    const double data_s = seconds_since(t_data);
+
+    kiln::data::LoaderOptions lo;
+    lo.batch_size = o_.batch;
+    lo.seed = o_.seed;
+    lo.augment = {.hflip = true, .max_shift = std::max(1, spec_.width / 16)};
+    kiln::data::Loader loader(data.train, lo);
+    loader.start_epoch(0);
+    kiln::data::Batch batch;
+    int64_t epoch = 0;
+    auto next_full_batch = [&] {
+      for (;;) {
+        if (!loader.next(batch)) {
+          loader.start_epoch(++epoch);
+          continue;
+        }
+        if (batch.size == o_.batch) return;  // the epoch's short last batch is skipped
+      }
+    };
+    auto upload = [&] {
+      kiln::copy_bytes(x_.raw(), device_, batch.images.data(), kiln::Device::cpu, x_.bytes());
+      kiln::copy_bytes(y_.raw(), device_, batch.labels.data(), kiln::Device::cpu, y_.bytes());
+    };
+    for (int i = 0; i < o_.warmup; ++i) {
+      next_full_batch();
+      upload();
+      step();
+    }
+    kiln::device_synchronize();
+    const auto t0 = Clock::now();
+    double loss = 0;
+    for (int i = 0; i < o_.steps; ++i) {
+      next_full_batch();
+      upload();
+      loss = step();
+    }
+    kiln::device_synchronize();
+    nlohmann::json r = result(seconds_since(t0), loss);
+    r["dataset_seconds"] = data_s;
+    r["dataset_images"] = data.train.size();
+    return r;
+  }
+
+  nlohmann::json breakdown() {
+    random_batch();
+    kiln::Sequential& net = *net_;
+    const int layers = net.size();
+    std::vector<double> fwd(layers, 0), bwd(layers, 0);
+    double zero = 0, loss_t = 0, opt_t = 0;
+    auto timed = [](auto&& f) {
+      kiln::device_synchronize();
+      const auto t = Clock::now();
+      f();
+      kiln::device_synchronize();
+      return seconds_since(t);
+    };
+    step();  // warm-up: every buffer allocated
+    for (int s = 0; s < o_.steps; ++s) {
+      zero += timed([&] { net.zero_grad(); });
+      const kiln::Tensor* a = &x_;
+      for (int i = 0; i < layers; ++i)
+        fwd[i] += timed([&] { a = &net[i].forward(*a, kiln::Mode::train); });
+      loss_t += timed([&] { xent_.forward(*a, y_); });
+      const kiln::Tensor* d = &xent_.backward();
+      for (int i = layers - 1; i >= 0; --i)
+        bwd[i] += timed([&] { d = &net[i].backward(*d, {.need_dx = i > 0}); });
+      opt_t += timed([&] { opt_->step(); });
+    }
+    const double k = 1e3 / o_.steps;  // seconds summed over steps -> ms per step
+    nlohmann::json rows = nlohmann::json::array();
+    double total = (zero + loss_t + opt_t) * k;
+    for (int i = 0; i < layers; ++i) {
+      rows.push_back({{"index", i},
+                      {"layer", net[i].describe()},
+                      {"forward_ms", fwd[i] * k},
+                      {"backward_ms", bwd[i] * k}});
+      total += (fwd[i] + bwd[i]) * k;
+    }
+    return {{"layers", rows},
+            {"zero_grad_ms", zero * k},
+            {"loss_ms", loss_t * k},
+            {"optimizer_ms", opt_t * k},
+            {"total_ms", total}};
+  }
+
+ private:
+  nlohmann::json result(double seconds, double loss) const {
+    KILN_CHECK(std::isfinite(loss), "training diverged (loss ", loss, ")");
+    return {{"steps", o_.steps},
+            {"step_ms", 1e3 * seconds / o_.steps},
+            {"images_per_s", o_.batch * o_.steps / seconds},
+            {"last_loss", loss}};
+  }
+
+  Options o_;
+  kiln::Device device_;
+  kiln::data::ImageSpec spec_;
+  std::unique_ptr<kiln::Sequential> net_;
+  std::unique_ptr<kiln::Adam> opt_;
+  kiln::SoftmaxCrossEntropy xent_;
+  kiln::Tensor x_, y_;
+};
+
+std::string env_or(const char* name, const char* fallback) {
+  const char* v = std::getenv(name);
+  return v && *v ? v : fallback;
+}
+
+int run(const Options& o) {
+  kiln::Device device = kiln::Device::cpu;
+  if (o.device == "auto") {
+    device = kiln::cuda_available() ? kiln::Device::cuda : kiln::Device::cpu;
+  } else {
+    device = kiln::parse_device(o.device);
+    if (device == kiln::Device::cuda && !kiln::cuda_available()) {
+      std::printf("no GPU: %s (nothing measured)\n", kiln::cuda_unavailable_reason().c_str());
+      return 0;
+    }
+  }
+  const std::string device_name =
+      device == kiln::Device::cuda ? kiln::cuda_device_name() : std::string("cpu");
+  Bench bench(o, device);
+  nlohmann::json out = {{"device", kiln::device_name(device)},
+                        {"device_name", device_name},
+                        {"input", o.input},
+                        {"batch", o.batch},
+                        {"width", o.width},
+                        {"params", bench.params()},
+                        {"omp_threads", env_or("OMP_NUM_THREADS", "default")}};
+  std::printf(
+      "kiln_bench_train: fer_cnn x%g (%lld parameters), input %s, batch %d, %s (%s), %d "
+      "steps after %d warm-up\n",
+      o.width, static_cast<long long>(bench.params()), o.input.c_str(), o.batch,
+      kiln::device_name(device), device_name.c_str(), o.steps, o.warmup);
+  std::fflush(stdout);
+  if (o.resident) {
+    out["resident"] = bench.resident();
+    std::printf("  resident data : %8.2f ms/step  %9.1f images/s\n",
+                out["resident"]["step_ms"].get<double>(),
+                out["resident"]["images_per_s"].get<double>());
+    std::fflush(stdout);
+  }
+  if (o.loader) {
+    out["loader"] = bench.loader();
+    std::printf(
+        "  data::Loader  : %8.2f ms/step  %9.1f images/s  (synthetic set of %zu made in "
+        "%.2f s, not timed)\n",
+        out["loader"]["step_ms"].get<double>(), out["loader"]["images_per_s"].get<double>(),
+        out["loader"]["dataset_images"].get<size_t>(),
+        out["loader"]["dataset_seconds"].get<double>());
+    std::fflush(stdout);
+  }
+  if (o.breakdown) {
+    out["breakdown"] = bench.breakdown();
+    const auto& b = out["breakdown"];
+    std::printf("  per layer (synchronised), ms per step:\n  %3s  %-66s %9s %9s\n", "#", "layer",
+                "forward", "backward");
+    for (const auto& r : b["layers"])
+      std::printf("  %3d  %-66s %9.3f %9.3f\n", r["index"].get<int>(),
+                  r["layer"].get<std::string>().c_str(), r["forward_ms"].get<double>(),
+                  r["backward_ms"].get<double>());
+    std::printf("  zero_grad %.3f ms, loss %.3f ms, optimizer %.3f ms; total %.2f ms\n",
+                b["zero_grad_ms"].get<double>(), b["loss_ms"].get<double>(),
+                b["optimizer_ms"].get<double>(), b["total_ms"].get<double>());
+  }
+  if (!o.json.empty()) {
+    std::ofstream f(o.json);
+    KILN_CHECK(f.good(), "cannot write ", o.json);
+    f << out.dump(2) << "\n";
+  }
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Options o;
+  CLI::App app{"Kiln: images/s of the flagship's training step"};
+  app.add_option("--device", o.device, "cpu | cuda | auto")
+      ->check(CLI::IsMember({"cpu", "cuda", "auto"}));
+  app.add_option("--input", o.input, "CxHxW: 1x48x48 or 3x128x128");
+  app.add_option("--batch", o.batch, "batch size")->check(CLI::PositiveNumber);
+  app.add_option("--width", o.width, "width multiplier (1 = the report's network)")
+      ->check(CLI::PositiveNumber);
+  app.add_option("--steps", o.steps, "timed steps")->check(CLI::PositiveNumber);
+  app.add_option("--warmup", o.warmup, "untimed steps first")->check(CLI::NonNegativeNumber);
+  app.add_option("--seed", o.seed, "seed");
+  app.add_option("--json", o.json, "also write the figures to this JSON file");
+  bool no_resident = false, no_loader = false, no_breakdown = false;
+  app.add_flag("--no-resident", no_resident, "skip the resident-data measurement");
+  app.add_flag("--no-loader", no_loader, "skip the data::Loader measurement");
+  app.add_flag("--no-breakdown", no_breakdown, "skip the per-layer breakdown");
+  CLI11_PARSE(app, argc, argv);
+  o.resident = !no_resident;
+  o.loader = !no_loader;
+  o.breakdown = !no_breakdown;
+  try {
+    return run(o);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "kiln_bench_train: %s\n", e.what());
+    return 1;
+  }
+}
