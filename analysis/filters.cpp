@@ -238,8 +238,11 @@ Image filter_grid_png(const std::vector<ActivationMaxResult>& results, int heigh
   for (const ActivationMaxResult& r : results) {
     KILN_CHECK(r.image.size() == size_t(height) * width * channels,
                "filter_grid_png: image of filter ", r.filter, " has ", r.image.size(), " values");
-    g.cells.push_back(picture(r.image.data(), height, width, channels,
-                              min_max(r.image.data(), int64_t(r.image.size()))));
+    // A uniform picture (the filter wants overall darkness or brightness) keeps its true grey
+    // level; stretching it would paint a white one black.
+    const auto [lo, hi] = std::minmax_element(r.image.begin(), r.image.end());
+    const Range range = *hi > *lo ? Range{*lo, *hi} : Range{0, 1};
+    g.cells.push_back(picture(r.image.data(), height, width, channels, range));
     char buf[64];
     if (r.start_activation > 0)
       std::snprintf(buf, sizeof buf, "#%d  x%.0f", r.filter,

@@ -246,7 +246,9 @@ int run_report() {
                              "mean activation), with small random shifts, blurring and decay "
                              "towards grey so that the pattern is one a reader can see. The "
                              "caption gives the filter's index and how many times more it fires "
-                             "on the picture than on the starting noise.\n\n"
+                             "on the picture than on the starting noise. A uniform black or white "
+                             "picture means the filter responds to overall darkness or "
+                             "brightness rather than to a pattern.\n\n"
                            : "") +
             (i == 0 ? "Early layers see 3x3 to 10x10 pixel neighbourhoods: expect edges, "
                       "stripes and blobs of one orientation or contrast, repeated across the "
