@@ -1,0 +1,61 @@
+// examples/fer_cnn/cmd_eval.cpp — `fer_cnn eval`: loss, accuracy and the confusion matrix of a
+// checkpoint on a data set's validation or test split.
+#include <cstdio>
+
+#include "examples/fer_cnn/fer_cnn.h"
+
+namespace fer {
+namespace {
+
+struct Options {
+  std::string checkpoint = "runs/fer_cnn/best.safetensors", data = "synthetic", split = "val";
+  std::string device = "auto";
+  int batch_size = 128, train_per_class = 0;
+  uint64_t seed = 1;
+} opts;
+
+int run_eval() {
+  const kiln::Device device = select_device(opts.device);
+  ModelInfo info;
+  auto net = load_network(opts.checkpoint, device, &info);
+  const kiln::data::ImageSpec spec{info.config.channels, info.config.height, info.config.width};
+  kiln::data::Splits data = load_data(opts.data, spec, opts.seed, opts.train_per_class);
+  const kiln::data::Dataset& set = opts.split == "train"  ? data.train
+                                   : opts.split == "test" ? data.test
+                                                          : data.val;
+  if (set.empty())
+    throw UsageError("--data " + opts.data + " has no " + opts.split +
+                     " images; choose another "
+                     "--split (train, val, test)");
+  if (set.num_classes() != info.config.classes)
+    throw UsageError("--data " + opts.data + " has " + std::to_string(set.num_classes()) +
+                     " classes but the checkpoint's model has " +
+                     std::to_string(info.config.classes));
+  const EvalResult r = evaluate(*net, set, opts.batch_size, device);
+  std::printf("%s on %s (%s split, %lld images): loss %.4f, accuracy %.2f%%\n",
+              opts.checkpoint.c_str(), opts.data.c_str(), opts.split.c_str(),
+              static_cast<long long>(r.count), r.loss, 100 * r.accuracy);
+  print_confusion(r, info.class_names);
+  return 0;
+}
+
+const Registration reg{
+    {"eval", "Evaluate a checkpoint: loss, accuracy, confusion matrix",
+     [](CLI::App& app) {
+       app.add_option("--checkpoint", opts.checkpoint, "a fer_cnn checkpoint")
+           ->capture_default_str();
+       app.add_option("--data", opts.data, "synthetic, a FER2013 CSV file, or an image folder")
+           ->capture_default_str();
+       app.add_option("--split", opts.split, "train, val or test")
+           ->check(CLI::IsMember({"train", "val", "test"}))
+           ->capture_default_str();
+       app.add_option("--batch-size", opts.batch_size, "images per batch")->capture_default_str();
+       app.add_option("--train-per-class", opts.train_per_class,
+                      "synthetic images per class (as in training)");
+       app.add_option("--seed", opts.seed, "the data seed used in training")->capture_default_str();
+       add_device_option(app, opts.device);
+     },
+     run_eval}};
+
+}  // namespace
+}  // namespace fer

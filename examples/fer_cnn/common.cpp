@@ -1,0 +1,220 @@
+// examples/fer_cnn/common.cpp — helpers shared by the subcommands (see fer_cnn.h).
+#include <unistd.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+
+#include "core/error.h"
+#include "data/loader.h"
+#include "data/synthetic.h"
+#include "examples/fer_cnn/fer_cnn.h"
+#include "layers/loss.h"
+#include "optim/checkpoint.h"
+
+namespace fer {
+
+std::vector<Command>& commands() {
+  static std::vector<Command> all;
+  return all;
+}
+
+void add_device_option(CLI::App& app, std::string& device) {
+  app.add_option("--device", device, "auto (the GPU when one answers, else the CPU), cpu or cuda")
+      ->check(CLI::IsMember({"auto", "cpu", "cuda"}))
+      ->capture_default_str();
+}
+
+kiln::Device select_device(const std::string& option) {
+  if (option == "cpu") {
+    std::printf("device: cpu (--device cpu)\n");
+    return kiln::Device::cpu;
+  }
+  if (option == "cuda") {
+    if (!kiln::cuda_available())
+      throw UsageError("--device cuda: " + kiln::cuda_unavailable_reason() +
+                       ". Use --device cpu (or auto) on this machine.");
+    std::printf("device: cuda, %s (--device cuda)\n", kiln::cuda_device_name().c_str());
+    return kiln::Device::cuda;
+  }
+  if (kiln::cuda_available()) {
+    std::printf("device: cuda, %s (--device auto: a CUDA device answered)\n",
+                kiln::cuda_device_name().c_str());
+    return kiln::Device::cuda;
+  }
+  std::printf("device: cpu (--device auto: %s)\n", kiln::cuda_unavailable_reason().c_str());
+  return kiln::Device::cpu;
+}
+
+kiln::data::ImageSpec preset_spec(const std::string& preset) {
+  if (preset == "report") return {3, 128, 128};
+  if (preset == "default") return {1, 48, 48};
+  throw UsageError("unknown --preset '" + preset +
+                   "': use 'default' (1x48x48, FER2013's images) or 'report' (3x128x128)");
+}
+
+std::map<std::string, std::string> model_metadata(const ModelInfo& info) {
+  nlohmann::json model = {
+      {"architecture", "fer_cnn"},      {"channels", info.config.channels},
+      {"height", info.config.height},   {"width", info.config.width},
+      {"classes", info.config.classes}, {"width_multiplier", info.config.width_multiplier},
+      {"dropout", info.config.dropout}};
+  return {{"kiln.model", model.dump()},
+          {"kiln.class_names", nlohmann::json(info.class_names).dump()}};
+}
+
+ModelInfo read_model_info(const std::string& checkpoint) {
+  if (!std::filesystem::exists(checkpoint))
+    throw UsageError("checkpoint '" + checkpoint +
+                     "' does not exist: train one first (fer_cnn train --out DIR writes "
+                     "DIR/best.safetensors) or pass --checkpoint PATH");
+  const kiln::StFile file = kiln::read_safetensors(checkpoint);
+  auto it = file.metadata.find("kiln.model");
+  if (it == file.metadata.end())
+    throw UsageError("checkpoint '" + checkpoint +
+                     "' has no fer_cnn model description (kiln.model metadata): it was not "
+                     "written by fer_cnn train");
+  ModelInfo info;
+  try {
+    const nlohmann::json m = nlohmann::json::parse(it->second);
+    if (m.at("architecture").get<std::string>() != "fer_cnn")
+      throw UsageError("checkpoint '" + checkpoint + "' holds a '" +
+                       m.at("architecture").get<std::string>() + "' model, not fer_cnn");
+    info.config.channels = m.at("channels").get<int>();
+    info.config.height = m.at("height").get<int>();
+    info.config.width = m.at("width").get<int>();
+    info.config.classes = m.at("classes").get<int>();
+    info.config.width_multiplier = m.at("width_multiplier").get<double>();
+    info.config.dropout = m.at("dropout").get<double>();
+    auto names = file.metadata.find("kiln.class_names");
+    if (names != file.metadata.end())
+      info.class_names = nlohmann::json::parse(names->second).get<std::vector<std::string>>();
+  } catch (const nlohmann::json::exception& e) {
+    throw UsageError("checkpoint '" + checkpoint + "' has a malformed model description (" +
+                     e.what() + ")");
+  }
+  if (static_cast<int>(info.class_names.size()) != info.config.classes) {
+    info.class_names.clear();
+    for (int c = 0; c < info.config.classes; ++c) info.class_names.push_back(std::to_string(c));
+  }
+  return info;
+}
+
+std::unique_ptr<kiln::Sequential> load_network(const std::string& checkpoint, kiln::Device device,
+                                               ModelInfo* info_out) {
+  ModelInfo info = read_model_info(checkpoint);
+  auto net = kiln::make_fer_cnn(info.config);
+  kiln::load_model(checkpoint, *net);
+  net->to(device);
+  if (info_out) *info_out = std::move(info);
+  return net;
+}
+
+kiln::data::Splits load_data(const std::string& source, const kiln::data::ImageSpec& spec,
+                             uint64_t seed, int train_per_class) {
+  try {
+    if (source == "synthetic") {
+      kiln::data::SyntheticOptions o;
+      o.spec = spec;
+      o.seed = seed;
+      if (train_per_class > 0) {
+        o.train_per_class = train_per_class;
+        o.val_per_class = std::max(20, train_per_class / 5);
+        o.test_per_class = o.val_per_class;
+      }
+      return kiln::data::make_synthetic(o);
+    }
+    return kiln::data::load_dataset(source, spec, seed);
+  } catch (const kiln::Error& e) {
+    throw UsageError(std::string("--data ") + source + ": " + e.what());
+  }
+}
+
+void DeviceBatch::upload(const std::vector<float>& images, const std::vector<int32_t>& labels,
+                         int n, const kiln::data::ImageSpec& spec, kiln::Device device) {
+  const int64_t per = static_cast<int64_t>(spec.pixels());
+  if (!store_x.defined() || store_x.device() != device || store_x.numel() < n * per) {
+    store_x = kiln::Tensor({n * per}, kiln::DType::f32, device);
+    store_y = kiln::Tensor({n}, kiln::DType::i32, device);
+  }
+  x = store_x.slice(0, {n, spec.height, spec.width, spec.channels});
+  y = store_y.slice(0, {n});
+  kiln::copy_bytes(x.raw(), device, images.data(), kiln::Device::cpu, x.bytes());
+  kiln::copy_bytes(y.raw(), device, labels.data(), kiln::Device::cpu, y.bytes());
+}
+
+EvalResult evaluate(kiln::Sequential& net, const kiln::data::Dataset& data, int batch_size,
+                    kiln::Device device) {
+  EvalResult r;
+  const int k = data.num_classes();
+  r.confusion.assign(k, std::vector<int64_t>(k, 0));
+  if (data.empty()) return r;
+  kiln::data::LoaderOptions lo;
+  lo.batch_size = batch_size;
+  lo.shuffle = false;
+  lo.prefetch = 2;
+  kiln::data::Loader loader(data, lo);
+  loader.start_epoch(0);
+  kiln::data::Batch batch;
+  DeviceBatch db;
+  kiln::SoftmaxCrossEntropy xent;
+  double loss_sum = 0;
+  int64_t correct = 0;
+  while (loader.next(batch)) {
+    db.upload(batch.images, batch.labels, batch.size, data.spec(), device);
+    const kiln::Tensor& logits = net.forward(db.x, kiln::Mode::eval);
+    loss_sum += xent.forward(logits, db.y) * batch.size;
+    correct += xent.correct();
+    const std::vector<float> z = logits.to_vector<float>();
+    for (int i = 0; i < batch.size; ++i) {
+      const float* row = z.data() + static_cast<size_t>(i) * k;
+      const int pred = static_cast<int>(std::max_element(row, row + k) - row);
+      ++r.confusion[batch.labels[i]][pred];
+    }
+    r.count += batch.size;
+  }
+  r.loss = loss_sum / r.count;
+  r.accuracy = static_cast<double>(correct) / r.count;
+  return r;
+}
+
+void print_confusion(const EvalResult& r, const std::vector<std::string>& names) {
+  std::printf("confusion matrix (rows: true class, columns: predicted; row-normalised %%)\n%10s",
+              "");
+  for (size_t c = 0; c < names.size(); ++c) std::printf(" %8.8s", names[c].c_str());
+  std::printf("   recall\n");
+  for (size_t t = 0; t < names.size(); ++t) {
+    int64_t row = 0;
+    for (int64_t v : r.confusion[t]) row += v;
+    std::printf("%10.10s", names[t].c_str());
+    for (size_t c = 0; c < names.size(); ++c)
+      std::printf(" %8.1f", row ? 100.0 * r.confusion[t][c] / row : 0.0);
+    std::printf("   %5.1f%% of %lld\n", row ? 100.0 * r.confusion[t][t] / row : 0.0,
+                static_cast<long long>(row));
+  }
+}
+
+bool stdout_is_tty() {
+  return ::isatty(STDOUT_FILENO) != 0;
+}
+
+std::string format_seconds(double s) {
+  if (!std::isfinite(s) || s < 0) return "?";
+  char buf[32];
+  const long t = std::lround(s);
+  if (t >= 3600)
+    std::snprintf(buf, sizeof buf, "%ldh%02ldm", t / 3600, (t / 60) % 60);
+  else if (t >= 60)
+    std::snprintf(buf, sizeof buf, "%ldm%02lds", t / 60, t % 60);
+  else
+    std::snprintf(buf, sizeof buf, "%lds", t);
+  return buf;
+}
+
+std::string join_path(const std::string& dir, const std::string& file) {
+  return (std::filesystem::path(dir) / file).string();
+}
+
+}  // namespace fer

@@ -1,0 +1,104 @@
+// examples/fer_cnn/fer_cnn.h — what the subcommands of fer_cnn share.
+//
+// main.cpp is a thin dispatcher: each subcommand lives in its own cmd_<name>.cpp and registers
+// itself with a static FER_CNN_COMMAND(...) object, so adding a subcommand is adding one file
+// (the CMake glob picks it up; re-run cmake):
+//
+//   // cmd_hello.cpp
+//   #include "examples/fer_cnn/fer_cnn.h"
+//   namespace fer {
+//   namespace { struct Options { std::string name = "world"; } opts; }
+//   static const Registration reg{{"hello", "Say hello",
+//       [](CLI::App& app) { app.add_option("--name", opts.name, "who to greet"); },
+//       [] { std::printf("hello %s\n", opts.name.c_str()); return 0; }}};
+//   }  // namespace fer
+//
+// Errors: throw UsageError (bad input: exit 2) or kiln::Error (exit 1) with a message that names
+// the problem and the fix; main() prints it and exits non-zero.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "core/memory.h"
+#include "core/tensor.h"
+#include "data/dataset.h"
+#include "layers/fer_cnn.h"
+#include "layers/sequential.h"
+
+namespace fer {
+
+// ---- subcommands -------------------------------------------------------------------------------
+struct Command {
+  std::string name, description;
+  std::function<void(CLI::App&)> setup;  // adds the subcommand's options
+  std::function<int()> run;              // returns the exit code
+};
+std::vector<Command>& commands();
+struct Registration {
+  explicit Registration(Command c) { commands().push_back(std::move(c)); }
+};
+
+// A bad input: main() prints "error: <message>" and exits 2.
+struct UsageError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+// ---- options shared by several subcommands -----------------------------------------------------
+// --device auto|cpu|cuda; returns the device and prints which one and why.
+void add_device_option(CLI::App& app, std::string& device);
+kiln::Device select_device(const std::string& option);
+
+// --preset default|report: the input shape.
+kiln::data::ImageSpec preset_spec(const std::string& preset);
+
+// ---- model configuration, saved in every checkpoint's metadata ---------------------------------
+struct ModelInfo {
+  kiln::FerCnnConfig config;
+  std::vector<std::string> class_names;
+};
+std::map<std::string, std::string> model_metadata(const ModelInfo& info);
+// Reads a checkpoint's model configuration (throws naming the file if it has none).
+ModelInfo read_model_info(const std::string& checkpoint);
+// Builds the network a checkpoint describes and loads its weights, on `device`.
+std::unique_ptr<kiln::Sequential> load_network(const std::string& checkpoint, kiln::Device device,
+                                               ModelInfo* info = nullptr);
+
+// ---- data --------------------------------------------------------------------------------------
+// "synthetic" (train_per_class images per class; 0: the data set's default), a CSV file or an
+// image folder, converted to `spec`. Throws UsageError naming the problem and the fix.
+kiln::data::Splits load_data(const std::string& source, const kiln::data::ImageSpec& spec,
+                             uint64_t seed, int train_per_class);
+
+// Copies a batch's images and labels to device tensors (reused buffers, no steady-state
+// allocation on the device).
+struct DeviceBatch {
+  kiln::Tensor store_x, store_y, x, y;
+  void upload(const std::vector<float>& images, const std::vector<int32_t>& labels, int n,
+              const kiln::data::ImageSpec& spec, kiln::Device device);
+};
+
+// Evaluation over a whole data set in Mode::eval: mean loss, accuracy and the confusion matrix
+// (rows: true class, columns: predicted).
+struct EvalResult {
+  double loss = 0, accuracy = 0;
+  int64_t count = 0;
+  std::vector<std::vector<int64_t>> confusion;
+};
+EvalResult evaluate(kiln::Sequential& net, const kiln::data::Dataset& data, int batch_size,
+                    kiln::Device device);
+void print_confusion(const EvalResult& r, const std::vector<std::string>& class_names);
+
+// ---- output ------------------------------------------------------------------------------------
+bool stdout_is_tty();
+std::string format_seconds(double seconds);  // "1m05s"
+std::string join_path(const std::string& dir, const std::string& file);
+
+}  // namespace fer
