@@ -311,6 +311,9 @@ Image picture_grid_png(const PictureGrid& g) {
         const double s = double(g.cell_px) / std::max(img.width(), img.height());
         const double w = img.width() * s, h = img.height() * s;
         cv.image(img, x + (g.cell_px - w) / 2, y + (g.cell_px - h) / 2, w, h);
+        // A hairline frame, so that a white picture still shows its extent on the white page.
+        cv.stroke_rect(x + (g.cell_px - w) / 2 - 0.5, y + (g.cell_px - h) / 2 - 0.5, w + 1, h + 1,
+                       {175, 175, 175}, 1);
       }
       if (!g.captions.empty())
         cv.text(
