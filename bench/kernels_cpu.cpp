@@ -124,10 +124,10 @@ void register_all() {
     for (int layer = 0; layer < 3; ++layer) {
       const kiln::LinearShape s = kiln::bench::linear_shape(c.in, c.linear_batch, layer, c.width);
       for (Dir d : {Dir::fwd, Dir::bwd_data, Dir::bwd_filter}) {
-        const std::string name = std::string("linear_") + dir_name(d) + "/" + c.in.name() + "/b" +
-                                 std::to_string(c.linear_batch) + "/" + fmt_width(c.width) + "/FC" +
-                                 std::to_string(layer + 1) + "/" + std::to_string(s.in) + "->" +
-                                 std::to_string(s.out);
+        const std::string name =
+            std::string("linear_") + (d == Dir::bwd_filter ? "bwd_weight" : dir_name(d)) + "/" +
+            c.in.name() + "/b" + std::to_string(c.linear_batch) + "/" + fmt_width(c.width) + "/FC" +
+            std::to_string(layer + 1) + "/" + std::to_string(s.in) + "->" + std::to_string(s.out);
         benchmark::RegisterBenchmark(name.c_str(), bench_linear, s, d)
             ->UseRealTime()
             ->Unit(benchmark::kMillisecond)

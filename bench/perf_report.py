@@ -125,7 +125,11 @@ def header(a, raw, gpu_msg):
         if load1 > ncpu:
             lines += ["**The machine was shared while this ran** (load average above the CPU count): CPU",
                       "figures are lower than a quiet machine gives; Kiln's and PyTorch's rows were measured",
-                      "alternately under the same load, so their ratio is the more meaningful figure.", ""]
+                      "alternately under the same load, so their ratio is the more meaningful figure. Small",
+                      "ops (LeakyReLU, the narrow linear layers) show times of ~20 ms that a quiet machine",
+                      "would not: with more runnable threads than cores, an OpenMP team likely waits for a",
+                      "descheduled thread for a scheduler time slice. Re-run on a quiet machine before",
+                      "drawing conclusions about those rows.", ""]
     except ValueError:
         pass
     return lines
