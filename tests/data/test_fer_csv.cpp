@@ -28,7 +28,10 @@ std::vector<int> pattern(int side, int seed) {
 
 std::string join(const std::vector<int>& v) {
   std::string s;
-  for (size_t i = 0; i < v.size(); ++i) s += (i ? " " : "") + std::to_string(v[i]);
+  for (size_t i = 0; i < v.size(); ++i) {
+    if (i) s += ' ';  // not `(i ? " " : "") + ...`: g++ 12 -O2 warns falsely there (-Wrestrict)
+    s += std::to_string(v[i]);
+  }
   return s;
 }
 

@@ -47,9 +47,11 @@ TEST_CASE("image folder: FER-named class folders, mixed formats, 90/10 split", "
   TempDir dir;
   // "happy" (png, RGB), "Sad" (bmp, gray, any case), "0" (jpg, RGB): 10 images each.
   for (int i = 0; i < 10; ++i) {
-    write_image(dir.path() / "happy" / ("h" + std::to_string(i) + ".png"), 10, 12, {200, 100, 50});
-    write_image(dir.path() / "Sad" / ("s" + std::to_string(i) + ".bmp"), 48, 48, {30});
-    write_image(dir.path() / "0" / ("a" + std::to_string(i) + ".JPG"), 20, 20, {90, 90, 90});
+    // std::string(...) first: g++ 12 -O2 warns falsely on "literal" + std::string (-Wrestrict).
+    const std::string n = std::to_string(i);
+    write_image(dir.path() / "happy" / (std::string("h") += n + ".png"), 10, 12, {200, 100, 50});
+    write_image(dir.path() / "Sad" / (std::string("s") += n + ".bmp"), 48, 48, {30});
+    write_image(dir.path() / "0" / (std::string("a") += n + ".JPG"), 20, 20, {90, 90, 90});
   }
   dir.write("happy/notes.txt", "not an image: ignored");
   dir.write(".hidden/x.txt", "ignored");
