@@ -1,7 +1,9 @@
 // examples/fer_cnn/cmd_eval.cpp — `fer_cnn eval`: loss, accuracy and the confusion matrix of a
 // checkpoint on a data set's validation or test split.
 #include <cstdio>
+#include <filesystem>
 
+#include "analysis/metrics.h"
 #include "examples/fer_cnn/fer_cnn.h"
 
 namespace fer {
@@ -9,7 +11,7 @@ namespace {
 
 struct Options {
   std::string checkpoint = "runs/fer_cnn/best.safetensors", data = "synthetic", split = "val";
-  std::string device = "auto";
+  std::string device = "auto", out;
   int batch_size = 128, train_per_class = 0;
   uint64_t seed = 1;
 } opts;
@@ -36,6 +38,23 @@ int run_eval() {
               opts.checkpoint.c_str(), opts.data.c_str(), opts.split.c_str(),
               static_cast<long long>(r.count), r.loss, 100 * r.accuracy);
   print_confusion(r, info.class_names);
+
+  // The confusion matrix (counts and row-normalised) as CSV and a labelled heat map, and the
+  // per-class metrics, beside the checkpoint unless --out says elsewhere.
+  const std::string dir =
+      !opts.out.empty()
+          ? opts.out
+          : (std::filesystem::path(opts.checkpoint).parent_path() / "analysis").string();
+  const kiln::analysis::Metrics m = kiln::analysis::write_evaluation_files(
+      dir, kiln::analysis::ConfusionMatrix::from_counts(r.confusion), info.class_names);
+  std::printf("%-10s %9s %9s %9s\n", "class", "precision", "recall", "F1");
+  for (size_t c = 0; c < m.per_class.size(); ++c)
+    std::printf("%-10s %9.3f %9.3f %9.3f\n", info.class_names[c].c_str(), m.per_class[c].precision,
+                m.per_class[c].recall, m.per_class[c].f1);
+  std::printf(
+      "macro avg  %9.3f %9.3f %9.3f\nwrote %s/{confusion.csv, confusion_normalized.csv, "
+      "metrics.csv, confusion.png}\n",
+      m.macro_precision, m.macro_recall, m.macro_f1, dir.c_str());
   return 0;
 }
 
@@ -53,6 +72,9 @@ const Registration reg{
        app.add_option("--train-per-class", opts.train_per_class,
                       "synthetic images per class (as in training)");
        app.add_option("--seed", opts.seed, "the data seed used in training")->capture_default_str();
+       app.add_option(
+           "--out", opts.out,
+           "folder for confusion.csv/.png and metrics.csv (default: <checkpoint dir>/analysis)");
        add_device_option(app, opts.device);
      },
      run_eval}};

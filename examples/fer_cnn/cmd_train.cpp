@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "analysis/curves.h"
 #include "core/error.h"
 #include "data/loader.h"
 #include "examples/fer_cnn/fer_cnn.h"
@@ -313,6 +314,7 @@ int run_train() {
     kiln::save_model(last_path, *net, model_meta);
     if (best) kiln::save_model(best_path, *net, model_meta);
     kiln::write_file_atomic(history_path, history_csv(history));
+    kiln::analysis::update_training_curves(history_path, join_path(opts.out, "curves"));
 
     const HistoryRow& h = history.back();
     std::printf(

@@ -35,9 +35,11 @@ TEST_CASE("philox mapping: seed to key, (i/4, offset) to counter, word i%4", "[c
   Philox4 words = kiln::philox_block(seed, offset, block);
   CHECK(words.v[0] == 0xd16cfe09u);
   CHECK(words.v[3] == 0x24126ea1u);
-  // Element i = 4*block + 2 is word 2 of that block; the uniform uses the top 24 bits.
-  const uint64_t i = block * 4 + 2;
-  CHECK(kiln::philox_uniform(seed, offset, i) == static_cast<float>(0x5001e420u >> 8) / 16777216.0f);
+  // Element i of a draw is word i % 4 of block i / 4 (the KAT block above has its top bit set, so
+  // 4 * block would overflow 64 bits: use a smaller block here), uniform from the top 24 bits.
+  const uint64_t i = 4 * 0x1234567890ull + 2;
+  const uint32_t word = kiln::philox_block(seed, offset, i / 4).v[2];
+  CHECK(kiln::philox_uniform(seed, offset, i) == static_cast<float>(word >> 8) / 16777216.0f);
   CHECK(kiln::philox_uniform(0, 0, 0) == static_cast<float>(0x6627e8d5u >> 8) / 16777216.0f);
   CHECK(kiln::philox_uniform(0, 0, 0) < 1.0f);
 }
