@@ -16,81 +16,14 @@
 #include "core/tensor.h"
 #include "kernels/activation.h"
 #include "tests/support/compare.h"
-
-#if defined(KILN_TEST_GPU)
-#define PARITY_TAG "[gpu]"
-namespace {
-// On a GPU there are no thread orders to choose: three runs check repeated-run determinism.
-// (File-local: the emulator's kiln::test::run_in_every_order does not exist in this build.)
-template <typename R>
-struct EveryOrder {
-  std::array<std::string, 3> names{"run 1", "run 2", "run 3"};
-  std::array<R, 3> results;
-};
-template <typename F>
-auto run_in_every_order(F&& f) -> EveryOrder<std::decay_t<std::invoke_result_t<F&>>> {
-  EveryOrder<std::decay_t<std::invoke_result_t<F&>>> out;
-  for (auto& r : out.results) r = f();
-  return out;
-}
-template <typename T>
-std::string first_difference(const EveryOrder<std::vector<T>>& runs) {
-  for (int o = 1; o < 3; ++o)
-    if (runs.results[o].size() != runs.results[0].size() ||
-        std::memcmp(runs.results[o].data(), runs.results[0].data(),
-                    runs.results[0].size() * sizeof(T)) != 0)
-      return runs.names[o] + " differs from " + runs.names[0];
-  return "";
-}
-}  // namespace
-#else
-#define PARITY_TAG "[simt]"
-#include "tests/support/every_order.h"
-using kiln::test::first_difference;
-using kiln::test::run_in_every_order;
-#endif
+#include "tests/support/parity.h"
 
 namespace {
 
 using kiln::Device;
 using kiln::Tensor;
 
-constexpr int kGuard = 5;            // sentinel elements on each side of every output
-constexpr float kSentinel = -7.25f;  // a value no kernel here produces by accident
-const double kU = std::ldexp(1.0, -24);  // float unit roundoff
-
-std::vector<float> random_vector(int64_t n, uint32_t seed, float lo = -2.f, float hi = 2.f) {
-  std::mt19937 gen(seed);
-  std::uniform_real_distribution<float> dist(lo, hi);
-  std::vector<float> v(static_cast<size_t>(n));
-  for (float& x : v) x = dist(gen);
-  return v;
-}
-
-// A device buffer holding `guard` sentinels, then `v`, then `guard` sentinels; `misalign` shifts
-// the payload by one more float (breaking 16-byte alignment).
-struct Guarded {
-  Tensor storage;
-  int64_t offset, n;
-  Guarded(const std::vector<float>& v, bool misalign) : n(static_cast<int64_t>(v.size())) {
-    offset = kGuard + (misalign ? 1 : 0);
-    std::vector<float> all(static_cast<size_t>(offset + n + kGuard), kSentinel);
-    std::copy(v.begin(), v.end(), all.begin() + offset);
-    storage = Tensor::from_vector<float>({static_cast<int64_t>(all.size())}, all, Device::cuda);
-  }
-  float* data() { return storage.data<float>() + offset; }
-  // The payload; CHECKs that every guard still holds the sentinel.
-  std::vector<float> payload() const {
-    const std::vector<float> all = storage.to_vector<float>();
-    int64_t bad = 0;
-    for (int64_t i = 0; i < static_cast<int64_t>(all.size()); ++i)
-      if ((i < offset || i >= offset + n) && all[static_cast<size_t>(i)] != kSentinel) ++bad;
-    CHECK(bad == 0);
-    return {all.begin() + offset, all.begin() + offset + n};
-  }
-};
-
-std::vector<double> to_double(const std::vector<float>& v) { return {v.begin(), v.end()}; }
+using namespace kiln::test;  // tests/support/parity.h
 
 // Sizes: tiny, odd (scalar tail), and a flagship activation (batch 2, 24x24x64).
 const std::vector<int64_t> kSizes = {1, 3, 4, 7, 1001, 2 * 24 * 24 * 64};
@@ -112,8 +45,8 @@ TEST_CASE("cuda::leaky_relu_forward matches the oracle", PARITY_TAG) {
       INFO("n=" << n << " misaligned=" << misalign);
       const std::vector<float> x = activation_input(n, 21);
       auto runs = run_in_every_order([&] {
-        Guarded dx(x, misalign), y(std::vector<float>(static_cast<size_t>(n), std::nanf("")),
-                                   misalign);
+        Guarded dx(x, misalign),
+            y(std::vector<float>(static_cast<size_t>(n), std::nanf("")), misalign);
         kiln::cuda::leaky_relu_forward(y.data(), dx.data(), n, kSlope, nullptr);
         return y.payload();
       });
@@ -165,5 +98,6 @@ TEST_CASE("cuda::leaky_relu in place (y == x, dx == dy)", PARITY_TAG) {
   kiln::cpu::leaky_relu_forward<double>(y.data(), xd.data(), n, kSlope);
   kiln::cpu::leaky_relu_backward<double>(dx.data(), dyd.data(), xd.data(), n, kSlope);
   kiln::test::expect_close("in-place forward", runs.results[0].data(), y.data(), n, 0, 2 * kU);
-  kiln::test::expect_close("in-place backward", runs.results[0].data() + n, dx.data(), n, 0, 2 * kU);
+  kiln::test::expect_close("in-place backward", runs.results[0].data() + n, dx.data(), n, 0,
+                           2 * kU);
 }

@@ -21,81 +21,14 @@
 #include "core/tensor.h"
 #include "kernels/batchnorm.h"
 #include "tests/support/compare.h"
-
-#if defined(KILN_TEST_GPU)
-#define PARITY_TAG "[gpu]"
-namespace {
-// On a GPU there are no thread orders to choose: three runs check repeated-run determinism.
-// (File-local: the emulator's kiln::test::run_in_every_order does not exist in this build.)
-template <typename R>
-struct EveryOrder {
-  std::array<std::string, 3> names{"run 1", "run 2", "run 3"};
-  std::array<R, 3> results;
-};
-template <typename F>
-auto run_in_every_order(F&& f) -> EveryOrder<std::decay_t<std::invoke_result_t<F&>>> {
-  EveryOrder<std::decay_t<std::invoke_result_t<F&>>> out;
-  for (auto& r : out.results) r = f();
-  return out;
-}
-template <typename T>
-std::string first_difference(const EveryOrder<std::vector<T>>& runs) {
-  for (int o = 1; o < 3; ++o)
-    if (runs.results[o].size() != runs.results[0].size() ||
-        std::memcmp(runs.results[o].data(), runs.results[0].data(),
-                    runs.results[0].size() * sizeof(T)) != 0)
-      return runs.names[o] + " differs from " + runs.names[0];
-  return "";
-}
-}  // namespace
-#else
-#define PARITY_TAG "[simt]"
-#include "tests/support/every_order.h"
-using kiln::test::first_difference;
-using kiln::test::run_in_every_order;
-#endif
+#include "tests/support/parity.h"
 
 namespace {
 
 using kiln::Device;
 using kiln::Tensor;
 
-constexpr int kGuard = 5;            // sentinel elements on each side of every output
-constexpr float kSentinel = -7.25f;  // a value no kernel here produces by accident
-const double kU = std::ldexp(1.0, -24);  // float unit roundoff
-
-std::vector<float> random_vector(int64_t n, uint32_t seed, float lo = -2.f, float hi = 2.f) {
-  std::mt19937 gen(seed);
-  std::uniform_real_distribution<float> dist(lo, hi);
-  std::vector<float> v(static_cast<size_t>(n));
-  for (float& x : v) x = dist(gen);
-  return v;
-}
-
-// A device buffer holding `guard` sentinels, then `v`, then `guard` sentinels; `misalign` shifts
-// the payload by one more float (breaking 16-byte alignment).
-struct Guarded {
-  Tensor storage;
-  int64_t offset, n;
-  Guarded(const std::vector<float>& v, bool misalign) : n(static_cast<int64_t>(v.size())) {
-    offset = kGuard + (misalign ? 1 : 0);
-    std::vector<float> all(static_cast<size_t>(offset + n + kGuard), kSentinel);
-    std::copy(v.begin(), v.end(), all.begin() + offset);
-    storage = Tensor::from_vector<float>({static_cast<int64_t>(all.size())}, all, Device::cuda);
-  }
-  float* data() { return storage.data<float>() + offset; }
-  // The payload; CHECKs that every guard still holds the sentinel.
-  std::vector<float> payload() const {
-    const std::vector<float> all = storage.to_vector<float>();
-    int64_t bad = 0;
-    for (int64_t i = 0; i < static_cast<int64_t>(all.size()); ++i)
-      if ((i < offset || i >= offset + n) && all[static_cast<size_t>(i)] != kSentinel) ++bad;
-    CHECK(bad == 0);
-    return {all.begin() + offset, all.begin() + offset + n};
-  }
-};
-
-std::vector<double> to_double(const std::vector<float>& v) { return {v.begin(), v.end()}; }
+using namespace kiln::test;  // tests/support/parity.h
 
 struct BnCase {
   int64_t m;
@@ -105,16 +38,15 @@ struct BnCase {
 };
 
 const std::vector<BnCase> kFixedCases = {
-    {35, 3, 0.f, false},      {18, 5, 0.5f, false},    {101, 7, -1.f, false},
-    {2, 1, 0.f, false},       {1, 4, 0.f, false},      {300, 1, 0.f, false},
+    {35, 3, 0.f, false},     {18, 5, 0.5f, false},   {101, 7, -1.f, false},
+    {2, 1, 0.f, false},      {1, 4, 0.f, false},     {300, 1, 0.f, false},
     {2304, 64, 0.3f, false},  // flagship layer 1, batch 1 (48x48)
     {1152, 128, 0.f, false},  // layer 2, batch 2 (24x24)
     {288, 256, 0.f, false},   // layer 3, batch 2 (12x12)
     {36, 512, 0.f, false},    // layer 4, batch 1 (6x6)
     {18, 512, 0.f, false},    // layer 5, batch 2 (3x3)
-    {13, 1024, 0.f, false},   {13, 1023, 0.f, false},
-    {129, 12, 100.f, false},  {77, 3, -100.f, false},
-    {65, 16, 0.f, true},  // C % 4 == 0 but misaligned: scalar path
+    {13, 1024, 0.f, false},  {13, 1023, 0.f, false}, {129, 12, 100.f, false},
+    {77, 3, -100.f, false},  {65, 16, 0.f, true},  // C % 4 == 0 but misaligned: scalar path
 };
 
 // The fixed cases plus six random shapes (fixed seed): M in [1, 400], C in [1, 70].
@@ -199,15 +131,14 @@ TEST_CASE("cuda::batchnorm_forward_train matches the oracle", PARITY_TAG) {
     const double max_mean = kiln::test::max_abs(sm), max_is = kiln::test::max_abs(si);
     const double r = dev * max_is, s = 1 + max_mean * max_is;
     const int64_t mc = b.m * b.c;
-    kiln::test::expect_close("y", got, y.data(), mc,
-                             64 * kU * s * kiln::test::max_abs(g) * (r + 1) + kU * kiln::test::max_abs(be),
-                             0);
+    kiln::test::expect_close(
+        "y", got, y.data(), mc,
+        64 * kU * s * kiln::test::max_abs(g) * (r + 1) + kU * kiln::test::max_abs(be), 0);
     kiln::test::expect_close("save_mean", got + mc, sm.data(), b.c, 32 * kU * (dev + max_mean), 0);
     kiln::test::expect_close("save_invstd", got + mc + b.c, si.data(), b.c, 0, 64 * kU * s * s);
     kiln::test::expect_close("running_mean", got + mc + 2 * b.c, rm.data(), b.c,
                              32 * kU * (dev + max_mean) + kU * kiln::test::max_abs(rm), 0);
-    kiln::test::expect_close("running_var", got + mc + 3 * b.c, rv.data(), b.c, 0,
-                             64 * kU * s * s);
+    kiln::test::expect_close("running_var", got + mc + 3 * b.c, rv.data(), b.c, 0, 64 * kU * s * s);
   }
 }
 
@@ -227,16 +158,16 @@ TEST_CASE("cuda::batchnorm_forward_eval matches the oracle", PARITY_TAG) {
       return y.payload();
     });
     REQUIRE(first_difference(runs) == "");
-    const std::vector<double> x = to_double(in.x), g = to_double(in.gamma),
-                              be = to_double(in.beta), rm = to_double(in.rmean),
-                              rv = to_double(in.rvar);
+    const std::vector<double> x = to_double(in.x), g = to_double(in.gamma), be = to_double(in.beta),
+                              rm = to_double(in.rmean), rv = to_double(in.rvar);
     std::vector<double> y(static_cast<size_t>(b.m * b.c));
     kiln::cpu::batchnorm_forward_eval<double>(y.data(), x.data(), g.data(), be.data(), rm.data(),
                                               rv.data(), {b.m, b.c}, kEps);
     double dev = 0, scale = 0;
     for (int64_t i = 0; i < b.m * b.c; ++i)
       dev = std::fmax(dev, std::fabs(x[static_cast<size_t>(i)] - rm[static_cast<size_t>(i % b.c)]));
-    for (int c = 0; c < b.c; ++c) scale = std::fmax(scale, std::fabs(g[c]) / std::sqrt(rv[c] + kEps));
+    for (int c = 0; c < b.c; ++c)
+      scale = std::fmax(scale, std::fabs(g[c]) / std::sqrt(rv[c] + kEps));
     kiln::test::expect_close("y", runs.results[0].data(), y.data(), b.m * b.c,
                              8 * kU * (dev * scale + kiln::test::max_abs(be)), 0);
   }
@@ -260,9 +191,9 @@ TEST_CASE("cuda::batchnorm_backward matches the oracle (dx overwritten, dgamma/d
                           rm = to_double(in.rmean), rv = to_double(in.rvar),
                           y(static_cast<size_t>(b.m * b.c)), m(static_cast<size_t>(b.c)),
                           s(static_cast<size_t>(b.c));
-      kiln::cpu::batchnorm_forward_train<double>(y.data(), m.data(), s.data(), rm.data(),
-                                                 rv.data(), x.data(), g.data(), be.data(),
-                                                 {b.m, b.c}, kEps, kMomentum);
+      kiln::cpu::batchnorm_forward_train<double>(y.data(), m.data(), s.data(), rm.data(), rv.data(),
+                                                 x.data(), g.data(), be.data(), {b.m, b.c}, kEps,
+                                                 kMomentum);
       for (int c = 0; c < b.c; ++c) {
         sm[static_cast<size_t>(c)] = static_cast<float>(m[static_cast<size_t>(c)]);
         si[static_cast<size_t>(c)] = static_cast<float>(s[static_cast<size_t>(c)]);
@@ -271,8 +202,7 @@ TEST_CASE("cuda::batchnorm_backward matches the oracle (dx overwritten, dgamma/d
     const std::vector<float> dgamma0 = random_vector(b.c, 85), dbeta0 = random_vector(b.c, 86);
     auto runs = run_in_every_order([&] {
       Guarded x(in.x, b.misalign), g(in.gamma, b.misalign), gdy(dy, b.misalign),
-          gsm(sm, b.misalign), gsi(si, b.misalign), dg(dgamma0, b.misalign),
-          db(dbeta0, b.misalign),
+          gsm(sm, b.misalign), gsi(si, b.misalign), dg(dgamma0, b.misalign), db(dbeta0, b.misalign),
           dx(std::vector<float>(static_cast<size_t>(b.m * b.c), std::nanf("")), b.misalign);
       kiln::cuda::batchnorm_backward(dx.data(), dg.data(), db.data(), gdy.data(), x.data(),
                                      g.data(), gsm.data(), gsi.data(), {b.m, b.c}, nullptr);
@@ -289,7 +219,7 @@ TEST_CASE("cuda::batchnorm_backward matches the oracle (dx overwritten, dgamma/d
     const std::vector<double> x = to_double(in.x), g = to_double(in.gamma), dyd = to_double(dy),
                               smd = to_double(sm), sid = to_double(si);
     std::vector<double> dx(static_cast<size_t>(b.m * b.c), std::nan("")), dg = to_double(dgamma0),
-                        db = to_double(dbeta0);
+                                                                          db = to_double(dbeta0);
     kiln::cpu::batchnorm_backward<double>(dx.data(), dg.data(), db.data(), dyd.data(), x.data(),
                                           g.data(), smd.data(), sid.data(), {b.m, b.c});
     std::vector<double> t(static_cast<size_t>(b.c), 0.0);

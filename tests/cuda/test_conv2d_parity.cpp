@@ -24,52 +24,23 @@
 #include <random>
 #include <sstream>
 #include <string>
-#include <string>
 #include <vector>
 
 #include "core/tensor.h"
 #include "kernels/conv2d.h"
 #include "tests/support/compare.h"
-
-#if defined(KILN_TEST_GPU)
-#define PARITY_TAG "[gpu]"
-namespace kiln::test {
-namespace {  // internal linkage: other parity files define their own copies
-// On a GPU there are no thread orders to choose: three runs check repeated-run determinism.
-template <typename R>
-struct EveryOrder {
-  std::array<std::string, 3> names{"run 1", "run 2", "run 3"};
-  std::array<R, 3> results;
-};
-template <typename F>
-auto run_in_every_order(F&& f) -> EveryOrder<std::decay_t<std::invoke_result_t<F&>>> {
-  EveryOrder<std::decay_t<std::invoke_result_t<F&>>> out;
-  for (auto& r : out.results) r = f();
-  return out;
-}
-template <typename T>
-std::string first_difference(const EveryOrder<std::vector<T>>& runs) {
-  for (int o = 1; o < 3; ++o)
-    if (runs.results[o].size() != runs.results[0].size() ||
-        std::memcmp(runs.results[o].data(), runs.results[0].data(),
-                    runs.results[0].size() * sizeof(T)) != 0)
-      return runs.names[o] + " differs from " + runs.names[0];
-  return "";
-}
-}  // namespace
-}  // namespace kiln::test
-#else
-#define PARITY_TAG "[simt]"
-#include "tests/support/every_order.h"
-#endif
+#include "tests/support/parity.h"
 
 namespace {
 
 using kiln::Conv2dShape;
 using kiln::Device;
 using kiln::Tensor;
+using kiln::test::check_dot;
+using kiln::test::random_vector;
+using kiln::test::same_in_every_order;
+using kiln::test::to_double;
 
-const double kU = std::ldexp(1.0, -24);  // float unit roundoff
 constexpr float kDwSentinel = 0.5f, kDbSentinel = -0.25f;
 
 struct Case {
@@ -110,40 +81,8 @@ std::vector<Case> cases() {
   };
 }
 
-std::vector<float> random_vector(int64_t n, uint32_t seed) {
-  std::mt19937 gen(seed);
-  std::uniform_real_distribution<float> dist(-1.f, 1.f);
-  std::vector<float> v(static_cast<size_t>(n));
-  for (float& x : v) x = dist(gen);
-  return v;
-}
-
-std::vector<double> to_double(const std::vector<float>& v, bool absolute = false) {
-  std::vector<double> d(v.size());
-  for (size_t i = 0; i < v.size(); ++i) d[i] = absolute ? std::fabs(v[i]) : v[i];
-  return d;
-}
-
 Tensor device_tensor(const std::vector<float>& v) {
   return Tensor::from_vector<float>({static_cast<int64_t>(v.size())}, v, Device::cuda);
-}
-
-// Runs `run` in every order, requires the three results bitwise equal, returns one of them.
-template <typename F>
-std::vector<float> every_order(const std::string& what, F&& run) {
-  auto runs = kiln::test::run_in_every_order(run);
-  INFO(what);
-  REQUIRE(kiln::test::first_difference(runs) == "");
-  return runs.results[0];
-}
-
-// Checks got ≈ ref (+ sentinel) within the stated bound for dot products of length k.
-void check(const std::string& what, const std::vector<float>& got, const std::vector<double>& ref,
-           const std::vector<double>& ref_abs, int64_t k, double sentinel = 0.0) {
-  std::vector<double> expected(ref.size());
-  for (size_t i = 0; i < ref.size(); ++i) expected[i] = sentinel + ref[i];
-  const double atol = (static_cast<double>(k) + 8.0) * kU * kiln::test::max_abs(ref_abs);
-  kiln::test::expect_close(what, got, expected, atol, sentinel != 0.0 ? 2 * kU : 0.0);
 }
 
 struct Data {
@@ -154,10 +93,10 @@ struct Data {
     x_n = int64_t{s.n} * s.h * s.w * s.c_in;
     y_n = int64_t{s.n} * s.out_h() * s.out_w() * s.c_out;
     w_n = int64_t{s.c_out} * s.kh * s.kw * s.c_in;
-    x = random_vector(x_n, seed);
-    w = random_vector(w_n, seed + 1);
-    b = random_vector(s.c_out, seed + 2);
-    dy = random_vector(y_n, seed + 3);
+    x = random_vector(x_n, seed, -1.f, 1.f);
+    w = random_vector(w_n, seed + 1, -1.f, 1.f);
+    b = random_vector(s.c_out, seed + 2, -1.f, 1.f);
+    dy = random_vector(y_n, seed + 3, -1.f, 1.f);
   }
 };
 
@@ -172,7 +111,7 @@ TEST_CASE("conv2d forward matches the double oracle in every order", PARITY_TAG 
       INFO("bias: " << with_bias);
       Tensor x = device_tensor(d.x), w = device_tensor(d.w), b = device_tensor(d.b);
       Tensor y({d.y_n}, kiln::DType::f32, Device::cuda);
-      const std::vector<float> got = every_order("conv2d_forward", [&] {
+      const std::vector<float> got = same_in_every_order("conv2d_forward", [&] {
         y.fill(std::numeric_limits<double>::quiet_NaN());
         kiln::cuda::conv2d_forward(y.data<float>(), x.data<float>(), w.data<float>(),
                                    with_bias ? b.data<float>() : nullptr, c.s, nullptr);
@@ -185,7 +124,7 @@ TEST_CASE("conv2d forward matches the double oracle in every order", PARITY_TAG 
                                         with_bias ? bd.data() : nullptr, c.s);
       kiln::cpu::conv2d_forward<double>(ref_abs.data(), xa.data(), wa.data(),
                                         with_bias ? ba.data() : nullptr, c.s);
-      check("y", got, ref, ref_abs, int64_t{c.s.kh} * c.s.kw * c.s.c_in);
+      check_dot("y", got, ref, ref_abs, int64_t{c.s.kh} * c.s.kw * c.s.c_in);
     }
   }
 }
@@ -197,7 +136,7 @@ TEST_CASE("conv2d backward-data matches the double oracle in every order", PARIT
     const Data d(c.s, seed += 10);
     Tensor dy = device_tensor(d.dy), w = device_tensor(d.w);
     Tensor dx({d.x_n}, kiln::DType::f32, Device::cuda);
-    const std::vector<float> got = every_order("conv2d_backward_data", [&] {
+    const std::vector<float> got = same_in_every_order("conv2d_backward_data", [&] {
       dx.fill(std::numeric_limits<double>::quiet_NaN());
       kiln::cuda::conv2d_backward_data(dx.data<float>(), dy.data<float>(), w.data<float>(), c.s,
                                        nullptr);
@@ -208,7 +147,7 @@ TEST_CASE("conv2d backward-data matches the double oracle in every order", PARIT
     const auto dya = to_double(d.dy, true), wa = to_double(d.w, true);
     kiln::cpu::conv2d_backward_data<double>(ref.data(), dyd.data(), wd.data(), c.s);
     kiln::cpu::conv2d_backward_data<double>(ref_abs.data(), dya.data(), wa.data(), c.s);
-    check("dx", got, ref, ref_abs, int64_t{c.s.kh} * c.s.kw * c.s.c_out);
+    check_dot("dx", got, ref, ref_abs, int64_t{c.s.kh} * c.s.kw * c.s.c_out);
   }
 }
 
@@ -222,7 +161,7 @@ TEST_CASE("conv2d backward-filter accumulates the double oracle's gradient in ev
     Tensor dw({d.w_n}, kiln::DType::f32, Device::cuda),
         db({c.s.c_out}, kiln::DType::f32, Device::cuda);
     // One run returns dw followed by db.
-    const std::vector<float> got = every_order("conv2d_backward_filter", [&] {
+    const std::vector<float> got = same_in_every_order("conv2d_backward_filter", [&] {
       dw.fill(kDwSentinel);
       db.fill(kDbSentinel);
       kiln::cuda::conv2d_backward_filter(dw.data<float>(), db.data<float>(), dy.data<float>(),
@@ -241,8 +180,10 @@ TEST_CASE("conv2d backward-filter accumulates the double oracle's gradient in ev
     kiln::cpu::conv2d_backward_filter<double>(abs_w.data(), abs_b.data(), dya.data(), xa.data(),
                                               c.s);
     const int64_t k = int64_t{c.s.n} * c.s.out_h() * c.s.out_w();
-    check("dw", std::vector<float>(got.begin(), got.begin() + d.w_n), ref_w, abs_w, k, kDwSentinel);
-    check("db", std::vector<float>(got.begin() + d.w_n, got.end()), ref_b, abs_b, k, kDbSentinel);
+    check_dot("dw", std::vector<float>(got.begin(), got.begin() + d.w_n), ref_w, abs_w, k,
+              kDwSentinel);
+    check_dot("db", std::vector<float>(got.begin() + d.w_n, got.end()), ref_b, abs_b, k,
+              kDbSentinel);
 
     // Without db: dw alone, same values bit for bit (db's reduction is independent).
     dw.fill(kDwSentinel);

@@ -5,7 +5,8 @@
 // thread order and the three results must be bitwise equal; and natively on a GPU
 // (KILN_TEST_GPU, tag [gpu]), where the three runs check repeated-run determinism instead.
 // Outputs live between guard elements pre-filled with a sentinel: a kernel writing outside its
-// range, or not writing at all, fails. Misaligned views (offset by one float) take the scalar paths.
+// range, or not writing at all, fails. Misaligned views (offset by one float) take the scalar
+// paths.
 #include <catch2/catch.hpp>
 
 #include <array>
@@ -22,81 +23,14 @@
 #include "core/tensor.h"
 #include "kernels/elementwise.h"
 #include "tests/support/compare.h"
-
-#if defined(KILN_TEST_GPU)
-#define PARITY_TAG "[gpu]"
-namespace {
-// On a GPU there are no thread orders to choose: three runs check repeated-run determinism.
-// (File-local: the emulator's kiln::test::run_in_every_order does not exist in this build.)
-template <typename R>
-struct EveryOrder {
-  std::array<std::string, 3> names{"run 1", "run 2", "run 3"};
-  std::array<R, 3> results;
-};
-template <typename F>
-auto run_in_every_order(F&& f) -> EveryOrder<std::decay_t<std::invoke_result_t<F&>>> {
-  EveryOrder<std::decay_t<std::invoke_result_t<F&>>> out;
-  for (auto& r : out.results) r = f();
-  return out;
-}
-template <typename T>
-std::string first_difference(const EveryOrder<std::vector<T>>& runs) {
-  for (int o = 1; o < 3; ++o)
-    if (runs.results[o].size() != runs.results[0].size() ||
-        std::memcmp(runs.results[o].data(), runs.results[0].data(),
-                    runs.results[0].size() * sizeof(T)) != 0)
-      return runs.names[o] + " differs from " + runs.names[0];
-  return "";
-}
-}  // namespace
-#else
-#define PARITY_TAG "[simt]"
-#include "tests/support/every_order.h"
-using kiln::test::first_difference;
-using kiln::test::run_in_every_order;
-#endif
+#include "tests/support/parity.h"
 
 namespace {
 
 using kiln::Device;
 using kiln::Tensor;
 
-constexpr int kGuard = 5;            // sentinel elements on each side of every output
-constexpr float kSentinel = -7.25f;  // a value no kernel here produces by accident
-const double kU = std::ldexp(1.0, -24);  // float unit roundoff
-
-std::vector<float> random_vector(int64_t n, uint32_t seed, float lo = -2.f, float hi = 2.f) {
-  std::mt19937 gen(seed);
-  std::uniform_real_distribution<float> dist(lo, hi);
-  std::vector<float> v(static_cast<size_t>(n));
-  for (float& x : v) x = dist(gen);
-  return v;
-}
-
-// A device buffer holding `guard` sentinels, then `v`, then `guard` sentinels; `misalign` shifts
-// the payload by one more float (breaking 16-byte alignment).
-struct Guarded {
-  Tensor storage;
-  int64_t offset, n;
-  Guarded(const std::vector<float>& v, bool misalign) : n(static_cast<int64_t>(v.size())) {
-    offset = kGuard + (misalign ? 1 : 0);
-    std::vector<float> all(static_cast<size_t>(offset + n + kGuard), kSentinel);
-    std::copy(v.begin(), v.end(), all.begin() + offset);
-    storage = Tensor::from_vector<float>({static_cast<int64_t>(all.size())}, all, Device::cuda);
-  }
-  float* data() { return storage.data<float>() + offset; }
-  // The payload; CHECKs that every guard still holds the sentinel.
-  std::vector<float> payload() const {
-    const std::vector<float> all = storage.to_vector<float>();
-    int64_t bad = 0;
-    for (int64_t i = 0; i < static_cast<int64_t>(all.size()); ++i)
-      if ((i < offset || i >= offset + n) && all[static_cast<size_t>(i)] != kSentinel) ++bad;
-    CHECK(bad == 0);
-    return {all.begin() + offset, all.begin() + offset + n};
-  }
-};
-
-std::vector<double> to_double(const std::vector<float>& v) { return {v.begin(), v.end()}; }
+using namespace kiln::test;  // tests/support/parity.h
 
 const std::vector<int64_t> kSizes = {1, 3, 4, 7, 64, 1001, 4099};
 
@@ -124,8 +58,8 @@ TEST_CASE("cuda::copy matches the source exactly", PARITY_TAG) {
       INFO("n=" << n << " misaligned=" << misalign);
       const std::vector<float> src = random_vector(n, 11);
       auto runs = run_in_every_order([&] {
-        Guarded s(src, misalign), d(std::vector<float>(static_cast<size_t>(n), std::nanf("")),
-                                    misalign);
+        Guarded s(src, misalign),
+            d(std::vector<float>(static_cast<size_t>(n), std::nanf("")), misalign);
         kiln::cuda::copy(d.data(), s.data(), n, nullptr);
         return d.payload();
       });
@@ -192,7 +126,8 @@ TEST_CASE("cuda::l2_norm is deterministic and matches the oracle", PARITY_TAG) {
       double ref = 0;
       kiln::cpu::l2_norm<double>(&ref, xd.data(), n);
       // Sum of squares of non-negative terms: relative error <= (depth of the summation)·u, with a
-      // depth of at most n/(4·threads) + 4 + log2(256) + log2(1024) + 2 (docs/kernels-elementwise.md).
+      // depth of at most n/(4·threads) + 4 + log2(256) + log2(1024) + 2
+      // (docs/kernels-elementwise.md).
       kiln::test::expect_close("l2_norm", runs.results[0].data(), &ref, 1, 0, 64 * kU);
     }
 }

@@ -21,52 +21,24 @@
 #include <random>
 #include <sstream>
 #include <string>
-#include <string>
 #include <vector>
 
 #include "core/tensor.h"
 #include "kernels/linear.h"
 #include "tests/support/compare.h"
-
-#if defined(KILN_TEST_GPU)
-#define PARITY_TAG "[gpu]"
-namespace kiln::test {
-namespace {  // internal linkage: other parity files define their own copies
-// On a GPU there are no thread orders to choose: three runs check repeated-run determinism.
-template <typename R>
-struct EveryOrder {
-  std::array<std::string, 3> names{"run 1", "run 2", "run 3"};
-  std::array<R, 3> results;
-};
-template <typename F>
-auto run_in_every_order(F&& f) -> EveryOrder<std::decay_t<std::invoke_result_t<F&>>> {
-  EveryOrder<std::decay_t<std::invoke_result_t<F&>>> out;
-  for (auto& r : out.results) r = f();
-  return out;
-}
-template <typename T>
-std::string first_difference(const EveryOrder<std::vector<T>>& runs) {
-  for (int o = 1; o < 3; ++o)
-    if (runs.results[o].size() != runs.results[0].size() ||
-        std::memcmp(runs.results[o].data(), runs.results[0].data(),
-                    runs.results[0].size() * sizeof(T)) != 0)
-      return runs.names[o] + " differs from " + runs.names[0];
-  return "";
-}
-}  // namespace
-}  // namespace kiln::test
-#else
-#define PARITY_TAG "[simt]"
-#include "tests/support/every_order.h"
-#endif
+#include "tests/support/parity.h"
 
 namespace {
 
 using kiln::Device;
 using kiln::LinearShape;
 using kiln::Tensor;
+using kiln::test::check_dot;
+using kiln::test::DeviceBuffer;
+using kiln::test::random_vector;
+using kiln::test::same_in_every_order;
+using kiln::test::to_double;
 
-const double kU = std::ldexp(1.0, -24);  // float unit roundoff
 constexpr float kDwSentinel = 0.5f, kDbSentinel = -0.25f;
 
 struct Case {
@@ -91,67 +63,14 @@ std::vector<Case> cases() {
   };
 }
 
-std::vector<float> random_vector(int64_t n, uint32_t seed) {
-  std::mt19937 gen(seed);
-  std::uniform_real_distribution<float> dist(-1.f, 1.f);
-  std::vector<float> v(static_cast<size_t>(n));
-  for (float& x : v) x = dist(gen);
-  return v;
-}
-
-std::vector<double> to_double(const std::vector<float>& v, bool absolute = false) {
-  std::vector<double> d(v.size());
-  for (size_t i = 0; i < v.size(); ++i) d[i] = absolute ? std::fabs(v[i]) : v[i];
-  return d;
-}
-
-// A device buffer of n floats, starting one float past a 16-byte boundary when `misaligned`.
-struct DeviceBuffer {
-  Tensor storage;
-  int64_t offset, n;
-  DeviceBuffer(int64_t n_, bool misaligned)
-      : storage({n_ + 4}, kiln::DType::f32, Device::cuda), offset(misaligned ? 1 : 0), n(n_) {}
-  DeviceBuffer(const std::vector<float>& v, bool misaligned)
-      : DeviceBuffer(static_cast<int64_t>(v.size()), misaligned) {
-    std::vector<float> all(static_cast<size_t>(n + 4), 0.f);
-    std::copy(v.begin(), v.end(), all.begin() + offset);
-    storage.copy_from(Tensor::from_vector<float>({n + 4}, all));
-  }
-  float* data() { return storage.data<float>() + offset; }
-  void fill(float value) {
-    std::vector<float> all(static_cast<size_t>(n + 4), value);
-    storage.copy_from(Tensor::from_vector<float>({n + 4}, all));
-  }
-  std::vector<float> to_vector() const {
-    const std::vector<float> all = storage.to_vector<float>();
-    return {all.begin() + offset, all.begin() + offset + n};
-  }
-};
-
-template <typename F>
-std::vector<float> every_order(const std::string& what, F&& run) {
-  auto runs = kiln::test::run_in_every_order(run);
-  INFO(what);
-  REQUIRE(kiln::test::first_difference(runs) == "");
-  return runs.results[0];
-}
-
-void check(const std::string& what, const std::vector<float>& got, const std::vector<double>& ref,
-           const std::vector<double>& ref_abs, int64_t k, double sentinel = 0.0) {
-  std::vector<double> expected(ref.size());
-  for (size_t i = 0; i < ref.size(); ++i) expected[i] = sentinel + ref[i];
-  const double atol = (static_cast<double>(k) + 8.0) * kU * kiln::test::max_abs(ref_abs);
-  kiln::test::expect_close(what, got, expected, atol, sentinel != 0.0 ? 2 * kU : 0.0);
-}
-
 struct Data {
   LinearShape s;
   std::vector<float> x, w, b, dy;
   Data(const LinearShape& s_, uint32_t seed) : s(s_) {
-    x = random_vector(int64_t{s.n} * s.in, seed);
-    w = random_vector(int64_t{s.out} * s.in, seed + 1);
-    b = random_vector(s.out, seed + 2);
-    dy = random_vector(int64_t{s.n} * s.out, seed + 3);
+    x = random_vector(int64_t{s.n} * s.in, seed, -1.f, 1.f);
+    w = random_vector(int64_t{s.out} * s.in, seed + 1, -1.f, 1.f);
+    b = random_vector(s.out, seed + 2, -1.f, 1.f);
+    dy = random_vector(int64_t{s.n} * s.out, seed + 3, -1.f, 1.f);
   }
 };
 
@@ -166,7 +85,7 @@ TEST_CASE("linear forward matches the double oracle in every order", PARITY_TAG 
       INFO("bias: " << with_bias);
       DeviceBuffer x(d.x, c.misaligned), w(d.w, c.misaligned), b(d.b, c.misaligned);
       DeviceBuffer y(int64_t{c.s.n} * c.s.out, c.misaligned);
-      const std::vector<float> got = every_order("linear_forward", [&] {
+      const std::vector<float> got = same_in_every_order("linear_forward", [&] {
         y.fill(std::numeric_limits<float>::quiet_NaN());
         kiln::cuda::linear_forward(y.data(), x.data(), w.data(), with_bias ? b.data() : nullptr,
                                    c.s, nullptr);
@@ -179,7 +98,7 @@ TEST_CASE("linear forward matches the double oracle in every order", PARITY_TAG 
                                         with_bias ? bd.data() : nullptr, c.s);
       kiln::cpu::linear_forward<double>(ref_abs.data(), xa.data(), wa.data(),
                                         with_bias ? ba.data() : nullptr, c.s);
-      check("y", got, ref, ref_abs, c.s.in);
+      check_dot("y", got, ref, ref_abs, c.s.in);
     }
   }
 }
@@ -191,7 +110,7 @@ TEST_CASE("linear backward-data matches the double oracle in every order", PARIT
     const Data d(c.s, seed += 10);
     DeviceBuffer dy(d.dy, c.misaligned), w(d.w, c.misaligned);
     DeviceBuffer dx(int64_t{c.s.n} * c.s.in, c.misaligned);
-    const std::vector<float> got = every_order("linear_backward_data", [&] {
+    const std::vector<float> got = same_in_every_order("linear_backward_data", [&] {
       dx.fill(std::numeric_limits<float>::quiet_NaN());
       kiln::cuda::linear_backward_data(dx.data(), dy.data(), w.data(), c.s, nullptr);
       return dx.to_vector();
@@ -201,7 +120,7 @@ TEST_CASE("linear backward-data matches the double oracle in every order", PARIT
     const auto dya = to_double(d.dy, true), wa = to_double(d.w, true);
     kiln::cpu::linear_backward_data<double>(ref.data(), dyd.data(), wd.data(), c.s);
     kiln::cpu::linear_backward_data<double>(ref_abs.data(), dya.data(), wa.data(), c.s);
-    check("dx", got, ref, ref_abs, c.s.out);
+    check_dot("dx", got, ref, ref_abs, c.s.out);
   }
 }
 
@@ -214,7 +133,7 @@ TEST_CASE("linear backward-weight accumulates the double oracle's gradient in ev
     DeviceBuffer dy(d.dy, c.misaligned), x(d.x, c.misaligned);
     DeviceBuffer dw(int64_t{c.s.out} * c.s.in, c.misaligned), db(c.s.out, c.misaligned);
     // One run returns dw followed by db.
-    const std::vector<float> got = every_order("linear_backward_weight", [&] {
+    const std::vector<float> got = same_in_every_order("linear_backward_weight", [&] {
       dw.fill(kDwSentinel);
       db.fill(kDbSentinel);
       kiln::cuda::linear_backward_weight(dw.data(), db.data(), dy.data(), x.data(), c.s, nullptr);
@@ -231,9 +150,10 @@ TEST_CASE("linear backward-weight accumulates the double oracle's gradient in ev
                                               c.s);
     kiln::cpu::linear_backward_weight<double>(abs_w.data(), abs_b.data(), dya.data(), xa.data(),
                                               c.s);
-    check("dw", std::vector<float>(got.begin(), got.begin() + w_n), ref_w, abs_w, c.s.n,
-          kDwSentinel);
-    check("db", std::vector<float>(got.begin() + w_n, got.end()), ref_b, abs_b, c.s.n, kDbSentinel);
+    check_dot("dw", std::vector<float>(got.begin(), got.begin() + w_n), ref_w, abs_w, c.s.n,
+              kDwSentinel);
+    check_dot("db", std::vector<float>(got.begin() + w_n, got.end()), ref_b, abs_b, c.s.n,
+              kDbSentinel);
 
     // Without db: dw alone, the same values bit for bit.
     dw.fill(kDwSentinel);

@@ -19,85 +19,19 @@
 #include "core/tensor.h"
 #include "kernels/pooling.h"
 #include "tests/support/compare.h"
-
-#if defined(KILN_TEST_GPU)
-#define PARITY_TAG "[gpu]"
-namespace {
-// On a GPU there are no thread orders to choose: three runs check repeated-run determinism.
-// (File-local: the emulator's kiln::test::run_in_every_order does not exist in this build.)
-template <typename R>
-struct EveryOrder {
-  std::array<std::string, 3> names{"run 1", "run 2", "run 3"};
-  std::array<R, 3> results;
-};
-template <typename F>
-auto run_in_every_order(F&& f) -> EveryOrder<std::decay_t<std::invoke_result_t<F&>>> {
-  EveryOrder<std::decay_t<std::invoke_result_t<F&>>> out;
-  for (auto& r : out.results) r = f();
-  return out;
-}
-template <typename T>
-std::string first_difference(const EveryOrder<std::vector<T>>& runs) {
-  for (int o = 1; o < 3; ++o)
-    if (runs.results[o].size() != runs.results[0].size() ||
-        std::memcmp(runs.results[o].data(), runs.results[0].data(),
-                    runs.results[0].size() * sizeof(T)) != 0)
-      return runs.names[o] + " differs from " + runs.names[0];
-  return "";
-}
-}  // namespace
-#else
-#define PARITY_TAG "[simt]"
-#include "tests/support/every_order.h"
-using kiln::test::first_difference;
-using kiln::test::run_in_every_order;
-#endif
+#include "tests/support/parity.h"
 
 namespace {
 
 using kiln::Device;
 using kiln::Tensor;
 
-constexpr int kGuard = 5;            // sentinel elements on each side of every output
-constexpr float kSentinel = -7.25f;  // a value no kernel here produces by accident
-const double kU = std::ldexp(1.0, -24);  // float unit roundoff
-
-std::vector<float> random_vector(int64_t n, uint32_t seed, float lo = -2.f, float hi = 2.f) {
-  std::mt19937 gen(seed);
-  std::uniform_real_distribution<float> dist(lo, hi);
-  std::vector<float> v(static_cast<size_t>(n));
-  for (float& x : v) x = dist(gen);
-  return v;
-}
-
-// A device buffer holding `guard` sentinels, then `v`, then `guard` sentinels; `misalign` shifts
-// the payload by one more float (breaking 16-byte alignment).
-struct Guarded {
-  Tensor storage;
-  int64_t offset, n;
-  Guarded(const std::vector<float>& v, bool misalign) : n(static_cast<int64_t>(v.size())) {
-    offset = kGuard + (misalign ? 1 : 0);
-    std::vector<float> all(static_cast<size_t>(offset + n + kGuard), kSentinel);
-    std::copy(v.begin(), v.end(), all.begin() + offset);
-    storage = Tensor::from_vector<float>({static_cast<int64_t>(all.size())}, all, Device::cuda);
-  }
-  float* data() { return storage.data<float>() + offset; }
-  // The payload; CHECKs that every guard still holds the sentinel.
-  std::vector<float> payload() const {
-    const std::vector<float> all = storage.to_vector<float>();
-    int64_t bad = 0;
-    for (int64_t i = 0; i < static_cast<int64_t>(all.size()); ++i)
-      if ((i < offset || i >= offset + n) && all[static_cast<size_t>(i)] != kSentinel) ++bad;
-    CHECK(bad == 0);
-    return {all.begin() + offset, all.begin() + offset + n};
-  }
-};
-
-std::vector<double> to_double(const std::vector<float>& v) { return {v.begin(), v.end()}; }
+using namespace kiln::test;  // tests/support/parity.h
 
 constexpr uint8_t kByteSentinel = 0xEE;
 
-kiln::Pool2dShape shape(int n, int h, int w, int c, int kh, int kw, int sh, int sw, int ph, int pw) {
+kiln::Pool2dShape shape(int n, int h, int w, int c, int kh, int kw, int sh, int sw, int ph,
+                        int pw) {
   kiln::Pool2dShape s;
   s.n = n, s.h = h, s.w = w, s.c = c, s.kh = kh, s.kw = kw, s.stride_h = sh, s.stride_w = sw;
   s.pad_h = ph, s.pad_w = pw;
@@ -139,9 +73,8 @@ const std::vector<kiln::Pool2dShape> kShapes = all_shapes();
 
 std::string describe(const kiln::Pool2dShape& s) {
   std::ostringstream os;
-  os << "x [" << s.n << "," << s.h << "," << s.w << "," << s.c << "] window " << s.kh << "x"
-     << s.kw << " stride " << s.stride_h << "," << s.stride_w << " pad " << s.pad_h << ","
-     << s.pad_w;
+  os << "x [" << s.n << "," << s.h << "," << s.w << "," << s.c << "] window " << s.kh << "x" << s.kw
+     << " stride " << s.stride_h << "," << s.stride_w << " pad " << s.pad_h << "," << s.pad_w;
   return os.str();
 }
 
@@ -163,7 +96,8 @@ struct ForwardOut {
 std::vector<float> run_forward(const kiln::Pool2dShape& s, const std::vector<float>& x,
                                bool misalign, std::vector<uint8_t>* argmax_out) {
   const int64_t out = static_cast<int64_t>(s.n) * s.out_h() * s.out_w() * s.c;
-  Guarded gx(x, misalign), gy(std::vector<float>(static_cast<size_t>(out), std::nanf("")), misalign);
+  Guarded gx(x, misalign),
+      gy(std::vector<float>(static_cast<size_t>(out), std::nanf("")), misalign);
   const int64_t a_off = misalign ? 1 : 0;
   Tensor a = Tensor::from_vector<uint8_t>(
       {out + a_off}, std::vector<uint8_t>(static_cast<size_t>(out + a_off), kByteSentinel),
@@ -247,7 +181,8 @@ TEST_CASE("cuda::maxpool2d_backward: dx equals the CPU bit for bit and the oracl
       const std::vector<double> dyd = to_double(dy);
       std::vector<double> ref(static_cast<size_t>(in), std::nan(""));
       kiln::cpu::maxpool2d_backward<double>(ref.data(), dyd.data(), argmax.data(), s);
-      const int terms = ((s.kh + s.stride_h - 1) / s.stride_h) * ((s.kw + s.stride_w - 1) / s.stride_w);
+      const int terms =
+          ((s.kh + s.stride_h - 1) / s.stride_h) * ((s.kw + s.stride_w - 1) / s.stride_w);
       double max_dy = 0;
       for (float v : dy) max_dy = std::fmax(max_dy, std::fabs(static_cast<double>(v)));
       kiln::test::expect_close("dx", runs.results[0].data(), ref.data(), in,

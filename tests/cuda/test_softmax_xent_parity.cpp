@@ -1,8 +1,8 @@
 // tests/cuda/test_softmax_xent_parity.cpp — kiln::cuda fused softmax-cross-entropy against the
 // double oracle (kiln::cpu::softmax_cross_entropy<double>): mean loss, dlogits = (ŷ − y)/N and the
-// per-sample `correct` flags, for the flagship's 7 classes at batch 1-300 (more samples than threads
-// in the block), other class counts, and logits of ±1e4 (stability); every emulator thread order (or
-// three runs on a GPU); guard sentinels around every output.
+// per-sample `correct` flags, for the flagship's 7 classes at batch 1-300 (more samples than
+// threads in the block), other class counts, and logits of ±1e4 (stability); every emulator thread
+// order (or three runs on a GPU); guard sentinels around every output.
 #include <catch2/catch.hpp>
 
 #include <array>
@@ -18,81 +18,14 @@
 #include "core/tensor.h"
 #include "kernels/softmax_xent.h"
 #include "tests/support/compare.h"
-
-#if defined(KILN_TEST_GPU)
-#define PARITY_TAG "[gpu]"
-namespace {
-// On a GPU there are no thread orders to choose: three runs check repeated-run determinism.
-// (File-local: the emulator's kiln::test::run_in_every_order does not exist in this build.)
-template <typename R>
-struct EveryOrder {
-  std::array<std::string, 3> names{"run 1", "run 2", "run 3"};
-  std::array<R, 3> results;
-};
-template <typename F>
-auto run_in_every_order(F&& f) -> EveryOrder<std::decay_t<std::invoke_result_t<F&>>> {
-  EveryOrder<std::decay_t<std::invoke_result_t<F&>>> out;
-  for (auto& r : out.results) r = f();
-  return out;
-}
-template <typename T>
-std::string first_difference(const EveryOrder<std::vector<T>>& runs) {
-  for (int o = 1; o < 3; ++o)
-    if (runs.results[o].size() != runs.results[0].size() ||
-        std::memcmp(runs.results[o].data(), runs.results[0].data(),
-                    runs.results[0].size() * sizeof(T)) != 0)
-      return runs.names[o] + " differs from " + runs.names[0];
-  return "";
-}
-}  // namespace
-#else
-#define PARITY_TAG "[simt]"
-#include "tests/support/every_order.h"
-using kiln::test::first_difference;
-using kiln::test::run_in_every_order;
-#endif
+#include "tests/support/parity.h"
 
 namespace {
 
 using kiln::Device;
 using kiln::Tensor;
 
-constexpr int kGuard = 5;            // sentinel elements on each side of every output
-constexpr float kSentinel = -7.25f;  // a value no kernel here produces by accident
-const double kU = std::ldexp(1.0, -24);  // float unit roundoff
-
-std::vector<float> random_vector(int64_t n, uint32_t seed, float lo = -2.f, float hi = 2.f) {
-  std::mt19937 gen(seed);
-  std::uniform_real_distribution<float> dist(lo, hi);
-  std::vector<float> v(static_cast<size_t>(n));
-  for (float& x : v) x = dist(gen);
-  return v;
-}
-
-// A device buffer holding `guard` sentinels, then `v`, then `guard` sentinels; `misalign` shifts
-// the payload by one more float (breaking 16-byte alignment).
-struct Guarded {
-  Tensor storage;
-  int64_t offset, n;
-  Guarded(const std::vector<float>& v, bool misalign) : n(static_cast<int64_t>(v.size())) {
-    offset = kGuard + (misalign ? 1 : 0);
-    std::vector<float> all(static_cast<size_t>(offset + n + kGuard), kSentinel);
-    std::copy(v.begin(), v.end(), all.begin() + offset);
-    storage = Tensor::from_vector<float>({static_cast<int64_t>(all.size())}, all, Device::cuda);
-  }
-  float* data() { return storage.data<float>() + offset; }
-  // The payload; CHECKs that every guard still holds the sentinel.
-  std::vector<float> payload() const {
-    const std::vector<float> all = storage.to_vector<float>();
-    int64_t bad = 0;
-    for (int64_t i = 0; i < static_cast<int64_t>(all.size()); ++i)
-      if ((i < offset || i >= offset + n) && all[static_cast<size_t>(i)] != kSentinel) ++bad;
-    CHECK(bad == 0);
-    return {all.begin() + offset, all.begin() + offset + n};
-  }
-};
-
-std::vector<double> to_double(const std::vector<float>& v) { return {v.begin(), v.end()}; }
+using namespace kiln::test;  // tests/support/parity.h
 
 struct XentCase {
   int n, k;
@@ -112,8 +45,8 @@ std::vector<float> run_xent(const XentCase& xc, const std::vector<float>& logits
   Guarded z(logits, false), loss({std::nanf("")}, false),
       dz(std::vector<float>(static_cast<size_t>(nk), std::nanf("")), false);
   Tensor lab = Tensor::from_vector<int32_t>({xc.n}, labels, Device::cuda);
-  Tensor cor = Tensor::from_vector<int32_t>({xc.n + 2}, std::vector<int32_t>(xc.n + 2, 7),
-                                            Device::cuda);
+  Tensor cor =
+      Tensor::from_vector<int32_t>({xc.n + 2}, std::vector<int32_t>(xc.n + 2, 7), Device::cuda);
   kiln::cuda::softmax_cross_entropy(loss.data(), with_grad ? dz.data() : nullptr,
                                     with_correct ? cor.data<int32_t>() + 1 : nullptr, z.data(),
                                     lab.data<int32_t>(), kiln::SoftmaxXentShape{xc.n, xc.k},
@@ -131,9 +64,8 @@ std::vector<float> run_xent(const XentCase& xc, const std::vector<float>& logits
 // a K-term sum and a log, so |loss err| <= (K + 4)·u·(|loss| + max|z − max|) and
 // |dlogits err| <= (K + 4)·u/N.
 TEST_CASE("cuda::softmax_cross_entropy matches the oracle (loss, dlogits, correct)", PARITY_TAG) {
-  const std::vector<XentCase> cases = {{1, 7, 3.f},    {3, 7, 3.f},   {256, 7, 5.f},
-                                       {300, 7, 2.f},  {5, 1, 1.f},   {17, 10, 4.f},
-                                       {64, 7, 1e4f},  {9, 3, 1e-3f}};
+  const std::vector<XentCase> cases = {{1, 7, 3.f}, {3, 7, 3.f},   {256, 7, 5.f}, {300, 7, 2.f},
+                                       {5, 1, 1.f}, {17, 10, 4.f}, {64, 7, 1e4f}, {9, 3, 1e-3f}};
   for (const XentCase& xc : cases) {
     INFO("n=" << xc.n << " classes=" << xc.k << " logit scale=" << xc.scale);
     const int64_t nk = static_cast<int64_t>(xc.n) * xc.k;
@@ -143,7 +75,8 @@ TEST_CASE("cuda::softmax_cross_entropy matches the oracle (loss, dlogits, correc
     std::vector<int32_t> labels(static_cast<size_t>(xc.n));
     for (int32_t& l : labels) l = pick(gen);
     // A few samples whose label is the argmax, so `correct` is not all zero.
-    for (int s = 0; s < xc.n; s += 3) logits[static_cast<size_t>(s * xc.k + labels[s])] = 2 * xc.scale;
+    for (int s = 0; s < xc.n; s += 3)
+      logits[static_cast<size_t>(s * xc.k + labels[s])] = 2 * xc.scale;
     auto runs = run_in_every_order([&] { return run_xent(xc, logits, labels, true, true); });
     REQUIRE(first_difference(runs) == "");
     const std::vector<float>& got = runs.results[0];

@@ -21,6 +21,7 @@
 #include "core/cuda_check.h"
 #include "core/tensor.h"
 #include "kernels/linear.h"
+#include "tests/gpu/gpu_support.h"
 #include "tests/support/compare.h"
 
 namespace {
@@ -28,8 +29,9 @@ namespace {
 using kiln::Device;
 using kiln::LinearShape;
 using kiln::Tensor;
-
-const double kU = std::ldexp(1.0, -24);
+using kiln::test::abs_of;
+using kiln::test::kU;
+using kiln::test::random_vector;
 
 #define CUBLAS_CHECK(expr)                               \
   do {                                                   \
@@ -38,20 +40,6 @@ const double kU = std::ldexp(1.0, -24);
     REQUIRE(st_ == CUBLAS_STATUS_SUCCESS);               \
   } while (0)
 
-std::vector<float> random_vector(int64_t n, uint32_t seed) {
-  std::mt19937 gen(seed);
-  std::uniform_real_distribution<float> dist(-1.f, 1.f);
-  std::vector<float> v(static_cast<size_t>(n));
-  for (float& x : v) x = dist(gen);
-  return v;
-}
-std::vector<float> abs_of(std::vector<float> v) {
-  for (float& x : v) x = std::fabs(x);
-  return v;
-}
-Tensor dev(const std::vector<float>& v) {
-  return Tensor::from_vector<float>({static_cast<int64_t>(v.size())}, v, Device::cuda);
-}
 Tensor zeros(int64_t n) {
   return Tensor::full({n}, 0.0, kiln::DType::f32, Device::cuda);
 }
@@ -89,12 +77,14 @@ TEST_CASE("linear agrees with cuBLAS (fp32, no TF32)", "[gpu][linear]") {
   Blas blas;
   for (const LinearShape& s : shapes) {
     INFO("shape n=" << s.n << " in=" << s.in << " out=" << s.out);
-    const auto xv = random_vector(int64_t{s.n} * s.in, seed++);
-    const auto wv = random_vector(int64_t{s.out} * s.in, seed++);
-    const auto bv = random_vector(s.out, seed++);
-    const auto dyv = random_vector(int64_t{s.n} * s.out, seed++);
-    Tensor x = dev(xv), w = dev(wv), dy = dev(dyv);
-    Tensor xa = dev(abs_of(xv)), wa = dev(abs_of(wv)), dya = dev(abs_of(dyv));
+    const auto xv = random_vector(int64_t{s.n} * s.in, seed++, -1.f, 1.f);
+    const auto wv = random_vector(int64_t{s.out} * s.in, seed++, -1.f, 1.f);
+    const auto bv = random_vector(s.out, seed++, -1.f, 1.f);
+    const auto dyv = random_vector(int64_t{s.n} * s.out, seed++, -1.f, 1.f);
+    Tensor x = kiln::test::to_device(xv), w = kiln::test::to_device(wv),
+           dy = kiln::test::to_device(dyv);
+    Tensor xa = kiln::test::to_device(abs_of(xv)), wa = kiln::test::to_device(abs_of(wv)),
+           dya = kiln::test::to_device(abs_of(dyv));
     const int64_t yn = int64_t{s.n} * s.out, xn = int64_t{s.n} * s.in, wn = int64_t{s.out} * s.in;
 
     // Forward, with bias: cuBLAS starts from y = broadcast b (beta = 1).
@@ -102,7 +92,8 @@ TEST_CASE("linear agrees with cuBLAS (fp32, no TF32)", "[gpu][linear]") {
     for (int64_t i = 0; i < yn; ++i)
       b_rows[static_cast<size_t>(i)] = bv[static_cast<size_t>(i % s.out)];
     std::vector<float> b_abs_rows = abs_of(b_rows);
-    Tensor b = dev(bv), y = zeros(yn), y_ref = dev(b_rows), y_mag = dev(b_abs_rows);
+    Tensor b = kiln::test::to_device(bv), y = zeros(yn), y_ref = kiln::test::to_device(b_rows),
+           y_mag = kiln::test::to_device(b_abs_rows);
     y.fill(std::nan(""));
     kiln::cuda::linear_forward(y.data<float>(), x.data<float>(), w.data<float>(), b.data<float>(),
                                s, nullptr);

@@ -19,40 +19,17 @@
 
 #include "core/tensor.h"
 #include "kernels/batchnorm.h"
+#include "tests/gpu/gpu_support.h"
 #include "tests/support/compare.h"
 
 namespace {
 
 using kiln::Device;
 using kiln::Tensor;
-
-#define CUDNN_OK(expr) REQUIRE((expr) == CUDNN_STATUS_SUCCESS)
-
-struct Cudnn {
-  cudnnHandle_t handle = nullptr;
-  Cudnn() { CUDNN_OK(cudnnCreate(&handle)); }
-  ~Cudnn() { cudnnDestroy(handle); }
-};
-
-struct TensorDesc {
-  cudnnTensorDescriptor_t d = nullptr;
-  TensorDesc() { CUDNN_OK(cudnnCreateTensorDescriptor(&d)); }
-  ~TensorDesc() { cudnnDestroyTensorDescriptor(d); }
-};
-
-Tensor device_random(int64_t n, uint32_t seed, float lo, float hi) {
-  std::mt19937 gen(seed);
-  std::uniform_real_distribution<float> dist(lo, hi);
-  std::vector<float> v(static_cast<size_t>(n));
-  for (float& x : v) x = dist(gen);
-  return Tensor::from_vector<float>({n}, v, Device::cuda);
-}
-
-void expect_rel(const char* name, const Tensor& got, const Tensor& ref, double rel) {
-  const std::vector<float> g = got.to_vector<float>(), r = ref.to_vector<float>();
-  const double scale = kiln::test::max_abs(r);
-  kiln::test::expect_close(name, g, r, rel * scale, 0);
-}
+using kiln::test::CudnnHandle;
+using kiln::test::device_random;
+using kiln::test::expect_rel;
+using kiln::test::TensorDesc;
 
 struct Shape4 {
   int n, h, w, c;
@@ -62,11 +39,11 @@ struct Shape4 {
 
 TEST_CASE("cuda::batchnorm forward/backward agree with cuDNN (NHWC, spatial)", "[gpu]") {
   const std::vector<Shape4> shapes = {
-      {8, 48, 48, 64}, {8, 24, 24, 128}, {8, 12, 12, 256}, {8, 6, 6, 512}, {8, 3, 3, 512},
-      {3, 7, 5, 3},  // odd channel count: scalar path
+      {8, 48, 48, 64}, {8, 24, 24, 128}, {8, 12, 12, 256},
+      {8, 6, 6, 512},  {8, 3, 3, 512},   {3, 7, 5, 3},  // odd channel count: scalar path
   };
   constexpr double kEps = 1e-5, kMomentum = 0.1;
-  Cudnn dnn;
+  CudnnHandle dnn;
   for (const Shape4& s : shapes) {
     INFO("x [" << s.n << "," << s.h << "," << s.w << "," << s.c << "]");
     const int64_t m = static_cast<int64_t>(s.n) * s.h * s.w, total = m * s.c;

@@ -20,6 +20,7 @@
 #include "core/cuda_check.h"
 #include "core/tensor.h"
 #include "kernels/conv2d.h"
+#include "tests/gpu/gpu_support.h"
 #include "tests/support/compare.h"
 
 namespace {
@@ -27,30 +28,9 @@ namespace {
 using kiln::Conv2dShape;
 using kiln::Device;
 using kiln::Tensor;
-
-const double kU = std::ldexp(1.0, -24);
-
-#define CUDNN_CHECK(expr)                            \
-  do {                                               \
-    cudnnStatus_t st_ = (expr);                      \
-    INFO(#expr << ": " << cudnnGetErrorString(st_)); \
-    REQUIRE(st_ == CUDNN_STATUS_SUCCESS);            \
-  } while (0)
-
-std::vector<float> random_vector(int64_t n, uint32_t seed) {
-  std::mt19937 gen(seed);
-  std::uniform_real_distribution<float> dist(-1.f, 1.f);
-  std::vector<float> v(static_cast<size_t>(n));
-  for (float& x : v) x = dist(gen);
-  return v;
-}
-std::vector<float> abs_of(std::vector<float> v) {
-  for (float& x : v) x = std::fabs(x);
-  return v;
-}
-Tensor dev(const std::vector<float>& v) {
-  return Tensor::from_vector<float>({static_cast<int64_t>(v.size())}, v, Device::cuda);
-}
+using kiln::test::abs_of;
+using kiln::test::kU;
+using kiln::test::random_vector;
 
 // cuDNN descriptors of one convolution, plus a workspace.
 struct Cudnn {
@@ -59,23 +39,22 @@ struct Cudnn {
   cudnnFilterDescriptor_t w{};
   cudnnConvolutionDescriptor_t conv{};
   explicit Cudnn(const Conv2dShape& s) {
-    CUDNN_CHECK(cudnnCreate(&h));
-    CUDNN_CHECK(cudnnCreateTensorDescriptor(&x));
-    CUDNN_CHECK(cudnnCreateTensorDescriptor(&y));
-    CUDNN_CHECK(cudnnCreateTensorDescriptor(&b));
-    CUDNN_CHECK(cudnnCreateFilterDescriptor(&w));
-    CUDNN_CHECK(cudnnCreateConvolutionDescriptor(&conv));
-    CUDNN_CHECK(
+    CUDNN_OK(cudnnCreate(&h));
+    CUDNN_OK(cudnnCreateTensorDescriptor(&x));
+    CUDNN_OK(cudnnCreateTensorDescriptor(&y));
+    CUDNN_OK(cudnnCreateTensorDescriptor(&b));
+    CUDNN_OK(cudnnCreateFilterDescriptor(&w));
+    CUDNN_OK(cudnnCreateConvolutionDescriptor(&conv));
+    CUDNN_OK(
         cudnnSetTensor4dDescriptor(x, CUDNN_TENSOR_NHWC, CUDNN_DATA_FLOAT, s.n, s.c_in, s.h, s.w));
-    CUDNN_CHECK(cudnnSetTensor4dDescriptor(y, CUDNN_TENSOR_NHWC, CUDNN_DATA_FLOAT, s.n, s.c_out,
-                                           s.out_h(), s.out_w()));
-    CUDNN_CHECK(
-        cudnnSetTensor4dDescriptor(b, CUDNN_TENSOR_NHWC, CUDNN_DATA_FLOAT, 1, s.c_out, 1, 1));
-    CUDNN_CHECK(cudnnSetFilter4dDescriptor(w, CUDNN_DATA_FLOAT, CUDNN_TENSOR_NHWC, s.c_out, s.c_in,
-                                           s.kh, s.kw));
-    CUDNN_CHECK(cudnnSetConvolution2dDescriptor(conv, s.pad_h, s.pad_w, s.stride_h, s.stride_w, 1,
-                                                1, CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT));
-    CUDNN_CHECK(cudnnSetConvolutionMathType(conv, CUDNN_FMA_MATH));
+    CUDNN_OK(cudnnSetTensor4dDescriptor(y, CUDNN_TENSOR_NHWC, CUDNN_DATA_FLOAT, s.n, s.c_out,
+                                        s.out_h(), s.out_w()));
+    CUDNN_OK(cudnnSetTensor4dDescriptor(b, CUDNN_TENSOR_NHWC, CUDNN_DATA_FLOAT, 1, s.c_out, 1, 1));
+    CUDNN_OK(cudnnSetFilter4dDescriptor(w, CUDNN_DATA_FLOAT, CUDNN_TENSOR_NHWC, s.c_out, s.c_in,
+                                        s.kh, s.kw));
+    CUDNN_OK(cudnnSetConvolution2dDescriptor(conv, s.pad_h, s.pad_w, s.stride_h, s.stride_w, 1, 1,
+                                             CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT));
+    CUDNN_OK(cudnnSetConvolutionMathType(conv, CUDNN_FMA_MATH));
   }
   ~Cudnn() {
     cudnnDestroyConvolutionDescriptor(conv);
@@ -88,42 +67,41 @@ struct Cudnn {
   void forward(float* yp, const float* xp, const float* wp) {
     cudnnConvolutionFwdAlgoPerf_t perf[8];
     int count = 0;
-    CUDNN_CHECK(cudnnGetConvolutionForwardAlgorithm_v7(h, x, w, conv, y, 8, &count, perf));
+    CUDNN_OK(cudnnGetConvolutionForwardAlgorithm_v7(h, x, w, conv, y, 8, &count, perf));
     REQUIRE(count > 0);
     size_t bytes = 0;
-    CUDNN_CHECK(cudnnGetConvolutionForwardWorkspaceSize(h, x, w, conv, y, perf[0].algo, &bytes));
+    CUDNN_OK(cudnnGetConvolutionForwardWorkspaceSize(h, x, w, conv, y, perf[0].algo, &bytes));
     Tensor ws({static_cast<int64_t>(bytes / 4 + 1)}, kiln::DType::f32, Device::cuda);
     const float one = 1.f, zero = 0.f;
-    CUDNN_CHECK(cudnnConvolutionForward(h, &one, x, xp, w, wp, conv, perf[0].algo, ws.data<float>(),
-                                        bytes, &zero, y, yp));
+    CUDNN_OK(cudnnConvolutionForward(h, &one, x, xp, w, wp, conv, perf[0].algo, ws.data<float>(),
+                                     bytes, &zero, y, yp));
   }
   void backward_data(float* dxp, const float* dyp, const float* wp) {
     cudnnConvolutionBwdDataAlgoPerf_t perf[8];
     int count = 0;
-    CUDNN_CHECK(cudnnGetConvolutionBackwardDataAlgorithm_v7(h, w, y, conv, x, 8, &count, perf));
+    CUDNN_OK(cudnnGetConvolutionBackwardDataAlgorithm_v7(h, w, y, conv, x, 8, &count, perf));
     REQUIRE(count > 0);
     size_t bytes = 0;
-    CUDNN_CHECK(
-        cudnnGetConvolutionBackwardDataWorkspaceSize(h, w, y, conv, x, perf[0].algo, &bytes));
+    CUDNN_OK(cudnnGetConvolutionBackwardDataWorkspaceSize(h, w, y, conv, x, perf[0].algo, &bytes));
     Tensor ws({static_cast<int64_t>(bytes / 4 + 1)}, kiln::DType::f32, Device::cuda);
     const float one = 1.f, zero = 0.f;
-    CUDNN_CHECK(cudnnConvolutionBackwardData(h, &one, w, wp, y, dyp, conv, perf[0].algo,
-                                             ws.data<float>(), bytes, &zero, x, dxp));
+    CUDNN_OK(cudnnConvolutionBackwardData(h, &one, w, wp, y, dyp, conv, perf[0].algo,
+                                          ws.data<float>(), bytes, &zero, x, dxp));
   }
   // dw += ∂, db += Σ dy (beta = 1: accumulate, as Kiln does).
   void backward_filter(float* dwp, float* dbp, const float* dyp, const float* xp) {
     cudnnConvolutionBwdFilterAlgoPerf_t perf[8];
     int count = 0;
-    CUDNN_CHECK(cudnnGetConvolutionBackwardFilterAlgorithm_v7(h, x, y, conv, w, 8, &count, perf));
+    CUDNN_OK(cudnnGetConvolutionBackwardFilterAlgorithm_v7(h, x, y, conv, w, 8, &count, perf));
     REQUIRE(count > 0);
     size_t bytes = 0;
-    CUDNN_CHECK(
+    CUDNN_OK(
         cudnnGetConvolutionBackwardFilterWorkspaceSize(h, x, y, conv, w, perf[0].algo, &bytes));
     Tensor ws({static_cast<int64_t>(bytes / 4 + 1)}, kiln::DType::f32, Device::cuda);
     const float one = 1.f;
-    CUDNN_CHECK(cudnnConvolutionBackwardFilter(h, &one, x, xp, y, dyp, conv, perf[0].algo,
-                                               ws.data<float>(), bytes, &one, w, dwp));
-    CUDNN_CHECK(cudnnConvolutionBackwardBias(h, &one, y, dyp, &one, b, dbp));
+    CUDNN_OK(cudnnConvolutionBackwardFilter(h, &one, x, xp, y, dyp, conv, perf[0].algo,
+                                            ws.data<float>(), bytes, &one, w, dwp));
+    CUDNN_OK(cudnnConvolutionBackwardBias(h, &one, y, dyp, &one, b, dbp));
   }
 };
 
@@ -159,10 +137,12 @@ TEST_CASE("conv2d agrees with cuDNN (fp32, no TF32) on the flagship's layers", "
     const int64_t xn = int64_t{s.n} * s.h * s.w * s.c_in;
     const int64_t yn = int64_t{s.n} * s.out_h() * s.out_w() * s.c_out;
     const int64_t wn = int64_t{s.c_out} * s.kh * s.kw * s.c_in;
-    const auto xv = random_vector(xn, seed++), wv = random_vector(wn, seed++);
-    const auto dyv = random_vector(yn, seed++);
-    Tensor x = dev(xv), w = dev(wv), dy = dev(dyv);
-    Tensor xa = dev(abs_of(xv)), wa = dev(abs_of(wv)), dya = dev(abs_of(dyv));
+    const auto xv = random_vector(xn, seed++, -1.f, 1.f), wv = random_vector(wn, seed++, -1.f, 1.f);
+    const auto dyv = random_vector(yn, seed++, -1.f, 1.f);
+    Tensor x = kiln::test::to_device(xv), w = kiln::test::to_device(wv),
+           dy = kiln::test::to_device(dyv);
+    Tensor xa = kiln::test::to_device(abs_of(xv)), wa = kiln::test::to_device(abs_of(wv)),
+           dya = kiln::test::to_device(abs_of(dyv));
     Cudnn cd(s);
 
     Tensor y({yn}, kiln::DType::f32, Device::cuda), y_ref({yn}, kiln::DType::f32, Device::cuda),

@@ -17,40 +17,17 @@
 
 #include "core/tensor.h"
 #include "kernels/pooling.h"
+#include "tests/gpu/gpu_support.h"
 #include "tests/support/compare.h"
 
 namespace {
 
 using kiln::Device;
 using kiln::Tensor;
-
-#define CUDNN_OK(expr) REQUIRE((expr) == CUDNN_STATUS_SUCCESS)
-
-struct Cudnn {
-  cudnnHandle_t handle = nullptr;
-  Cudnn() { CUDNN_OK(cudnnCreate(&handle)); }
-  ~Cudnn() { cudnnDestroy(handle); }
-};
-
-struct TensorDesc {
-  cudnnTensorDescriptor_t d = nullptr;
-  TensorDesc() { CUDNN_OK(cudnnCreateTensorDescriptor(&d)); }
-  ~TensorDesc() { cudnnDestroyTensorDescriptor(d); }
-};
-
-Tensor device_random(int64_t n, uint32_t seed, float lo, float hi) {
-  std::mt19937 gen(seed);
-  std::uniform_real_distribution<float> dist(lo, hi);
-  std::vector<float> v(static_cast<size_t>(n));
-  for (float& x : v) x = dist(gen);
-  return Tensor::from_vector<float>({n}, v, Device::cuda);
-}
-
-void expect_rel(const char* name, const Tensor& got, const Tensor& ref, double rel) {
-  const std::vector<float> g = got.to_vector<float>(), r = ref.to_vector<float>();
-  const double scale = kiln::test::max_abs(r);
-  kiln::test::expect_close(name, g, r, rel * scale, 0);
-}
+using kiln::test::CudnnHandle;
+using kiln::test::device_random;
+using kiln::test::expect_rel;
+using kiln::test::TensorDesc;
 
 struct PoolDesc {
   cudnnPoolingDescriptor_t d = nullptr;
@@ -73,9 +50,9 @@ TEST_CASE("cuda::maxpool2d forward/backward agree with cuDNN (NHWC)", "[gpu]") {
   add(8, 12, 12, 256, 2, 2, 0);
   add(8, 6, 6, 512, 2, 2, 0);
   add(8, 3, 3, 512, 2, 2, 0);
-  add(2, 9, 7, 3, 2, 2, 0);    // odd channels and sizes
+  add(2, 9, 7, 3, 2, 2, 0);     // odd channels and sizes
   add(2, 15, 15, 16, 3, 2, 1);  // overlapping, padded
-  Cudnn dnn;
+  CudnnHandle dnn;
   for (const kiln::Pool2dShape& s : shapes) {
     INFO("x [" << s.n << "," << s.h << "," << s.w << "," << s.c << "] k " << s.kh << " stride "
                << s.stride_h << " pad " << s.pad_h);
@@ -86,8 +63,8 @@ TEST_CASE("cuda::maxpool2d forward/backward agree with cuDNN (NHWC)", "[gpu]") {
     TensorDesc x_desc, y_desc;
     CUDNN_OK(cudnnSetTensor4dDescriptor(x_desc.d, CUDNN_TENSOR_NHWC, CUDNN_DATA_FLOAT, s.n, s.c,
                                         s.h, s.w));
-    CUDNN_OK(cudnnSetTensor4dDescriptor(y_desc.d, CUDNN_TENSOR_NHWC, CUDNN_DATA_FLOAT, s.n, s.c,
-                                        oh, ow));
+    CUDNN_OK(cudnnSetTensor4dDescriptor(y_desc.d, CUDNN_TENSOR_NHWC, CUDNN_DATA_FLOAT, s.n, s.c, oh,
+                                        ow));
     PoolDesc pool;
     CUDNN_OK(cudnnSetPooling2dDescriptor(
         pool.d, overlap ? CUDNN_POOLING_MAX_DETERMINISTIC : CUDNN_POOLING_MAX,

@@ -17,45 +17,22 @@
 
 #include "core/tensor.h"
 #include "kernels/softmax_xent.h"
+#include "tests/gpu/gpu_support.h"
 #include "tests/support/compare.h"
 
 namespace {
 
 using kiln::Device;
 using kiln::Tensor;
-
-#define CUDNN_OK(expr) REQUIRE((expr) == CUDNN_STATUS_SUCCESS)
-
-struct Cudnn {
-  cudnnHandle_t handle = nullptr;
-  Cudnn() { CUDNN_OK(cudnnCreate(&handle)); }
-  ~Cudnn() { cudnnDestroy(handle); }
-};
-
-struct TensorDesc {
-  cudnnTensorDescriptor_t d = nullptr;
-  TensorDesc() { CUDNN_OK(cudnnCreateTensorDescriptor(&d)); }
-  ~TensorDesc() { cudnnDestroyTensorDescriptor(d); }
-};
-
-Tensor device_random(int64_t n, uint32_t seed, float lo, float hi) {
-  std::mt19937 gen(seed);
-  std::uniform_real_distribution<float> dist(lo, hi);
-  std::vector<float> v(static_cast<size_t>(n));
-  for (float& x : v) x = dist(gen);
-  return Tensor::from_vector<float>({n}, v, Device::cuda);
-}
-
-void expect_rel(const char* name, const Tensor& got, const Tensor& ref, double rel) {
-  const std::vector<float> g = got.to_vector<float>(), r = ref.to_vector<float>();
-  const double scale = kiln::test::max_abs(r);
-  kiln::test::expect_close(name, g, r, rel * scale, 0);
-}
+using kiln::test::CudnnHandle;
+using kiln::test::device_random;
+using kiln::test::expect_rel;
+using kiln::test::TensorDesc;
 
 }  // namespace
 
 TEST_CASE("cuda::softmax_cross_entropy agrees with cuDNN's log-softmax", "[gpu]") {
-  Cudnn dnn;
+  CudnnHandle dnn;
   for (int n : {256, 1000}) {
     const int k = 7;
     INFO("n=" << n << " classes=" << k);
@@ -65,9 +42,9 @@ TEST_CASE("cuda::softmax_cross_entropy agrees with cuDNN's log-softmax", "[gpu]"
     const Tensor lab = Tensor::from_vector<int32_t>({n}, labels, Device::cuda);
     Tensor loss({1}, kiln::DType::f32, Device::cuda), dz({n * k}, kiln::DType::f32, Device::cuda);
     Tensor correct({n}, kiln::DType::i32, Device::cuda);
-    kiln::cuda::softmax_cross_entropy(loss.data<float>(), dz.data<float>(),
-                                      correct.data<int32_t>(), logits.data<float>(),
-                                      lab.data<int32_t>(), kiln::SoftmaxXentShape{n, k}, nullptr);
+    kiln::cuda::softmax_cross_entropy(loss.data<float>(), dz.data<float>(), correct.data<int32_t>(),
+                                      logits.data<float>(), lab.data<int32_t>(),
+                                      kiln::SoftmaxXentShape{n, k}, nullptr);
 
     TensorDesc desc;
     CUDNN_OK(cudnnSetTensor4dDescriptor(desc.d, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, n, k, 1, 1));
@@ -92,8 +69,8 @@ TEST_CASE("cuda::softmax_cross_entropy agrees with cuDNN's log-softmax", "[gpu]"
     }
     ref_loss /= n;
     const std::vector<float> got_loss = loss.to_vector<float>();
-    kiln::test::expect_close("loss", got_loss.data(), &ref_loss, 1, 1e-5 * (1 + std::fabs(ref_loss)),
-                             0);
+    kiln::test::expect_close("loss", got_loss.data(), &ref_loss, 1,
+                             1e-5 * (1 + std::fabs(ref_loss)), 0);
     kiln::test::expect_close("dlogits", dz.to_vector<float>(), ref_dz, 1e-5 / n, 0);
     CHECK(correct.to_vector<int32_t>() == ref_correct);
   }
