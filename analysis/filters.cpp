@@ -248,14 +248,16 @@ Image filter_grid_png(const std::vector<ActivationMaxResult>& results, int heigh
       std::snprintf(buf, sizeof buf, "#%d  x%.0f", r.filter,
                     r.final_activation / r.start_activation);
     else
-      std::snprintf(buf, sizeof buf, "#%d  %.2g", r.filter, r.final_activation);
+      std::snprintf(buf, sizeof buf, "#%d  act %.2g", r.filter, r.final_activation);
     g.captions.push_back(buf);
   }
   while (g.cells.size() < size_t(g.rows * g.cols)) {
     g.cells.emplace_back();
     g.captions.emplace_back();
   }
-  g.footnote = "caption: filter index and its activation gain over the starting noise";
+  g.footnote =
+      "caption: filter index and its activation gain over the starting noise (xN), or its final "
+      "mean activation (act A) where the noise gave none";
   return picture_grid_png(g);
 }
 

@@ -22,17 +22,7 @@ int run_eval() {
   auto net = load_network(opts.checkpoint, device, &info);
   const kiln::data::ImageSpec spec{info.config.channels, info.config.height, info.config.width};
   kiln::data::Splits data = load_data(opts.data, spec, opts.seed, opts.train_per_class);
-  const kiln::data::Dataset& set = opts.split == "train"  ? data.train
-                                   : opts.split == "test" ? data.test
-                                                          : data.val;
-  if (set.empty())
-    throw UsageError("--data " + opts.data + " has no " + opts.split +
-                     " images; choose another "
-                     "--split (train, val, test)");
-  if (set.num_classes() != info.config.classes)
-    throw UsageError("--data " + opts.data + " has " + std::to_string(set.num_classes()) +
-                     " classes but the checkpoint's model has " +
-                     std::to_string(info.config.classes));
+  const kiln::data::Dataset& set = choose_split(data, opts.split, opts.data, info);
   const EvalResult r = evaluate(*net, set, opts.batch_size, device);
   std::printf("%s on %s (%s split, %lld images): loss %.4f, accuracy %.2f%%\n",
               opts.checkpoint.c_str(), opts.data.c_str(), opts.split.c_str(),

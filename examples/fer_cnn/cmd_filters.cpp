@@ -67,9 +67,6 @@ kiln::analysis::Image feature_map_figure(kiln::Sequential& net, const kiln::data
       std::max(64, std::min(120, 8 * f.width)));
 }
 
-std::vector<float> pick_per_class(const kiln::data::Dataset& set, int per_class,
-                                  std::vector<int>* labels);  // cmd_saliency.cpp
-
 namespace {
 
 struct Options {

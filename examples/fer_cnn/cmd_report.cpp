@@ -18,20 +18,6 @@
 
 namespace fer {
 
-// Defined in cmd_saliency.cpp and cmd_filters.cpp.
-std::vector<float> pick_per_class(const kiln::data::Dataset& set, int per_class,
-                                  std::vector<int>* labels);
-kiln::analysis::Image saliency_figure(kiln::Sequential& net, const kiln::data::Dataset& set,
-                                      const std::vector<std::string>& class_names, int per_class);
-std::string layer_title(kiln::Sequential& net, const kiln::data::ImageSpec& spec, int layer);
-std::vector<int> default_filter_layers(kiln::Sequential& net);
-std::vector<std::pair<std::string, kiln::analysis::Image>> filter_figures(
-    kiln::Sequential& net, const kiln::data::ImageSpec& spec, const std::vector<int>& layers,
-    int filters, const kiln::analysis::ActivationMaxOptions& options);
-kiln::analysis::Image feature_map_figure(kiln::Sequential& net, const kiln::data::ImageSpec& spec,
-                                         const std::vector<float>& image, int layer,
-                                         const std::string& what);
-
 namespace {
 
 struct Options {
@@ -73,8 +59,11 @@ std::string curve_summary(const std::vector<kiln::analysis::EpochRecord>& h) {
   std::string s = "This run: " + std::to_string(h.size()) +
                   " epochs; validation accuracy peaked at " + pct(h[best].val_acc) + " in epoch " +
                   num(h[best].epoch, "%.0f") + "; at the end training accuracy is " +
-                  pct(last.train_acc) + " and validation " + pct(last.val_acc) + " (gap " +
-                  num(100 * (last.train_acc - last.val_acc), "%.1f") + " points).";
+                  pct(last.train_acc) + " and validation " + pct(last.val_acc);
+  const double gap = 100 * (last.train_acc - last.val_acc);
+  s += gap >= 0 ? " (gap " + num(gap, "%.1f") + " points)."
+                : ": validation is above training, as expected while the model is still "
+                  "improving — the training figure is averaged over the epoch with dropout on.";
   return s;
 }
 
@@ -154,6 +143,28 @@ int run_report() {
        {"optimizer steps", get(model_meta, "kiln.steps", "?")},
        {"device used for this report", device == kiln::Device::cuda ? "cuda" : "cpu"}});
 
+  // How the run trained (the training state of runs made before this was recorded lacks it).
+  nlohmann::json training = nlohmann::json::object();
+  try {
+    training = nlohmann::json::parse(get(state_meta, "kiln.training", "{}"));
+  } catch (const nlohmann::json::exception&) {
+  }
+  std::vector<std::pair<std::string, std::string>> training_rows;
+  for (const char* key : {"device", "epochs", "batch_size", "optimizer", "lr", "schedule",
+                          "augmentation", "train_images", "val_images"})
+    if (training.contains(key)) {
+      const auto& v = training[key];
+      std::string name = key;
+      std::replace(name.begin(), name.end(), '_', ' ');
+      training_rows.push_back({name, v.is_string() ? v.get<std::string>() : v.dump()});
+    }
+  if (!training_rows.empty()) page.key_values("Training", training_rows);
+  const std::string augmentation = training.value("augmentation", std::string("unknown"));
+  const std::string train_batches = augmentation == "none" ? "with dropout, no augmentation"
+                                    : augmentation == "unknown"
+                                        ? "with dropout and any augmentation"
+                                        : "with dropout and augmentation (" + augmentation + ")";
+
   // ---- training curves
   page.heading("Training");
   const std::string history_path = join_path(opts.run, "history.csv");
@@ -162,13 +173,15 @@ int run_report() {
     kiln::analysis::update_training_curves(history_path, join_path(dir, "curves"));
     page.figure_svg(
         "Training curves", kiln::analysis::training_curves_svg(history),
-        "Loss (left) and accuracy (right) after every epoch; blue solid: the training batches "
-        "(with augmentation and dropout, averaged over the epoch), orange dashed: the validation "
-        "split (eval mode, after the epoch).\n\nFalling curves mean the model is still learning. "
-        "When the validation loss stops falling (or rises) while the training loss keeps going "
-        "down, and a gap opens between the accuracies, the model is over-fitting: memorising the "
-        "training images rather than learning what generalises. The report's FER2013 run shows "
-        "exactly that near epoch 20 (validation accuracy flat near 60%).\n\n" +
+        "Loss (left) and accuracy (right) after every epoch; blue solid: the training batches (" +
+            train_batches +
+            ", averaged over the epoch), orange dashed: the validation split (eval mode, after "
+            "the epoch).\n\nFalling curves mean the model is still learning. "
+            "When the validation loss stops falling (or rises) while the training loss keeps going "
+            "down, and a gap opens between the accuracies, the model is over-fitting: memorising "
+            "the "
+            "training images rather than learning what generalises. The report's FER2013 run shows "
+            "exactly that near epoch 20 (validation accuracy flat near 60%).\n\n" +
             curve_summary(history));
   } else {
     page.paragraph("No history.csv in " + opts.run + ": the training curves are not shown.");

@@ -65,10 +65,7 @@ int run_saliency() {
   auto net = load_network(opts.checkpoint, device, &info);
   const kiln::data::ImageSpec spec{info.config.channels, info.config.height, info.config.width};
   kiln::data::Splits data = load_data(opts.data, spec, opts.seed, opts.train_per_class);
-  const kiln::data::Dataset& set = opts.split == "train" ? data.train
-                                   : opts.split == "val" ? data.val
-                                                         : data.test;
-  if (set.empty()) throw UsageError("--data " + opts.data + " has no " + opts.split + " images");
+  const kiln::data::Dataset& set = choose_split(data, opts.split, opts.data, info);
   if (opts.per_class < 1 || opts.per_class > 8)
     throw UsageError("--per-class must be between 1 and 8");
   const std::string out =

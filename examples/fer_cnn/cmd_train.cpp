@@ -244,6 +244,17 @@ int run_train() {
               !augment ? "no augmentation" : "augmentation: flip + shift",
               static_cast<unsigned long long>(opts.seed), opts.out.c_str());
 
+  // How this run trains, kept in the training state for `fer_cnn report`.
+  const nlohmann::json training = {{"epochs", epochs},
+                                   {"batch_size", opts.batch_size},
+                                   {"optimizer", opts.optimizer},
+                                   {"lr", opts.lr},
+                                   {"schedule", schedule.describe()},
+                                   {"augmentation", augment ? "flip + shift" : "none"},
+                                   {"train_images", data.train.size()},
+                                   {"val_images", data.val.size()},
+                                   {"device", on_cpu ? "cpu" : "cuda"}};
+
   kiln::SoftmaxCrossEntropy xent;
   DeviceBatch db;
   kiln::data::Batch batch;
@@ -311,7 +322,8 @@ int run_train() {
         {"kiln.best_val_acc", fmt("%.17g", best_acc)},
         {"kiln.history", history_json(history).dump()},
         {"kiln.data", opts.data},
-        {"kiln.seed", std::to_string(opts.seed)}};
+        {"kiln.seed", std::to_string(opts.seed)},
+        {"kiln.training", training.dump()}};
     kiln::save_training_state(state_path, *optimizer, *net, state_meta);
     auto model_meta = model_metadata(info);
     model_meta["kiln.steps"] = std::to_string(optimizer->steps());

@@ -132,6 +132,23 @@ kiln::data::Splits load_data(const std::string& source, const kiln::data::ImageS
   }
 }
 
+const kiln::data::Dataset& choose_split(const kiln::data::Splits& data, const std::string& split,
+                                        const std::string& source, const ModelInfo& info) {
+  const kiln::data::Dataset* set = split == "train"  ? &data.train
+                                   : split == "val"  ? &data.val
+                                   : split == "test" ? &data.test
+                                                     : nullptr;
+  if (!set) throw UsageError("--split " + split + ": choose train, val or test");
+  if (set->empty())
+    throw UsageError("--data " + source + " has no " + split +
+                     " images; choose another --split (train, val, test)");
+  if (set->num_classes() != info.config.classes)
+    throw UsageError("--data " + source + " has " + std::to_string(set->num_classes()) +
+                     " classes but the checkpoint's model has " +
+                     std::to_string(info.config.classes));
+  return *set;
+}
+
 void DeviceBatch::upload(const std::vector<float>& images, const std::vector<int32_t>& labels,
                          int n, const kiln::data::ImageSpec& spec, kiln::Device device) {
   const int64_t per = static_cast<int64_t>(spec.pixels());

@@ -27,6 +27,8 @@
 #include <string>
 #include <vector>
 
+#include "analysis/filters.h"
+#include "analysis/image.h"
 #include "core/memory.h"
 #include "core/tensor.h"
 #include "data/dataset.h"
@@ -77,6 +79,11 @@ std::unique_ptr<kiln::Sequential> load_network(const std::string& checkpoint, ki
 kiln::data::Splits load_data(const std::string& source, const kiln::data::ImageSpec& spec,
                              uint64_t seed, int train_per_class);
 
+// The split named by --split ("train", "val" or "test") of `data` (loaded from `source`), checked
+// to be non-empty and to have the model's number of classes; throws UsageError otherwise.
+const kiln::data::Dataset& choose_split(const kiln::data::Splits& data, const std::string& split,
+                                        const std::string& source, const ModelInfo& info);
+
 // Copies a batch's images and labels to device tensors (reused buffers, no steady-state
 // allocation on the device).
 struct DeviceBatch {
@@ -95,6 +102,25 @@ struct EvalResult {
 EvalResult evaluate(kiln::Sequential& net, const kiln::data::Dataset& data, int batch_size,
                     kiln::Device device);
 void print_confusion(const EvalResult& r, const std::vector<std::string>& class_names);
+
+// ---- figures shared by saliency, filters and report ---------------------------------------------
+// cmd_saliency.cpp: the first `per_class` images of each class of `set`, as model inputs in [0, 1]
+// ([n][H][W][C], classes in order), and the saliency grid of those images.
+std::vector<float> pick_per_class(const kiln::data::Dataset& set, int per_class,
+                                  std::vector<int>* labels);
+kiln::analysis::Image saliency_figure(kiln::Sequential& net, const kiln::data::Dataset& set,
+                                      const std::vector<std::string>& class_names, int per_class);
+// cmd_filters.cpp: a layer's title ("layer 12: LeakyReLU of block 3 (12x12x32)"), the default
+// depths (first, middle and last conv block), the activation-maximisation grids of the first
+// `filters` channels of each layer as (title, picture), and the feature maps of one image.
+std::string layer_title(kiln::Sequential& net, const kiln::data::ImageSpec& spec, int layer);
+std::vector<int> default_filter_layers(kiln::Sequential& net);
+std::vector<std::pair<std::string, kiln::analysis::Image>> filter_figures(
+    kiln::Sequential& net, const kiln::data::ImageSpec& spec, const std::vector<int>& layers,
+    int filters, const kiln::analysis::ActivationMaxOptions& options);
+kiln::analysis::Image feature_map_figure(kiln::Sequential& net, const kiln::data::ImageSpec& spec,
+                                         const std::vector<float>& image, int layer,
+                                         const std::string& what);
 
 // ---- output ------------------------------------------------------------------------------------
 bool stdout_is_tty();

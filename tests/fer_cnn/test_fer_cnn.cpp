@@ -160,7 +160,7 @@ TEST_CASE("fer_cnn train --resume continues a run bit for bit", "[cpu][fer_cnn]"
   TempDir dir("resume");
   write(dir / "fer.csv", fer_csv(3));
   const std::string common = "train --data " + (dir / "fer.csv") + " --epochs 3 --device cpu " +
-                             "--width 0.0625 --batch-size 8";  // augmentation on: its RNG too
+                             "--width 0.0625 --batch-size 8 --augment";  // its RNG resumes too
   REQUIRE(run(kExe, common + " --out " + (dir / "a")).code == 0);
   Result first = run(kExe, common + " --out " + (dir / "b") + " --stop-after 1");
   REQUIRE(first.code == 0);
