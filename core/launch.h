@@ -3,10 +3,11 @@
 //   kiln::launch({grid, block, shared_bytes, stream}, my_kernel, args...);
 //
 // Under nvcc this is kernel<<<grid, block, shared_bytes, stream>>>(args...) followed by a launch
-// check; under the SIMT emulator (g++) it runs the kernel on the CPU (core/simt/). No kernel in Kiln
-// is launched any other way.
+// check; under the SIMT emulator (g++) it runs the kernel on the CPU (core/simt/). No kernel in
+// Kiln is launched any other way.
 #pragma once
 
+#include <cstdint>
 #include <utility>
 
 #include "core/cuda_check.h"
@@ -30,6 +31,26 @@ void launch(const LaunchConfig& cfg, void (*kernel)(KernelArgs...), Args&&... ar
   ::kiln::simt::launch(cfg.grid, cfg.block, cfg.shared_bytes, cfg.stream, kernel,
                        std::forward<Args>(args)...);
 #endif
+}
+
+// ---- host-side helpers for choosing a launch ----------------------------------------------------
+// True when p is 16-byte aligned, so float4 loads and stores through it are legal (nullptr counts
+// as aligned: an absent optional pointer never blocks the vector path).
+inline bool aligned16(const void* p) {
+  return reinterpret_cast<uintptr_t>(p) % 16 == 0;
+}
+
+// ceil(a / b), as a grid dimension.
+inline unsigned ceil_div(int64_t a, int64_t b) {
+  return static_cast<unsigned>((a + b - 1) / b);
+}
+
+// Blocks for a grid-stride loop over `work` items with `block` threads each: enough to cover the
+// work, at least 1, at most `max_blocks` (the loop takes the rest).
+inline unsigned grid_stride_blocks(int64_t work, int block, int64_t max_blocks) {
+  int64_t blocks = (work + block - 1) / block;
+  if (blocks < 1) blocks = 1;
+  return static_cast<unsigned>(blocks < max_blocks ? blocks : max_blocks);
 }
 
 }  // namespace kiln

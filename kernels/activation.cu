@@ -19,15 +19,13 @@ namespace {
 constexpr int kBlock = 256;
 constexpr int64_t kMaxBlocks = 2048;
 
-bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
-
 unsigned grid_for(int64_t work) {
-  int64_t blocks = (work + kBlock - 1) / kBlock;
-  if (blocks < 1) blocks = 1;
-  return static_cast<unsigned>(blocks < kMaxBlocks ? blocks : kMaxBlocks);
+  return grid_stride_blocks(work, kBlock, kMaxBlocks);
 }
 
-__device__ __forceinline__ float leaky(float x, float slope) { return x > 0.f ? x : slope * x; }
+__device__ __forceinline__ float leaky(float x, float slope) {
+  return x > 0.f ? x : slope * x;
+}
 __device__ __forceinline__ float leaky_grad(float dy, float x, float slope) {
   return x > 0.f ? dy : slope * dy;
 }
@@ -43,8 +41,8 @@ __global__ void __launch_bounds__(kBlock)
     float4* y4 = reinterpret_cast<float4*>(y);
     for (int64_t j = i; j < n / 4; j += stride) {
       const float4 v = x4[j];
-      y4[j] = make_float4(leaky(v.x, slope), leaky(v.y, slope), leaky(v.z, slope),
-                          leaky(v.w, slope));
+      y4[j] =
+          make_float4(leaky(v.x, slope), leaky(v.y, slope), leaky(v.z, slope), leaky(v.w, slope));
     }
     i += n / 4 * 4;
   }
@@ -94,8 +92,8 @@ void leaky_relu_backward(float* dx, const float* dy, const float* x, int64_t n, 
              "cuda::leaky_relu_backward: null pointer");
   const float s = static_cast<float>(slope);
   if (aligned16(dx) && aligned16(dy) && aligned16(x)) {
-    launch({grid_for(n / 4 + 1), kBlock, 0, stream}, leaky_relu_backward_kernel<true>, dx, dy, x,
-           n, s);
+    launch({grid_for(n / 4 + 1), kBlock, 0, stream}, leaky_relu_backward_kernel<true>, dx, dy, x, n,
+           s);
   } else {
     launch({grid_for(n), kBlock, 0, stream}, leaky_relu_backward_kernel<false>, dx, dy, x, n, s);
   }

@@ -106,7 +106,8 @@ __device__ __forceinline__ void column_tree_sum(float* s) {
     __syncthreads();
     if (ty < span && ty + span < ny) {
 #pragma unroll
-      for (int k = 0; k < kV; ++k) s[(ty * nx + tx) * kV + k] += s[((ty + span) * nx + tx) * kV + k];
+      for (int k = 0; k < kV; ++k)
+        s[(ty * nx + tx) * kV + k] += s[((ty + span) * nx + tx) * kV + k];
     }
   }
   __syncthreads();
@@ -195,9 +196,8 @@ __global__ void __launch_bounds__(kFinX* kFinY)
     batchnorm_stats_finalize_kernel(float* __restrict__ save_mean, float* __restrict__ save_invstd,
                                     float* __restrict__ running_mean,
                                     float* __restrict__ running_var,
-                                    const float* __restrict__ partial,
-                                    const float* __restrict__ x, int slices, int64_t m, int c,
-                                    double eps, double momentum) {
+                                    const float* __restrict__ partial, const float* __restrict__ x,
+                                    int slices, int64_t m, int c, double eps, double momentum) {
   double sum_d, sum_dd;
   if (!finalise_sums(partial, slices, c, sum_d, sum_dd)) return;
   const int ch = blockIdx.x * kFinX + threadIdx.x;
@@ -251,8 +251,8 @@ __global__ void __launch_bounds__(kBlock)
 template <int kV>
 __global__ void __launch_bounds__(kBlock)
     batchnorm_backward_partial_kernel(float* __restrict__ partial, const float* __restrict__ dy,
-                                      const float* __restrict__ x,
-                                      const float* __restrict__ mean, int64_t m, int c) {
+                                      const float* __restrict__ x, const float* __restrict__ mean,
+                                      int64_t m, int c) {
   KILN_SHARED(float, s_dy, [kBlock * 4]);
   KILN_SHARED(float, s_dyx, [kBlock * 4]);
   const TileThread t = tile_thread<kV>(c);
@@ -299,8 +299,8 @@ __global__ void __launch_bounds__(kBlock)
 __global__ void __launch_bounds__(kFinX* kFinY)
     batchnorm_backward_finalize_kernel(float* __restrict__ dgamma, float* __restrict__ dbeta,
                                        float* __restrict__ coef, const float* __restrict__ partial,
-                                       const float* __restrict__ save_invstd, int slices,
-                                       int64_t m, int c) {
+                                       const float* __restrict__ save_invstd, int slices, int64_t m,
+                                       int c) {
   double sum_dy, sum_dyxmu;
   if (!finalise_sums(partial, slices, c, sum_dy, sum_dyxmu)) return;
   const int ch = blockIdx.x * kFinX + threadIdx.x;
@@ -317,8 +317,7 @@ template <int kV>
 __global__ void __launch_bounds__(kBlock)
     batchnorm_backward_dx_kernel(float* __restrict__ dx, const float* __restrict__ dy,
                                  const float* __restrict__ x, const float* __restrict__ gamma,
-                                 const float* __restrict__ mean,
-                                 const float* __restrict__ invstd,
+                                 const float* __restrict__ mean, const float* __restrict__ invstd,
                                  const float* __restrict__ coef, int64_t m, int c) {
   const TileThread t = tile_thread<kV>(c);
   if (!t.active) return;
@@ -376,8 +375,6 @@ __global__ void __launch_bounds__(kBlock)
 
 // ---- launch geometry ----------------------------------------------------------------------------
 
-bool aligned16(const void* p) { return p == nullptr || reinterpret_cast<uintptr_t>(p) % 16 == 0; }
-
 // Channel-tile geometry for [M][C] with kV channels per thread.
 struct Tiles {
   int v;
@@ -411,7 +408,9 @@ float* workspace(const Tiles& t, int c) {
   return static_cast<float*>(scratch(floats * sizeof(float), Device::cuda));
 }
 
-dim3 finalize_grid(int c) { return dim3(static_cast<unsigned>((c + kFinX - 1) / kFinX)); }
+dim3 finalize_grid(int c) {
+  return dim3(static_cast<unsigned>((c + kFinX - 1) / kFinX));
+}
 
 }  // namespace
 
@@ -423,8 +422,8 @@ void batchnorm_forward_train(float* y, float* save_mean, float* save_invstd, flo
                              double momentum, Stream stream) {
   const char* op = "cuda::batchnorm_forward_train";
   check_shape(op, s);
-  KILN_CHECK(y && save_mean && save_invstd && running_mean && running_var && x && gamma && beta,
-             op, ": null pointer");
+  KILN_CHECK(y && save_mean && save_invstd && running_mean && running_var && x && gamma && beta, op,
+             ": null pointer");
   KILN_CHECK(eps > 0.0, op, ": eps must be positive");
   const bool vec_stats = s.c % 4 == 0 && aligned16(x);
   const Tiles stats = make_tiles(s.m, s.c, vec_stats, kPartialRowsPerThread, kPartialMaxBlocks);
@@ -504,11 +503,11 @@ void batchnorm_backward(float* dx, float* dgamma, float* dbeta, const float* dy,
   const LaunchConfig mcfg{map.grid, map.block, 0, stream};
   const float* cf = coef;
   if (map.v == 4) {
-    launch(mcfg, batchnorm_backward_dx_kernel<4>, dx, dy, x, gamma, save_mean, save_invstd, cf,
-           s.m, s.c);
+    launch(mcfg, batchnorm_backward_dx_kernel<4>, dx, dy, x, gamma, save_mean, save_invstd, cf, s.m,
+           s.c);
   } else {
-    launch(mcfg, batchnorm_backward_dx_kernel<1>, dx, dy, x, gamma, save_mean, save_invstd, cf,
-           s.m, s.c);
+    launch(mcfg, batchnorm_backward_dx_kernel<1>, dx, dy, x, gamma, save_mean, save_invstd, cf, s.m,
+           s.c);
   }
 }
 
@@ -519,8 +518,8 @@ void batchnorm_backward_eval(float* dx, const float* dy, const float* gamma,
   check_shape(op, s);
   KILN_CHECK(dx && dy && gamma && running_var, op, ": null pointer");
   KILN_CHECK(eps > 0.0, op, ": eps must be positive");
-  const bool vec = s.c % 4 == 0 && aligned16(dx) && aligned16(dy) && aligned16(gamma) &&
-                   aligned16(running_var);
+  const bool vec =
+      s.c % 4 == 0 && aligned16(dx) && aligned16(dy) && aligned16(gamma) && aligned16(running_var);
   const Tiles map = make_tiles(s.m, s.c, vec, kMapRowsPerThread, kMapMaxBlocks);
   const LaunchConfig cfg{map.grid, map.block, 0, stream};
   const float feps = static_cast<float>(eps);

@@ -502,13 +502,6 @@ __global__ void __launch_bounds__(kDirectThreads)
 
 // ---- launchers ---------------------------------------------------------------------------------
 
-bool aligned16(const void* p) {
-  return reinterpret_cast<uintptr_t>(p) % 16 == 0;
-}
-unsigned ceil_div(int64_t a, int64_t b) {
-  return static_cast<unsigned>((a + b - 1) / b);
-}
-
 ConvDims dims_of(const char* op, const Conv2dShape& s) {
   KILN_CHECK(s.n > 0 && s.h > 0 && s.w > 0 && s.c_in > 0 && s.c_out > 0 && s.kh > 0 && s.kw > 0 &&
                  s.stride_h > 0 && s.stride_w > 0 && s.pad_h >= 0 && s.pad_w >= 0,
@@ -528,33 +521,7 @@ bool is_3x3_s1_p1(const Conv2dShape& s) {
          s.pad_w == 1;
 }
 
-// 128×128 tiles when they still give about a wave of blocks, else 64×64.
-bool use_large_tiles(int64_t m, int64_t n) {
-  return m >= 128 && n >= 128 && int64_t{ceil_div(m, 128)} * ceil_div(n, 128) >= 100;
-}
-
 // The tile size and the split-K plan of an M×N×K product.
-struct Plan {
-  bool large;
-  tile::SplitK split;
-};
-Plan plan_gemm(int64_t m, int64_t n, int64_t k, int min_tiles, bool large) {
-  Plan p;
-  p.large = large;
-  const int bm = large ? tile::Large::BM : tile::Small::BM;
-  const int bn = large ? tile::Large::BN : tile::Small::BN;
-  const int warps = (large ? tile::Large::kThreads : tile::Small::kThreads) / 32;
-  p.split = tile::plan_split_k(int64_t{ceil_div(m, bm)} * ceil_div(n, bn), warps,
-                               static_cast<int>(ceil_div(k, tile::Large::BK)), min_tiles);
-  return p;
-}
-
-float* workspace(int64_t floats) {
-  return floats > 0 ? static_cast<float*>(
-                          scratch(static_cast<size_t>(floats) * sizeof(float), Device::cuda))
-                    : nullptr;
-}
-
 // Calls f.template operator()<Cfg, kVec, kFast>() for the run-time choice (the fast path only
 // exists with vector loads).
 template <class F>
@@ -601,10 +568,10 @@ void conv2d_forward(float* y, const float* x, const float* w, const float* b, co
   const int64_t M = int64_t{d.n} * d.oh * d.ow;
   const bool vec = d.ci % 4 == 0 && aligned16(x) && aligned16(w);
   const bool vec_store = d.co % 4 == 0 && aligned16(y);
-  const Plan plan = plan_gemm(M, d.co, int64_t{d.kh} * d.kw * d.ci, tile::kMinTilesOverwrite,
-                              use_large_tiles(M, d.co));
+  const tile::Plan plan = tile::plan_gemm(M, d.co, int64_t{d.kh} * d.kw * d.ci,
+                                          tile::kMinTilesOverwrite, tile::use_large_tiles(M, d.co));
   const int splits = plan.split.splits;
-  float* partials = splits > 1 ? workspace(int64_t{splits} * M * d.co) : nullptr;
+  float* partials = splits > 1 ? tile::workspace(int64_t{splits} * M * d.co) : nullptr;
   dispatch(plan.large, vec, is_3x3_s1_p1(s), [&]<class Cfg, bool kVec, bool kFast>() {
     const dim3 grid(ceil_div(M, Cfg::BM), ceil_div(d.co, Cfg::BN), splits);
     launch({grid, dim3(Cfg::kThreads), 0, stream},
@@ -620,10 +587,10 @@ void conv2d_backward_data(float* dx, const float* dy, const float* w, const Conv
   const int64_t M = int64_t{d.n} * d.h * d.w;
   const bool vec = d.ci % 4 == 0 && d.co % 4 == 0 && aligned16(dy) && aligned16(w);
   const bool vec_store = d.ci % 4 == 0 && aligned16(dx);
-  const Plan plan = plan_gemm(M, d.ci, int64_t{d.kh} * d.kw * d.co, tile::kMinTilesOverwrite,
-                              use_large_tiles(M, d.ci));
+  const tile::Plan plan = tile::plan_gemm(M, d.ci, int64_t{d.kh} * d.kw * d.co,
+                                          tile::kMinTilesOverwrite, tile::use_large_tiles(M, d.ci));
   const int splits = plan.split.splits;
-  float* partials = splits > 1 ? workspace(int64_t{splits} * M * d.ci) : nullptr;
+  float* partials = splits > 1 ? tile::workspace(int64_t{splits} * M * d.ci) : nullptr;
   dispatch(plan.large, vec, is_3x3_s1_p1(s), [&]<class Cfg, bool kVec, bool kFast>() {
     const dim3 grid(ceil_div(M, Cfg::BM), ceil_div(d.ci, Cfg::BN), splits);
     launch({grid, dim3(Cfg::kThreads), 0, stream},
@@ -641,12 +608,12 @@ void conv2d_backward_filter(float* dw, float* db, const float* dy, const float* 
   const bool vec = d.ci % 4 == 0 && d.co % 4 == 0 && aligned16(dy) && aligned16(x);
   const bool vec_store = N % 4 == 0 && aligned16(dw);
   // Split-K supplies the parallelism, so 128×128 tiles whenever both extents fill them.
-  const Plan plan = plan_gemm(M, N, K, tile::kMinTilesAccumulate, M >= 128 && N >= 128);
+  const tile::Plan plan = tile::plan_gemm(M, N, K, tile::kMinTilesAccumulate, M >= 128 && N >= 128);
   const int splits = plan.split.splits;
   // One scratch request for both reductions: [split partials of dw | column-sum partials of db].
   const int64_t dw_floats = splits > 1 ? int64_t{splits} * M * N : 0;
   const int64_t db_floats = db != nullptr ? detail::column_sum_workspace_floats(K, M) : 0;
-  float* work = workspace(dw_floats + db_floats);
+  float* work = tile::workspace(dw_floats + db_floats);
   float* partials = dw_floats > 0 ? work : nullptr;
   dispatch(plan.large, vec, is_3x3_s1_p1(s), [&]<class Cfg, bool kVec, bool kFast>() {
     const dim3 grid(ceil_div(M, Cfg::BM), ceil_div(N, Cfg::BN), splits);

@@ -22,12 +22,8 @@ namespace {
 constexpr int kBlock = 256;
 constexpr int64_t kMaxBlocks = 2048;
 
-bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
-
 unsigned grid_for(int64_t work) {
-  int64_t blocks = (work + kBlock - 1) / kBlock;
-  if (blocks < 1) blocks = 1;
-  return static_cast<unsigned>(blocks < kMaxBlocks ? blocks : kMaxBlocks);
+  return grid_stride_blocks(work, kBlock, kMaxBlocks);
 }
 
 __device__ __forceinline__ float keep_scale(uint32_t word, float p, float scale) {
@@ -38,8 +34,8 @@ __device__ __forceinline__ float keep_scale(uint32_t word, float p, float scale)
 // kVec: out and in 16-byte aligned.
 template <bool kVec>
 __global__ void __launch_bounds__(kBlock)
-    dropout_kernel(float* out, const float* in, int64_t n, float p,
-                   float scale, uint64_t seed, uint64_t offset) {
+    dropout_kernel(float* out, const float* in, int64_t n, float p, float scale, uint64_t seed,
+                   uint64_t offset) {
   const int64_t groups = (n + 3) / 4;
   const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
   for (int64_t g = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; g < groups;

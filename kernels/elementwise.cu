@@ -30,13 +30,8 @@ constexpr int64_t kMaxBlocks = 2048;
 // The L2 norm's first stage: at most this many partial sums.
 constexpr int kNormMaxBlocks = 1024;
 
-bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
-
-// Grid for a grid-stride loop over `work` items with kBlock threads per block.
 unsigned grid_for(int64_t work) {
-  int64_t blocks = (work + kBlock - 1) / kBlock;
-  if (blocks < 1) blocks = 1;
-  return static_cast<unsigned>(blocks < kMaxBlocks ? blocks : kMaxBlocks);
+  return grid_stride_blocks(work, kBlock, kMaxBlocks);
 }
 
 __device__ __forceinline__ int64_t global_thread() {
@@ -50,7 +45,8 @@ __device__ __forceinline__ int64_t grid_threads() {
 
 // x[i] = value. kVec: x is 16-byte aligned.
 template <bool kVec>
-__global__ void __launch_bounds__(kBlock) fill_kernel(float* __restrict__ x, int64_t n, float value) {
+__global__ void __launch_bounds__(kBlock)
+    fill_kernel(float* __restrict__ x, int64_t n, float value) {
   int64_t i = global_thread();
   const int64_t stride = grid_threads();
   if constexpr (kVec) {
@@ -79,7 +75,8 @@ __global__ void __launch_bounds__(kBlock)
 
 // x[i] *= alpha. kVec: x 16-byte aligned.
 template <bool kVec>
-__global__ void __launch_bounds__(kBlock) scale_kernel(float* __restrict__ x, int64_t n, float alpha) {
+__global__ void __launch_bounds__(kBlock)
+    scale_kernel(float* __restrict__ x, int64_t n, float alpha) {
   int64_t i = global_thread();
   const int64_t stride = grid_threads();
   if constexpr (kVec) {
@@ -105,7 +102,7 @@ template <int kV>
 __global__ void __launch_bounds__(kBlock)
     bias_add_kernel(float* __restrict__ y, const float* __restrict__ b, int64_t m, int c) {
   using VecT = std::conditional_t<kV == 4, float4, float>;
-  const int cv = c / kV;                               // channel groups per row
+  const int cv = c / kV;                                  // channel groups per row
   const int col = blockIdx.x * blockDim.x + threadIdx.x;  // this thread's channel group
   if (col >= cv) return;
   const VecT bias = reinterpret_cast<const VecT*>(b)[col];
@@ -155,7 +152,8 @@ __global__ void __launch_bounds__(kBlock)
 
 // Stage 2: out[0] = sqrt(Σ partials), summed by one block in a fixed order.
 __global__ void __launch_bounds__(kBlock)
-    l2_norm_finalize_kernel(float* __restrict__ out, const float* __restrict__ partials, int count) {
+    l2_norm_finalize_kernel(float* __restrict__ out, const float* __restrict__ partials,
+                            int count) {
   using BlockReduce = cub::BlockReduce<float, kBlock>;
   KILN_SHARED(typename BlockReduce::TempStorage, temp, [1]);
   float s = 0.f;

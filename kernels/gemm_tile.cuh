@@ -25,6 +25,8 @@
 
 #include <cstdint>
 
+#include "core/launch.h"
+#include "core/memory.h"
 #include "core/stream.h"
 
 namespace kiln::cuda::tile {
@@ -296,6 +298,35 @@ inline SplitK plan_split_k(int64_t blocks_mn, int warps_per_block, int k_tiles, 
 // Minimum k-steps per split: outputs that accumulate (dw) split from 16 steps; overwritten outputs
 // (y, dx), whose reduction pass is pure overhead when K is short, from 32.
 constexpr int kMinTilesAccumulate = 16, kMinTilesOverwrite = 32;
+
+// ---- host side: choosing the tiles and the split -----------------------------------------------
+// 128×128 tiles when they still give about a wave of blocks, else 64×64.
+inline bool use_large_tiles(int64_t m, int64_t n) {
+  return m >= 128 && n >= 128 && int64_t{ceil_div(m, 128)} * ceil_div(n, 128) >= 100;
+}
+
+// The tile size and the split-K plan of an M×N×K product.
+struct Plan {
+  bool large;
+  SplitK split;
+};
+inline Plan plan_gemm(int64_t m, int64_t n, int64_t k, int min_tiles, bool large) {
+  Plan p;
+  p.large = large;
+  const int bm = large ? Large::BM : Small::BM;
+  const int bn = large ? Large::BN : Small::BN;
+  const int warps = (large ? Large::kThreads : Small::kThreads) / 32;
+  p.split = plan_split_k(int64_t{ceil_div(m, bm)} * ceil_div(n, bn), warps,
+                         static_cast<int>(ceil_div(k, Large::BK)), min_tiles);
+  return p;
+}
+
+// `floats` floats of the device's scratch area, for split-K partial sums (nullptr for none).
+inline float* workspace(int64_t floats) {
+  return floats > 0 ? static_cast<float*>(
+                          scratch(static_cast<size_t>(floats) * sizeof(float), Device::cuda))
+                    : nullptr;
+}
 
 }  // namespace kiln::cuda::tile
 

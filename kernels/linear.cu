@@ -155,19 +155,6 @@ __global__ void __launch_bounds__(256)
   }
 }
 
-bool aligned16(const void* p) {
-  return reinterpret_cast<uintptr_t>(p) % 16 == 0;
-}
-
-unsigned ceil_div(int64_t a, int64_t b) {
-  return static_cast<unsigned>((a + b - 1) / b);
-}
-
-// 128×128 tiles when they still give about a wave of blocks, else 64×64.
-bool use_large_tiles(int64_t m, int64_t n) {
-  return m >= 128 && n >= 128 && int64_t{ceil_div(m, 128)} * ceil_div(n, 128) >= 100;
-}
-
 struct ColumnSumPlan {
   int splits = 1, rows_per_split = 1;
 };
@@ -191,21 +178,6 @@ void check_shape(const char* op, const LinearShape& s) {
 }
 
 // The tiles and the split-K plan of an M×N×K product.
-struct Plan {
-  bool large;
-  tile::SplitK split;
-};
-Plan plan_gemm(int64_t m, int64_t n, int64_t k, int min_tiles) {
-  Plan p;
-  p.large = use_large_tiles(m, n);
-  const int bm = p.large ? tile::Large::BM : tile::Small::BM;
-  const int bn = p.large ? tile::Large::BN : tile::Small::BN;
-  const int warps = (p.large ? tile::Large::kThreads : tile::Small::kThreads) / 32;
-  p.split = tile::plan_split_k(int64_t{ceil_div(m, bm)} * ceil_div(n, bn), warps,
-                               static_cast<int>(ceil_div(k, tile::Large::BK)), min_tiles);
-  return p;
-}
-
 // Calls f.template operator()<Cfg, kVec>() for the run-time choice.
 template <class F>
 void dispatch(bool large, bool vec, F&& f) {
@@ -215,12 +187,6 @@ void dispatch(bool large, bool vec, F&& f) {
   }
   if (vec) return f.template operator()<tile::Small, true>();
   f.template operator()<tile::Small, false>();
-}
-
-float* workspace(int64_t floats) {
-  return floats > 0 ? static_cast<float*>(
-                          scratch(static_cast<size_t>(floats) * sizeof(float), Device::cuda))
-                    : nullptr;
 }
 
 }  // namespace
@@ -274,9 +240,10 @@ void linear_forward(float* y, const float* x, const float* w, const float* b, co
   check_shape("cuda::linear_forward", s);
   const bool vec = s.in % 4 == 0 && aligned16(x) && aligned16(w);
   const bool vec_store = s.out % 4 == 0 && aligned16(y);
-  const Plan plan = plan_gemm(s.n, s.out, s.in, tile::kMinTilesOverwrite);
+  const tile::Plan plan = tile::plan_gemm(s.n, s.out, s.in, tile::kMinTilesOverwrite,
+                                          tile::use_large_tiles(s.n, s.out));
   const int splits = plan.split.splits;
-  float* partials = splits > 1 ? workspace(int64_t{splits} * s.n * s.out) : nullptr;
+  float* partials = splits > 1 ? tile::workspace(int64_t{splits} * s.n * s.out) : nullptr;
   dispatch(plan.large, vec, [&]<class Cfg, bool kVec>() {
     const dim3 grid(ceil_div(s.n, Cfg::BM), ceil_div(s.out, Cfg::BN), splits);
     launch({grid, dim3(Cfg::kThreads), 0, stream}, linear_forward_kernel<Cfg, kVec>, y, partials, x,
@@ -291,9 +258,10 @@ void linear_backward_data(float* dx, const float* dy, const float* w, const Line
   check_shape("cuda::linear_backward_data", s);
   const bool vec = s.in % 4 == 0 && s.out % 4 == 0 && aligned16(dy) && aligned16(w);
   const bool vec_store = s.in % 4 == 0 && aligned16(dx);
-  const Plan plan = plan_gemm(s.n, s.in, s.out, tile::kMinTilesOverwrite);
+  const tile::Plan plan =
+      tile::plan_gemm(s.n, s.in, s.out, tile::kMinTilesOverwrite, tile::use_large_tiles(s.n, s.in));
   const int splits = plan.split.splits;
-  float* partials = splits > 1 ? workspace(int64_t{splits} * s.n * s.in) : nullptr;
+  float* partials = splits > 1 ? tile::workspace(int64_t{splits} * s.n * s.in) : nullptr;
   dispatch(plan.large, vec, [&]<class Cfg, bool kVec>() {
     const dim3 grid(ceil_div(s.n, Cfg::BM), ceil_div(s.in, Cfg::BN), splits);
     launch({grid, dim3(Cfg::kThreads), 0, stream}, linear_backward_data_kernel<Cfg, kVec>, dx,
@@ -308,12 +276,13 @@ void linear_backward_weight(float* dw, float* db, const float* dy, const float* 
   check_shape("cuda::linear_backward_weight", s);
   const bool vec = s.in % 4 == 0 && s.out % 4 == 0 && aligned16(dy) && aligned16(x);
   const bool vec_store = s.in % 4 == 0 && aligned16(dw);
-  const Plan plan = plan_gemm(s.out, s.in, s.n, tile::kMinTilesAccumulate);
+  const tile::Plan plan = tile::plan_gemm(s.out, s.in, s.n, tile::kMinTilesAccumulate,
+                                          tile::use_large_tiles(s.out, s.in));
   const int splits = plan.split.splits;
   // One scratch request for both reductions: [split partials of dw | column-sum partials of db].
   const int64_t dw_floats = splits > 1 ? int64_t{splits} * s.out * s.in : 0;
   const int64_t db_floats = db != nullptr ? detail::column_sum_workspace_floats(s.n, s.out) : 0;
-  float* work = workspace(dw_floats + db_floats);
+  float* work = tile::workspace(dw_floats + db_floats);
   float* partials = dw_floats > 0 ? work : nullptr;
   dispatch(plan.large, vec, [&]<class Cfg, bool kVec>() {
     const dim3 grid(ceil_div(s.out, Cfg::BM), ceil_div(s.in, Cfg::BN), splits);

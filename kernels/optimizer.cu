@@ -20,12 +20,8 @@ namespace {
 constexpr int kBlock = 256;
 constexpr int64_t kMaxBlocks = 2048;
 
-bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
-
 unsigned grid_for(int64_t work) {
-  int64_t blocks = (work + kBlock - 1) / kBlock;
-  if (blocks < 1) blocks = 1;
-  return static_cast<unsigned>(blocks < kMaxBlocks ? blocks : kMaxBlocks);
+  return grid_stride_blocks(work, kBlock, kMaxBlocks);
 }
 
 struct SgdCoef {
@@ -37,8 +33,8 @@ struct AdamCoef {
   float weight_decay;  // added to the gradient (Adam); 0 for AdamW
   float decay;         // parameter multiplier 1 − lr·wd (AdamW); 1 for Adam
   float beta1, one_minus_beta1, beta2, one_minus_beta2;
-  float step_size;     // lr / (1 − β1^t)
-  float bc2_sqrt;      // sqrt(1 − β2^t)
+  float step_size;  // lr / (1 − β1^t)
+  float bc2_sqrt;   // sqrt(1 − β2^t)
   float eps;
 };
 
@@ -126,8 +122,8 @@ __global__ void __launch_bounds__(kBlock)
 
 }  // namespace
 
-void sgd_update(float* param, float* momentum_buf, const float* grad, int64_t n,
-                const SgdParams& p, Stream stream) {
+void sgd_update(float* param, float* momentum_buf, const float* grad, int64_t n, const SgdParams& p,
+                Stream stream) {
   KILN_CHECK(n >= 0, "cuda::sgd_update: negative size ", n);
   KILN_CHECK(p.step >= 1, "cuda::sgd_update: step counts from 1, got ", p.step);
   KILN_CHECK(!p.nesterov || (p.momentum > 0.f && p.dampening == 0.f),
@@ -137,7 +133,8 @@ void sgd_update(float* param, float* momentum_buf, const float* grad, int64_t n,
   KILN_CHECK(param != nullptr && grad != nullptr && (!has_momentum || momentum_buf != nullptr),
              "cuda::sgd_update: null pointer");
   const SgdCoef c{p.lr, p.momentum, 1.f - p.dampening, p.weight_decay, p.nesterov, p.step == 1};
-  const bool vec = aligned16(param) && aligned16(grad) && (!has_momentum || aligned16(momentum_buf));
+  const bool vec =
+      aligned16(param) && aligned16(grad) && (!has_momentum || aligned16(momentum_buf));
   const LaunchConfig cfg{grid_for(vec ? n / 4 + 1 : n), kBlock, 0, stream};
   if (has_momentum) {
     if (vec) {
@@ -166,15 +163,16 @@ void adam_update(float* param, float* m, float* v, const float* grad, int64_t n,
   const double bc1 = 1.0 - std::pow(static_cast<double>(p.beta1), t);
   const double bc2 = 1.0 - std::pow(static_cast<double>(p.beta2), t);
   const bool decoupled = p.decoupled_weight_decay;
-  const AdamCoef c{decoupled ? 0.f : p.weight_decay,
-                   decoupled ? static_cast<float>(1.0 - static_cast<double>(p.lr) * p.weight_decay) : 1.f,
-                   p.beta1,
-                   1.f - p.beta1,
-                   p.beta2,
-                   1.f - p.beta2,
-                   static_cast<float>(static_cast<double>(p.lr) / bc1),
-                   static_cast<float>(std::sqrt(bc2)),
-                   p.eps};
+  const AdamCoef c{
+      decoupled ? 0.f : p.weight_decay,
+      decoupled ? static_cast<float>(1.0 - static_cast<double>(p.lr) * p.weight_decay) : 1.f,
+      p.beta1,
+      1.f - p.beta1,
+      p.beta2,
+      1.f - p.beta2,
+      static_cast<float>(static_cast<double>(p.lr) / bc1),
+      static_cast<float>(std::sqrt(bc2)),
+      p.eps};
   const bool vec = aligned16(param) && aligned16(m) && aligned16(v) && aligned16(grad);
   const LaunchConfig cfg{grid_for(vec ? n / 4 + 1 : n), kBlock, 0, stream};
   if (vec) {

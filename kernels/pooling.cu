@@ -13,8 +13,8 @@
 // dy whose argmax points at it. Every dx is written exactly once (dx overwritten, no zero pass), no
 // atomics are needed for overlapping windows, and the summation order is fixed: deterministic, and
 // equal to the CPU reference's scatter order.
-// Error bound: forward exact; backward exact for non-overlapping windows, otherwise one rounding per
-// contribution (docs/kernels-elementwise.md).
+// Error bound: forward exact; backward exact for non-overlapping windows, otherwise one rounding
+// per contribution (docs/kernels-elementwise.md).
 #include "core/device_code.h"
 
 #include <cstdint>
@@ -32,9 +32,7 @@ constexpr int kBlock = 256;
 constexpr int64_t kMaxBlocks = 4096;
 
 unsigned grid_for(int64_t work) {
-  int64_t blocks = (work + kBlock - 1) / kBlock;
-  if (blocks < 1) blocks = 1;
-  return static_cast<unsigned>(blocks < kMaxBlocks ? blocks : kMaxBlocks);
+  return grid_stride_blocks(work, kBlock, kMaxBlocks);
 }
 
 // The shape in 32-bit integers (the launcher checks every index fits), so the index arithmetic in
@@ -59,7 +57,9 @@ __device__ __forceinline__ float lane(const FloatV<kV>& v, int k) {
   }
 }
 
-__device__ __forceinline__ int clamp_low(int v) { return v > 0 ? v : 0; }
+__device__ __forceinline__ int clamp_low(int v) {
+  return v > 0 ? v : 0;
+}
 
 // One output element (kV channels) per grid-stride step.
 template <int kV>
@@ -180,8 +180,8 @@ PoolDims check_dims(const char* op, const Pool2dShape& s, int v) {
   const int64_t limit = (int64_t{1} << 31) - kMaxBlocks * kBlock;
   KILN_CHECK(in < limit && out < limit, op, ": tensors of ", limit,
              " elements or more are not supported");
-  return PoolDims{s.n,        s.h,        s.w,        s.c / v,    s.out_h(), s.out_w(),
-                  s.kh,       s.kw,       s.stride_h, s.stride_w, s.pad_h,   s.pad_w};
+  return PoolDims{s.n,  s.h,  s.w,        s.c / v,    s.out_h(), s.out_w(),
+                  s.kh, s.kw, s.stride_h, s.stride_w, s.pad_h,   s.pad_w};
 }
 
 }  // namespace
