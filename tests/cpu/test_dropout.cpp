@@ -17,27 +17,19 @@
 #include "kernels/dropout.h"
 #include "tests/support/compare.h"
 #include "tests/support/gradcheck.h"
+#include "tests/support/tensors.h"
 
 using kiln::DType;
 using kiln::Tensor;
+using kiln::test::make_tensor;
 using kiln::test::random_vector;
+using kiln::test::read_doubles;
 
 namespace {
 
 // Both halves of the seed and of the offset are non-zero, so all four words of the mapping matter.
 constexpr uint64_t kSeed = 0x0123456789abcdefULL;
 constexpr uint64_t kOffset = (uint64_t{5} << 32) | 7;
-
-Tensor make(kiln::Shape shape, const std::vector<double>& values, DType dtype) {
-  if (dtype == DType::f64) return Tensor::from_vector<double>(shape, values);
-  return Tensor::from_vector<float>(shape, std::vector<float>(values.begin(), values.end()));
-}
-
-std::vector<double> read(const Tensor& t) {
-  if (t.dtype() == DType::f64) return t.to_vector<double>();
-  const std::vector<float> v = t.to_vector<float>();
-  return {v.begin(), v.end()};
-}
 
 }  // namespace
 
@@ -48,10 +40,11 @@ TEST_CASE("dropout: the mask is philox_uniform(seed, offset, i) >= p", "[cpu]") 
   for (DType dtype : {DType::f64, DType::f32}) {
     INFO("dtype " << kiln::dtype_name(dtype));
     Tensor y = Tensor::full({n}, NAN, dtype), dx = Tensor::full({n}, NAN, dtype);
-    const Tensor xt = make({n}, x, dtype);
+    const Tensor xt = make_tensor({n}, x, dtype);
     kiln::dropout_forward(y, xt, p, kSeed, kOffset);
     kiln::dropout_backward(dx, xt, p, kSeed, kOffset);
-    const std::vector<double> xs = read(xt), got = read(y), got_back = read(dx);
+    const std::vector<double> xs = read_doubles(xt), got = read_doubles(y),
+                              got_back = read_doubles(dx);
     std::vector<double> want(n);
     int64_t kept = 0;
     for (int64_t i = 0; i < n; ++i) {
@@ -106,12 +99,13 @@ TEST_CASE("dropout: backward regenerates the forward's mask", "[cpu]") {
   const float p = 0.4f;
   for (DType dtype : {DType::f64, DType::f32}) {
     INFO("dtype " << kiln::dtype_name(dtype));
-    const Tensor x = make({n}, random_vector<double>(n, 51, 0.5, 1.5), dtype);
-    const Tensor dy = make({n}, random_vector<double>(n, 52, 0.5, 1.5), dtype);
+    const Tensor x = make_tensor({n}, random_vector<double>(n, 51, 0.5, 1.5), dtype);
+    const Tensor dy = make_tensor({n}, random_vector<double>(n, 52, 0.5, 1.5), dtype);
     Tensor y = Tensor::full({n}, NAN, dtype), dx = Tensor::full({n}, NAN, dtype);
     kiln::dropout_forward(y, x, p, kSeed, kOffset);
     kiln::dropout_backward(dx, dy, p, kSeed, kOffset);
-    const std::vector<double> xs = read(x), ys = read(y), dys = read(dy), dxs = read(dx);
+    const std::vector<double> xs = read_doubles(x), ys = read_doubles(y), dys = read_doubles(dy),
+                              dxs = read_doubles(dx);
     int64_t mismatches = 0;
     for (int64_t i = 0; i < n; ++i) {
       const bool kept_forward = ys[i] != 0, kept_backward = dxs[i] != 0;
@@ -127,12 +121,12 @@ TEST_CASE("dropout: p = 0 is the identity", "[cpu]") {
   const int64_t n = 1001;
   for (DType dtype : {DType::f64, DType::f32}) {
     INFO("dtype " << kiln::dtype_name(dtype));
-    const Tensor x = make({n}, random_vector<double>(n, 61), dtype);
+    const Tensor x = make_tensor({n}, random_vector<double>(n, 61), dtype);
     Tensor y = Tensor::full({n}, NAN, dtype), dx = Tensor::full({n}, NAN, dtype);
     kiln::dropout_forward(y, x, 0.f, kSeed, kOffset);
     kiln::dropout_backward(dx, x, 0.f, kSeed, kOffset);
-    kiln::test::expect_close("y", read(y), read(x), 0, 0);
-    kiln::test::expect_close("dx", read(dx), read(x), 0, 0);
+    kiln::test::expect_close("y", read_doubles(y), read_doubles(x), 0, 0);
+    kiln::test::expect_close("dx", read_doubles(dx), read_doubles(x), 0, 0);
   }
 }
 
@@ -177,8 +171,8 @@ TEST_CASE("dropout: the float path matches the double oracle", "[cpu]") {
       kiln::dropout_forward(yt, xt, p, kSeed, kOffset);
       kiln::dropout_backward(dxt, xt, p, kSeed, kOffset);
       const double rtol = 4 * std::ldexp(1.0, -24);
-      kiln::test::expect_close("y", read(yt), y, 0, rtol);
-      kiln::test::expect_close("dx", read(dxt), dx, 0, rtol);
+      kiln::test::expect_close("y", read_doubles(yt), y, 0, rtol);
+      kiln::test::expect_close("dx", read_doubles(dxt), dx, 0, rtol);
     }
   }
 }

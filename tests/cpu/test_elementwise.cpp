@@ -15,23 +15,15 @@
 #include "kernels/elementwise.h"
 #include "tests/support/compare.h"
 #include "tests/support/gradcheck.h"
+#include "tests/support/tensors.h"
 
 using kiln::DType;
 using kiln::Tensor;
+using kiln::test::make_tensor;
 using kiln::test::random_vector;
+using kiln::test::read_doubles;
 
 namespace {
-
-Tensor make(kiln::Shape shape, const std::vector<double>& values, DType dtype) {
-  if (dtype == DType::f64) return Tensor::from_vector<double>(shape, values);
-  return Tensor::from_vector<float>(shape, std::vector<float>(values.begin(), values.end()));
-}
-
-std::vector<double> read(const Tensor& t) {
-  if (t.dtype() == DType::f64) return t.to_vector<double>();
-  const std::vector<float> v = t.to_vector<float>();
-  return {v.begin(), v.end()};
-}
 
 const double kUnit = std::ldexp(1.0, -24);
 
@@ -49,28 +41,28 @@ TEST_CASE("elementwise: fill and copy write every element", "[cpu]") {
 TEST_CASE("elementwise: scale and bias_add on known values", "[cpu]") {
   for (DType dtype : {DType::f64, DType::f32}) {
     INFO("dtype " << kiln::dtype_name(dtype));
-    Tensor x = make({3}, {1, -2, 3}, dtype);
+    Tensor x = make_tensor({3}, {1, -2, 3}, dtype);
     kiln::scale(x, 0.5);
-    CHECK(read(x) == std::vector<double>{0.5, -1, 1.5});
+    CHECK(read_doubles(x) == std::vector<double>{0.5, -1, 1.5});
     // y [2][2][3] += b [3] along the last (channel) dimension, NHWC style.
-    Tensor y = make({2, 2, 3}, {0, 0, 0, 1, 1, 1, 2, 2, 2, 3, 3, 3}, dtype);
-    kiln::bias_add(y, make({3}, {10, 20, 30}, dtype));
-    CHECK(read(y) == std::vector<double>{10, 20, 30, 11, 21, 31, 12, 22, 32, 13, 23, 33});
-    Tensor row = make({3}, {1, 2, 3}, dtype);
-    kiln::bias_add(row, make({3}, {-1, -2, -3}, dtype));
-    CHECK(read(row) == std::vector<double>{0, 0, 0});
+    Tensor y = make_tensor({2, 2, 3}, {0, 0, 0, 1, 1, 1, 2, 2, 2, 3, 3, 3}, dtype);
+    kiln::bias_add(y, make_tensor({3}, {10, 20, 30}, dtype));
+    CHECK(read_doubles(y) == std::vector<double>{10, 20, 30, 11, 21, 31, 12, 22, 32, 13, 23, 33});
+    Tensor row = make_tensor({3}, {1, 2, 3}, dtype);
+    kiln::bias_add(row, make_tensor({3}, {-1, -2, -3}, dtype));
+    CHECK(read_doubles(row) == std::vector<double>{0, 0, 0});
   }
 }
 
 TEST_CASE("elementwise: l2_norm of known vectors", "[cpu]") {
   for (DType dtype : {DType::f64, DType::f32}) {
     INFO("dtype " << kiln::dtype_name(dtype));
-    CHECK(kiln::l2_norm(make({2}, {3, 4}, dtype)) == 5.0);
-    CHECK(kiln::l2_norm(make({2, 2}, {2, -3, 6, 0}, dtype)) == 7.0);  // √(4 + 9 + 36)
-    CHECK(kiln::l2_norm(make({1}, {-0.25}, dtype)) == 0.25);
+    CHECK(kiln::l2_norm(make_tensor({2}, {3, 4}, dtype)) == 5.0);
+    CHECK(kiln::l2_norm(make_tensor({2, 2}, {2, -3, 6, 0}, dtype)) == 7.0);  // √(4 + 9 + 36)
+    CHECK(kiln::l2_norm(make_tensor({1}, {-0.25}, dtype)) == 0.25);
     // Squares that overflow (1e60) or underflow (1e-60) a float accumulator.
-    CHECK(kiln::l2_norm(make({2}, {3e30, 4e30}, dtype)) == Approx(5e30).epsilon(1e-7));
-    CHECK(kiln::l2_norm(make({2}, {3e-30, 4e-30}, dtype)) == Approx(5e-30).epsilon(1e-7));
+    CHECK(kiln::l2_norm(make_tensor({2}, {3e30, 4e30}, dtype)) == Approx(5e30).epsilon(1e-7));
+    CHECK(kiln::l2_norm(make_tensor({2}, {3e-30, 4e-30}, dtype)) == Approx(5e-30).epsilon(1e-7));
   }
 }
 
@@ -93,7 +85,7 @@ TEST_CASE("elementwise: the float path matches the double oracle", "[cpu]") {
     kiln::cpu::scale(scaled.data(), n, double(0.3f));
     Tensor xt = Tensor::from_vector<float>({n}, xf);
     kiln::scale(xt, 0.3f);
-    kiln::test::expect_close("scale", read(xt), scaled, 0, kUnit);
+    kiln::test::expect_close("scale", read_doubles(xt), scaled, 0, kUnit);
 
     const int c = 7;
     const std::vector<float> bf = random_vector<float>(c, 320 + n);
@@ -104,7 +96,7 @@ TEST_CASE("elementwise: the float path matches the double oracle", "[cpu]") {
     kiln::cpu::bias_add(y.data(), std::vector<double>(bf.begin(), bf.end()).data(), n, c);
     Tensor yt = Tensor::from_vector<float>({n, c}, yf);
     kiln::bias_add(yt, Tensor::from_vector<float>({c}, bf));
-    kiln::test::expect_close("bias_add", read(yt), y, 0, kUnit);
+    kiln::test::expect_close("bias_add", read_doubles(yt), y, 0, kUnit);
   }
 }
 

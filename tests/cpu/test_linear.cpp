@@ -20,25 +20,16 @@
 #include "kernels/linear.h"
 #include "tests/support/compare.h"
 #include "tests/support/gradcheck.h"
+#include "tests/support/tensors.h"
 
 using kiln::DType;
 using kiln::LinearShape;
 using kiln::Tensor;
+using kiln::test::make_tensor;
 using kiln::test::random_vector;
+using kiln::test::read_doubles;
 
 namespace {
-
-// A tensor of `dtype` holding `values` (given in double), and its contents read back as double.
-Tensor make(kiln::Shape shape, const std::vector<double>& values, DType dtype) {
-  if (dtype == DType::f64) return Tensor::from_vector<double>(shape, values);
-  return Tensor::from_vector<float>(shape, std::vector<float>(values.begin(), values.end()));
-}
-
-std::vector<double> read(const Tensor& t) {
-  if (t.dtype() == DType::f64) return t.to_vector<double>();
-  const std::vector<float> v = t.to_vector<float>();
-  return {v.begin(), v.end()};
-}
 
 std::vector<double> absolute(const std::vector<double>& v) {
   std::vector<double> a(v.size());
@@ -78,20 +69,22 @@ TEST_CASE("linear: hand-computed forward and backward", "[cpu]") {
   // dy = [1, 2, 3]: dx = dy · w = [4, 5]; dw = dyᵀ · x = [[1, 2], [2, 4], [3, 6]]; db = dy.
   for (DType dtype : {DType::f64, DType::f32}) {
     INFO("dtype " << kiln::dtype_name(dtype));
-    const Tensor x = make({1, 2}, {1, 2}, dtype), w = make({3, 2}, {1, 0, 0, 1, 1, 1}, dtype);
-    const Tensor b = make({3}, {0.5, -1, 0}, dtype), dy = make({1, 3}, {1, 2, 3}, dtype);
+    const Tensor x = make_tensor({1, 2}, {1, 2}, dtype),
+                 w = make_tensor({3, 2}, {1, 0, 0, 1, 1, 1}, dtype);
+    const Tensor b = make_tensor({3}, {0.5, -1, 0}, dtype),
+                 dy = make_tensor({1, 3}, {1, 2, 3}, dtype);
     Tensor y = Tensor::full({1, 3}, NAN, dtype), dx = Tensor::full({1, 2}, NAN, dtype);
     Tensor dw = Tensor::zeros({3, 2}, dtype), db = Tensor::zeros({3}, dtype);
     kiln::linear_forward(y, x, w, &b);
     kiln::linear_backward_data(dx, dy, w);
     kiln::linear_backward_weight(dw, &db, dy, x);
-    kiln::test::expect_close("y", read(y), std::vector<double>{1.5, 1, 3}, 0, 0);
-    kiln::test::expect_close("dx", read(dx), std::vector<double>{4, 5}, 0, 0);
-    kiln::test::expect_close("dw", read(dw), std::vector<double>{1, 2, 2, 4, 3, 6}, 0, 0);
-    kiln::test::expect_close("db", read(db), std::vector<double>{1, 2, 3}, 0, 0);
+    kiln::test::expect_close("y", read_doubles(y), std::vector<double>{1.5, 1, 3}, 0, 0);
+    kiln::test::expect_close("dx", read_doubles(dx), std::vector<double>{4, 5}, 0, 0);
+    kiln::test::expect_close("dw", read_doubles(dw), std::vector<double>{1, 2, 2, 4, 3, 6}, 0, 0);
+    kiln::test::expect_close("db", read_doubles(db), std::vector<double>{1, 2, 3}, 0, 0);
     // Without a bias the forward is x · wᵀ alone.
     kiln::linear_forward(y, x, w, nullptr);
-    kiln::test::expect_close("y without bias", read(y), std::vector<double>{1, 2, 3}, 0, 0);
+    kiln::test::expect_close("y without bias", read_doubles(y), std::vector<double>{1, 2, 3}, 0, 0);
   }
 }
 
@@ -133,8 +126,8 @@ TEST_CASE("linear: dx is overwritten, dw and db accumulate", "[cpu]") {
     const std::vector<double> xv = random_vector<double>(n * in, 11, -1, 1);
     const std::vector<double> wv = random_vector<double>(out * in, 12, -1, 1);
     const std::vector<double> dyv = random_vector<double>(n * out, 13, -1, 1);
-    const Tensor x = make({n, in}, xv, dtype), w = make({out, in}, wv, dtype),
-                 dy = make({n, out}, dyv, dtype);
+    const Tensor x = make_tensor({n, in}, xv, dtype), w = make_tensor({out, in}, wv, dtype),
+                 dy = make_tensor({n, out}, dyv, dtype);
     // The gradients from zeroed buffers, then from sentinel-filled ones.
     Tensor dx0 = Tensor::zeros({n, in}, dtype), dw0 = Tensor::zeros({out, in}, dtype),
            db0 = Tensor::zeros({out}, dtype);
@@ -147,12 +140,12 @@ TEST_CASE("linear: dx is overwritten, dw and db accumulate", "[cpu]") {
     kiln::linear_backward_weight(dw, &db, dy, x);
     kiln::linear_backward_weight(dw, &db, dy, x);  // twice: sentinel + 2·grad
     const double tol = dtype == DType::f64 ? 1e-14 : 1e-6;
-    std::vector<double> want_dw = read(dw0), want_db = read(db0);
+    std::vector<double> want_dw = read_doubles(dw0), want_db = read_doubles(db0);
     for (double& v : want_dw) v = sentinel_w + 2 * v;
     for (double& v : want_db) v = sentinel_b + 2 * v;
-    kiln::test::expect_close("dx (NaN-filled before)", read(dx), read(dx0), 0, 0);
-    kiln::test::expect_close("dw (0.25 + 2 grad)", read(dw), want_dw, tol, tol);
-    kiln::test::expect_close("db (-0.5 + 2 grad)", read(db), want_db, tol, tol);
+    kiln::test::expect_close("dx (NaN-filled before)", read_doubles(dx), read_doubles(dx0), 0, 0);
+    kiln::test::expect_close("dw (0.25 + 2 grad)", read_doubles(dw), want_dw, tol, tol);
+    kiln::test::expect_close("db (-0.5 + 2 grad)", read_doubles(db), want_db, tol, tol);
   }
 }
 
@@ -188,17 +181,20 @@ TEST_CASE("linear: the float fast path matches the double oracle", "[cpu]") {
 
     // Fast path through the functional API, outputs pre-filled with NaN (dx, y) or the start
     // values (dw, db accumulate).
-    const Tensor xt = make({s.n, s.in}, x, DType::f32), wt = make({s.out, s.in}, w, DType::f32),
-                 bt = make({s.out}, b, DType::f32), dyt = make({s.n, s.out}, dy, DType::f32);
+    const Tensor xt = make_tensor({s.n, s.in}, x, DType::f32),
+                 wt = make_tensor({s.out, s.in}, w, DType::f32),
+                 bt = make_tensor({s.out}, b, DType::f32),
+                 dyt = make_tensor({s.n, s.out}, dy, DType::f32);
     Tensor yt = Tensor::full({s.n, s.out}, NAN), dxt = Tensor::full({s.n, s.in}, NAN);
-    Tensor dwt = make({s.out, s.in}, dw_init, DType::f32), dbt = make({s.out}, db_init, DType::f32);
+    Tensor dwt = make_tensor({s.out, s.in}, dw_init, DType::f32),
+           dbt = make_tensor({s.out}, db_init, DType::f32);
     kiln::linear_forward(yt, xt, wt, &bt);
     kiln::linear_backward_data(dxt, dyt, wt);
     kiln::linear_backward_weight(dwt, &dbt, dyt, xt);
-    expect_within_sum_bound("y", read(yt), y, y_abs, s.in + 1);
-    expect_within_sum_bound("dx", read(dxt), dx, dx_abs, s.out);
-    expect_within_sum_bound("dw", read(dwt), dw, dw_abs, s.n + 1);
-    expect_within_sum_bound("db", read(dbt), db, db_abs, s.n + 1);
+    expect_within_sum_bound("y", read_doubles(yt), y, y_abs, s.in + 1);
+    expect_within_sum_bound("dx", read_doubles(dxt), dx, dx_abs, s.out);
+    expect_within_sum_bound("dw", read_doubles(dwt), dw, dw_abs, s.n + 1);
+    expect_within_sum_bound("db", read_doubles(dbt), db, db_abs, s.n + 1);
   }
 }
 

@@ -17,25 +17,17 @@
 #include "kernels/optimizer.h"
 #include "tests/support/compare.h"
 #include "tests/support/gradcheck.h"
+#include "tests/support/tensors.h"
 
 using kiln::AdamParams;
 using kiln::DType;
 using kiln::SgdParams;
 using kiln::Tensor;
+using kiln::test::make_tensor;
 using kiln::test::random_vector;
+using kiln::test::read_doubles;
 
 namespace {
-
-Tensor make(kiln::Shape shape, const std::vector<double>& values, DType dtype) {
-  if (dtype == DType::f64) return Tensor::from_vector<double>(shape, values);
-  return Tensor::from_vector<float>(shape, std::vector<float>(values.begin(), values.end()));
-}
-
-std::vector<double> read(const Tensor& t) {
-  if (t.dtype() == DType::f64) return t.to_vector<double>();
-  const std::vector<float> v = t.to_vector<float>();
-  return {v.begin(), v.end()};
-}
 
 // The PyTorch reference run: p0 and one gradient per step.
 const std::vector<double> kP0{1.0, -2.0, 0.5, 3.0};
@@ -44,24 +36,24 @@ const std::vector<std::vector<double>> kGrads{
 
 // Runs three SGD steps through the functional API; returns the parameters after each.
 std::vector<std::vector<double>> run_sgd(SgdParams p, DType dtype) {
-  Tensor param = make({4}, kP0, dtype), buf = Tensor::full({4}, NAN, dtype);
+  Tensor param = make_tensor({4}, kP0, dtype), buf = Tensor::full({4}, NAN, dtype);
   std::vector<std::vector<double>> out;
   for (size_t s = 0; s < kGrads.size(); ++s) {
     p.step = static_cast<int64_t>(s) + 1;
-    kiln::sgd_update(param, &buf, make({4}, kGrads[s], dtype), p);
-    out.push_back(read(param));
+    kiln::sgd_update(param, &buf, make_tensor({4}, kGrads[s], dtype), p);
+    out.push_back(read_doubles(param));
   }
   return out;
 }
 
 std::vector<std::vector<double>> run_adam(AdamParams p, DType dtype) {
-  Tensor param = make({4}, kP0, dtype), m = Tensor::zeros({4}, dtype),
+  Tensor param = make_tensor({4}, kP0, dtype), m = Tensor::zeros({4}, dtype),
          v = Tensor::zeros({4}, dtype);
   std::vector<std::vector<double>> out;
   for (size_t s = 0; s < kGrads.size(); ++s) {
     p.step = static_cast<int64_t>(s) + 1;
-    kiln::adam_update(param, m, v, make({4}, kGrads[s], dtype), p);
-    out.push_back(read(param));
+    kiln::adam_update(param, m, v, make_tensor({4}, kGrads[s], dtype), p);
+    out.push_back(read_doubles(param));
   }
   return out;
 }
@@ -94,25 +86,25 @@ TEST_CASE("optimizer: SGD, two steps by hand with momentum, Nesterov and weight 
       p.momentum = 0.75f;
       p.weight_decay = 0.25f;
       p.nesterov = nesterov;
-      Tensor param = make({1}, {1.0}, dtype), buf = Tensor::full({1}, NAN, dtype);
-      const Tensor grad = make({1}, {0.5}, dtype);
+      Tensor param = make_tensor({1}, {1.0}, dtype), buf = Tensor::full({1}, NAN, dtype);
+      const Tensor grad = make_tensor({1}, {0.5}, dtype);
       p.step = 1;
       kiln::sgd_update(param, &buf, grad, p);
-      CHECK(read(param)[0] == (nesterov ? 0.8359375 : 0.90625));
-      CHECK(read(buf)[0] == 0.75);
+      CHECK(read_doubles(param)[0] == (nesterov ? 0.8359375 : 0.90625));
+      CHECK(read_doubles(buf)[0] == 0.75);
       p.step = 2;
       kiln::sgd_update(param, &buf, grad, p);
-      CHECK(read(param)[0] == (nesterov ? 0.62811279296875 : 0.7451171875));
-      CHECK(read(buf)[0] == (nesterov ? 1.271484375 : 1.2890625));
+      CHECK(read_doubles(param)[0] == (nesterov ? 0.62811279296875 : 0.7451171875));
+      CHECK(read_doubles(buf)[0] == (nesterov ? 1.271484375 : 1.2890625));
     }
   }
   // Without momentum the buffer may be absent: p = 1 − 0.125·(0.5 + 0.25) = 0.90625.
   SgdParams plain;
   plain.lr = 0.125f;
   plain.weight_decay = 0.25f;
-  Tensor param = make({1}, {1.0}, DType::f64);
-  kiln::sgd_update(param, nullptr, make({1}, {0.5}, DType::f64), plain);
-  CHECK(read(param)[0] == 0.90625);
+  Tensor param = make_tensor({1}, {1.0}, DType::f64);
+  kiln::sgd_update(param, nullptr, make_tensor({1}, {0.5}, DType::f64), plain);
+  CHECK(read_doubles(param)[0] == 0.90625);
 }
 
 TEST_CASE("optimizer: Adam and AdamW, one step by hand", "[cpu]") {
@@ -133,10 +125,10 @@ TEST_CASE("optimizer: Adam and AdamW, one step by hand", "[cpu]") {
     p.eps = 0.5f;
     p.step = 1;
     auto step = [&](const AdamParams& params) {
-      Tensor param = make({1}, {1.0}, dtype), m = Tensor::zeros({1}, dtype),
+      Tensor param = make_tensor({1}, {1.0}, dtype), m = Tensor::zeros({1}, dtype),
              v = Tensor::zeros({1}, dtype);
-      kiln::adam_update(param, m, v, make({1}, {0.5}, dtype), params);
-      return std::vector<double>{read(param)[0], read(m)[0], read(v)[0]};
+      kiln::adam_update(param, m, v, make_tensor({1}, {0.5}, dtype), params);
+      return std::vector<double>{read_doubles(param)[0], read_doubles(m)[0], read_doubles(v)[0]};
     };
     const std::vector<double> adam = step(p);
     CHECK(adam == std::vector<double>{0.9375, 0.125, 0.015625});
@@ -262,7 +254,7 @@ TEST_CASE("optimizer: the float path matches the double oracle", "[cpu]") {
           kiln::adam_update(pt, mt, vt, gt, adam);
         }
       }
-      kiln::test::expect_close("param", read(pt), p, 1e-6, 1e-6);
+      kiln::test::expect_close("param", read_doubles(pt), p, 1e-6, 1e-6);
     }
   }
 }

@@ -16,24 +16,16 @@
 #include "kernels/softmax_xent.h"
 #include "tests/support/compare.h"
 #include "tests/support/gradcheck.h"
+#include "tests/support/tensors.h"
 
 using kiln::DType;
 using kiln::SoftmaxXentShape;
 using kiln::Tensor;
+using kiln::test::make_tensor;
 using kiln::test::random_vector;
+using kiln::test::read_doubles;
 
 namespace {
-
-Tensor make(kiln::Shape shape, const std::vector<double>& values, DType dtype) {
-  if (dtype == DType::f64) return Tensor::from_vector<double>(shape, values);
-  return Tensor::from_vector<float>(shape, std::vector<float>(values.begin(), values.end()));
-}
-
-std::vector<double> read(const Tensor& t) {
-  if (t.dtype() == DType::f64) return t.to_vector<double>();
-  const std::vector<float> v = t.to_vector<float>();
-  return {v.begin(), v.end()};
-}
 
 struct Result {
   double loss;
@@ -45,12 +37,12 @@ struct Result {
 Result run(const std::vector<double>& logits, const std::vector<int32_t>& labels, int classes,
            DType dtype) {
   const int64_t n = static_cast<int64_t>(labels.size());
-  const Tensor z = make({n, classes}, logits, dtype);
+  const Tensor z = make_tensor({n, classes}, logits, dtype);
   const Tensor y = Tensor::from_vector<int32_t>({n}, labels);
   Tensor loss = Tensor::full({1}, NAN, dtype), dz = Tensor::full({n, classes}, NAN, dtype);
   Tensor correct = Tensor::full({n}, -7, DType::i32);
   kiln::softmax_cross_entropy(loss, &dz, &correct, z, y);
-  return {read(loss)[0], read(dz), correct.to_vector<int32_t>()};
+  return {read_doubles(loss)[0], read_doubles(dz), correct.to_vector<int32_t>()};
 }
 
 }  // namespace
@@ -150,7 +142,7 @@ TEST_CASE("softmax_xent: correct marks argmax == label", "[cpu]") {
 }
 
 TEST_CASE("softmax_xent: the outputs are optional", "[cpu]") {
-  const Tensor z = make({2, 3}, {1, 2, 3, 0.5, -1, 2}, DType::f64);
+  const Tensor z = make_tensor({2, 3}, {1, 2, 3, 0.5, -1, 2}, DType::f64);
   const Tensor y = Tensor::from_vector<int32_t>({2}, {2, 0});
   Tensor loss = Tensor::full({1}, NAN, DType::f64);
   kiln::softmax_cross_entropy(loss, nullptr, nullptr, z, y);

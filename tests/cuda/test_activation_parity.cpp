@@ -31,7 +31,7 @@ constexpr double kSlope = 0.01;
 
 // x with exact zeros and both signs.
 std::vector<float> activation_input(int64_t n, uint32_t seed) {
-  std::vector<float> x = random_vector(n, seed);
+  std::vector<float> x = uniform_floats(n, seed);
   for (int64_t i = 0; i < n; i += 7) x[static_cast<size_t>(i)] = 0.f;
   return x;
 }
@@ -64,7 +64,7 @@ TEST_CASE("cuda::leaky_relu_backward matches the oracle", PARITY_TAG) {
     for (bool misalign : {false, true}) {
       INFO("n=" << n << " misaligned=" << misalign);
       const std::vector<float> x = activation_input(n, 22);
-      const std::vector<float> dy = random_vector(n, 23);
+      const std::vector<float> dy = uniform_floats(n, 23);
       auto runs = run_in_every_order([&] {
         Guarded gx(x, misalign), gdy(dy, misalign),
             dx(std::vector<float>(static_cast<size_t>(n), std::nanf("")), misalign);
@@ -83,7 +83,7 @@ TEST_CASE("cuda::leaky_relu_backward matches the oracle", PARITY_TAG) {
 TEST_CASE("cuda::leaky_relu in place (y == x, dx == dy)", PARITY_TAG) {
   const int64_t n = 1001;
   const std::vector<float> x = activation_input(n, 24);
-  const std::vector<float> dy = random_vector(n, 25);
+  const std::vector<float> dy = uniform_floats(n, 25);
   const std::vector<double> xd = to_double(x), dyd = to_double(dy);
   auto runs = run_in_every_order([&] {
     Guarded a(x, false), g(dy, false);

@@ -77,12 +77,12 @@ struct BnInputs {
 
 BnInputs make_inputs(const BnCase& b, uint32_t seed) {
   BnInputs in;
-  in.x = random_vector(b.m * b.c, seed);
+  in.x = uniform_floats(b.m * b.c, seed);
   for (float& v : in.x) v += b.offset;
-  in.gamma = random_vector(b.c, seed + 1, 0.5f, 1.5f);
-  in.beta = random_vector(b.c, seed + 2, -1.f, 1.f);
-  in.rmean = random_vector(b.c, seed + 3, -1.f, 1.f);
-  in.rvar = random_vector(b.c, seed + 4, 0.5f, 1.5f);
+  in.gamma = uniform_floats(b.c, seed + 1, 0.5f, 1.5f);
+  in.beta = uniform_floats(b.c, seed + 2, -1.f, 1.f);
+  in.rmean = uniform_floats(b.c, seed + 3, -1.f, 1.f);
+  in.rvar = uniform_floats(b.c, seed + 4, 0.5f, 1.5f);
   return in;
 }
 
@@ -183,7 +183,7 @@ TEST_CASE("cuda::batchnorm_backward matches the oracle (dx overwritten, dgamma/d
   for (const BnCase& b : kCases) {
     INFO(describe(b));
     const BnInputs in = make_inputs(b, 83);
-    const std::vector<float> dy = random_vector(b.m * b.c, 84);
+    const std::vector<float> dy = uniform_floats(b.m * b.c, 84);
     // save_mean / save_invstd from the oracle's forward, rounded to float as the layer stores them.
     std::vector<float> sm(static_cast<size_t>(b.c)), si(static_cast<size_t>(b.c));
     {
@@ -199,7 +199,7 @@ TEST_CASE("cuda::batchnorm_backward matches the oracle (dx overwritten, dgamma/d
         si[static_cast<size_t>(c)] = static_cast<float>(s[static_cast<size_t>(c)]);
       }
     }
-    const std::vector<float> dgamma0 = random_vector(b.c, 85), dbeta0 = random_vector(b.c, 86);
+    const std::vector<float> dgamma0 = uniform_floats(b.c, 85), dbeta0 = uniform_floats(b.c, 86);
     auto runs = run_in_every_order([&] {
       Guarded x(in.x, b.misalign), g(in.gamma, b.misalign), gdy(dy, b.misalign),
           gsm(sm, b.misalign), gsi(si, b.misalign), dg(dgamma0, b.misalign), db(dbeta0, b.misalign),
@@ -245,7 +245,7 @@ TEST_CASE("cuda::batchnorm_backward_eval matches the oracle", PARITY_TAG) {
   for (const BnCase& b : kCases) {
     INFO(describe(b));
     const BnInputs in = make_inputs(b, 87);
-    const std::vector<float> dy = random_vector(b.m * b.c, 88);
+    const std::vector<float> dy = uniform_floats(b.m * b.c, 88);
     auto runs = run_in_every_order([&] {
       Guarded gdy(dy, b.misalign), g(in.gamma, b.misalign), rv(in.rvar, b.misalign),
           dx(std::vector<float>(static_cast<size_t>(b.m * b.c), std::nanf("")), b.misalign);

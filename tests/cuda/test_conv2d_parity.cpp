@@ -37,9 +37,9 @@ using kiln::Conv2dShape;
 using kiln::Device;
 using kiln::Tensor;
 using kiln::test::check_dot;
-using kiln::test::random_vector;
 using kiln::test::same_in_every_order;
 using kiln::test::to_double;
+using kiln::test::uniform_floats;
 
 constexpr float kDwSentinel = 0.5f, kDbSentinel = -0.25f;
 
@@ -93,10 +93,10 @@ struct Data {
     x_n = int64_t{s.n} * s.h * s.w * s.c_in;
     y_n = int64_t{s.n} * s.out_h() * s.out_w() * s.c_out;
     w_n = int64_t{s.c_out} * s.kh * s.kw * s.c_in;
-    x = random_vector(x_n, seed, -1.f, 1.f);
-    w = random_vector(w_n, seed + 1, -1.f, 1.f);
-    b = random_vector(s.c_out, seed + 2, -1.f, 1.f);
-    dy = random_vector(y_n, seed + 3, -1.f, 1.f);
+    x = uniform_floats(x_n, seed, -1.f, 1.f);
+    w = uniform_floats(w_n, seed + 1, -1.f, 1.f);
+    b = uniform_floats(s.c_out, seed + 2, -1.f, 1.f);
+    dy = uniform_floats(y_n, seed + 3, -1.f, 1.f);
   }
 };
 

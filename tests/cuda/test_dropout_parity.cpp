@@ -56,7 +56,7 @@ void check_dropout(bool backward) {
       INFO("n=" << dc.n << " p=" << dc.p << " seed=" << dc.seed << " offset=" << dc.offset
                 << " misaligned=" << misalign << " backward=" << backward);
       // Inputs bounded away from zero, so a zero output means "dropped".
-      const std::vector<float> x = random_vector(dc.n, 31, 0.5f, 2.f);
+      const std::vector<float> x = uniform_floats(dc.n, 31, 0.5f, 2.f);
       auto runs = run_in_every_order([&] {
         Guarded in(x, misalign),
             out(std::vector<float>(static_cast<size_t>(dc.n), std::nanf("")), misalign);
@@ -119,7 +119,7 @@ TEST_CASE("cuda::dropout forward and backward drop the same elements", PARITY_TA
 
 TEST_CASE("cuda::dropout in place (y == x)", PARITY_TAG) {
   const int64_t n = 1001;
-  const std::vector<float> x = random_vector(n, 32, 0.5f, 2.f);
+  const std::vector<float> x = uniform_floats(n, 32, 0.5f, 2.f);
   Guarded a(x, false);
   kiln::cuda::dropout_forward(a.data(), a.data(), n, 0.4f, 3, 4, nullptr);
   std::vector<float> ref(static_cast<size_t>(n));

@@ -56,7 +56,7 @@ TEST_CASE("cuda::copy matches the source exactly", PARITY_TAG) {
   for (int64_t n : kSizes)
     for (bool misalign : {false, true}) {
       INFO("n=" << n << " misaligned=" << misalign);
-      const std::vector<float> src = random_vector(n, 11);
+      const std::vector<float> src = uniform_floats(n, 11);
       auto runs = run_in_every_order([&] {
         Guarded s(src, misalign),
             d(std::vector<float>(static_cast<size_t>(n), std::nanf("")), misalign);
@@ -72,7 +72,7 @@ TEST_CASE("cuda::scale matches the oracle within one rounding", PARITY_TAG) {
   for (int64_t n : kSizes)
     for (bool misalign : {false, true}) {
       INFO("n=" << n << " misaligned=" << misalign);
-      const std::vector<float> x = random_vector(n, 12);
+      const std::vector<float> x = uniform_floats(n, 12);
       auto runs = run_in_every_order([&] {
         Guarded d(x, misalign);
         kiln::cuda::scale(d.data(), n, -0.37f, nullptr);
@@ -96,8 +96,8 @@ TEST_CASE("cuda::bias_add adds the bias to every row (odd and wide channel count
   for (const Case& cs : cases)
     for (bool misalign : {false, true}) {
       INFO("m=" << cs.m << " c=" << cs.c << " misaligned=" << misalign);
-      const std::vector<float> y = random_vector(cs.m * cs.c, 13);
-      const std::vector<float> b = random_vector(cs.c, 14);
+      const std::vector<float> y = uniform_floats(cs.m * cs.c, 13);
+      const std::vector<float> b = uniform_floats(cs.c, 14);
       auto runs = run_in_every_order([&] {
         Guarded dy(y, misalign), db(b, false);
         kiln::cuda::bias_add(dy.data(), db.data(), cs.m, cs.c, nullptr);
@@ -115,7 +115,7 @@ TEST_CASE("cuda::l2_norm is deterministic and matches the oracle", PARITY_TAG) {
   for (int64_t n : {int64_t{1}, int64_t{5}, int64_t{1000}, int64_t{70001}, int64_t{300000}})
     for (bool misalign : {false, true}) {
       INFO("n=" << n << " misaligned=" << misalign);
-      const std::vector<float> x = random_vector(n, 15);
+      const std::vector<float> x = uniform_floats(n, 15);
       auto runs = run_in_every_order([&] {
         Guarded dx(x, misalign), out({std::nanf("")}, false);
         kiln::cuda::l2_norm(out.data(), dx.data(), n, nullptr);

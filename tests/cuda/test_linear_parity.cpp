@@ -35,9 +35,9 @@ using kiln::LinearShape;
 using kiln::Tensor;
 using kiln::test::check_dot;
 using kiln::test::DeviceBuffer;
-using kiln::test::random_vector;
 using kiln::test::same_in_every_order;
 using kiln::test::to_double;
+using kiln::test::uniform_floats;
 
 constexpr float kDwSentinel = 0.5f, kDbSentinel = -0.25f;
 
@@ -67,10 +67,10 @@ struct Data {
   LinearShape s;
   std::vector<float> x, w, b, dy;
   Data(const LinearShape& s_, uint32_t seed) : s(s_) {
-    x = random_vector(int64_t{s.n} * s.in, seed, -1.f, 1.f);
-    w = random_vector(int64_t{s.out} * s.in, seed + 1, -1.f, 1.f);
-    b = random_vector(s.out, seed + 2, -1.f, 1.f);
-    dy = random_vector(int64_t{s.n} * s.out, seed + 3, -1.f, 1.f);
+    x = uniform_floats(int64_t{s.n} * s.in, seed, -1.f, 1.f);
+    w = uniform_floats(int64_t{s.out} * s.in, seed + 1, -1.f, 1.f);
+    b = uniform_floats(s.out, seed + 2, -1.f, 1.f);
+    dy = uniform_floats(int64_t{s.n} * s.out, seed + 3, -1.f, 1.f);
   }
 };
 

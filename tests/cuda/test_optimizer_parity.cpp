@@ -62,9 +62,9 @@ TEST_CASE("cuda::sgd_update matches the oracle over several steps", PARITY_TAG) 
       for (bool misalign : {false, true}) {
         INFO(cfg.name << " n=" << n << " misaligned=" << misalign);
         const bool mom = cfg.p.momentum != 0.f;
-        const std::vector<float> p0 = random_vector(n, 41);
+        const std::vector<float> p0 = uniform_floats(n, 41);
         std::vector<std::vector<float>> grads;
-        for (int s = 0; s < kSteps; ++s) grads.push_back(random_vector(n, 42 + s));
+        for (int s = 0; s < kSteps; ++s) grads.push_back(uniform_floats(n, 42 + s));
         auto runs = run_in_every_order([&] {
           // The buffer starts as NaN: step 1 must not read it.
           Guarded p(p0, misalign),
@@ -116,9 +116,9 @@ TEST_CASE("cuda::adam_update (Adam, Adam + L2, AdamW) matches the oracle over se
     for (int64_t n : kSizes)
       for (bool misalign : {false, true}) {
         INFO(cfg.name << " n=" << n << " misaligned=" << misalign);
-        const std::vector<float> p0 = random_vector(n, 51);
+        const std::vector<float> p0 = uniform_floats(n, 51);
         std::vector<std::vector<float>> grads;
-        for (int s = 0; s < kSteps; ++s) grads.push_back(random_vector(n, 52 + s, -0.1f, 0.1f));
+        for (int s = 0; s < kSteps; ++s) grads.push_back(uniform_floats(n, 52 + s, -0.1f, 0.1f));
         const std::vector<float> zeros(static_cast<size_t>(n), 0.f);
         auto runs = run_in_every_order([&] {
           Guarded p(p0, misalign), m(zeros, misalign), v(zeros, misalign);

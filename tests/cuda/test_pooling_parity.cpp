@@ -138,7 +138,7 @@ TEST_CASE("cuda::maxpool2d_forward with distinct random values", PARITY_TAG) {
   const kiln::Pool2dShape s = shape(2, 9, 7, 6, 3, 3, 2, 2, 1, 1);
   const int64_t in = static_cast<int64_t>(s.n) * s.h * s.w * s.c;
   const int64_t out = static_cast<int64_t>(s.n) * s.out_h() * s.out_w() * s.c;
-  const std::vector<float> x = random_vector(in, 62);
+  const std::vector<float> x = uniform_floats(in, 62);
   std::vector<uint8_t> a;
   const std::vector<float> y = run_forward(s, x, false, &a);
   const std::vector<double> xd = to_double(x);
@@ -161,7 +161,7 @@ TEST_CASE("cuda::maxpool2d_backward: dx equals the CPU bit for bit and the oracl
       std::vector<float> ref_y(static_cast<size_t>(out));
       std::vector<uint8_t> argmax(static_cast<size_t>(out));
       kiln::cpu::maxpool2d_forward<float>(ref_y.data(), argmax.data(), x.data(), s);
-      const std::vector<float> dy = random_vector(out, 64);
+      const std::vector<float> dy = uniform_floats(out, 64);
       auto runs = run_in_every_order([&] {
         Guarded gdy(dy, misalign),
             gdx(std::vector<float>(static_cast<size_t>(in), std::nanf("")), misalign);

@@ -69,7 +69,7 @@ TEST_CASE("cuda::softmax_cross_entropy matches the oracle (loss, dlogits, correc
   for (const XentCase& xc : cases) {
     INFO("n=" << xc.n << " classes=" << xc.k << " logit scale=" << xc.scale);
     const int64_t nk = static_cast<int64_t>(xc.n) * xc.k;
-    std::vector<float> logits = random_vector(nk, 71, -xc.scale, xc.scale);
+    std::vector<float> logits = uniform_floats(nk, 71, -xc.scale, xc.scale);
     std::mt19937 gen(72);
     std::uniform_int_distribution<int> pick(0, xc.k - 1);
     std::vector<int32_t> labels(static_cast<size_t>(xc.n));
@@ -110,7 +110,7 @@ TEST_CASE("cuda::softmax_cross_entropy matches the oracle (loss, dlogits, correc
 
 TEST_CASE("cuda::softmax_cross_entropy without dlogits and correct", PARITY_TAG) {
   const XentCase xc{33, 7, 2.f};
-  const std::vector<float> logits = random_vector(33 * 7, 73, -2.f, 2.f);
+  const std::vector<float> logits = uniform_floats(33 * 7, 73, -2.f, 2.f);
   std::vector<int32_t> labels(33);
   for (int s = 0; s < 33; ++s) labels[static_cast<size_t>(s)] = s % 7;
   const std::vector<float> got = run_xent(xc, logits, labels, false, false);
@@ -125,7 +125,7 @@ TEST_CASE("cuda::softmax_cross_entropy without dlogits and correct", PARITY_TAG)
 
 TEST_CASE("cuda::softmax_cross_entropy: a label outside [0, K) gives a NaN loss", PARITY_TAG) {
   const XentCase xc{4, 7, 1.f};
-  const std::vector<float> logits = random_vector(28, 74);
+  const std::vector<float> logits = uniform_floats(28, 74);
   const std::vector<float> got = run_xent(xc, logits, {0, 7, 2, 3}, true, true);
   CHECK(std::isnan(got[0]));
   CHECK(got[1 + 28 + 1 + 1] == 0.f);  // the bad sample is not "correct"

@@ -25,7 +25,7 @@ inline Tensor to_device(const std::vector<float>& v) {
 
 // n floats uniform in [lo, hi), on the device.
 inline Tensor device_random(int64_t n, uint32_t seed, float lo, float hi) {
-  return to_device(random_vector(n, seed, lo, hi));
+  return to_device(uniform_floats(n, seed, lo, hi));
 }
 
 inline std::vector<float> abs_of(std::vector<float> v) {

@@ -31,7 +31,7 @@ using kiln::LinearShape;
 using kiln::Tensor;
 using kiln::test::abs_of;
 using kiln::test::kU;
-using kiln::test::random_vector;
+using kiln::test::uniform_floats;
 
 #define CUBLAS_CHECK(expr)                               \
   do {                                                   \
@@ -77,10 +77,10 @@ TEST_CASE("linear agrees with cuBLAS (fp32, no TF32)", "[gpu][linear]") {
   Blas blas;
   for (const LinearShape& s : shapes) {
     INFO("shape n=" << s.n << " in=" << s.in << " out=" << s.out);
-    const auto xv = random_vector(int64_t{s.n} * s.in, seed++, -1.f, 1.f);
-    const auto wv = random_vector(int64_t{s.out} * s.in, seed++, -1.f, 1.f);
-    const auto bv = random_vector(s.out, seed++, -1.f, 1.f);
-    const auto dyv = random_vector(int64_t{s.n} * s.out, seed++, -1.f, 1.f);
+    const auto xv = uniform_floats(int64_t{s.n} * s.in, seed++, -1.f, 1.f);
+    const auto wv = uniform_floats(int64_t{s.out} * s.in, seed++, -1.f, 1.f);
+    const auto bv = uniform_floats(s.out, seed++, -1.f, 1.f);
+    const auto dyv = uniform_floats(int64_t{s.n} * s.out, seed++, -1.f, 1.f);
     Tensor x = kiln::test::to_device(xv), w = kiln::test::to_device(wv),
            dy = kiln::test::to_device(dyv);
     Tensor xa = kiln::test::to_device(abs_of(xv)), wa = kiln::test::to_device(abs_of(wv)),

@@ -30,7 +30,7 @@ using kiln::Device;
 using kiln::Tensor;
 using kiln::test::abs_of;
 using kiln::test::kU;
-using kiln::test::random_vector;
+using kiln::test::uniform_floats;
 
 // cuDNN descriptors of one convolution, plus a workspace.
 struct Cudnn {
@@ -137,8 +137,9 @@ TEST_CASE("conv2d agrees with cuDNN (fp32, no TF32) on the flagship's layers", "
     const int64_t xn = int64_t{s.n} * s.h * s.w * s.c_in;
     const int64_t yn = int64_t{s.n} * s.out_h() * s.out_w() * s.c_out;
     const int64_t wn = int64_t{s.c_out} * s.kh * s.kw * s.c_in;
-    const auto xv = random_vector(xn, seed++, -1.f, 1.f), wv = random_vector(wn, seed++, -1.f, 1.f);
-    const auto dyv = random_vector(yn, seed++, -1.f, 1.f);
+    const auto xv = uniform_floats(xn, seed++, -1.f, 1.f),
+               wv = uniform_floats(wn, seed++, -1.f, 1.f);
+    const auto dyv = uniform_floats(yn, seed++, -1.f, 1.f);
     Tensor x = kiln::test::to_device(xv), w = kiln::test::to_device(wv),
            dy = kiln::test::to_device(dyv);
     Tensor xa = kiln::test::to_device(abs_of(xv)), wa = kiln::test::to_device(abs_of(wv)),

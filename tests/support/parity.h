@@ -61,7 +61,8 @@ inline constexpr float kSentinel = -7.25f;  // a value no kernel here produces b
 inline const double kU = std::ldexp(1.0, -24);  // float unit roundoff
 
 // n floats uniform in [lo, hi) from a seeded mt19937 (the same values on every platform).
-inline std::vector<float> random_vector(int64_t n, uint32_t seed, float lo = -2.f, float hi = 2.f) {
+inline std::vector<float> uniform_floats(int64_t n, uint32_t seed, float lo = -2.f,
+                                         float hi = 2.f) {
   std::mt19937 gen(seed);
   std::uniform_real_distribution<float> dist(lo, hi);
   std::vector<float> v(static_cast<size_t>(n));
