@@ -95,48 +95,43 @@ std::vector<int64_t> torch_shape(const Tensor& t, const TorchLayout& layout) {
   return s;
 }
 
+// Calls f(kiln_index, torch_index) for every element of a parameter whose layouts differ
+// (conv weights: Kiln [O][KH][KW][I], PyTorch [O][I][KH][KW]; the first linear layer after the
+// flatten: columns in HWC order in Kiln, CHW in PyTorch).
+template <class F>
+void for_each_index_pair(const Tensor& t, const TorchLayout& layout, F&& f) {
+  if (layout.kind == TorchLayout::Kind::conv_ohwi) {
+    const int64_t O = t.size(0), KH = t.size(1), KW = t.size(2), I = t.size(3);
+    for (int64_t o = 0; o < O; ++o)
+      for (int64_t kh = 0; kh < KH; ++kh)
+        for (int64_t kw = 0; kw < KW; ++kw)
+          for (int64_t i = 0; i < I; ++i)
+            f(((o * KH + kh) * KW + kw) * I + i, ((o * I + i) * KH + kh) * KW + kw);
+    return;
+  }
+  const int64_t rows = t.size(0), C = layout.c, H = layout.h, W = layout.w, cols = C * H * W;
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t h = 0; h < H; ++h)
+      for (int64_t w = 0; w < W; ++w)
+        for (int64_t c = 0; c < C; ++c)
+          f(r * cols + (h * W + w) * C + c, r * cols + (c * H + h) * W + w);
+}
+
 // Kiln order -> PyTorch order.
 std::vector<double> to_torch(const std::vector<double>& v, const Tensor& t,
                              const TorchLayout& layout) {
   if (layout.kind == TorchLayout::Kind::same) return v;
   std::vector<double> out(v.size());
-  if (layout.kind == TorchLayout::Kind::conv_ohwi) {
-    const int64_t O = t.size(0), KH = t.size(1), KW = t.size(2), I = t.size(3);
-    for (int64_t o = 0; o < O; ++o)
-      for (int64_t kh = 0; kh < KH; ++kh)
-        for (int64_t kw = 0; kw < KW; ++kw)
-          for (int64_t i = 0; i < I; ++i)
-            out[((o * I + i) * KH + kh) * KW + kw] = v[((o * KH + kh) * KW + kw) * I + i];
-    return out;
-  }
-  const int64_t rows = t.size(0), C = layout.c, H = layout.h, W = layout.w, cols = C * H * W;
-  for (int64_t r = 0; r < rows; ++r)
-    for (int64_t h = 0; h < H; ++h)
-      for (int64_t w = 0; w < W; ++w)
-        for (int64_t c = 0; c < C; ++c)
-          out[r * cols + (c * H + h) * W + w] = v[r * cols + (h * W + w) * C + c];
+  for_each_index_pair(t, layout, [&](int64_t k, int64_t p) { out[size_t(p)] = v[size_t(k)]; });
   return out;
 }
 
+// PyTorch order -> Kiln order.
 std::vector<double> from_torch(const std::vector<double>& v, const Tensor& t,
                                const TorchLayout& layout) {
   if (layout.kind == TorchLayout::Kind::same) return v;
   std::vector<double> out(v.size());
-  if (layout.kind == TorchLayout::Kind::conv_ohwi) {
-    const int64_t O = t.size(0), KH = t.size(1), KW = t.size(2), I = t.size(3);
-    for (int64_t o = 0; o < O; ++o)
-      for (int64_t kh = 0; kh < KH; ++kh)
-        for (int64_t kw = 0; kw < KW; ++kw)
-          for (int64_t i = 0; i < I; ++i)
-            out[((o * KH + kh) * KW + kw) * I + i] = v[((o * I + i) * KH + kh) * KW + kw];
-    return out;
-  }
-  const int64_t rows = t.size(0), C = layout.c, H = layout.h, W = layout.w, cols = C * H * W;
-  for (int64_t r = 0; r < rows; ++r)
-    for (int64_t h = 0; h < H; ++h)
-      for (int64_t w = 0; w < W; ++w)
-        for (int64_t c = 0; c < C; ++c)
-          out[r * cols + (h * W + w) * C + c] = v[r * cols + (c * H + h) * W + w];
+  for_each_index_pair(t, layout, [&](int64_t k, int64_t p) { out[size_t(k)] = v[size_t(p)]; });
   return out;
 }
 
