@@ -3,11 +3,10 @@
 // Activation maximisation (Erhan et al. 2009; regularised as in Yosinski et al. 2015,
 // "Understanding Neural Networks Through Deep Visualization"): start from noise and climb the
 // gradient of one filter's mean activation at one layer with respect to the input image.
-// Unregularised, the ascent finds high-frequency patterns that mean nothing to a reader, so every
-// step
+// Unregularised, the ascent finds high-frequency patterns that mean nothing to a reader, so
+// every step
 //   * jitters: the image is shifted by a random (dy, dx) before the forward pass and the gradient
-//   is
-//     shifted back (a pattern must work wherever it sits);
+//     is shifted back (a pattern must work wherever it sits);
 //   * decays: x <- (1 - l2_decay) x, pulling pixels nobody needs back to the mean grey;
 //   * blurs every `blur_every` steps with a small Gaussian (suppresses checkerboard noise);
 //   * clamps x to the data's range [lo, hi].

@@ -55,8 +55,8 @@ struct Range {
 };
 // The min..max of `n` values (a constant array gets a range of width 1 so it maps to one colour).
 Range min_max(const float* values, int64_t n);
-// lo..hi between the `lo_q` and `hi_q` quantiles: a few extreme values then do not wash out the
-// rest.
+// lo..hi between the `lo_q` and `hi_q` quantiles: a few extreme values then do not wash out
+// the rest.
 Range quantile_range(const float* values, int64_t n, double lo_q, double hi_q);
 
 // An [h][w] array through a colour map.

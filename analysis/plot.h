@@ -3,8 +3,8 @@
 // (saliency maps, filter pictures, feature maps).
 //
 // Each is described by a plain struct and drawn onto a Canvas (analysis/canvas.h), so the same
-// description gives a PNG (`*_png`, an Image for analysis/image.h's encoder) and, for charts, an
-// SVG.
+// description gives a PNG (`*_png`, an Image for analysis/image.h's encoder) and, for charts,
+// an SVG.
 #pragma once
 
 #include <optional>

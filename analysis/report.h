@@ -25,8 +25,8 @@ class HtmlReport {
                   const std::vector<std::pair<std::string, std::string>>& rows);
   void table(const std::string& caption, const std::vector<std::string>& header,
              const std::vector<std::vector<std::string>>& rows);
-  // A figure: its title, the picture, and how to read it (plain text; blank lines start
-  // paragraphs).
+  // A figure: its title, the picture, and how to read it (plain text; blank lines
+  // start paragraphs).
   void figure(const std::string& title, const Image& image, const std::string& how_to_read);
   void figure_svg(const std::string& title, const std::string& svg, const std::string& how_to_read);
 

@@ -73,7 +73,9 @@ inline void cp_async_4(void* smem, const void* gmem) {
   ::kiln::simt::detail::async_copy(smem, gmem, 4);
 }
 
-inline void cp_async_commit() { ::kiln::simt::detail::async_commit(); }
+inline void cp_async_commit() {
+  ::kiln::simt::detail::async_commit();
+}
 
 template <int N>
 inline void cp_async_wait() {

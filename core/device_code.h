@@ -13,7 +13,7 @@
 #if defined(__CUDACC__)
 #include <cuda_runtime.h>
 #define KILN_SHARED(type, name, dims) __shared__ type name dims
-#define KILN_DYNAMIC_SHARED(type, name)                           \
+#define KILN_DYNAMIC_SHARED(type, name)                               \
   extern __shared__ __align__(16) unsigned char kiln_dynamic_smem_[]; \
   type* name = reinterpret_cast<type*>(kiln_dynamic_smem_)
 #if defined(__CUDA_ARCH__)

@@ -42,9 +42,9 @@ std::string concat(const Parts&... parts) {
 
 }  // namespace kiln
 
-#define KILN_CHECK(cond, ...)                                                       \
-  do {                                                                              \
-    if (!(cond))                                                                    \
+#define KILN_CHECK(cond, ...)                                                              \
+  do {                                                                                     \
+    if (!(cond))                                                                           \
       throw ::kiln::Error(#cond, __FILE__, __LINE__, ::kiln::detail::concat(__VA_ARGS__)); \
   } while (0)
 

@@ -26,7 +26,9 @@ void require_cuda() {
 }
 }  // namespace
 
-const char* device_name(Device device) { return device == Device::cpu ? "cpu" : "cuda"; }
+const char* device_name(Device device) {
+  return device == Device::cpu ? "cpu" : "cuda";
+}
 
 Device parse_device(const std::string& name) {
   if (name == "cpu") return Device::cpu;
@@ -64,15 +66,25 @@ const CudaProbe& probe() {
   return p;
 }
 }  // namespace
-bool cuda_available() { return probe().ok; }
-std::string cuda_unavailable_reason() { return probe().ok ? "" : probe().reason; }
-std::string cuda_device_name() { return probe().name; }
+bool cuda_available() {
+  return probe().ok;
+}
+std::string cuda_unavailable_reason() {
+  return probe().ok ? "" : probe().reason;
+}
+std::string cuda_device_name() {
+  return probe().name;
+}
 #else
-bool cuda_available() { return false; }
+bool cuda_available() {
+  return false;
+}
 std::string cuda_unavailable_reason() {
   return "Kiln was built without CUDA (reconfigure with -DKILN_CUDA=ON)";
 }
-std::string cuda_device_name() { return ""; }
+std::string cuda_device_name() {
+  return "";
+}
 #endif
 
 void* allocate(size_t bytes, Device device) {

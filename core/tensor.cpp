@@ -10,20 +10,28 @@ namespace kiln {
 
 size_t dtype_size(DType dtype) {
   switch (dtype) {
-    case DType::f32: return 4;
-    case DType::f64: return 8;
-    case DType::i32: return 4;
-    case DType::u8: return 1;
+    case DType::f32:
+      return 4;
+    case DType::f64:
+      return 8;
+    case DType::i32:
+      return 4;
+    case DType::u8:
+      return 1;
   }
   return 0;
 }
 
 const char* dtype_name(DType dtype) {
   switch (dtype) {
-    case DType::f32: return "f32";
-    case DType::f64: return "f64";
-    case DType::i32: return "i32";
-    case DType::u8: return "u8";
+    case DType::f32:
+      return "f32";
+    case DType::f64:
+      return "f64";
+    case DType::i32:
+      return "i32";
+    case DType::u8:
+      return "u8";
   }
   return "?";
 }
@@ -66,8 +74,8 @@ std::string Shape::str() const {
 }
 
 Tensor::Tensor(Shape shape, DType dtype, Device device)
-    : storage_(std::make_shared<Buffer>(static_cast<size_t>(shape.numel()) * dtype_size(dtype),
-                                        device)),
+    : storage_(
+          std::make_shared<Buffer>(static_cast<size_t>(shape.numel()) * dtype_size(dtype), device)),
       shape_(shape),
       dtype_(dtype),
       device_(device) {}
@@ -110,19 +118,19 @@ const void* Tensor::raw() const {
 
 template <typename T>
 T* Tensor::data() {
-  KILN_CHECK(dtype_ == dtype_of<T>(), "tensor ", str(), " accessed as ",
-             dtype_name(dtype_of<T>()));
+  KILN_CHECK(dtype_ == dtype_of<T>(), "tensor ", str(), " accessed as ", dtype_name(dtype_of<T>()));
   return static_cast<T*>(raw());
 }
 
 template <typename T>
 const T* Tensor::data() const {
-  KILN_CHECK(dtype_ == dtype_of<T>(), "tensor ", str(), " accessed as ",
-             dtype_name(dtype_of<T>()));
+  KILN_CHECK(dtype_ == dtype_of<T>(), "tensor ", str(), " accessed as ", dtype_name(dtype_of<T>()));
   return static_cast<const T*>(raw());
 }
 
-Tensor Tensor::clone() const { return to(device_); }
+Tensor Tensor::clone() const {
+  return to(device_);
+}
 
 Tensor Tensor::to(Device device) const {
   KILN_CHECK(defined(), "to(): undefined tensor");
@@ -144,8 +152,8 @@ Tensor Tensor::view(Shape shape) const {
 }
 
 Tensor Tensor::slice(int64_t offset, Shape shape) const {
-  KILN_CHECK(offset >= 0 && offset + shape.numel() <= numel(), "slice: ", shape.str(), " at offset ",
-             offset, " does not fit in ", str());
+  KILN_CHECK(offset >= 0 && offset + shape.numel() <= numel(), "slice: ", shape.str(),
+             " at offset ", offset, " does not fit in ", str());
   Tensor t = view({numel()});
   t.offset_bytes_ += static_cast<size_t>(offset) * dtype_size(dtype_);
   t.shape_ = shape;
@@ -160,10 +168,18 @@ void fill_host(void* p, int64_t n, double value) {
 }
 void fill_typed(void* p, DType dtype, int64_t n, double value) {
   switch (dtype) {
-    case DType::f32: fill_host<float>(p, n, value); break;
-    case DType::f64: fill_host<double>(p, n, value); break;
-    case DType::i32: fill_host<int32_t>(p, n, value); break;
-    case DType::u8: fill_host<uint8_t>(p, n, value); break;
+    case DType::f32:
+      fill_host<float>(p, n, value);
+      break;
+    case DType::f64:
+      fill_host<double>(p, n, value);
+      break;
+    case DType::i32:
+      fill_host<int32_t>(p, n, value);
+      break;
+    case DType::u8:
+      fill_host<uint8_t>(p, n, value);
+      break;
   }
 }
 }  // namespace
@@ -194,10 +210,10 @@ std::vector<T> Tensor::to_vector() const {
   return out;
 }
 
-#define KILN_TENSOR_INSTANTIATE(T)                                                     \
-  template Tensor Tensor::from_vector<T>(Shape, const std::vector<T>&, Device);       \
-  template T* Tensor::data<T>();                                                       \
-  template const T* Tensor::data<T>() const;                                           \
+#define KILN_TENSOR_INSTANTIATE(T)                                              \
+  template Tensor Tensor::from_vector<T>(Shape, const std::vector<T>&, Device); \
+  template T* Tensor::data<T>();                                                \
+  template const T* Tensor::data<T>() const;                                    \
   template std::vector<T> Tensor::to_vector<T>() const;
 KILN_TENSOR_INSTANTIATE(float)
 KILN_TENSOR_INSTANTIATE(double)

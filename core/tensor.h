@@ -25,13 +25,21 @@ const char* dtype_name(DType dtype);
 template <typename T>
 constexpr DType dtype_of();
 template <>
-constexpr DType dtype_of<float>() { return DType::f32; }
+constexpr DType dtype_of<float>() {
+  return DType::f32;
+}
 template <>
-constexpr DType dtype_of<double>() { return DType::f64; }
+constexpr DType dtype_of<double>() {
+  return DType::f64;
+}
 template <>
-constexpr DType dtype_of<int32_t>() { return DType::i32; }
+constexpr DType dtype_of<int32_t>() {
+  return DType::i32;
+}
 template <>
-constexpr DType dtype_of<uint8_t>() { return DType::u8; }
+constexpr DType dtype_of<uint8_t>() {
+  return DType::u8;
+}
 
 // A shape of 0 to 4 extents; every extent must be > 0.
 class Shape {
@@ -66,8 +74,7 @@ class Tensor {
   static Tensor full(Shape shape, double value, DType dtype = DType::f32,
                      Device device = Device::cpu);
   template <typename T>
-  static Tensor from_vector(Shape shape, const std::vector<T>& values,
-                            Device device = Device::cpu);
+  static Tensor from_vector(Shape shape, const std::vector<T>& values, Device device = Device::cpu);
 
   bool defined() const { return storage_ != nullptr; }
   const Shape& shape() const { return shape_; }

@@ -2,8 +2,8 @@
 //
 // Images are plain host bytes, [N][H][W][C] (NHWC, like Kiln's activations), one uint8 per channel;
 // labels are int32 class indices into class_names. data/ knows no Tensor: the Loader
-// (data/loader.h) turns a Dataset into float batches, and the caller copies those wherever it
-// computes.
+// (data/loader.h) turns a Dataset into float batches, and the caller copies those wherever
+// it computes.
 #pragma once
 
 #include <cstddef>

@@ -2,11 +2,9 @@
 //
 // Two layouts:
 //   DIR/train/<class>/*.png   with optional DIR/val/ (or validation/, valid/) and DIR/test/: used
-//   as
-//                             given (a missing val/ is drawn from train/ as below);
+//                             as given (a missing val/ is drawn from train/ as below);
 //   DIR/<class>/*.png         everything in one pool; a deterministic stratified 90/10 train/val
-//   split
-//                             is drawn from `seed`.
+//                             split is drawn from `seed`.
 // Class folders named 0..6 or by FER's names (angry, disgust, fear, happy, sad, surprise, neutral;
 // case-insensitive) take FER's indices and the class names are FER's seven. If any folder has
 // another name, all class folders are sorted alphabetically (byte order) and numbered from 0, and

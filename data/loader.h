@@ -69,8 +69,8 @@ class Loader {
   const LoaderOptions& options() const { return options_; }
 
   // Starts epoch `epoch` at batch `first_batch` (0 <= first_batch <= batches_per_epoch()); the
-  // background thread begins preparing at once. Any batches prepared for an earlier position are
-  // discarded.
+  // background thread begins preparing at once. Any batches prepared for an earlier position
+  // are discarded.
   void start_epoch(int64_t epoch, int64_t first_batch = 0);
   // Resumes at `state`; a state at the end of an epoch continues with the next epoch.
   void seek(const LoaderState& state);

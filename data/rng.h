@@ -2,8 +2,8 @@
 //
 // Data generation and augmentation need numbers that depend only on (seed, stream, index), on every
 // platform and standard library: std:: distributions are implementation-defined, so they are not
-// used. SplitMix64 (Steele, Lea & Flood 2014) mixes the keys; each draw is one more SplitMix64
-// step.
+// used. SplitMix64 (Steele, Lea & Flood 2014) mixes the keys; each draw is one more
+// SplitMix64 step.
 #pragma once
 
 #include <cstdint>

@@ -246,8 +246,8 @@ __global__ void __launch_bounds__(kBlock)
 
 // ---- backward -----------------------------------------------------------------------------------
 
-// partial[blockIdx.y][0][c] = Σ dy, partial[blockIdx.y][1][c] = Σ dy·(x − mean) over the block's
-// rows.
+// partial[blockIdx.y][0][c] = Σ dy, partial[blockIdx.y][1][c] = Σ dy·(x − mean) over the
+// block's rows.
 template <int kV>
 __global__ void __launch_bounds__(kBlock)
     batchnorm_backward_partial_kernel(float* __restrict__ partial, const float* __restrict__ dy,

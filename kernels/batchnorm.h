@@ -24,9 +24,8 @@ void batchnorm_forward_train(T* y, T* save_mean, T* save_invstd, T* running_mean
                              const T* x, const T* gamma, const T* beta, const BatchNormShape& s,
                              double eps, double momentum);
 template <typename T>
-void batchnorm_forward_eval(T* y, const T* x, const T* gamma, const T* beta,
-                            const T* running_mean, const T* running_var, const BatchNormShape& s,
-                            double eps);
+void batchnorm_forward_eval(T* y, const T* x, const T* gamma, const T* beta, const T* running_mean,
+                            const T* running_var, const BatchNormShape& s, double eps);
 template <typename T>
 void batchnorm_backward(T* dx, T* dgamma, T* dbeta, const T* dy, const T* x, const T* gamma,
                         const T* save_mean, const T* save_invstd, const BatchNormShape& s);

@@ -35,7 +35,8 @@ inline void check_numel(const char* op, const char* name, const Tensor& t, int64
 }
 
 // All tensors on one device with one floating dtype (f32 on CUDA); returns that device.
-inline Device check_float_same(const char* op, std::initializer_list<std::pair<const char*, const Tensor*>> ts) {
+inline Device check_float_same(const char* op,
+                               std::initializer_list<std::pair<const char*, const Tensor*>> ts) {
   const Tensor* first = nullptr;
   const char* first_name = "";
   for (auto& [name, t] : ts) {

@@ -33,16 +33,15 @@ void conv2d_backward_filter(T* dw, T* db /* nullable */, const T* dy, const T* x
 
 namespace cpu::fast {
 // The float CPU path users train with: im2col + OpenBLAS sgemm, OpenMP over the batch.
-void conv2d_forward(float* y, const float* x, const float* w, const float* b,
-                    const Conv2dShape& s);
+void conv2d_forward(float* y, const float* x, const float* w, const float* b, const Conv2dShape& s);
 void conv2d_backward_data(float* dx, const float* dy, const float* w, const Conv2dShape& s);
 void conv2d_backward_filter(float* dw, float* db, const float* dy, const float* x,
                             const Conv2dShape& s);
 }  // namespace cpu::fast
 
 namespace cuda {
-void conv2d_forward(float* y, const float* x, const float* w, const float* b,
-                    const Conv2dShape& s, Stream stream);
+void conv2d_forward(float* y, const float* x, const float* w, const float* b, const Conv2dShape& s,
+                    Stream stream);
 void conv2d_backward_data(float* dx, const float* dy, const float* w, const Conv2dShape& s,
                           Stream stream);
 void conv2d_backward_filter(float* dw, float* db, const float* dy, const float* x,

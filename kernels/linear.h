@@ -25,16 +25,15 @@ void linear_backward_weight(T* dw, T* db /* nullable */, const T* dy, const T* x
 }  // namespace cpu
 
 namespace cpu::fast {
-void linear_forward(float* y, const float* x, const float* w, const float* b,
-                    const LinearShape& s);
+void linear_forward(float* y, const float* x, const float* w, const float* b, const LinearShape& s);
 void linear_backward_data(float* dx, const float* dy, const float* w, const LinearShape& s);
 void linear_backward_weight(float* dw, float* db, const float* dy, const float* x,
                             const LinearShape& s);
 }  // namespace cpu::fast
 
 namespace cuda {
-void linear_forward(float* y, const float* x, const float* w, const float* b,
-                    const LinearShape& s, Stream stream);
+void linear_forward(float* y, const float* x, const float* w, const float* b, const LinearShape& s,
+                    Stream stream);
 void linear_backward_data(float* dx, const float* dy, const float* w, const LinearShape& s,
                           Stream stream);
 void linear_backward_weight(float* dw, float* db, const float* dy, const float* x,

@@ -27,15 +27,15 @@ struct AdamParams {
 
 namespace cpu {
 template <typename T>
-void sgd_update(T* param, T* momentum_buf /* nullable if momentum == 0 */, const T* grad,
-                int64_t n, const SgdParams& p);
+void sgd_update(T* param, T* momentum_buf /* nullable if momentum == 0 */, const T* grad, int64_t n,
+                const SgdParams& p);
 template <typename T>
 void adam_update(T* param, T* m, T* v, const T* grad, int64_t n, const AdamParams& p);
 }  // namespace cpu
 
 namespace cuda {
-void sgd_update(float* param, float* momentum_buf, const float* grad, int64_t n,
-                const SgdParams& p, Stream stream);
+void sgd_update(float* param, float* momentum_buf, const float* grad, int64_t n, const SgdParams& p,
+                Stream stream);
 void adam_update(float* param, float* m, float* v, const float* grad, int64_t n,
                  const AdamParams& p, Stream stream);
 }  // namespace cuda

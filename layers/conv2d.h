@@ -1,7 +1,7 @@
 // layers/conv2d.h — Conv2d, PyTorch's nn.Conv2d on NHWC activations.
 // Weight [C_out][KH][KW][C_in] (exported as PyTorch's OIHW), bias [C_out]. PyTorch's default
-// initialisation: weight and bias uniform in ±1/sqrt(C_in*KH*KW) (kaiming_uniform with a =
-// sqrt(5)).
+// initialisation: weight and bias uniform in ±1/sqrt(C_in*KH*KW) (kaiming_uniform with a
+// = sqrt(5)).
 #pragma once
 
 #include "kernels/conv2d.h"

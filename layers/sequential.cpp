@@ -226,8 +226,8 @@ const Tensor& Sequential::backward_from(int k, const Tensor& d_activation,
 }
 
 void Sequential::reset_rng(uint64_t seed) {
-  // Every dropout layer gets its own stream: the seed mixed with the layer index by one Philox
-  // block.
+  // Every dropout layer gets its own stream: the seed mixed with the layer index by one
+  // Philox block.
   for (int i = 0; i < size(); ++i) {
     const Philox4 r = philox_block(seed, 0xD5u, static_cast<uint64_t>(i));
     layers_[i]->reset_rng((static_cast<uint64_t>(r.v[1]) << 32) | r.v[0]);

@@ -48,8 +48,8 @@ StFile read_safetensors(const std::string& path);
 void write_file_atomic(const std::string& path, const std::string& bytes);
 
 // ---- models ------------------------------------------------------------------------------------
-// The model's state_dict in PyTorch's names, layouts and order (parameters, then buffers, per
-// layer).
+// The model's state_dict in PyTorch's names, layouts and order (parameters, then buffers,
+// per layer).
 StFile model_state_dict(Layer& model);
 // Copies a state_dict into the model (any device/dtype). Throws naming `source` and the first
 // tensor that is missing, unexpected, or of another dtype or shape.

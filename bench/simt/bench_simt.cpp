@@ -29,8 +29,8 @@ void thread_launches(benchmark::State& state) {
   const int blocks = 64, threads = static_cast<int>(state.range(0));
   float* out = device_floats(blocks);
   for (auto _ : state) kiln::simt_bench::touch(out, blocks, threads);
-  state.counters["threads/s"] = benchmark::Counter(static_cast<double>(state.iterations()) * blocks *
-                                                       threads, benchmark::Counter::kIsRate);
+  state.counters["threads/s"] = benchmark::Counter(
+      static_cast<double>(state.iterations()) * blocks * threads, benchmark::Counter::kIsRate);
   cudaFree(out);
 }
 BENCHMARK(thread_launches)->Arg(32)->Arg(256)->Arg(1024)->UseRealTime();
@@ -39,8 +39,9 @@ void thread_barriers(benchmark::State& state) {
   const int blocks = 16, threads = static_cast<int>(state.range(0)), rounds = 64;
   float* out = device_floats(blocks);
   for (auto _ : state) kiln::simt_bench::barriers(out, blocks, threads, rounds);
-  state.counters["barriers/s"] = benchmark::Counter(
-      static_cast<double>(state.iterations()) * blocks * threads * rounds, benchmark::Counter::kIsRate);
+  state.counters["barriers/s"] =
+      benchmark::Counter(static_cast<double>(state.iterations()) * blocks * threads * rounds,
+                         benchmark::Counter::kIsRate);
   cudaFree(out);
 }
 BENCHMARK(thread_barriers)->Arg(32)->Arg(256)->Arg(1024)->UseRealTime();
@@ -49,8 +50,9 @@ void lane_shuffles(benchmark::State& state) {
   const int blocks = 16, threads = 256, rounds = 64;
   float* out = device_floats(blocks);
   for (auto _ : state) kiln::simt_bench::shuffles(out, blocks, threads, rounds);
-  state.counters["shuffles/s"] = benchmark::Counter(
-      static_cast<double>(state.iterations()) * blocks * threads * rounds, benchmark::Counter::kIsRate);
+  state.counters["shuffles/s"] =
+      benchmark::Counter(static_cast<double>(state.iterations()) * blocks * threads * rounds,
+                         benchmark::Counter::kIsRate);
   cudaFree(out);
 }
 BENCHMARK(lane_shuffles)->UseRealTime();
@@ -70,8 +72,8 @@ void reduce_1M(benchmark::State& state) {
   float* out = device_floats(blocks);
   cudaMemset(x, 0, n * sizeof(float));
   for (auto _ : state) kiln::simt_bench::reduce(out, x, n, blocks);
-  state.counters["elements/s"] = benchmark::Counter(static_cast<double>(state.iterations()) * n,
-                                                    benchmark::Counter::kIsRate);
+  state.counters["elements/s"] =
+      benchmark::Counter(static_cast<double>(state.iterations()) * n, benchmark::Counter::kIsRate);
   cudaFree(x);
   cudaFree(out);
 }

@@ -30,7 +30,8 @@ __global__ void reduce_kernel(float* out, const float* __restrict__ x, int n) {
   KILN_SHARED(float, partial, [256]);
   const int t = static_cast<int>(threadIdx.x);
   float acc = 0.0f;
-  for (int i = static_cast<int>(blockIdx.x) * 256 + t; i < n; i += static_cast<int>(gridDim.x) * 256)
+  for (int i = static_cast<int>(blockIdx.x) * 256 + t; i < n;
+       i += static_cast<int>(gridDim.x) * 256)
     acc += x[i];
   partial[t] = acc;
   __syncthreads();

@@ -89,8 +89,8 @@ std::string to_string(const Schedule& s) {
 }
 
 std::array<Schedule, 3> every_order(std::uint64_t seed) {
-  return {Schedule{ThreadOrder::kForward, false, seed}, Schedule{ThreadOrder::kReverse, false, seed},
-          Schedule{ThreadOrder::kRandom, true, seed}};
+  return {Schedule{ThreadOrder::kForward, false, seed},
+          Schedule{ThreadOrder::kReverse, false, seed}, Schedule{ThreadOrder::kRandom, true, seed}};
 }
 
 int worker_count() {
@@ -114,7 +114,7 @@ constexpr std::uint32_t kMaxThreadsPerBlock = 1024;
 constexpr std::size_t kMaxSharedPerBlock = 227 * 1024;
 #if defined(KILN_SIMT_ASAN)
 constexpr std::size_t kStackBytes = 256 * 1024;  // ASan's redzones grow every frame
-constexpr std::size_t kRedzone = 64;              // between shared variables, poisoned
+constexpr std::size_t kRedzone = 64;             // between shared variables, poisoned
 #else
 constexpr std::size_t kStackBytes = 64 * 1024;
 constexpr std::size_t kRedzone = 0;
@@ -205,32 +205,50 @@ std::string tid_ranges(const std::vector<std::uint32_t>& tids) {
 
 const char* warp_kind_name(WarpKind k) {
   switch (k) {
-    case WarpKind::kSyncWarp: return "__syncwarp";
-    case WarpKind::kShflIdx: return "__shfl_sync";
-    case WarpKind::kShflUp: return "__shfl_up_sync";
-    case WarpKind::kShflDown: return "__shfl_down_sync";
-    case WarpKind::kShflXor: return "__shfl_xor_sync";
-    case WarpKind::kBallot: return "__ballot_sync";
-    case WarpKind::kAny: return "__any_sync";
-    case WarpKind::kAll: return "__all_sync";
-    case WarpKind::kReduceAddU: return "__reduce_add_sync";
+    case WarpKind::kSyncWarp:
+      return "__syncwarp";
+    case WarpKind::kShflIdx:
+      return "__shfl_sync";
+    case WarpKind::kShflUp:
+      return "__shfl_up_sync";
+    case WarpKind::kShflDown:
+      return "__shfl_down_sync";
+    case WarpKind::kShflXor:
+      return "__shfl_xor_sync";
+    case WarpKind::kBallot:
+      return "__ballot_sync";
+    case WarpKind::kAny:
+      return "__any_sync";
+    case WarpKind::kAll:
+      return "__all_sync";
+    case WarpKind::kReduceAddU:
+      return "__reduce_add_sync";
     case WarpKind::kReduceMinU:
-    case WarpKind::kReduceMinI: return "__reduce_min_sync";
+    case WarpKind::kReduceMinI:
+      return "__reduce_min_sync";
     case WarpKind::kReduceMaxU:
-    case WarpKind::kReduceMaxI: return "__reduce_max_sync";
-    case WarpKind::kReduceAnd: return "__reduce_and_sync";
-    case WarpKind::kReduceOr: return "__reduce_or_sync";
-    case WarpKind::kReduceXor: return "__reduce_xor_sync";
+    case WarpKind::kReduceMaxI:
+      return "__reduce_max_sync";
+    case WarpKind::kReduceAnd:
+      return "__reduce_and_sync";
+    case WarpKind::kReduceOr:
+      return "__reduce_or_sync";
+    case WarpKind::kReduceXor:
+      return "__reduce_xor_sync";
   }
   return "warp operation";
 }
 
 const char* sync_kind_name(SyncKind k) {
   switch (k) {
-    case SyncKind::kBarrier: return "__syncthreads";
-    case SyncKind::kCount: return "__syncthreads_count";
-    case SyncKind::kAnd: return "__syncthreads_and";
-    case SyncKind::kOr: return "__syncthreads_or";
+    case SyncKind::kBarrier:
+      return "__syncthreads";
+    case SyncKind::kCount:
+      return "__syncthreads_count";
+    case SyncKind::kAnd:
+      return "__syncthreads_and";
+    case SyncKind::kOr:
+      return "__syncthreads_or";
   }
   return "__syncthreads";
 }
@@ -261,8 +279,12 @@ class Executor {
   }
 
   // The executor whose kernel thread is running on this OS thread, or null outside kernels.
-  static Executor* running() { return running_; }
-  Fiber* fiber() const { return current_; }
+  static Executor* running() {
+    return running_;
+  }
+  Fiber* fiber() const {
+    return current_;
+  }
 
   // Runs one block to completion; returns the error that aborted it, if any.
   std::exception_ptr run_block(const Job& job, std::uint64_t block_linear);
@@ -273,9 +295,15 @@ class Executor {
     if (aborting_) throw ForcedUnwind{};
   }
   void* shared_variable(const void* key, std::size_t bytes, std::size_t align);
-  void* dynamic_shared() const { return dynamic_; }
-  int nthreads() const { return static_cast<int>(nthreads_); }
-  void count_waiting(State s) { (s == State::kBarrier ? n_barrier_ : n_warp_)++; }
+  void* dynamic_shared() const {
+    return dynamic_;
+  }
+  int nthreads() const {
+    return static_cast<int>(nthreads_);
+  }
+  void count_waiting(State s) {
+    (s == State::kBarrier ? n_barrier_ : n_warp_)++;
+  }
 
   void fiber_main(Fiber* f);
 
@@ -523,9 +551,11 @@ bool Executor::resolve() {
     report_stuck("threads wait at different __syncthreads sites");
   }
   if (n_warp_ == 0 && n_barrier_ > 0)
-    report_stuck("a __syncthreads is not reached by every thread of the block (a return before it?)");
-  report_stuck("a warp operation whose lanes cannot all arrive (every lane named in the mask must "
-               "reach a warp operation of the same kind with the same mask)");
+    report_stuck(
+        "a __syncthreads is not reached by every thread of the block (a return before it?)");
+  report_stuck(
+      "a warp operation whose lanes cannot all arrive (every lane named in the mask must "
+      "reach a warp operation of the same kind with the same mask)");
 }
 
 bool Executor::resolve_warps() {
@@ -603,18 +633,32 @@ void Executor::complete_warp_group(std::uint32_t base, unsigned mask) {
           continue;
         }
         switch (kind) {
-          case WarpKind::kReduceAddU: r += v; break;
-          case WarpKind::kReduceMinU: r = std::min(r, v); break;
-          case WarpKind::kReduceMaxU: r = std::max(r, v); break;
+          case WarpKind::kReduceAddU:
+            r += v;
+            break;
+          case WarpKind::kReduceMinU:
+            r = std::min(r, v);
+            break;
+          case WarpKind::kReduceMaxU:
+            r = std::max(r, v);
+            break;
           case WarpKind::kReduceMinI:
-            r = static_cast<std::uint32_t>(std::min(static_cast<std::int32_t>(r), static_cast<std::int32_t>(v)));
+            r = static_cast<std::uint32_t>(
+                std::min(static_cast<std::int32_t>(r), static_cast<std::int32_t>(v)));
             break;
           case WarpKind::kReduceMaxI:
-            r = static_cast<std::uint32_t>(std::max(static_cast<std::int32_t>(r), static_cast<std::int32_t>(v)));
+            r = static_cast<std::uint32_t>(
+                std::max(static_cast<std::int32_t>(r), static_cast<std::int32_t>(v)));
             break;
-          case WarpKind::kReduceAnd: r &= v; break;
-          case WarpKind::kReduceOr: r |= v; break;
-          default: r ^= v; break;
+          case WarpKind::kReduceAnd:
+            r &= v;
+            break;
+          case WarpKind::kReduceOr:
+            r |= v;
+            break;
+          default:
+            r ^= v;
+            break;
         }
       }
       acc = r;
@@ -643,10 +687,22 @@ void Executor::complete_warp_group(std::uint32_t base, unsigned mask) {
         int j = l;
         bool in = true;
         switch (kind) {
-          case WarpKind::kShflUp: j = l - b; in = j >= max_lane; break;
-          case WarpKind::kShflDown: j = l + b; in = j <= max_lane; break;
-          case WarpKind::kShflXor: j = l ^ b; in = j <= max_lane; break;
-          default: j = min_lane | (b & ~segmask); in = j <= max_lane; break;
+          case WarpKind::kShflUp:
+            j = l - b;
+            in = j >= max_lane;
+            break;
+          case WarpKind::kShflDown:
+            j = l + b;
+            in = j <= max_lane;
+            break;
+          case WarpKind::kShflXor:
+            j = l ^ b;
+            in = j <= max_lane;
+            break;
+          default:
+            j = min_lane | (b & ~segmask);
+            in = j <= max_lane;
+            break;
         }
         if (!in) j = l;
         // Reading a lane outside the mask is undefined in CUDA: all ones (NaN) makes it show.
@@ -693,8 +749,7 @@ void Executor::report_stuck(const std::string& reason) {
   msg << "SIMT emulator: block (" << block_idx_.x << "," << block_idx_.y << "," << block_idx_.z
       << ") of a " << b.x << "x" << b.y << "x" << b.z << " block cannot proceed: " << reason
       << " (thread ids are linear: x + blockDim.x*(y + blockDim.y*z))";
-  for (const auto& [what, tids] : groups)
-    msg << "\n  " << what << ": threads " << tid_ranges(tids);
+  for (const auto& [what, tids] : groups) msg << "\n  " << what << ": threads " << tid_ranges(tids);
   throw Error("", first_site.file, first_site.line, msg.str());
 }
 
@@ -759,7 +814,8 @@ class Pool {
     std::uint64_t seen = 0;
     std::unique_lock<std::mutex> lock(mu_);
     for (;;) {
-      work_cv_.wait(lock, [&] { return stop_ || (job_ != nullptr && wanted_ > 0 && generation_ != seen); });
+      work_cv_.wait(
+          lock, [&] { return stop_ || (job_ != nullptr && wanted_ > 0 && generation_ != seen); });
       if (stop_) return;
       seen = generation_;
       --wanted_;
@@ -815,13 +871,14 @@ std::uint64_t warp_op(WarpKind kind, unsigned mask, std::uint64_t value, int arg
   const unsigned lane = f->tid % 32;
   if (!(mask >> lane & 1u))
     throw Error("", file, line,
-                ::kiln::detail::concat("SIMT emulator: ", warp_kind_name(kind), " at ", file, ":", line,
-                       ": the calling lane ", lane, " (thread ", f->tid,
-                       ") is not in its mask 0x", std::hex, mask));
+                ::kiln::detail::concat("SIMT emulator: ", warp_kind_name(kind), " at ", file, ":",
+                                       line, ": the calling lane ", lane, " (thread ", f->tid,
+                                       ") is not in its mask 0x", std::hex, mask));
   if (width < 1 || width > 32 || (width & (width - 1)) != 0)
-    throw Error("", file, line,
-                ::kiln::detail::concat("SIMT emulator: ", warp_kind_name(kind), " at ", file, ":", line,
-                       ": width ", width, " is not a power of two in [1, 32]"));
+    throw Error(
+        "", file, line,
+        ::kiln::detail::concat("SIMT emulator: ", warp_kind_name(kind), " at ", file, ":", line,
+                               ": width ", width, " is not a power of two in [1, 32]"));
   f->state = State::kWarp;
   f->warp_kind = kind;
   f->mask = mask;
@@ -838,7 +895,9 @@ void* shared_variable(const void* key, std::size_t bytes, std::size_t align) {
   return executor_for_kernel_call("KILN_SHARED").shared_variable(key, bytes, align);
 }
 
-void* dynamic_shared() { return executor_for_kernel_call("KILN_DYNAMIC_SHARED").dynamic_shared(); }
+void* dynamic_shared() {
+  return executor_for_kernel_call("KILN_DYNAMIC_SHARED").dynamic_shared();
+}
 
 void async_copy(void* dst, const void* src, std::size_t bytes) {
   Fiber* f = executor_for_kernel_call("cp.async").fiber();
@@ -876,8 +935,9 @@ void run_kernel(const LaunchSpec& spec, void (*invoke)(void*), void* packed) {
              " (at most 1024 threads, z at most 64)");
   KILN_CHECK(spec.shared_bytes <= kMaxSharedPerBlock, "SIMT emulator: ", spec.shared_bytes,
              " bytes of dynamic shared memory exceed the device's ", kMaxSharedPerBlock);
-  KILN_CHECK(Executor::running() == nullptr,
-             "SIMT emulator: a kernel launched another kernel (dynamic parallelism is not emulated)");
+  KILN_CHECK(
+      Executor::running() == nullptr,
+      "SIMT emulator: a kernel launched another kernel (dynamic parallelism is not emulated)");
 
   Job job;
   job.spec = spec;

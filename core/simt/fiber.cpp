@@ -83,12 +83,12 @@ void* FiberStack::prepare(void (*entry)(void*), void* arg, std::size_t offset) {
   auto top = (reinterpret_cast<std::uintptr_t>(lo_ + size_) - 64 - offset) & ~std::uintptr_t{15};
   auto* sp = reinterpret_cast<void**>(top);
   *--sp = reinterpret_cast<void*>(&kiln_simt_fiber_start);  // popped by ret
-  *--sp = nullptr;                                           // rbp
-  *--sp = nullptr;                                           // rbx
-  *--sp = reinterpret_cast<void*>(entry);                    // r12
-  *--sp = arg;                                               // r13
-  *--sp = nullptr;                                           // r14
-  *--sp = nullptr;                                           // r15
+  *--sp = nullptr;                                          // rbp
+  *--sp = nullptr;                                          // rbx
+  *--sp = reinterpret_cast<void*>(entry);                   // r12
+  *--sp = arg;                                              // r13
+  *--sp = nullptr;                                          // r14
+  *--sp = nullptr;                                          // r15
   return sp;
 }
 

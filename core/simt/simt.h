@@ -43,8 +43,8 @@
 #undef __launch_bounds__
 #define __launch_bounds__(...)
 #undef __shared__
-#define __shared__                                                                            \
-  _Pragma(                                                                                    \
+#define __shared__                                                                             \
+  _Pragma(                                                                                     \
       "GCC error \"Kiln kernels declare shared memory with KILN_SHARED / KILN_DYNAMIC_SHARED " \
       "(core/device_code.h), never a bare __shared__\"")
 
@@ -164,39 +164,51 @@ void launch(dim3 grid, dim3 block, std::size_t shared_bytes, cudaStream_t stream
 // KILN_SHARED(float, tile, [32][33]) declares `float (&tile)[32][33]`; KILN_SHARED(float, s, )
 // declares `float& s`. The static tag's address names the declaration (one per template
 // instantiation, as a __shared__ variable is).
-#define KILN_SHARED(type, name, dims)                                                 \
-  static const char kiln_shared_tag_##name = 0;                                       \
-  using kiln_shared_type_##name = type dims;                                          \
-  kiln_shared_type_##name& name = *static_cast<kiln_shared_type_##name*>(             \
-      ::kiln::simt::detail::shared_variable(&kiln_shared_tag_##name,                  \
-                                            sizeof(kiln_shared_type_##name), alignof(kiln_shared_type_##name)))
+#define KILN_SHARED(type, name, dims)                                               \
+  static const char kiln_shared_tag_##name = 0;                                     \
+  using kiln_shared_type_##name = type dims;                                        \
+  kiln_shared_type_##name& name =                                                   \
+      *static_cast<kiln_shared_type_##name*>(::kiln::simt::detail::shared_variable( \
+          &kiln_shared_tag_##name, sizeof(kiln_shared_type_##name),                 \
+          alignof(kiln_shared_type_##name)))
 #define KILN_DYNAMIC_SHARED(type, name) \
   type* name = static_cast<type*>(::kiln::simt::detail::dynamic_shared())
 
 // ---- barriers and warp operations --------------------------------------------------------------
-#define __syncthreads() \
-  ((void)::kiln::simt::detail::block_barrier(::kiln::simt::detail::SyncKind::kBarrier, 1, __FILE__, __LINE__))
-#define __syncthreads_count(pred) \
-  ::kiln::simt::detail::block_barrier(::kiln::simt::detail::SyncKind::kCount, (pred) ? 1 : 0, __FILE__, __LINE__)
-#define __syncthreads_and(pred) \
-  ::kiln::simt::detail::block_barrier(::kiln::simt::detail::SyncKind::kAnd, (pred) ? 1 : 0, __FILE__, __LINE__)
-#define __syncthreads_or(pred) \
-  ::kiln::simt::detail::block_barrier(::kiln::simt::detail::SyncKind::kOr, (pred) ? 1 : 0, __FILE__, __LINE__)
-#define __syncwarp(...) ::kiln::simt::detail::syncwarp_at(__FILE__, __LINE__ __VA_OPT__(, ) __VA_ARGS__)
+#define __syncthreads()                                                                   \
+  ((void)::kiln::simt::detail::block_barrier(::kiln::simt::detail::SyncKind::kBarrier, 1, \
+                                             __FILE__, __LINE__))
+#define __syncthreads_count(pred)                                                             \
+  ::kiln::simt::detail::block_barrier(::kiln::simt::detail::SyncKind::kCount, (pred) ? 1 : 0, \
+                                      __FILE__, __LINE__)
+#define __syncthreads_and(pred)                                                             \
+  ::kiln::simt::detail::block_barrier(::kiln::simt::detail::SyncKind::kAnd, (pred) ? 1 : 0, \
+                                      __FILE__, __LINE__)
+#define __syncthreads_or(pred)                                                             \
+  ::kiln::simt::detail::block_barrier(::kiln::simt::detail::SyncKind::kOr, (pred) ? 1 : 0, \
+                                      __FILE__, __LINE__)
+#define __syncwarp(...) \
+  ::kiln::simt::detail::syncwarp_at(__FILE__, __LINE__ __VA_OPT__(, ) __VA_ARGS__)
 
-#define __shfl_sync(...) \
-  ::kiln::simt::detail::shfl_at<::kiln::simt::detail::WarpKind::kShflIdx>(__FILE__, __LINE__, __VA_ARGS__)
-#define __shfl_up_sync(...) \
-  ::kiln::simt::detail::shfl_at<::kiln::simt::detail::WarpKind::kShflUp>(__FILE__, __LINE__, __VA_ARGS__)
-#define __shfl_down_sync(...) \
-  ::kiln::simt::detail::shfl_at<::kiln::simt::detail::WarpKind::kShflDown>(__FILE__, __LINE__, __VA_ARGS__)
-#define __shfl_xor_sync(...) \
-  ::kiln::simt::detail::shfl_at<::kiln::simt::detail::WarpKind::kShflXor>(__FILE__, __LINE__, __VA_ARGS__)
+#define __shfl_sync(...)                                                                      \
+  ::kiln::simt::detail::shfl_at<::kiln::simt::detail::WarpKind::kShflIdx>(__FILE__, __LINE__, \
+                                                                          __VA_ARGS__)
+#define __shfl_up_sync(...)                                                                  \
+  ::kiln::simt::detail::shfl_at<::kiln::simt::detail::WarpKind::kShflUp>(__FILE__, __LINE__, \
+                                                                         __VA_ARGS__)
+#define __shfl_down_sync(...)                                                                  \
+  ::kiln::simt::detail::shfl_at<::kiln::simt::detail::WarpKind::kShflDown>(__FILE__, __LINE__, \
+                                                                           __VA_ARGS__)
+#define __shfl_xor_sync(...)                                                                  \
+  ::kiln::simt::detail::shfl_at<::kiln::simt::detail::WarpKind::kShflXor>(__FILE__, __LINE__, \
+                                                                          __VA_ARGS__)
 
-#define KILN_SIMT_WARP_(kind, mask, value)                                                    \
-  ::kiln::simt::detail::warp_op(::kiln::simt::detail::WarpKind::kind, (mask),                \
-                                static_cast<std::uint64_t>(value), 0, warpSize, __FILE__, __LINE__)
-#define __ballot_sync(mask, pred) static_cast<unsigned>(KILN_SIMT_WARP_(kBallot, mask, (pred) ? 1 : 0))
+#define KILN_SIMT_WARP_(kind, mask, value)                                                \
+  ::kiln::simt::detail::warp_op(::kiln::simt::detail::WarpKind::kind, (mask),             \
+                                static_cast<std::uint64_t>(value), 0, warpSize, __FILE__, \
+                                __LINE__)
+#define __ballot_sync(mask, pred) \
+  static_cast<unsigned>(KILN_SIMT_WARP_(kBallot, mask, (pred) ? 1 : 0))
 #define __any_sync(mask, pred) static_cast<int>(KILN_SIMT_WARP_(kAny, mask, (pred) ? 1 : 0))
 #define __all_sync(mask, pred) static_cast<int>(KILN_SIMT_WARP_(kAll, mask, (pred) ? 1 : 0))
 
@@ -212,28 +224,52 @@ inline int reduce_i(WarpKind k, unsigned mask, int v, const char* f, int l) {
 struct ReduceAt {
   const char* file;
   int line;
-  unsigned add(unsigned m, unsigned v) const { return reduce_u(WarpKind::kReduceAddU, m, v, file, line); }
+  unsigned add(unsigned m, unsigned v) const {
+    return reduce_u(WarpKind::kReduceAddU, m, v, file, line);
+  }
   int add(unsigned m, int v) const { return reduce_i(WarpKind::kReduceAddU, m, v, file, line); }
-  unsigned min(unsigned m, unsigned v) const { return reduce_u(WarpKind::kReduceMinU, m, v, file, line); }
+  unsigned min(unsigned m, unsigned v) const {
+    return reduce_u(WarpKind::kReduceMinU, m, v, file, line);
+  }
   int min(unsigned m, int v) const { return reduce_i(WarpKind::kReduceMinI, m, v, file, line); }
-  unsigned max(unsigned m, unsigned v) const { return reduce_u(WarpKind::kReduceMaxU, m, v, file, line); }
+  unsigned max(unsigned m, unsigned v) const {
+    return reduce_u(WarpKind::kReduceMaxU, m, v, file, line);
+  }
   int max(unsigned m, int v) const { return reduce_i(WarpKind::kReduceMaxI, m, v, file, line); }
-  unsigned and_(unsigned m, unsigned v) const { return reduce_u(WarpKind::kReduceAnd, m, v, file, line); }
-  unsigned or_(unsigned m, unsigned v) const { return reduce_u(WarpKind::kReduceOr, m, v, file, line); }
-  unsigned xor_(unsigned m, unsigned v) const { return reduce_u(WarpKind::kReduceXor, m, v, file, line); }
+  unsigned and_(unsigned m, unsigned v) const {
+    return reduce_u(WarpKind::kReduceAnd, m, v, file, line);
+  }
+  unsigned or_(unsigned m, unsigned v) const {
+    return reduce_u(WarpKind::kReduceOr, m, v, file, line);
+  }
+  unsigned xor_(unsigned m, unsigned v) const {
+    return reduce_u(WarpKind::kReduceXor, m, v, file, line);
+  }
 };
 }  // namespace kiln::simt::detail
-#define __reduce_add_sync(mask, v) (::kiln::simt::detail::ReduceAt{__FILE__, __LINE__}.add((mask), (v)))
-#define __reduce_min_sync(mask, v) (::kiln::simt::detail::ReduceAt{__FILE__, __LINE__}.min((mask), (v)))
-#define __reduce_max_sync(mask, v) (::kiln::simt::detail::ReduceAt{__FILE__, __LINE__}.max((mask), (v)))
-#define __reduce_and_sync(mask, v) (::kiln::simt::detail::ReduceAt{__FILE__, __LINE__}.and_((mask), (v)))
-#define __reduce_or_sync(mask, v) (::kiln::simt::detail::ReduceAt{__FILE__, __LINE__}.or_((mask), (v)))
-#define __reduce_xor_sync(mask, v) (::kiln::simt::detail::ReduceAt{__FILE__, __LINE__}.xor_((mask), (v)))
+#define __reduce_add_sync(mask, v) \
+  (::kiln::simt::detail::ReduceAt{__FILE__, __LINE__}.add((mask), (v)))
+#define __reduce_min_sync(mask, v) \
+  (::kiln::simt::detail::ReduceAt{__FILE__, __LINE__}.min((mask), (v)))
+#define __reduce_max_sync(mask, v) \
+  (::kiln::simt::detail::ReduceAt{__FILE__, __LINE__}.max((mask), (v)))
+#define __reduce_and_sync(mask, v) \
+  (::kiln::simt::detail::ReduceAt{__FILE__, __LINE__}.and_((mask), (v)))
+#define __reduce_or_sync(mask, v) \
+  (::kiln::simt::detail::ReduceAt{__FILE__, __LINE__}.or_((mask), (v)))
+#define __reduce_xor_sync(mask, v) \
+  (::kiln::simt::detail::ReduceAt{__FILE__, __LINE__}.xor_((mask), (v)))
 
 // ---- memory fences, loads, clocks ------------------------------------------------------------------
-inline void __threadfence() { std::atomic_thread_fence(std::memory_order_seq_cst); }
-inline void __threadfence_block() { std::atomic_thread_fence(std::memory_order_seq_cst); }
-inline void __threadfence_system() { std::atomic_thread_fence(std::memory_order_seq_cst); }
+inline void __threadfence() {
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+}
+inline void __threadfence_block() {
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+}
+inline void __threadfence_system() {
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+}
 template <typename T>
 inline T __ldg(const T* p) {
   return *p;
@@ -285,40 +321,108 @@ inline T atomic_cas(T* p, T compare, T v) {
 }  // namespace kiln::simt::detail
 
 using kiln_simt_ull_ = unsigned long long;  // NOLINT: CUDA's spelling of the 64-bit atomics
-inline int atomicAdd(int* p, int v) { return kiln::simt::detail::aref(p).fetch_add(v); }
-inline unsigned atomicAdd(unsigned* p, unsigned v) { return kiln::simt::detail::aref(p).fetch_add(v); }
-inline kiln_simt_ull_ atomicAdd(kiln_simt_ull_* p, kiln_simt_ull_ v) { return kiln::simt::detail::aref(p).fetch_add(v); }
-inline float atomicAdd(float* p, float v) { return kiln::simt::detail::aref(p).fetch_add(v); }
-inline double atomicAdd(double* p, double v) { return kiln::simt::detail::aref(p).fetch_add(v); }
-inline int atomicSub(int* p, int v) { return kiln::simt::detail::aref(p).fetch_sub(v); }
-inline unsigned atomicSub(unsigned* p, unsigned v) { return kiln::simt::detail::aref(p).fetch_sub(v); }
-inline int atomicExch(int* p, int v) { return kiln::simt::detail::aref(p).exchange(v); }
-inline unsigned atomicExch(unsigned* p, unsigned v) { return kiln::simt::detail::aref(p).exchange(v); }
-inline kiln_simt_ull_ atomicExch(kiln_simt_ull_* p, kiln_simt_ull_ v) { return kiln::simt::detail::aref(p).exchange(v); }
-inline float atomicExch(float* p, float v) { return kiln::simt::detail::aref(p).exchange(v); }
-inline int atomicMin(int* p, int v) { return kiln::simt::detail::atomic_min(p, v); }
-inline unsigned atomicMin(unsigned* p, unsigned v) { return kiln::simt::detail::atomic_min(p, v); }
-inline long long atomicMin(long long* p, long long v) { return kiln::simt::detail::atomic_min(p, v); }
-inline kiln_simt_ull_ atomicMin(kiln_simt_ull_* p, kiln_simt_ull_ v) { return kiln::simt::detail::atomic_min(p, v); }
-inline int atomicMax(int* p, int v) { return kiln::simt::detail::atomic_max(p, v); }
-inline unsigned atomicMax(unsigned* p, unsigned v) { return kiln::simt::detail::atomic_max(p, v); }
-inline long long atomicMax(long long* p, long long v) { return kiln::simt::detail::atomic_max(p, v); }
-inline kiln_simt_ull_ atomicMax(kiln_simt_ull_* p, kiln_simt_ull_ v) { return kiln::simt::detail::atomic_max(p, v); }
-inline int atomicCAS(int* p, int c, int v) { return kiln::simt::detail::atomic_cas(p, c, v); }
-inline unsigned atomicCAS(unsigned* p, unsigned c, unsigned v) { return kiln::simt::detail::atomic_cas(p, c, v); }
-inline kiln_simt_ull_ atomicCAS(kiln_simt_ull_* p, kiln_simt_ull_ c, kiln_simt_ull_ v) { return kiln::simt::detail::atomic_cas(p, c, v); }
-inline int atomicAnd(int* p, int v) { return kiln::simt::detail::aref(p).fetch_and(v); }
-inline unsigned atomicAnd(unsigned* p, unsigned v) { return kiln::simt::detail::aref(p).fetch_and(v); }
-inline long long atomicAnd(long long* p, long long v) { return kiln::simt::detail::aref(p).fetch_and(v); }
-inline kiln_simt_ull_ atomicAnd(kiln_simt_ull_* p, kiln_simt_ull_ v) { return kiln::simt::detail::aref(p).fetch_and(v); }
-inline int atomicOr(int* p, int v) { return kiln::simt::detail::aref(p).fetch_or(v); }
-inline unsigned atomicOr(unsigned* p, unsigned v) { return kiln::simt::detail::aref(p).fetch_or(v); }
-inline long long atomicOr(long long* p, long long v) { return kiln::simt::detail::aref(p).fetch_or(v); }
-inline kiln_simt_ull_ atomicOr(kiln_simt_ull_* p, kiln_simt_ull_ v) { return kiln::simt::detail::aref(p).fetch_or(v); }
-inline int atomicXor(int* p, int v) { return kiln::simt::detail::aref(p).fetch_xor(v); }
-inline unsigned atomicXor(unsigned* p, unsigned v) { return kiln::simt::detail::aref(p).fetch_xor(v); }
-inline long long atomicXor(long long* p, long long v) { return kiln::simt::detail::aref(p).fetch_xor(v); }
-inline kiln_simt_ull_ atomicXor(kiln_simt_ull_* p, kiln_simt_ull_ v) { return kiln::simt::detail::aref(p).fetch_xor(v); }
+inline int atomicAdd(int* p, int v) {
+  return kiln::simt::detail::aref(p).fetch_add(v);
+}
+inline unsigned atomicAdd(unsigned* p, unsigned v) {
+  return kiln::simt::detail::aref(p).fetch_add(v);
+}
+inline kiln_simt_ull_ atomicAdd(kiln_simt_ull_* p, kiln_simt_ull_ v) {
+  return kiln::simt::detail::aref(p).fetch_add(v);
+}
+inline float atomicAdd(float* p, float v) {
+  return kiln::simt::detail::aref(p).fetch_add(v);
+}
+inline double atomicAdd(double* p, double v) {
+  return kiln::simt::detail::aref(p).fetch_add(v);
+}
+inline int atomicSub(int* p, int v) {
+  return kiln::simt::detail::aref(p).fetch_sub(v);
+}
+inline unsigned atomicSub(unsigned* p, unsigned v) {
+  return kiln::simt::detail::aref(p).fetch_sub(v);
+}
+inline int atomicExch(int* p, int v) {
+  return kiln::simt::detail::aref(p).exchange(v);
+}
+inline unsigned atomicExch(unsigned* p, unsigned v) {
+  return kiln::simt::detail::aref(p).exchange(v);
+}
+inline kiln_simt_ull_ atomicExch(kiln_simt_ull_* p, kiln_simt_ull_ v) {
+  return kiln::simt::detail::aref(p).exchange(v);
+}
+inline float atomicExch(float* p, float v) {
+  return kiln::simt::detail::aref(p).exchange(v);
+}
+inline int atomicMin(int* p, int v) {
+  return kiln::simt::detail::atomic_min(p, v);
+}
+inline unsigned atomicMin(unsigned* p, unsigned v) {
+  return kiln::simt::detail::atomic_min(p, v);
+}
+inline long long atomicMin(long long* p, long long v) {
+  return kiln::simt::detail::atomic_min(p, v);
+}
+inline kiln_simt_ull_ atomicMin(kiln_simt_ull_* p, kiln_simt_ull_ v) {
+  return kiln::simt::detail::atomic_min(p, v);
+}
+inline int atomicMax(int* p, int v) {
+  return kiln::simt::detail::atomic_max(p, v);
+}
+inline unsigned atomicMax(unsigned* p, unsigned v) {
+  return kiln::simt::detail::atomic_max(p, v);
+}
+inline long long atomicMax(long long* p, long long v) {
+  return kiln::simt::detail::atomic_max(p, v);
+}
+inline kiln_simt_ull_ atomicMax(kiln_simt_ull_* p, kiln_simt_ull_ v) {
+  return kiln::simt::detail::atomic_max(p, v);
+}
+inline int atomicCAS(int* p, int c, int v) {
+  return kiln::simt::detail::atomic_cas(p, c, v);
+}
+inline unsigned atomicCAS(unsigned* p, unsigned c, unsigned v) {
+  return kiln::simt::detail::atomic_cas(p, c, v);
+}
+inline kiln_simt_ull_ atomicCAS(kiln_simt_ull_* p, kiln_simt_ull_ c, kiln_simt_ull_ v) {
+  return kiln::simt::detail::atomic_cas(p, c, v);
+}
+inline int atomicAnd(int* p, int v) {
+  return kiln::simt::detail::aref(p).fetch_and(v);
+}
+inline unsigned atomicAnd(unsigned* p, unsigned v) {
+  return kiln::simt::detail::aref(p).fetch_and(v);
+}
+inline long long atomicAnd(long long* p, long long v) {
+  return kiln::simt::detail::aref(p).fetch_and(v);
+}
+inline kiln_simt_ull_ atomicAnd(kiln_simt_ull_* p, kiln_simt_ull_ v) {
+  return kiln::simt::detail::aref(p).fetch_and(v);
+}
+inline int atomicOr(int* p, int v) {
+  return kiln::simt::detail::aref(p).fetch_or(v);
+}
+inline unsigned atomicOr(unsigned* p, unsigned v) {
+  return kiln::simt::detail::aref(p).fetch_or(v);
+}
+inline long long atomicOr(long long* p, long long v) {
+  return kiln::simt::detail::aref(p).fetch_or(v);
+}
+inline kiln_simt_ull_ atomicOr(kiln_simt_ull_* p, kiln_simt_ull_ v) {
+  return kiln::simt::detail::aref(p).fetch_or(v);
+}
+inline int atomicXor(int* p, int v) {
+  return kiln::simt::detail::aref(p).fetch_xor(v);
+}
+inline unsigned atomicXor(unsigned* p, unsigned v) {
+  return kiln::simt::detail::aref(p).fetch_xor(v);
+}
+inline long long atomicXor(long long* p, long long v) {
+  return kiln::simt::detail::aref(p).fetch_xor(v);
+}
+inline kiln_simt_ull_ atomicXor(kiln_simt_ull_* p, kiln_simt_ull_ v) {
+  return kiln::simt::detail::aref(p).fetch_xor(v);
+}
 // atomicInc/atomicDec: CUDA's wrapping counters.
 inline unsigned atomicInc(unsigned* p, unsigned limit) {
   auto a = kiln::simt::detail::aref(p);
@@ -336,9 +440,13 @@ inline unsigned atomicDec(unsigned* p, unsigned limit) {
 }
 
 // ---- min / max as CUDA's math_functions.hpp overloads them -------------------------------------
-#define KILN_SIMT_MINMAX_(R, A, B)                                       \
-  inline R min(A a, B b) { return static_cast<R>(a) < static_cast<R>(b) ? static_cast<R>(a) : static_cast<R>(b); } \
-  inline R max(A a, B b) { return static_cast<R>(a) < static_cast<R>(b) ? static_cast<R>(b) : static_cast<R>(a); }
+#define KILN_SIMT_MINMAX_(R, A, B)                                                        \
+  inline R min(A a, B b) {                                                                \
+    return static_cast<R>(a) < static_cast<R>(b) ? static_cast<R>(a) : static_cast<R>(b); \
+  }                                                                                       \
+  inline R max(A a, B b) {                                                                \
+    return static_cast<R>(a) < static_cast<R>(b) ? static_cast<R>(b) : static_cast<R>(a); \
+  }
 KILN_SIMT_MINMAX_(int, int, int)
 KILN_SIMT_MINMAX_(unsigned, unsigned, unsigned)
 KILN_SIMT_MINMAX_(unsigned, int, unsigned)
@@ -355,65 +463,165 @@ KILN_SIMT_MINMAX_(double, double, double)
 KILN_SIMT_MINMAX_(double, float, double)
 KILN_SIMT_MINMAX_(double, double, float)
 #undef KILN_SIMT_MINMAX_
-inline float min(float a, float b) { return fminf(a, b); }
-inline float max(float a, float b) { return fmaxf(a, b); }
+inline float min(float a, float b) {
+  return fminf(a, b);
+}
+inline float max(float a, float b) {
+  return fmaxf(a, b);
+}
 
 // ---- fast-math and bit intrinsics (libm; the GPU differs in the last bits, see docs/simt.md) -------
-inline float __expf(float x) { return expf(x); }
-inline float __exp10f(float x) { return exp10f(x); }
-inline float __logf(float x) { return logf(x); }
-inline float __log2f(float x) { return log2f(x); }
-inline float __log10f(float x) { return log10f(x); }
-inline float __powf(float x, float y) { return powf(x, y); }
-inline float __sinf(float x) { return sinf(x); }
-inline float __cosf(float x) { return cosf(x); }
-inline float __tanf(float x) { return tanf(x); }
-inline void __sincosf(float x, float* s, float* c) { sincosf(x, s, c); }
-inline float __tanhf(float x) { return tanhf(x); }
-inline float __fdividef(float x, float y) { return x / y; }
-inline float fdividef(float x, float y) { return x / y; }
-inline float rsqrtf(float x) { return 1.0f / sqrtf(x); }
-inline double rsqrt(double x) { return 1.0 / sqrt(x); }
-inline float __frsqrt_rn(float x) { return 1.0f / sqrtf(x); }
-inline float __frcp_rn(float x) { return 1.0f / x; }
-inline float __fsqrt_rn(float x) { return sqrtf(x); }
-inline float __fadd_rn(float a, float b) { return a + b; }
-inline float __fsub_rn(float a, float b) { return a - b; }
-inline float __fmul_rn(float a, float b) { return a * b; }
-inline float __fdiv_rn(float a, float b) { return a / b; }
-inline float __fmaf_rn(float a, float b, float c) { return fmaf(a, b, c); }
-inline double __fma_rn(double a, double b, double c) { return fma(a, b, c); }
-inline double __dadd_rn(double a, double b) { return a + b; }
-inline double __dmul_rn(double a, double b) { return a * b; }
-inline float __saturatef(float x) { return x != x ? 0.0f : fminf(fmaxf(x, 0.0f), 1.0f); }
-inline float saturate(float x) { return __saturatef(x); }
-inline unsigned __float_as_uint(float x) { return std::bit_cast<unsigned>(x); }
-inline int __float_as_int(float x) { return std::bit_cast<int>(x); }
-inline float __uint_as_float(unsigned x) { return std::bit_cast<float>(x); }
-inline float __int_as_float(int x) { return std::bit_cast<float>(x); }
-inline long long __double_as_longlong(double x) { return std::bit_cast<long long>(x); }
-inline double __longlong_as_double(long long x) { return std::bit_cast<double>(x); }
-inline int __float2int_rn(float x) { return static_cast<int>(nearbyintf(x)); }
-inline int __float2int_rz(float x) { return static_cast<int>(x); }
-inline int __float2int_rd(float x) { return static_cast<int>(floorf(x)); }
-inline int __float2int_ru(float x) { return static_cast<int>(ceilf(x)); }
-inline int __popc(unsigned x) { return __builtin_popcount(x); }
-inline int __popcll(unsigned long long x) { return __builtin_popcountll(x); }
-inline int __clz(int x) { return x == 0 ? 32 : __builtin_clz(static_cast<unsigned>(x)); }
-inline int __clzll(long long x) { return x == 0 ? 64 : __builtin_clzll(static_cast<unsigned long long>(x)); }
-inline int __ffs(int x) { return __builtin_ffs(x); }
-inline int __ffsll(long long x) { return __builtin_ffsll(x); }
+inline float __expf(float x) {
+  return expf(x);
+}
+inline float __exp10f(float x) {
+  return exp10f(x);
+}
+inline float __logf(float x) {
+  return logf(x);
+}
+inline float __log2f(float x) {
+  return log2f(x);
+}
+inline float __log10f(float x) {
+  return log10f(x);
+}
+inline float __powf(float x, float y) {
+  return powf(x, y);
+}
+inline float __sinf(float x) {
+  return sinf(x);
+}
+inline float __cosf(float x) {
+  return cosf(x);
+}
+inline float __tanf(float x) {
+  return tanf(x);
+}
+inline void __sincosf(float x, float* s, float* c) {
+  sincosf(x, s, c);
+}
+inline float __tanhf(float x) {
+  return tanhf(x);
+}
+inline float __fdividef(float x, float y) {
+  return x / y;
+}
+inline float fdividef(float x, float y) {
+  return x / y;
+}
+inline float rsqrtf(float x) {
+  return 1.0f / sqrtf(x);
+}
+inline double rsqrt(double x) {
+  return 1.0 / sqrt(x);
+}
+inline float __frsqrt_rn(float x) {
+  return 1.0f / sqrtf(x);
+}
+inline float __frcp_rn(float x) {
+  return 1.0f / x;
+}
+inline float __fsqrt_rn(float x) {
+  return sqrtf(x);
+}
+inline float __fadd_rn(float a, float b) {
+  return a + b;
+}
+inline float __fsub_rn(float a, float b) {
+  return a - b;
+}
+inline float __fmul_rn(float a, float b) {
+  return a * b;
+}
+inline float __fdiv_rn(float a, float b) {
+  return a / b;
+}
+inline float __fmaf_rn(float a, float b, float c) {
+  return fmaf(a, b, c);
+}
+inline double __fma_rn(double a, double b, double c) {
+  return fma(a, b, c);
+}
+inline double __dadd_rn(double a, double b) {
+  return a + b;
+}
+inline double __dmul_rn(double a, double b) {
+  return a * b;
+}
+inline float __saturatef(float x) {
+  return x != x ? 0.0f : fminf(fmaxf(x, 0.0f), 1.0f);
+}
+inline float saturate(float x) {
+  return __saturatef(x);
+}
+inline unsigned __float_as_uint(float x) {
+  return std::bit_cast<unsigned>(x);
+}
+inline int __float_as_int(float x) {
+  return std::bit_cast<int>(x);
+}
+inline float __uint_as_float(unsigned x) {
+  return std::bit_cast<float>(x);
+}
+inline float __int_as_float(int x) {
+  return std::bit_cast<float>(x);
+}
+inline long long __double_as_longlong(double x) {
+  return std::bit_cast<long long>(x);
+}
+inline double __longlong_as_double(long long x) {
+  return std::bit_cast<double>(x);
+}
+inline int __float2int_rn(float x) {
+  return static_cast<int>(nearbyintf(x));
+}
+inline int __float2int_rz(float x) {
+  return static_cast<int>(x);
+}
+inline int __float2int_rd(float x) {
+  return static_cast<int>(floorf(x));
+}
+inline int __float2int_ru(float x) {
+  return static_cast<int>(ceilf(x));
+}
+inline int __popc(unsigned x) {
+  return __builtin_popcount(x);
+}
+inline int __popcll(unsigned long long x) {
+  return __builtin_popcountll(x);
+}
+inline int __clz(int x) {
+  return x == 0 ? 32 : __builtin_clz(static_cast<unsigned>(x));
+}
+inline int __clzll(long long x) {
+  return x == 0 ? 64 : __builtin_clzll(static_cast<unsigned long long>(x));
+}
+inline int __ffs(int x) {
+  return __builtin_ffs(x);
+}
+inline int __ffsll(long long x) {
+  return __builtin_ffsll(x);
+}
 inline unsigned __brev(unsigned x) {
   x = ((x >> 1) & 0x55555555u) | ((x & 0x55555555u) << 1);
   x = ((x >> 2) & 0x33333333u) | ((x & 0x33333333u) << 2);
   x = ((x >> 4) & 0x0f0f0f0fu) | ((x & 0x0f0f0f0fu) << 4);
   return __builtin_bswap32(x);
 }
-inline int __mul24(int a, int b) { return (a << 8 >> 8) * (b << 8 >> 8); }
-inline unsigned __umul24(unsigned a, unsigned b) { return (a & 0xffffffu) * (b & 0xffffffu); }
-inline int __mulhi(int a, int b) { return static_cast<int>((static_cast<long long>(a) * b) >> 32); }
+inline int __mul24(int a, int b) {
+  return (a << 8 >> 8) * (b << 8 >> 8);
+}
+inline unsigned __umul24(unsigned a, unsigned b) {
+  return (a & 0xffffffu) * (b & 0xffffffu);
+}
+inline int __mulhi(int a, int b) {
+  return static_cast<int>((static_cast<long long>(a) * b) >> 32);
+}
 inline unsigned __umulhi(unsigned a, unsigned b) {
   return static_cast<unsigned>((static_cast<unsigned long long>(a) * b) >> 32);
 }
-inline long long int clock64() { return static_cast<long long>(__builtin_ia32_rdtsc()); }
+inline long long int clock64() {
+  return static_cast<long long>(__builtin_ia32_rdtsc());
+}
 inline void __nanosleep(unsigned) {}

@@ -1,7 +1,7 @@
 // kernels/cpu/batchnorm.cpp — CPU reference of batch normalisation over the channels of an NHWC
 // activation, seen as x [M][C] with M = N·H·W. Plain loops templated on float and double (the
-// double instance is the oracle; the float instance is also the CPU training path, hence the
-// OpenMP).
+// double instance is the oracle; the float instance is also the CPU training path, hence
+// the OpenMP).
 //
 //   training forward   μ = (1/M) Σ x,  σ² = (1/M) Σ (x − μ)²  (biased, used to normalise),
 //                      x̂ = (x − μ)·invstd with invstd = 1/√(σ² + ε),  y = γ x̂ + β;

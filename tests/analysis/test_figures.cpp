@@ -1,5 +1,5 @@
-// tests/analysis/test_figures.cpp — the pictures: PNG/SVG written, decoded back, right size, not
-// blank.
+// tests/analysis/test_figures.cpp — the pictures: PNG/SVG written, decoded back, right size,
+// not blank.
 #include <catch2/catch.hpp>
 
 #include <cmath>

@@ -1,5 +1,5 @@
-// tests/analysis/test_filters.cpp — activation maximisation climbs; feature maps are the
-// activation.
+// tests/analysis/test_filters.cpp — activation maximisation climbs; feature maps are
+// the activation.
 #include <catch2/catch.hpp>
 
 #include <algorithm>

@@ -5,8 +5,8 @@
 #include "core/memory.h"
 #include "core/tensor.h"
 
-using kiln::DType;
 using kiln::Device;
+using kiln::DType;
 using kiln::Tensor;
 
 TEST_CASE("tensor shape, dtype and printing", "[cpu]") {

@@ -37,8 +37,8 @@ std::vector<double> absolute(const std::vector<double>& v) {
   return a;
 }
 
-// |got − ref| ≤ (2·√K + 1)·2⁻²⁴·abs_sum per element; prints the first offenders and the worst
-// ratio.
+// |got − ref| ≤ (2·√K + 1)·2⁻²⁴·abs_sum per element; prints the first offenders and the
+// worst ratio.
 void expect_within_sum_bound(const std::string& name, const std::vector<double>& got,
                              const std::vector<double>& ref, const std::vector<double>& abs_sum,
                              int k) {

@@ -75,8 +75,7 @@ TEST_CASE("maxpool argmax on hand cases: row-major position, first max wins, pad
           "[cpu]") {
   // 2x2 windows, stride 2, over
   //   1 3 | 2 0
-  //   4 2 | 1 5
-  //   ----+----
+  //   4 2 | 1 5 ----+----
   //   0 7 | 7 1
   //   6 2 | 3 3
   Tensor x =
@@ -168,8 +167,8 @@ TEST_CASE("maxpool gradient check of the double oracle (kinks skipped)", "[cpu][
 }
 
 // Error bound of the float path against the oracle: forward exact (a max is one of the inputs) with
-// identical argmax; backward |got − ref| ≤ 1e-6·max|ref| + 1e-6·|ref| (float sums of overlapping
-// dy).
+// identical argmax; backward |got − ref| ≤ 1e-6·max|ref| + 1e-6·|ref| (float sums of
+// overlapping dy).
 TEST_CASE("maxpool float path matches the double oracle", "[cpu]") {
   const std::vector<Case> cases = {
       {1, 5, 7, 1, 2, 2, 2, 2, 0, 0},     {2, 9, 6, 3, 3, 3, 2, 2, 1, 1},

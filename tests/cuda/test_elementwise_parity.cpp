@@ -5,8 +5,8 @@
 // thread order and the three results must be bitwise equal; and natively on a GPU
 // (KILN_TEST_GPU, tag [gpu]), where the three runs check repeated-run determinism instead.
 // Outputs live between guard elements pre-filled with a sentinel: a kernel writing outside its
-// range, or not writing at all, fails. Misaligned views (offset by one float) take the scalar
-// paths.
+// range, or not writing at all, fails. Misaligned views (offset by one float) take the
+// scalar paths.
 #include <catch2/catch.hpp>
 
 #include <array>

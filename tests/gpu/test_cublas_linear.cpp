@@ -1,5 +1,5 @@
-// tests/gpu/test_cublas_linear.cpp — kiln::cuda::linear_* against cuBLAS SGEMM on a real GPU
-// ([gpu]).
+// tests/gpu/test_cublas_linear.cpp — kiln::cuda::linear_* against cuBLAS SGEMM on a real
+// GPU ([gpu]).
 //
 // Row-major Kiln buffers are column-major transposes for cuBLAS:
 //   y  = x·wᵀ + b   ⇔  yᵀ [out×n]  = wᵀ·xᵀ   : Sgemm(T, N, out, n, in,  w, in, x, in,  y, out)

@@ -57,8 +57,10 @@ void make(const std::string& dir, const std::string& name, int c, int hw, double
                  {"size", std::to_string(hw)},
                  {"widths", [&] {
                     std::string s;
-                    for (int w : fer_cnn_widths(width))
-                      s += (s.empty() ? "" : ",") + std::to_string(w);
+                    for (int w : fer_cnn_widths(width)) {
+                      if (!s.empty()) s += ',';
+                      s += std::to_string(w);
+                    }
                     return s;
                   }()}};
   write_safetensors(dir + "/" + name + ".io.safetensors", io);

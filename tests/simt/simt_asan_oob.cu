@@ -12,7 +12,7 @@ __global__ void shared_oob_kernel(float* out) {
   KILN_SHARED(float, tile, [32]);
   const int t = static_cast<int>(threadIdx.x);
   float* row = tile;  // through a pointer: UBSan's bounds check cannot see it, ASan must
-  row[t + 1] = 1.0f;   // planted: thread 31 writes tile[32]
+  row[t + 1] = 1.0f;  // planted: thread 31 writes tile[32]
   __syncthreads();
   out[t] = tile[t];
 }
@@ -25,7 +25,9 @@ __global__ void global_oob_kernel(float* out, int n) {
 
 }  // namespace
 
-void shared_oob(float* out) { kiln::launch({dim3(1), dim3(32), 0, nullptr}, shared_oob_kernel, out); }
+void shared_oob(float* out) {
+  kiln::launch({dim3(1), dim3(32), 0, nullptr}, shared_oob_kernel, out);
+}
 
 void global_oob(float* out, int n) {
   kiln::launch({dim3((n + 63) / 64), dim3(64), 0, nullptr}, global_oob_kernel, out, n);

@@ -142,7 +142,9 @@ namespace {
 int doc_shfl(int lane, int src_lane, int width) {
   return lane / width * width + ((src_lane % width) + width) % width;
 }
-int doc_up(int lane, int delta, int width) { return lane % width >= delta ? lane - delta : lane; }
+int doc_up(int lane, int delta, int width) {
+  return lane % width >= delta ? lane - delta : lane;
+}
 int doc_down(int lane, int delta, int width) {
   return lane % width + delta < width ? lane + delta : lane;
 }
@@ -157,8 +159,8 @@ TEST_CASE("every shuffle variant follows CUDA's rules for every width", "[simt]"
   std::vector<int> args(32);
   for (int l = 0; l < 32; ++l) args[l] = (l * 7 + 3) % 45 - 5;  // includes negative and >= 32
   const int widths[6] = {32, 16, 8, 4, 2, 1};
-  for (auto [delta, xor_mask] : {std::pair{1, 1}, std::pair{3, 5}, std::pair{17, 16},
-                                 std::pair{0, 31}, std::pair{8, 12}}) {
+  for (auto [delta, xor_mask] :
+       {std::pair{1, 1}, std::pair{3, 5}, std::pair{17, 16}, std::pair{0, 31}, std::pair{8, 12}}) {
     DeviceBuffer<int> dargs(args), out(4 * 6 * 32);
     auto runs = kiln::test::run_in_every_order([&] {
       out.fill_bytes(0);

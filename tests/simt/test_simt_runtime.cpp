@@ -136,7 +136,7 @@ TEST_CASE("schedules: names, every_order, scoped override", "[simt]") {
 TEST_CASE("invalid launch configurations are errors", "[simt]") {
   DeviceBuffer<float> out(2048);
   CHECK_THROWS_AS(kt::reverse_chunks(out.get(), out.get(), 2048, 2048), kiln::Error);  // > 1024
-  CHECK_THROWS_AS(kt::reverse_chunks(out.get(), out.get(), 0, 1), kiln::Error);          // grid 0
+  CHECK_THROWS_AS(kt::reverse_chunks(out.get(), out.get(), 0, 1), kiln::Error);        // grid 0
 }
 
 TEST_CASE("every_order helpers compare bitwise and name the order", "[simt]") {

@@ -10,8 +10,7 @@
 //
 //   auto runs = kiln::test::run_in_every_order([&] {
 //     launch_my_kernel(...);                 // fill inputs/outputs afresh inside the lambda
-//     return copy_to_host_vector(output);    // any std::vector<T> (or other value) works
-//   });
+//     return copy_to_host_vector(output);    // any std::vector<T> (or other value) works });
 //   REQUIRE(kiln::test::first_difference(runs) == "");   // "" when all three are identical
 //   compare(runs.results[0], reference);                  // then check one against the oracle
 //
@@ -79,8 +78,7 @@ std::string first_difference(const EveryOrder<std::vector<T>>& runs) {
 
 // For a single value per run (a scalar result).
 template <typename T>
-  requires std::is_arithmetic_v<T>
-std::string first_difference(const EveryOrder<T>& runs) {
+requires std::is_arithmetic_v<T> std::string first_difference(const EveryOrder<T>& runs) {
   for (std::size_t o = 1; o < 3; ++o)
     if (std::memcmp(&runs.results[0], &runs.results[o], sizeof(T)) != 0) {
       std::ostringstream msg;

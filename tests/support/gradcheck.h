@@ -31,10 +31,10 @@ inline double numeric_partial(double* x, const std::function<double()>& loss, do
 
 // Checks `analytic[i]` against the numeric partial for each i in `indices` (all when empty).
 // `skip(i)` may exclude coordinates next to a kink.
-inline void expect_gradient_close(
-    const std::string& name, double* x, int64_t n, const double* analytic,
-    const std::function<double()>& loss, double tol = 1e-6, std::vector<int64_t> indices = {},
-    const std::function<bool(int64_t)>& skip = nullptr) {
+inline void expect_gradient_close(const std::string& name, double* x, int64_t n,
+                                  const double* analytic, const std::function<double()>& loss,
+                                  double tol = 1e-6, std::vector<int64_t> indices = {},
+                                  const std::function<bool(int64_t)>& skip = nullptr) {
   if (indices.empty())
     for (int64_t i = 0; i < n; ++i) indices.push_back(i);
   int64_t bad = 0, checked = 0;

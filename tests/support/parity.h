@@ -1,5 +1,5 @@
-// tests/support/parity.h — what every CUDA-kernel parity test (tests/cuda/test_*_parity.cpp)
-// shares.
+// tests/support/parity.h — what every CUDA-kernel parity test
+// (tests/cuda/test_*_parity.cpp) shares.
 //
 // Each parity file is built twice (tests/cuda/CMakeLists.txt, tests/gpu/CMakeLists.txt):
 //  - under the SIMT emulator (tag [simt]): run_in_every_order runs the work in the three thread

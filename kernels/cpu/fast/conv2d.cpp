@@ -3,8 +3,7 @@
 // With P = OH·OW output positions per sample and K = KH·KW·C_in, im2col lays one sample out as
 // cols [P][K] (row (oh, ow), column (i·KW + j)·C_in + ci, the index relation of docs/math.md §1,
 // zeros in the padding). Since w [C_out][KH][KW][C_in] is w [C_out][K] row-major, the three ops are
-// GEMMs:
-//   forward          y [P][C_out]   = cols · wᵀ (+ b)
+//   GEMMs: forward          y [P][C_out]   = cols · wᵀ (+ b)
 //   backward-data    dcols [P][K]   = dy · w,      then col2im adds dcols back onto dx
 //   backward-filter  dw [C_out][K] += dyᵀ · cols,  db += column sums of dy
 // A 1×1 kernel with stride 1 and no padding needs no im2col: cols is x itself.

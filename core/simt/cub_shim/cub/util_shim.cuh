@@ -24,7 +24,8 @@ struct Plus {
 };
 
 inline int linear_tid(int dim_x, int dim_y) {
-  return static_cast<int>(threadIdx.x) + dim_x * (static_cast<int>(threadIdx.y) + dim_y * static_cast<int>(threadIdx.z));
+  return static_cast<int>(threadIdx.x) +
+         dim_x * (static_cast<int>(threadIdx.y) + dim_y * static_cast<int>(threadIdx.z));
 }
 
 }  // namespace kiln_shim

@@ -34,7 +34,8 @@ class WarpReduce {
   // Reduces the inputs of the first valid_items lanes of each logical warp.
   template <typename ReductionOp>
   T Reduce(T input, ReductionOp op, int valid_items) {
-    const int tid = kiln_shim::linear_tid(static_cast<int>(blockDim.x), static_cast<int>(blockDim.y));
+    const int tid =
+        kiln_shim::linear_tid(static_cast<int>(blockDim.x), static_cast<int>(blockDim.y));
     const int nthreads = static_cast<int>(blockDim.x * blockDim.y * blockDim.z);
     const int warp_base = tid / 32 * 32;
     const int lanes = nthreads - warp_base < 32 ? nthreads - warp_base : 32;
