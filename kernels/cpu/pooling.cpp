@@ -36,12 +36,24 @@ void maxpool2d_forward(T* y, uint8_t* argmax, const T* x, const Pool2dShape& s) 
           if (iw < 0 || iw >= s.w) continue;
           const T* xt = x + ((n * s.h + ih) * s.w + iw) * s.c;
           const uint8_t pos = static_cast<uint8_t>(i * s.kw + j);
-          for (int c = 0; c < s.c; ++c)
-            if (!found || xt[c] > yo[c]) {
+          if (!found) {
+            for (int c = 0; c < s.c; ++c) {
               yo[c] = xt[c];
               ao[c] = pos;
             }
-          found = true;
+            found = true;
+            continue;
+          }
+          // A select, not a branch, so that it runs as SIMD compare-and-blend (see the note on
+          // -fno-trapping-math in CMakeLists.txt); NaN never replaces the maximum, as before.
+#pragma omp simd
+          for (int c = 0; c < s.c; ++c) {
+            const T xv = xt[c], yv = yo[c];
+            const bool greater = xv > yv;
+            yo[c] = greater ? xv : yv;
+            const uint8_t take = static_cast<uint8_t>(-static_cast<int>(greater));  // 0 or 0xFF
+            ao[c] = static_cast<uint8_t>((pos & take) | (ao[c] & ~take));
+          }
         }
       }
     }
