@@ -17,5 +17,5 @@ cmake --build "$root/build" -j "$jobs" --target fer_cnn
 echo "== fer_cnn: train =="
 cd "$root"
 "$root/build/examples/fer_cnn/fer_cnn" train --out "$root/runs/fer_cnn" "$@"
-echo "== fer_cnn: report (test-set evaluation, saliency, filters: about 2 minutes on 2 cores) =="
+echo "== fer_cnn: report (test-set evaluation, saliency maps, filter visualisation) =="
 "$root/build/examples/fer_cnn/fer_cnn" report --run "$root/runs/fer_cnn"
