@@ -113,6 +113,35 @@ __device__ __forceinline__ void column_tree_sum(float* s) {
   __syncthreads();
 }
 
+// The end of a stage-1 reduction: each thread's two per-channel sums (a, b) are added over the
+// block's rows (threadIdx.y) in the fixed tree of column_tree_sum, and row 0 stores them to
+// partial[blockIdx.y][0][c] and partial[blockIdx.y][1][c]. s_a, s_b: blockDim.y·blockDim.x·kV
+// floats of shared memory each; every thread must call it.
+template <int kV>
+__device__ __forceinline__ void store_two_partials(const Lanes<kV>& a, const Lanes<kV>& b,
+                                                   float* s_a, float* s_b, float* partial, int c,
+                                                   const TileThread& t) {
+  const int slot = (threadIdx.y * blockDim.x + threadIdx.x) * kV;
+#pragma unroll
+  for (int k = 0; k < kV; ++k) {
+    s_a[slot + k] = a.v[k];
+    s_b[slot + k] = b.v[k];
+  }
+  column_tree_sum<kV>(s_a);
+  column_tree_sum<kV>(s_b);
+  if (threadIdx.y == 0 && t.active) {
+    float* out = partial + static_cast<int64_t>(blockIdx.y) * 2 * c + t.channel;
+    Lanes<kV> ra, rb;
+#pragma unroll
+    for (int k = 0; k < kV; ++k) {
+      ra.v[k] = s_a[threadIdx.x * kV + k];
+      rb.v[k] = s_b[threadIdx.x * kV + k];
+    }
+    ra.store(out);
+    rb.store(out + c);
+  }
+}
+
 // ---- statistics ---------------------------------------------------------------------------------
 
 // partial[blockIdx.y][0][c] = Σ (x − K), partial[blockIdx.y][1][c] = Σ (x − K)² over this block's
@@ -140,25 +169,7 @@ __global__ void __launch_bounds__(kBlock)
       }
     }
   }
-  const int slot = (threadIdx.y * blockDim.x + threadIdx.x) * kV;
-#pragma unroll
-  for (int k = 0; k < kV; ++k) {
-    s_sum[slot + k] = sum.v[k];
-    s_sq[slot + k] = sq.v[k];
-  }
-  column_tree_sum<kV>(s_sum);
-  column_tree_sum<kV>(s_sq);
-  if (threadIdx.y == 0 && t.active) {
-    float* out = partial + static_cast<int64_t>(blockIdx.y) * 2 * c + t.channel;
-    Lanes<kV> a, b;
-#pragma unroll
-    for (int k = 0; k < kV; ++k) {
-      a.v[k] = s_sum[threadIdx.x * kV + k];
-      b.v[k] = s_sq[threadIdx.x * kV + k];
-    }
-    a.store(out);
-    b.store(out + c);
-  }
+  store_two_partials<kV>(sum, sq, s_sum, s_sq, partial, c, t);
 }
 
 // Adds the `slices` partials [slices][2][C] of each channel in a fixed order, in double; thread
@@ -274,25 +285,7 @@ __global__ void __launch_bounds__(kBlock)
       }
     }
   }
-  const int slot = (threadIdx.y * blockDim.x + threadIdx.x) * kV;
-#pragma unroll
-  for (int k = 0; k < kV; ++k) {
-    s_dy[slot + k] = sum.v[k];
-    s_dyx[slot + k] = sumx.v[k];
-  }
-  column_tree_sum<kV>(s_dy);
-  column_tree_sum<kV>(s_dyx);
-  if (threadIdx.y == 0 && t.active) {
-    float* out = partial + static_cast<int64_t>(blockIdx.y) * 2 * c + t.channel;
-    Lanes<kV> a, b;
-#pragma unroll
-    for (int k = 0; k < kV; ++k) {
-      a.v[k] = s_dy[threadIdx.x * kV + k];
-      b.v[k] = s_dyx[threadIdx.x * kV + k];
-    }
-    a.store(out);
-    b.store(out + c);
-  }
+  store_two_partials<kV>(sum, sumx, s_dy, s_dyx, partial, c, t);
 }
 
 // dgamma += Σ dy·x̂, dbeta += Σ dy; coef[0][c] = Σdy/M, coef[1][c] = Σ(dy·x̂)/M for the dx pass.

@@ -70,6 +70,28 @@ __device__ __forceinline__ bool inside(int v, int n) {
   return static_cast<unsigned>(v) < static_cast<unsigned>(n);
 }
 
+// A position k of the reduction order (i, j, c) — k = (i·KW + j)·C + c, C channels — as its tap
+// (i, j) and channel c. The vector loaders walk it 8 at a time without divisions.
+struct Tap {
+  int i, j, c;
+  template <bool kFast>
+  __device__ static Tap of(int k, int channels, const Geom<kFast>& g) {
+    const int t = k / channels;
+    return {t / g.kw(), t % g.kw(), k % channels};
+  }
+  template <bool kFast>
+  __device__ void advance8(int channels, const Geom<kFast>& g) {
+    c += 8;
+    while (c >= channels) {
+      c -= channels;
+      if (++j == g.kw()) {
+        j = 0;
+        ++i;
+      }
+    }
+  }
+};
+
 // Forward A: im2col rows of x, read along k = (i, j, ci). kVec: C_in % 4 == 0 and x aligned, so a
 // quad of k is 4 consecutive channels of one pixel; the (i, j, ci) of the thread's k is walked
 // incrementally (no divisions in the loop).
@@ -78,7 +100,8 @@ struct ConvForwardInputLoader : KContigStage<BM, kThreads> {
   using Stage = KContigStage<BM, kThreads>;
   const float* img[Stage::kQuads];  // image base, nullptr for rows past M
   int ih0[Stage::kQuads], iw0[Stage::kQuads];
-  int k, k_end, wi, wj, wc;  // next k of this thread's quads and its (i, j, ci); end of the split
+  int k, k_end;  // next k of this thread's quads; end of the split
+  Tap tap;       // (i, j, ci) of k
   __device__ ConvForwardInputLoader(const float* x, const ConvDims& d, int m0, int k_begin,
                                     int k_end_)
       : k_end(k_end_) {
@@ -97,10 +120,7 @@ struct ConvForwardInputLoader : KContigStage<BM, kThreads> {
       }
     }
     k = k_begin + Stage::koff();
-    wc = k % d.ci;
-    const int t = k / d.ci;
-    wj = t % g.kw();
-    wi = t / g.kw();
+    tap = Tap::of(k, d.ci, g);
   }
   __device__ void fetch(const ConvDims& d) {
     const Geom<kFast> g{d};
@@ -108,17 +128,18 @@ struct ConvForwardInputLoader : KContigStage<BM, kThreads> {
     for (int q = 0; q < Stage::kQuads; ++q) {
       float4 v = zero4();
       if constexpr (kVec) {
-        const int ih = ih0[q] + wi, iw = iw0[q] + wj;
+        const int ih = ih0[q] + tap.i, iw = iw0[q] + tap.j;
         if (img[q] != nullptr && k < k_end && inside(ih, d.h) && inside(iw, d.w))
-          v = load4(img[q] + (ih * d.w + iw) * d.ci + wc);
+          v = load4(img[q] + (ih * d.w + iw) * d.ci + tap.c);
       } else if (img[q] != nullptr) {
         float e[4];
 #pragma unroll
         for (int u = 0; u < 4; ++u) {
-          const int kk = k + u, c = kk % d.ci, t = kk / d.ci, j = t % g.kw(), i = t / g.kw();
-          const int ih = ih0[q] + i, iw = iw0[q] + j;
+          const int kk = k + u;
+          const Tap p = Tap::of(kk, d.ci, g);
+          const int ih = ih0[q] + p.i, iw = iw0[q] + p.j;
           e[u] = (kk < k_end && inside(ih, d.h) && inside(iw, d.w))
-                     ? img[q][(ih * d.w + iw) * d.ci + c]
+                     ? img[q][(ih * d.w + iw) * d.ci + p.c]
                      : 0.f;
         }
         v = make_float4(e[0], e[1], e[2], e[3]);
@@ -126,16 +147,7 @@ struct ConvForwardInputLoader : KContigStage<BM, kThreads> {
       this->v[q] = v;
     }
     k += 8;
-    if constexpr (kVec) {
-      wc += 8;
-      while (wc >= d.ci) {
-        wc -= d.ci;
-        if (++wj == g.kw()) {
-          wj = 0;
-          ++wi;
-        }
-      }
-    }
+    if constexpr (kVec) tap.advance8(d.ci, g);
   }
 };
 
@@ -146,7 +158,8 @@ struct ConvBackwardDataGradLoader : KContigStage<BM, kThreads> {
   using Stage = KContigStage<BM, kThreads>;
   const float* img[Stage::kQuads];           // dy image base, nullptr for rows past M
   int hp[Stage::kQuads], wp[Stage::kQuads];  // h + ph, w + pw
-  int k, k_end, wi, wj, wc;                  // as in ConvForwardInputLoader, over (i, j, co)
+  int k, k_end;                              // as in ConvForwardInputLoader
+  Tap tap;                                   // (i, j, co) of k
   __device__ ConvBackwardDataGradLoader(const float* dy, const ConvDims& d, int m0, int k_begin,
                                         int k_end_)
       : k_end(k_end_) {
@@ -165,10 +178,7 @@ struct ConvBackwardDataGradLoader : KContigStage<BM, kThreads> {
       }
     }
     k = k_begin + Stage::koff();
-    wc = k % d.co;
-    const int t = k / d.co;
-    wj = t % g.kw();
-    wi = t / g.kw();
+    tap = Tap::of(k, d.co, g);
   }
   // The dy pixel index (oh·OW + ow) that tap (i, j) of row q reads, or −1.
   __device__ int source(const ConvDims& d, const Geom<kFast>& g, int q, int i, int j) const {
@@ -187,32 +197,24 @@ struct ConvBackwardDataGradLoader : KContigStage<BM, kThreads> {
       float4 v = zero4();
       if constexpr (kVec) {
         if (img[q] != nullptr && k < k_end) {
-          const int p = source(d, g, q, wi, wj);
-          if (p >= 0) v = load4(img[q] + p * d.co + wc);
+          const int p = source(d, g, q, tap.i, tap.j);
+          if (p >= 0) v = load4(img[q] + p * d.co + tap.c);
         }
       } else if (img[q] != nullptr) {
         float e[4];
 #pragma unroll
         for (int u = 0; u < 4; ++u) {
-          const int kk = k + u, c = kk % d.co, t = kk / d.co, j = t % g.kw(), i = t / g.kw();
-          const int p = kk < k_end ? source(d, g, q, i, j) : -1;
-          e[u] = p >= 0 ? img[q][p * d.co + c] : 0.f;
+          const int kk = k + u;
+          const Tap t = Tap::of(kk, d.co, g);
+          const int p = kk < k_end ? source(d, g, q, t.i, t.j) : -1;
+          e[u] = p >= 0 ? img[q][p * d.co + t.c] : 0.f;
         }
         v = make_float4(e[0], e[1], e[2], e[3]);
       }
       this->v[q] = v;
     }
     k += 8;
-    if constexpr (kVec) {
-      wc += 8;
-      while (wc >= d.co) {
-        wc -= d.co;
-        if (++wj == g.kw()) {
-          wj = 0;
-          ++wi;
-        }
-      }
-    }
+    if constexpr (kVec) tap.advance8(d.co, g);
   }
 };
 
@@ -222,9 +224,9 @@ template <int BN, int kThreads, bool kVec, bool kFast>
 struct ConvBackwardDataWeightLoader : MNContigStage<BN, kThreads> {
   using Stage = MNContigStage<BN, kThreads>;
   const float* w;
-  int k, k_end;  // k of the stage's first k-row; end of the split
-  int c;         // first column of the thread's quad
-  int wi[Stage::kQuads], wj[Stage::kQuads], wc[Stage::kQuads];  // (i, j, co) of each k-row
+  int k, k_end;            // k of the stage's first k-row; end of the split
+  int c;                   // first column of the thread's quad
+  Tap tap[Stage::kQuads];  // (i, j, co) of each k-row
   __device__ ConvBackwardDataWeightLoader(const float* w_, const ConvDims& d, int n0, int k_begin,
                                           int k_end_)
       : w(w_), k(k_begin), k_end(k_end_), c(n0 + Stage::col()) {
@@ -232,10 +234,7 @@ struct ConvBackwardDataWeightLoader : MNContigStage<BN, kThreads> {
 #pragma unroll
     for (int q = 0; q < Stage::kQuads; ++q) {
       const int kr = k_begin + Stage::krow(q);
-      wc[q] = kr % d.co;
-      const int t = kr / d.co;
-      wj[q] = t % g.kw();
-      wi[q] = t / g.kw();
+      tap[q] = Tap::of(kr, d.co, g);
     }
   }
   __device__ void fetch(const ConvDims& d) {
@@ -245,7 +244,7 @@ struct ConvBackwardDataWeightLoader : MNContigStage<BN, kThreads> {
       float4 v = zero4();
       if (k + Stage::krow(q) < k_end) {
         const float* row =
-            w + ((static_cast<int64_t>(wc[q]) * g.kh() + wi[q]) * g.kw() + wj[q]) * d.ci;
+            w + ((static_cast<int64_t>(tap[q].c) * g.kh() + tap[q].i) * g.kw() + tap[q].j) * d.ci;
         if constexpr (kVec) {
           if (c < d.ci) v = load4(row + c);
         } else {
@@ -256,14 +255,7 @@ struct ConvBackwardDataWeightLoader : MNContigStage<BN, kThreads> {
         }
       }
       this->v[q] = v;
-      wc[q] += 8;
-      while (wc[q] >= d.co) {
-        wc[q] -= d.co;
-        if (++wj[q] == g.kw()) {
-          wj[q] = 0;
-          ++wi[q];
-        }
-      }
+      tap[q].advance8(d.co, g);
     }
     k += 8;
   }
@@ -288,10 +280,10 @@ struct ConvBackwardFilterInputLoader : MNContigStage<BN, kThreads> {
 #pragma unroll
     for (int u = 0; u < kCols; ++u) {
       const int c = n0 + Stage::col() + u;
-      const int cc = c % d.ci, t = c / d.ci;
-      ci[u] = cc;
-      dj[u] = t % g.kw() - g.pw();
-      di[u] = c < ncols ? t / g.kw() - g.ph() : (1 << 29);  // never inside the image
+      const Tap p = Tap::of(c, d.ci, g);
+      ci[u] = p.c;
+      dj[u] = p.j - g.pw();
+      di[u] = c < ncols ? p.i - g.ph() : (1 << 29);  // never inside the image
     }
     const int pixels = d.oh * d.ow;
 #pragma unroll
@@ -353,25 +345,12 @@ __global__ void __launch_bounds__(Cfg::kThreads, Cfg::kMinBlocks)
                                         const float* __restrict__ x, const float* __restrict__ w,
                                         const float* __restrict__ b, ConvDims d,
                                         int tiles_per_split, bool vec_store) {
-  using Tiles = tile::SharedTiles<Cfg>;
-  KILN_SHARED(Tiles, tiles, [1]);  // one struct: [1] keeps the macro's dims non-empty
-  Tiles& sm = tiles[0];
-  const int m0 = static_cast<int>(blockIdx.x) * Cfg::BM;
-  const int n0 = static_cast<int>(blockIdx.y) * Cfg::BN;
   const int M = d.n * d.oh * d.ow, K = d.kh * d.kw * d.ci;
-  const int k_begin = static_cast<int>(blockIdx.z) * tiles_per_split * Cfg::BK;
-  const int k_end = min(K, k_begin + tiles_per_split * Cfg::BK);
-  WithDims<ConvForwardInputLoader<Cfg::BM, Cfg::kThreads, kVec, kFast>> la(d, x, d, m0, k_begin,
-                                                                           k_end);  // (BM, K)
-  RowsLoader<Cfg::BN, Cfg::kThreads, kVec> lb(w, K, d.co, n0, k_begin, k_end);      // (BN, K)
-  float acc[8][8];
-  tile::mainloop<Cfg>(acc, la, lb, sm, (k_end - k_begin + Cfg::BK - 1) / Cfg::BK);
-  if (partials == nullptr) {
-    tile::store_tile<Cfg, false>(acc, y, d.co, M, d.co, m0, n0, b, vec_store);
-  } else {
-    float* part = partials + static_cast<int64_t>(blockIdx.z) * M * d.co;
-    tile::store_tile<Cfg, false>(acc, part, d.co, M, d.co, m0, n0, nullptr, vec_store);
-  }
+  const tile::BlockTile t = tile::block_tile<Cfg>(K, tiles_per_split);
+  WithDims<ConvForwardInputLoader<Cfg::BM, Cfg::kThreads, kVec, kFast>> la(d, x, d, t.m0, t.k_begin,
+                                                                           t.k_end);  // (BM, K)
+  RowsLoader<Cfg::BN, Cfg::kThreads, kVec> lb(w, K, d.co, t.n0, t.k_begin, t.k_end);  // (BN, K)
+  tile::run_block<Cfg, false>(la, lb, t, y, partials, M, d.co, b, vec_store);
 }
 
 // Splits as in the forward kernel (partials [z][N·H·W][C_in]).
@@ -381,26 +360,13 @@ __global__ void __launch_bounds__(Cfg::kThreads, Cfg::kMinBlocks)
                                               const float* __restrict__ dy,
                                               const float* __restrict__ w, ConvDims d,
                                               int tiles_per_split, bool vec_store) {
-  using Tiles = tile::SharedTiles<Cfg>;
-  KILN_SHARED(Tiles, tiles, [1]);  // one struct: [1] keeps the macro's dims non-empty
-  Tiles& sm = tiles[0];
-  const int m0 = static_cast<int>(blockIdx.x) * Cfg::BM;
-  const int n0 = static_cast<int>(blockIdx.y) * Cfg::BN;
   const int M = d.n * d.h * d.w, K = d.kh * d.kw * d.co;
-  const int k_begin = static_cast<int>(blockIdx.z) * tiles_per_split * Cfg::BK;
-  const int k_end = min(K, k_begin + tiles_per_split * Cfg::BK);
-  WithDims<ConvBackwardDataGradLoader<Cfg::BM, Cfg::kThreads, kVec, kFast>> la(d, dy, d, m0,
-                                                                               k_begin, k_end);
-  WithDims<ConvBackwardDataWeightLoader<Cfg::BN, Cfg::kThreads, kVec, kFast>> lb(d, w, d, n0,
-                                                                                 k_begin, k_end);
-  float acc[8][8];
-  tile::mainloop<Cfg>(acc, la, lb, sm, (k_end - k_begin + Cfg::BK - 1) / Cfg::BK);
-  if (partials == nullptr) {
-    tile::store_tile<Cfg, false>(acc, dx, d.ci, M, d.ci, m0, n0, nullptr, vec_store);
-  } else {
-    float* part = partials + static_cast<int64_t>(blockIdx.z) * M * d.ci;
-    tile::store_tile<Cfg, false>(acc, part, d.ci, M, d.ci, m0, n0, nullptr, vec_store);
-  }
+  const tile::BlockTile t = tile::block_tile<Cfg>(K, tiles_per_split);
+  WithDims<ConvBackwardDataGradLoader<Cfg::BM, Cfg::kThreads, kVec, kFast>> la(d, dy, d, t.m0,
+                                                                               t.k_begin, t.k_end);
+  WithDims<ConvBackwardDataWeightLoader<Cfg::BN, Cfg::kThreads, kVec, kFast>> lb(
+      d, w, d, t.n0, t.k_begin, t.k_end);
+  tile::run_block<Cfg, false>(la, lb, t, dx, partials, M, d.ci, nullptr, vec_store);
 }
 
 // Split z covers output pixels [z·tiles_per_split·BK, ...). partials == nullptr: one split, add
@@ -412,25 +378,13 @@ __global__ void __launch_bounds__(Cfg::kThreads, Cfg::kMinBlocks)
                                                 const float* __restrict__ dy,
                                                 const float* __restrict__ x, ConvDims d,
                                                 int tiles_per_split, bool vec_store) {
-  using Tiles = tile::SharedTiles<Cfg>;
-  KILN_SHARED(Tiles, tiles, [1]);  // one struct: [1] keeps the macro's dims non-empty
-  Tiles& sm = tiles[0];
-  const int m0 = static_cast<int>(blockIdx.x) * Cfg::BM;
-  const int n0 = static_cast<int>(blockIdx.y) * Cfg::BN;
   const int N = d.kh * d.kw * d.ci, K = d.n * d.oh * d.ow;
-  const int k_begin = static_cast<int>(blockIdx.z) * tiles_per_split * Cfg::BK;
-  const int k_end = min(K, k_begin + tiles_per_split * Cfg::BK);
-  KRowsLoader<Cfg::BM, Cfg::kThreads, kVec> la(dy, d.co, d.co, m0, k_begin, k_end);  // (K, BM)
+  const tile::BlockTile t = tile::block_tile<Cfg>(K, tiles_per_split);
+  KRowsLoader<Cfg::BM, Cfg::kThreads, kVec> la(dy, d.co, d.co, t.m0, t.k_begin,
+                                               t.k_end);  // (K, BM)
   WithDims<ConvBackwardFilterInputLoader<Cfg::BN, Cfg::kThreads, kVec, kFast>> lb(
-      d, x, d, n0, k_begin, k_end);  // (K, BN)
-  float acc[8][8];
-  tile::mainloop<Cfg>(acc, la, lb, sm, (k_end - k_begin + Cfg::BK - 1) / Cfg::BK);
-  if (partials == nullptr) {
-    tile::store_tile<Cfg, true>(acc, dw, N, d.co, N, m0, n0, nullptr, vec_store);
-  } else {
-    float* part = partials + static_cast<int64_t>(blockIdx.z) * d.co * N;
-    tile::store_tile<Cfg, false>(acc, part, N, d.co, N, m0, n0, nullptr, vec_store);
-  }
+      d, x, d, t.n0, t.k_begin, t.k_end);  // (K, BN)
+  tile::run_block<Cfg, true>(la, lb, t, dw, partials, d.co, N, nullptr, vec_store);
 }
 
 // First-layer forward (C_in = kCin in 1..3): direct convolution of an 8×16 output tile. Shared:

@@ -273,6 +273,41 @@ __device__ __forceinline__ void store_tile(const float (&acc)[8][8], float* __re
   }
 }
 
+// ---- one block of a split-K GEMM kernel -------------------------------------------------------
+// The block's output tile (m0, n0) = (blockIdx.x·BM, blockIdx.y·BN) and its split blockIdx.z's
+// k range [k_begin, k_end) of K (tiles_per_split steps of BK per split).
+struct BlockTile {
+  int m0, n0, k_begin, k_end;
+};
+template <class Cfg>
+__device__ __forceinline__ BlockTile block_tile(int K, int tiles_per_split) {
+  BlockTile t;
+  t.m0 = static_cast<int>(blockIdx.x) * Cfg::BM;
+  t.n0 = static_cast<int>(blockIdx.y) * Cfg::BN;
+  t.k_begin = static_cast<int>(blockIdx.z) * tiles_per_split * Cfg::BK;
+  t.k_end = min(K, t.k_begin + tiles_per_split * Cfg::BK);
+  return t;
+}
+
+// What follows the loaders in every GEMM kernel: the main loop over the block's k range, then the
+// tile stored to C[M][N] (+ bias; kAccumulate: added to C) when the GEMM has one split
+// (partials == nullptr), else stored to partials[blockIdx.z][M][N] for the split-sum pass.
+template <class Cfg, bool kAccumulate, class LoaderA, class LoaderB>
+__device__ __forceinline__ void run_block(LoaderA& la, LoaderB& lb, const BlockTile& t,
+                                          float* __restrict__ c, float* __restrict__ partials,
+                                          int M, int N, const float* __restrict__ bias,
+                                          bool vec_store) {
+  KILN_SHARED(SharedTiles<Cfg>, tiles, [1]);  // one struct: [1] keeps the macro's dims non-empty
+  float acc[8][8];
+  mainloop<Cfg>(acc, la, lb, tiles[0], (t.k_end - t.k_begin + Cfg::BK - 1) / Cfg::BK);
+  if (partials == nullptr) {
+    store_tile<Cfg, kAccumulate>(acc, c, N, M, N, t.m0, t.n0, bias, vec_store);
+  } else {
+    float* part = partials + static_cast<int64_t>(blockIdx.z) * M * N;
+    store_tile<Cfg, false>(acc, part, N, M, N, t.m0, t.n0, nullptr, vec_store);
+  }
+}
+
 // Split-K plan: how many contiguous k ranges (of whole BK steps) a GEMM with `blocks_mn` output
 // tiles of `warps_per_block` warps and `k_tiles` k-steps is cut into, so that the grid holds about
 // two waves of 8-warp blocks on an H200 (132 SMs × 2 × 8 warps), each split keeping at least

@@ -38,23 +38,10 @@ __global__ void __launch_bounds__(Cfg::kThreads, Cfg::kMinBlocks)
                           const float* __restrict__ x, const float* __restrict__ w,
                           const float* __restrict__ b, LinearShape s, int tiles_per_split,
                           bool vec_store) {
-  using Tiles = tile::SharedTiles<Cfg>;
-  KILN_SHARED(Tiles, tiles, [1]);  // one struct: [1] keeps the macro's dims non-empty
-  Tiles& sm = tiles[0];
-  const int m0 = static_cast<int>(blockIdx.x) * Cfg::BM;
-  const int n0 = static_cast<int>(blockIdx.y) * Cfg::BN;
-  const int k_begin = static_cast<int>(blockIdx.z) * tiles_per_split * Cfg::BK;
-  const int k_end = min(s.in, k_begin + tiles_per_split * Cfg::BK);
-  RowsLoader<Cfg::BM, Cfg::kThreads, kVec> la(x, s.in, s.n, m0, k_begin, k_end);    // (BM, K)
-  RowsLoader<Cfg::BN, Cfg::kThreads, kVec> lb(w, s.in, s.out, n0, k_begin, k_end);  // (BN, K)
-  float acc[8][8];
-  tile::mainloop<Cfg>(acc, la, lb, sm, (k_end - k_begin + Cfg::BK - 1) / Cfg::BK);
-  if (partials == nullptr) {
-    tile::store_tile<Cfg, false>(acc, y, s.out, s.n, s.out, m0, n0, b, vec_store);
-  } else {
-    float* part = partials + static_cast<int64_t>(blockIdx.z) * s.n * s.out;
-    tile::store_tile<Cfg, false>(acc, part, s.out, s.n, s.out, m0, n0, nullptr, vec_store);
-  }
+  const tile::BlockTile t = tile::block_tile<Cfg>(s.in, tiles_per_split);
+  RowsLoader<Cfg::BM, Cfg::kThreads, kVec> la(x, s.in, s.n, t.m0, t.k_begin, t.k_end);    // (BM, K)
+  RowsLoader<Cfg::BN, Cfg::kThreads, kVec> lb(w, s.in, s.out, t.n0, t.k_begin, t.k_end);  // (BN, K)
+  tile::run_block<Cfg, false>(la, lb, t, y, partials, s.n, s.out, b, vec_store);
 }
 
 // dx[m][n] = Σ_k dy[m][k]·w[k][n]. kVec: OUT % 4 == 0, IN % 4 == 0, dy and w 16-byte aligned.
@@ -64,23 +51,10 @@ __global__ void __launch_bounds__(Cfg::kThreads, Cfg::kMinBlocks)
     linear_backward_data_kernel(float* __restrict__ dx, float* __restrict__ partials,
                                 const float* __restrict__ dy, const float* __restrict__ w,
                                 LinearShape s, int tiles_per_split, bool vec_store) {
-  using Tiles = tile::SharedTiles<Cfg>;
-  KILN_SHARED(Tiles, tiles, [1]);  // one struct: [1] keeps the macro's dims non-empty
-  Tiles& sm = tiles[0];
-  const int m0 = static_cast<int>(blockIdx.x) * Cfg::BM;
-  const int n0 = static_cast<int>(blockIdx.y) * Cfg::BN;
-  const int k_begin = static_cast<int>(blockIdx.z) * tiles_per_split * Cfg::BK;
-  const int k_end = min(s.out, k_begin + tiles_per_split * Cfg::BK);
-  RowsLoader<Cfg::BM, Cfg::kThreads, kVec> la(dy, s.out, s.n, m0, k_begin, k_end);  // (BM, K)
-  KRowsLoader<Cfg::BN, Cfg::kThreads, kVec> lb(w, s.in, s.in, n0, k_begin, k_end);  // (K, BN)
-  float acc[8][8];
-  tile::mainloop<Cfg>(acc, la, lb, sm, (k_end - k_begin + Cfg::BK - 1) / Cfg::BK);
-  if (partials == nullptr) {
-    tile::store_tile<Cfg, false>(acc, dx, s.in, s.n, s.in, m0, n0, nullptr, vec_store);
-  } else {
-    float* part = partials + static_cast<int64_t>(blockIdx.z) * s.n * s.in;
-    tile::store_tile<Cfg, false>(acc, part, s.in, s.n, s.in, m0, n0, nullptr, vec_store);
-  }
+  const tile::BlockTile t = tile::block_tile<Cfg>(s.out, tiles_per_split);
+  RowsLoader<Cfg::BM, Cfg::kThreads, kVec> la(dy, s.out, s.n, t.m0, t.k_begin, t.k_end);  // (BM, K)
+  KRowsLoader<Cfg::BN, Cfg::kThreads, kVec> lb(w, s.in, s.in, t.n0, t.k_begin, t.k_end);  // (K, BN)
+  tile::run_block<Cfg, false>(la, lb, t, dx, partials, s.n, s.in, nullptr, vec_store);
 }
 
 // dw[m][n] (+)= Σ_{k in split z} dy[k][m]·x[k][n]. With one split the block adds into dw; with
@@ -91,23 +65,11 @@ __global__ void __launch_bounds__(Cfg::kThreads, Cfg::kMinBlocks)
     linear_backward_weight_kernel(float* __restrict__ dw, float* __restrict__ partials,
                                   const float* __restrict__ dy, const float* __restrict__ x,
                                   LinearShape s, int tiles_per_split, bool vec_store) {
-  using Tiles = tile::SharedTiles<Cfg>;
-  KILN_SHARED(Tiles, tiles, [1]);  // one struct: [1] keeps the macro's dims non-empty
-  Tiles& sm = tiles[0];
-  const int m0 = static_cast<int>(blockIdx.x) * Cfg::BM;
-  const int n0 = static_cast<int>(blockIdx.y) * Cfg::BN;
-  const int k_begin = static_cast<int>(blockIdx.z) * tiles_per_split * Cfg::BK;
-  const int k_end = min(s.n, k_begin + tiles_per_split * Cfg::BK);
-  KRowsLoader<Cfg::BM, Cfg::kThreads, kVec> la(dy, s.out, s.out, m0, k_begin, k_end);  // (K, BM)
-  KRowsLoader<Cfg::BN, Cfg::kThreads, kVec> lb(x, s.in, s.in, n0, k_begin, k_end);     // (K, BN)
-  float acc[8][8];
-  tile::mainloop<Cfg>(acc, la, lb, sm, (k_end - k_begin + Cfg::BK - 1) / Cfg::BK);
-  if (partials == nullptr) {
-    tile::store_tile<Cfg, true>(acc, dw, s.in, s.out, s.in, m0, n0, nullptr, vec_store);
-  } else {
-    float* part = partials + static_cast<int64_t>(blockIdx.z) * s.out * s.in;
-    tile::store_tile<Cfg, false>(acc, part, s.in, s.out, s.in, m0, n0, nullptr, vec_store);
-  }
+  const tile::BlockTile t = tile::block_tile<Cfg>(s.n, tiles_per_split);
+  KRowsLoader<Cfg::BM, Cfg::kThreads, kVec> la(dy, s.out, s.out, t.m0, t.k_begin,
+                                               t.k_end);                                  // (K, BM)
+  KRowsLoader<Cfg::BN, Cfg::kThreads, kVec> lb(x, s.in, s.in, t.n0, t.k_begin, t.k_end);  // (K, BN)
+  tile::run_block<Cfg, true>(la, lb, t, dw, partials, s.out, s.in, nullptr, vec_store);
 }
 
 // Column sums, stage 1. Block (32, 8): column c = blockIdx.x·32 + threadIdx.x, rows of split

@@ -191,9 +191,8 @@ void maxpool2d_forward(float* y, uint8_t* argmax, const float* x, const Pool2dSh
   KILN_CHECK(y != nullptr && argmax != nullptr && x != nullptr,
              "cuda::maxpool2d_forward: null pointer");
   // float4 needs 16-byte aligned x and y; uchar4 needs 4-byte aligned argmax.
-  const bool vec = s.c % 4 == 0 && reinterpret_cast<uintptr_t>(x) % 16 == 0 &&
-                   reinterpret_cast<uintptr_t>(y) % 16 == 0 &&
-                   reinterpret_cast<uintptr_t>(argmax) % 4 == 0;
+  const bool vec =
+      s.c % 4 == 0 && aligned16(x) && aligned16(y) && reinterpret_cast<uintptr_t>(argmax) % 4 == 0;
   const PoolDims d = check_dims("cuda::maxpool2d_forward", s, vec ? 4 : 1);
   const int64_t work = static_cast<int64_t>(d.n) * d.oh * d.ow * d.cv;
   const LaunchConfig cfg{grid_for(work), kBlock, 0, stream};
@@ -208,8 +207,7 @@ void maxpool2d_backward(float* dx, const float* dy, const uint8_t* argmax, const
                         Stream stream) {
   KILN_CHECK(dx != nullptr && dy != nullptr && argmax != nullptr,
              "cuda::maxpool2d_backward: null pointer");
-  const bool vec = s.c % 4 == 0 && reinterpret_cast<uintptr_t>(dx) % 16 == 0 &&
-                   reinterpret_cast<uintptr_t>(dy) % 16 == 0 &&
+  const bool vec = s.c % 4 == 0 && aligned16(dx) && aligned16(dy) &&
                    reinterpret_cast<uintptr_t>(argmax) % 4 == 0;
   const PoolDims d = check_dims("cuda::maxpool2d_backward", s, vec ? 4 : 1);
   const int64_t work = static_cast<int64_t>(d.n) * d.h * d.w * d.cv;
