@@ -9,21 +9,16 @@
 namespace fer {
 namespace {
 
-struct Options {
-  std::string checkpoint = "runs/fer_cnn/best.safetensors", data = "synthetic", split = "val";
-  std::string device = "auto", out;
-  int batch_size = 128, train_per_class = 0;
-  uint64_t seed = 1;
+struct Options : CheckpointOptions {
+  std::string split = "val", out;
+  int batch_size = 128;
 } opts;
 
 int run_eval() {
-  const kiln::Device device = select_device(opts.device);
-  ModelInfo info;
-  auto net = load_network(opts.checkpoint, device, &info);
-  const kiln::data::ImageSpec spec{info.config.channels, info.config.height, info.config.width};
-  kiln::data::Splits data = load_data(opts.data, spec, opts.seed, opts.train_per_class);
-  const kiln::data::Dataset& set = choose_split(data, opts.split, opts.data, info);
-  const EvalResult r = evaluate(*net, set, opts.batch_size, device);
+  const OpenedCheckpoint c = open_checkpoint(opts);
+  const ModelInfo& info = c.info;
+  const kiln::data::Dataset& set = choose_split(c.data, opts.split, opts.data, info);
+  const EvalResult r = evaluate(*c.net, set, opts.batch_size, c.device);
   std::printf("%s on %s (%s split, %lld images): loss %.4f, accuracy %.2f%%\n",
               opts.checkpoint.c_str(), opts.data.c_str(), opts.split.c_str(),
               static_cast<long long>(r.count), r.loss, 100 * r.accuracy);
@@ -31,10 +26,7 @@ int run_eval() {
 
   // The confusion matrix (counts and row-normalised) as CSV and a labelled heat map, and the
   // per-class metrics, beside the checkpoint unless --out says elsewhere.
-  const std::string dir =
-      !opts.out.empty()
-          ? opts.out
-          : (std::filesystem::path(opts.checkpoint).parent_path() / "analysis").string();
+  const std::string dir = !opts.out.empty() ? opts.out : analysis_dir(opts.checkpoint);
   const kiln::analysis::Metrics m = kiln::analysis::write_evaluation_files(
       dir, kiln::analysis::ConfusionMatrix::from_counts(r.confusion), info.class_names);
   std::printf("%-10s %9s %9s %9s\n", "class", "precision", "recall", "F1");
@@ -51,21 +43,14 @@ int run_eval() {
 const Registration reg{
     {"eval", "Evaluate a checkpoint: loss, accuracy, confusion matrix",
      [](CLI::App& app) {
-       app.add_option("--checkpoint", opts.checkpoint, "a fer_cnn checkpoint")
-           ->capture_default_str();
-       app.add_option("--data", opts.data, "synthetic, a FER2013 CSV file, or an image folder")
-           ->capture_default_str();
+       opts.add_to(app, "synthetic, a FER2013 CSV file, or an image folder");
        app.add_option("--split", opts.split, "train, val or test")
            ->check(CLI::IsMember({"train", "val", "test"}))
            ->capture_default_str();
        app.add_option("--batch-size", opts.batch_size, "images per batch")->capture_default_str();
-       app.add_option("--train-per-class", opts.train_per_class,
-                      "synthetic images per class (as in training)");
-       app.add_option("--seed", opts.seed, "the data seed used in training")->capture_default_str();
        app.add_option(
            "--out", opts.out,
            "folder for confusion.csv/.png and metrics.csv (default: <checkpoint dir>/analysis)");
-       add_device_option(app, opts.device);
      },
      run_eval}};
 

@@ -69,28 +69,22 @@ kiln::analysis::Image feature_map_figure(kiln::Sequential& net, const kiln::data
 
 namespace {
 
-struct Options {
-  std::string checkpoint = "runs/fer_cnn/best.safetensors", data = "synthetic", out = "";
-  std::string device = "auto", image_class = "happy";
+struct Options : CheckpointOptions {
+  std::string out, image_class = "happy";
   std::vector<int> layers;
-  int filters = 16, steps = 150, feature_layer = -1, train_per_class = 0;
-  uint64_t seed = 1;
+  int filters = 16, steps = 150, feature_layer = -1;
 } opts;
 
 int run_filters() {
-  const kiln::Device device = select_device(opts.device);
-  ModelInfo info;
-  auto net = load_network(opts.checkpoint, device, &info);
-  const kiln::data::ImageSpec spec{info.config.channels, info.config.height, info.config.width};
-  const std::string dir =
-      opts.out.empty()
-          ? join_path(std::filesystem::path(opts.checkpoint).parent_path().string(), "analysis")
-          : opts.out;
   if (opts.filters < 1) throw UsageError("--filters must be at least 1");
+  const OpenedCheckpoint opened = open_checkpoint(opts);
+  kiln::Sequential& net = *opened.net;
+  const kiln::data::ImageSpec spec = opened.info.spec();
+  const std::string dir = opts.out.empty() ? analysis_dir(opts.checkpoint) : opts.out;
   kiln::analysis::ActivationMaxOptions am;
   am.steps = opts.steps;
-  const std::vector<int> layers = opts.layers.empty() ? default_filter_layers(*net) : opts.layers;
-  const auto figures = filter_figures(*net, spec, layers, opts.filters, am);
+  const std::vector<int> layers = opts.layers.empty() ? default_filter_layers(net) : opts.layers;
+  const auto figures = filter_figures(net, spec, layers, opts.filters, am);
   for (size_t i = 0; i < figures.size(); ++i) {
     const std::string path = join_path(dir, "filters_layer_" + std::to_string(layers[i]) + ".png");
     kiln::analysis::write_png(path, figures[i].second);
@@ -98,22 +92,21 @@ int run_filters() {
   }
 
   // Feature maps of the first test image of the chosen class.
-  const auto names = info.class_names;
+  const auto& names = opened.info.class_names;
   const auto it = std::find(names.begin(), names.end(), opts.image_class);
   if (it == names.end())
     throw UsageError("--image-class '" + opts.image_class + "' is not a class of this model");
-  kiln::data::Splits data = load_data(opts.data, spec, opts.seed, opts.train_per_class);
-  const kiln::data::Dataset& set = data.test.empty() ? data.val : data.test;
+  const kiln::data::Dataset& set = opened.data.test.empty() ? opened.data.val : opened.data.test;
   std::vector<int> labels;
   const std::vector<float> all = pick_per_class(set, 1, &labels);
   const size_t c = size_t(it - names.begin());
   const std::vector<float> image(all.begin() + std::ptrdiff_t(c * spec.pixels()),
                                  all.begin() + std::ptrdiff_t((c + 1) * spec.pixels()));
   const int layer = opts.feature_layer >= 0 ? opts.feature_layer
-                                            : kiln::analysis::conv_block_activations(*net).back();
+                                            : kiln::analysis::conv_block_activations(net).back();
   const std::string path = join_path(dir, "feature_maps_layer_" + std::to_string(layer) + ".png");
   kiln::analysis::write_png(path,
-                            feature_map_figure(*net, spec, image, layer, "a " + *it + " face"));
+                            feature_map_figure(net, spec, image, layer, "a " + *it + " face"));
   std::printf("wrote %s\n", path.c_str());
   return 0;
 }
@@ -121,8 +114,7 @@ int run_filters() {
 const Registration reg{
     {"filters", "Filter visualisation: activation maximisation and feature maps (grid PNGs)",
      [](CLI::App& app) {
-       app.add_option("--checkpoint", opts.checkpoint, "a fer_cnn checkpoint")
-           ->capture_default_str();
+       opts.add_to(app, "where the feature-map image comes from");
        app.add_option("--layers", opts.layers,
                       "layer indices to visualise (default: first, middle and last conv block)");
        app.add_option("--filters", opts.filters, "filters per layer (the first N channels)")
@@ -133,13 +125,7 @@ const Registration reg{
        app.add_option("--image-class", opts.image_class,
                       "class of the test image whose feature maps are shown")
            ->capture_default_str();
-       app.add_option("--data", opts.data, "where the feature-map image comes from")
-           ->capture_default_str();
-       app.add_option("--train-per-class", opts.train_per_class,
-                      "synthetic images per class (as in training)");
-       app.add_option("--seed", opts.seed, "the data seed")->capture_default_str();
        app.add_option("--out", opts.out, "output folder (default: <checkpoint dir>/analysis)");
-       add_device_option(app, opts.device);
      },
      run_filters}};
 

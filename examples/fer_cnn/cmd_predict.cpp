@@ -19,7 +19,7 @@ int run_predict() {
   const kiln::Device device = select_device(opts.device);
   ModelInfo info;
   auto net = load_network(opts.checkpoint, device, &info);
-  const kiln::data::ImageSpec spec{info.config.channels, info.config.height, info.config.width};
+  const kiln::data::ImageSpec spec = info.spec();
   std::vector<uint8_t> pixels;
   try {
     pixels = kiln::data::load_image(opts.image, spec);

@@ -118,7 +118,7 @@ int run_report() {
       !opts.data.empty() ? opts.data : get(state_meta, "kiln.data", "synthetic");
   const uint64_t seed =
       opts.seed >= 0 ? uint64_t(opts.seed) : std::stoull(get(state_meta, "kiln.seed", "1"));
-  const kiln::data::ImageSpec spec{info.config.channels, info.config.height, info.config.width};
+  const kiln::data::ImageSpec spec = info.spec();
 
   HtmlReport page("fer_cnn report: " + fs::path(opts.run).filename().string(),
                   "Kiln's analysis of the run in " + opts.run + " (checkpoint " + checkpoint + ")");

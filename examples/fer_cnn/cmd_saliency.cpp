@@ -52,27 +52,19 @@ kiln::analysis::Image saliency_figure(kiln::Sequential& net, const kiln::data::D
 
 namespace {
 
-struct Options {
-  std::string checkpoint = "runs/fer_cnn/best.safetensors", data = "synthetic", split = "test";
-  std::string out = "", device = "auto";
-  int per_class = 2, train_per_class = 0;
-  uint64_t seed = 1;
+struct Options : CheckpointOptions {
+  std::string split = "test", out;
+  int per_class = 2;
 } opts;
 
 int run_saliency() {
-  const kiln::Device device = select_device(opts.device);
-  ModelInfo info;
-  auto net = load_network(opts.checkpoint, device, &info);
-  const kiln::data::ImageSpec spec{info.config.channels, info.config.height, info.config.width};
-  kiln::data::Splits data = load_data(opts.data, spec, opts.seed, opts.train_per_class);
-  const kiln::data::Dataset& set = choose_split(data, opts.split, opts.data, info);
+  const OpenedCheckpoint c = open_checkpoint(opts);
+  const kiln::data::Dataset& set = choose_split(c.data, opts.split, opts.data, c.info);
   if (opts.per_class < 1 || opts.per_class > 8)
     throw UsageError("--per-class must be between 1 and 8");
   const std::string out =
-      opts.out.empty() ? join_path(std::filesystem::path(opts.checkpoint).parent_path().string(),
-                                   "analysis/saliency.png")
-                       : opts.out;
-  kiln::analysis::write_png(out, saliency_figure(*net, set, info.class_names, opts.per_class));
+      opts.out.empty() ? join_path(analysis_dir(opts.checkpoint), "saliency.png") : opts.out;
+  kiln::analysis::write_png(out, saliency_figure(*c.net, set, c.info.class_names, opts.per_class));
   std::printf("wrote %s (%d %s images per class)\n", out.c_str(), opts.per_class,
               opts.split.c_str());
   return 0;
@@ -81,10 +73,7 @@ int run_saliency() {
 const Registration reg{
     {"saliency", "Saliency maps |d score / d input| for a few images per class (grid PNG)",
      [](CLI::App& app) {
-       app.add_option("--checkpoint", opts.checkpoint, "a fer_cnn checkpoint")
-           ->capture_default_str();
-       app.add_option("--data", opts.data, "synthetic, a FER2013 CSV file, or an image folder")
-           ->capture_default_str();
+       opts.add_to(app, "synthetic, a FER2013 CSV file, or an image folder");
        app.add_option("--split", opts.split, "train, val or test")
            ->check(CLI::IsMember({"train", "val", "test"}))
            ->capture_default_str();
@@ -92,10 +81,6 @@ const Registration reg{
            ->capture_default_str();
        app.add_option("--out", opts.out,
                       "PNG to write (default: <checkpoint dir>/analysis/saliency.png)");
-       app.add_option("--train-per-class", opts.train_per_class,
-                      "synthetic images per class (as in training)");
-       app.add_option("--seed", opts.seed, "the data seed")->capture_default_str();
-       add_device_option(app, opts.device);
      },
      run_saliency}};
 

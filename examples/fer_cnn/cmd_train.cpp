@@ -160,8 +160,7 @@ int run_train() {
   const kiln::data::ImageSpec spec =
       !opts.preset.empty() || !opts.resume
           ? preset_spec(opts.preset.empty() ? "default" : opts.preset)
-          : kiln::data::ImageSpec{resumed.config.channels, resumed.config.height,
-                                  resumed.config.width};
+          : resumed.spec();
   const double width = opts.width > 0 ? opts.width
                        : opts.resume  ? resumed.config.width_multiplier
                        : on_cpu       ? kCpuWidth

@@ -132,6 +132,27 @@ kiln::data::Splits load_data(const std::string& source, const kiln::data::ImageS
   }
 }
 
+void CheckpointOptions::add_to(CLI::App& app, const std::string& data_help) {
+  app.add_option("--checkpoint", checkpoint, "a fer_cnn checkpoint")->capture_default_str();
+  app.add_option("--data", data, data_help)->capture_default_str();
+  app.add_option("--train-per-class", train_per_class,
+                 "synthetic images per class (as in training)");
+  app.add_option("--seed", seed, "the data seed used in training")->capture_default_str();
+  add_device_option(app, device);
+}
+
+OpenedCheckpoint open_checkpoint(const CheckpointOptions& o) {
+  OpenedCheckpoint c;
+  c.device = select_device(o.device);
+  c.net = load_network(o.checkpoint, c.device, &c.info);
+  c.data = load_data(o.data, c.info.spec(), o.seed, o.train_per_class);
+  return c;
+}
+
+std::string analysis_dir(const std::string& checkpoint) {
+  return join_path(std::filesystem::path(checkpoint).parent_path().string(), "analysis");
+}
+
 const kiln::data::Dataset& choose_split(const kiln::data::Splits& data, const std::string& split,
                                         const std::string& source, const ModelInfo& info) {
   const kiln::data::Dataset* set = split == "train"  ? &data.train

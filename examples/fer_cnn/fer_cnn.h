@@ -65,6 +65,8 @@ kiln::data::ImageSpec preset_spec(const std::string& preset);
 struct ModelInfo {
   kiln::FerCnnConfig config;
   std::vector<std::string> class_names;
+  // The model's input shape.
+  kiln::data::ImageSpec spec() const { return {config.channels, config.height, config.width}; }
 };
 std::map<std::string, std::string> model_metadata(const ModelInfo& info);
 // Reads a checkpoint's model configuration (throws naming the file if it has none).
@@ -83,6 +85,25 @@ kiln::data::Splits load_data(const std::string& source, const kiln::data::ImageS
 // to be non-empty and to have the model's number of classes; throws UsageError otherwise.
 const kiln::data::Dataset& choose_split(const kiln::data::Splits& data, const std::string& split,
                                         const std::string& source, const ModelInfo& info);
+
+// ---- subcommands that analyse a checkpoint on a data set (eval, saliency, filters) -------------
+struct CheckpointOptions {
+  std::string checkpoint = "runs/fer_cnn/best.safetensors", data = "synthetic", device = "auto";
+  int train_per_class = 0;
+  uint64_t seed = 1;
+  // Adds --checkpoint, --data (described by data_help), --train-per-class, --seed and --device.
+  void add_to(CLI::App& app, const std::string& data_help);
+};
+// The checkpoint's network on the chosen device, and the data set at the model's input shape.
+struct OpenedCheckpoint {
+  kiln::Device device;
+  ModelInfo info;
+  std::unique_ptr<kiln::Sequential> net;
+  kiln::data::Splits data;
+};
+OpenedCheckpoint open_checkpoint(const CheckpointOptions& options);
+// <the checkpoint's folder>/analysis: where eval, saliency and filters write unless told otherwise.
+std::string analysis_dir(const std::string& checkpoint);
 
 // Copies a batch's images and labels to device tensors (reused buffers, no steady-state
 // allocation on the device).
