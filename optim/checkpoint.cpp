@@ -143,13 +143,61 @@ int layer_index(const std::string& name) {
   return std::stoi(name.substr(0, dot));
 }
 
-std::string read_all(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
+// Opens a checkpoint for reading; `size` receives its length in bytes.
+std::ifstream open_for_reading(const std::string& path, uint64_t* size) {
+  std::ifstream in(path, std::ios::binary | std::ios::ate);
   KILN_CHECK(in.good(), "cannot open '", path, "': ", std::strerror(errno),
              " (check the path; checkpoints are written by `fer_cnn train --out DIR`)");
-  std::ostringstream os;
-  os << in.rdbuf();
-  return os.str();
+  const std::streamoff end = in.tellg();
+  in.seekg(0);
+  KILN_CHECK(end >= 0 && in.good(), "cannot read '", path, "' (is it a regular file?)");
+  *size = static_cast<uint64_t>(end);
+  return in;
+}
+
+std::string not_safetensors(const std::string& path) {
+  return "'" + path + "' is not a safetensors checkpoint: ";
+}
+
+// Reads the 8-byte header length and the JSON header, and nothing more, from `in` (at the start
+// of a file of `size` bytes); returns the header and sets *data_start to where the data begins.
+ordered_json read_header(std::ifstream& in, const std::string& path, uint64_t size,
+                         uint64_t* data_start) {
+  const std::string not_st = not_safetensors(path);
+  KILN_CHECK(size >= 8, not_st, "the file has only ", size, " bytes");
+  char len[8];
+  in.read(len, 8);
+  KILN_CHECK(in.good(), "cannot read '", path, "': ", std::strerror(errno));
+  uint64_t n = 0;
+  for (int i = 0; i < 8; ++i) n |= static_cast<uint64_t>(static_cast<uint8_t>(len[i])) << (8 * i);
+  KILN_CHECK(n <= size - 8, not_st, "the header length ", n,
+             " exceeds the file (truncated or another format)");
+  std::string text(n, '\0');
+  in.read(text.data(), static_cast<std::streamsize>(n));
+  KILN_CHECK(in.good(), "cannot read '", path, "': ", std::strerror(errno));
+  ordered_json header;
+  try {
+    header = ordered_json::parse(text);
+  } catch (const std::exception& e) {
+    KILN_FAIL(not_st, "its header is not valid JSON (", e.what(), ")");
+  }
+  KILN_CHECK(header.is_object(), not_st, "its header is not a JSON object");
+  *data_start = 8 + n;
+  return header;
+}
+
+std::map<std::string, std::string> header_metadata(const ordered_json& header,
+                                                   const std::string& path) {
+  std::map<std::string, std::string> metadata;
+  const auto it = header.find("__metadata__");
+  if (it == header.end()) return metadata;
+  try {
+    for (auto m = it->begin(); m != it->end(); ++m)
+      metadata[m.key()] = m.value().get<std::string>();
+  } catch (const nlohmann::json::exception& e) {
+    KILN_FAIL(not_safetensors(path), "malformed header entry (", e.what(), ")");
+  }
+  return metadata;
 }
 
 }  // namespace
@@ -218,48 +266,44 @@ void write_safetensors(const std::string& path, const StFile& file) {
 }
 
 StFile read_safetensors(const std::string& path) {
-  const std::string bytes = read_all(path);
-  const std::string not_st = "'" + path + "' is not a safetensors checkpoint: ";
-  KILN_CHECK(bytes.size() >= 8, not_st, "the file has only ", bytes.size(), " bytes");
-  uint64_t n = 0;
-  for (int i = 0; i < 8; ++i) n |= static_cast<uint64_t>(static_cast<uint8_t>(bytes[i])) << (8 * i);
-  KILN_CHECK(n <= bytes.size() - 8, not_st, "the header length ", n,
-             " exceeds the file (truncated or another format)");
-  ordered_json header;
-  try {
-    header = ordered_json::parse(bytes.substr(8, n));
-  } catch (const std::exception& e) {
-    KILN_FAIL(not_st, "its header is not valid JSON (", e.what(), ")");
-  }
-  KILN_CHECK(header.is_object(), not_st, "its header is not a JSON object");
-  const size_t data_start = 8 + n, data_size = bytes.size() - data_start;
+  uint64_t size = 0, data_start = 0;
+  std::ifstream in = open_for_reading(path, &size);
+  const ordered_json header = read_header(in, path, size, &data_start);
+  const std::string not_st = not_safetensors(path);
+  const size_t data_size = size - data_start;
+  std::string data(data_size, '\0');
+  in.read(data.data(), static_cast<std::streamsize>(data_size));
+  KILN_CHECK(in.good() || data_size == 0, "cannot read '", path, "': ", std::strerror(errno));
   StFile file;
+  file.metadata = header_metadata(header, path);
   try {
     for (auto it = header.begin(); it != header.end(); ++it) {
-      if (it.key() == "__metadata__") {
-        for (auto m = it.value().begin(); m != it.value().end(); ++m)
-          file.metadata[m.key()] = m.value().get<std::string>();
-        continue;
-      }
+      if (it.key() == "__metadata__") continue;
       StTensor t;
       t.name = it.key();
       t.dtype = it.value().at("dtype").get<std::string>();
       t.shape = it.value().at("shape").get<std::vector<int64_t>>();
       const auto offsets = it.value().at("data_offsets").get<std::vector<uint64_t>>();
-      const size_t size = st_dtype_size(t.dtype);
-      KILN_CHECK(size != 0, not_st, "tensor '", t.name, "' has unsupported dtype ", t.dtype);
+      const size_t elem = st_dtype_size(t.dtype);
+      KILN_CHECK(elem != 0, not_st, "tensor '", t.name, "' has unsupported dtype ", t.dtype);
       KILN_CHECK(offsets.size() == 2 && offsets[0] <= offsets[1] && offsets[1] <= data_size &&
-                     offsets[1] - offsets[0] == static_cast<uint64_t>(shape_numel(t.shape)) * size,
+                     offsets[1] - offsets[0] == static_cast<uint64_t>(shape_numel(t.shape)) * elem,
                  not_st, "tensor '", t.name, "' has data offsets outside the file or not matching ",
                  "its shape ", shape_str(t.shape), " (truncated file?)");
-      t.bytes.assign(bytes.begin() + data_start + offsets[0],
-                     bytes.begin() + data_start + offsets[1]);
+      t.bytes.assign(data.begin() + static_cast<std::ptrdiff_t>(offsets[0]),
+                     data.begin() + static_cast<std::ptrdiff_t>(offsets[1]));
       file.tensors.push_back(std::move(t));
     }
   } catch (const nlohmann::json::exception& e) {
     KILN_FAIL(not_st, "malformed header entry (", e.what(), ")");
   }
   return file;
+}
+
+std::map<std::string, std::string> read_safetensors_metadata(const std::string& path) {
+  uint64_t size = 0, data_start = 0;
+  std::ifstream in = open_for_reading(path, &size);
+  return header_metadata(read_header(in, path, size, &data_start), path);
 }
 
 StFile model_state_dict(Layer& model) {

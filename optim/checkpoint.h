@@ -44,6 +44,8 @@ struct StFile {
 void write_safetensors(const std::string& path, const StFile& file);
 // Throws kiln::Error naming the file for a missing, truncated or malformed file.
 StFile read_safetensors(const std::string& path);
+// Only the metadata: reads the file's header, not its tensors.
+std::map<std::string, std::string> read_safetensors_metadata(const std::string& path);
 // Writes `bytes` to path atomically (temporary name, flush + fsync, rename).
 void write_file_atomic(const std::string& path, const std::string& bytes);
 

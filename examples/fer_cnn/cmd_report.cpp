@@ -40,7 +40,7 @@ std::string num(double v, const char* f = "%.4f") {
 
 std::map<std::string, std::string> metadata_of(const std::string& path) {
   if (!std::filesystem::exists(path)) return {};
-  return kiln::read_safetensors(path).metadata;
+  return kiln::read_safetensors_metadata(path);
 }
 
 std::string get(const std::map<std::string, std::string>& m, const std::string& key,

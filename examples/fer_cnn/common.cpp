@@ -70,9 +70,9 @@ ModelInfo read_model_info(const std::string& checkpoint) {
     throw UsageError("checkpoint '" + checkpoint +
                      "' does not exist: train one first (fer_cnn train --out DIR writes "
                      "DIR/best.safetensors) or pass --checkpoint PATH");
-  const kiln::StFile file = kiln::read_safetensors(checkpoint);
-  auto it = file.metadata.find("kiln.model");
-  if (it == file.metadata.end())
+  const std::map<std::string, std::string> metadata = kiln::read_safetensors_metadata(checkpoint);
+  auto it = metadata.find("kiln.model");
+  if (it == metadata.end())
     throw UsageError("checkpoint '" + checkpoint +
                      "' has no fer_cnn model description (kiln.model metadata): it was not "
                      "written by fer_cnn train");
@@ -88,8 +88,8 @@ ModelInfo read_model_info(const std::string& checkpoint) {
     info.config.classes = m.at("classes").get<int>();
     info.config.width_multiplier = m.at("width_multiplier").get<double>();
     info.config.dropout = m.at("dropout").get<double>();
-    auto names = file.metadata.find("kiln.class_names");
-    if (names != file.metadata.end())
+    auto names = metadata.find("kiln.class_names");
+    if (names != metadata.end())
       info.class_names = nlohmann::json::parse(names->second).get<std::vector<std::string>>();
   } catch (const nlohmann::json::exception& e) {
     throw UsageError("checkpoint '" + checkpoint + "' has a malformed model description (" +
