@@ -5,7 +5,7 @@
 // through a colour map; charts with text are drawn by Cairo (analysis/canvas.h) and land here too.
 // PNGs are encoded by stb_image_write (Debian's libstb), in memory, so the same bytes go to a file
 // or into the HTML report as a data URI. Files are written to a temporary name and renamed, so an
-// interrupted run never leaves half a picture behind (design.md §6).
+// interrupted run never leaves half a picture behind (docs/design.md §6).
 #pragma once
 
 #include <cstdint>

@@ -1,5 +1,5 @@
 // bench/kernels_gpu.cpp — every Kiln CUDA kernel beside its yardstick, at the flagship's shapes
-// (docs/performance.md, "How to measure"), with Google Benchmark.
+// (docs/targets.md, "How to measure"), with Google Benchmark.
 //
 // Shapes: batch 64 and 256; input 1x48x48 and 3x128x128; the five conv 3x3 pad 1 layers
 // (64, 128, 256, 512, 512 channels) at their pooled input sizes, batchnorm / LeakyReLU on each conv

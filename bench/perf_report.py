@@ -97,7 +97,7 @@ def header(a, raw, gpu_msg):
         "",
         "Written by `bench/run_all.sh` (do not edit by hand: re-run it). Every figure below was measured",
         "in the run described here; targets and yardsticks are explained in the project's",
-        "performance.md. Ratios compare runs made in this same run, on this machine.",
+        "docs/targets.md. Ratios compare runs made in this same run, on this machine.",
         "",
         "## The run",
         "",

@@ -1,13 +1,14 @@
 // core/device_code.h — what every kernels/*.cu includes first.
 //
-// The same .cu source is compiled two ways (design.md §1):
+// The same .cu source is compiled two ways (docs/design.md §1):
 //   - by nvcc (__CUDACC__): plain CUDA;
-//   - by g++ with core/simt/simt.h force-included (KILN_SIMT): the SIMT emulator supplies threadIdx,
-//     __syncthreads, shuffles, atomics, the shared-memory macros below and the launch.
+//   - by g++ with core/simt/simt.h force-included (KILN_SIMT): the SIMT emulator supplies
+//     threadIdx, __syncthreads, shuffles, atomics, the shared-memory macros below and the launch.
 // Kernels never write a bare __shared__: they use
 //   KILN_SHARED(type, name, dims);        e.g. KILN_SHARED(float, tile, [32][33]);
 //   KILN_DYNAMIC_SHARED(type, name);      dynamic shared memory sized by LaunchConfig::shared_bytes
-// KILN_DEVICE_CODE is defined in device code under both compilers (never test __CUDA_ARCH__ directly).
+// KILN_DEVICE_CODE is defined in device code under both compilers (never test __CUDA_ARCH__
+// directly).
 #pragma once
 
 #if defined(__CUDACC__)

@@ -22,7 +22,7 @@ std::string cuda_unavailable_reason();
 // The CUDA device's name, e.g. "NVIDIA H200" or "Kiln SIMT emulator".
 std::string cuda_device_name();
 
-// An owned allocation on one device. Move-only; frees itself.
+// An owned allocation on one device; frees itself. Neither copyable nor movable.
 class Buffer {
  public:
   Buffer(size_t bytes, Device device);

@@ -1,9 +1,9 @@
 // core/philox.h — Philox4x32-10, the counter-based RNG shared by the CPU and every CUDA kernel.
 //
-// design.md §4 fixes the mapping so every device draws identical numbers: element i of a draw with
-// 64-bit seed and 64-bit offset uses key = {seed lo, seed hi}, counter = {(i/4) lo, (i/4) hi,
+// docs/design.md §4 fixes the mapping so every device draws identical numbers: element i of a draw
+// with 64-bit seed and 64-bit offset uses key = {seed lo, seed hi}, counter = {(i/4) lo, (i/4) hi,
 // offset lo, offset hi}, output word i % 4; uniform u = (word >> 8) * 2^-24 in [0, 1).
-// Checked against Random123's known-answer vectors in tests/cpu/test_philox.cpp.
+// Checked against Random123's known-answer vectors in tests/core/test_philox.cpp.
 #pragma once
 
 #include <cstdint>

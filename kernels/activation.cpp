@@ -1,5 +1,5 @@
-// kernels/activation.cpp — functional API of LeakyReLU (design.md §3): check shapes, dtypes and
-// devices, throwing a message that names the op and every tensor's shape; then dispatch:
+// kernels/activation.cpp — functional API of LeakyReLU (docs/design.md §3): check shapes, dtypes
+// and devices, throwing a message that names the op and every tensor's shape; then dispatch:
 // CPU f64 and f32 → kiln::cpu:: plain loops (OpenMP inside), CUDA f32 → kiln::cuda:: on the
 // default stream. In place (y and x the same tensor) is allowed.
 #include "kernels/activation.h"

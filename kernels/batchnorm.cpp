@@ -1,4 +1,4 @@
-// kernels/batchnorm.cpp — functional API of batch normalisation (design.md §3): check shapes,
+// kernels/batchnorm.cpp — functional API of batch normalisation (docs/design.md §3): check shapes,
 // dtypes and devices, throwing a message that names the op and every tensor's shape; then dispatch:
 // CPU f64 and f32 → kiln::cpu:: plain loops (OpenMP inside), CUDA f32 → kiln::cuda:: on the default
 // stream. x is any rank ≥ 2 with channels last, seen as [M][C]; every per-channel tensor has

@@ -1,7 +1,7 @@
-// kernels/conv2d.cpp — functional API of conv2d (design.md §3): check shapes, dtypes and devices,
-// throwing a message that names the op and every tensor's shape; then dispatch by device and dtype:
-// CPU f64 → kiln::cpu:: plain loops (the oracle), CPU f32 → kiln::cpu::fast:: (im2col + sgemm),
-// CUDA f32 → kiln::cuda:: on the default stream.
+// kernels/conv2d.cpp — functional API of conv2d (docs/design.md §3): check shapes, dtypes and
+// devices, throwing a message that names the op and every tensor's shape; then dispatch by device
+// and dtype: CPU f64 → kiln::cpu:: plain loops (the oracle), CPU f32 → kiln::cpu::fast:: (im2col +
+// sgemm), CUDA f32 → kiln::cuda:: on the default stream.
 #include "kernels/conv2d.h"
 
 #include <string>

@@ -1,4 +1,4 @@
-// kernels/dropout.cu — inverted dropout on the CUDA device, mask from Philox (design.md §4).
+// kernels/dropout.cu — inverted dropout on the CUDA device, mask from Philox (docs/design.md §4).
 //
 // Element i is kept when philox_uniform(seed, offset, i) >= p, then scaled by 1/(1-p). One Philox
 // call yields the four words of elements 4g..4g+3, so each thread handles one group of four: with

@@ -1,4 +1,4 @@
-// kernels/dropout.h — inverted dropout with a Philox mask (design.md §4).
+// kernels/dropout.h — inverted dropout with a Philox mask (docs/design.md §4).
 // Element i is kept when philox_uniform(seed, offset, i) >= p and then scaled by 1/(1-p); dropped
 // elements are 0. No mask is stored: backward regenerates it from (seed, offset). dx overwritten.
 // p in [0, 1).

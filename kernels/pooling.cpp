@@ -1,4 +1,4 @@
-// kernels/pooling.cpp — functional API of max pooling (design.md §3): check shapes, dtypes and
+// kernels/pooling.cpp — functional API of max pooling (docs/design.md §3): check shapes, dtypes and
 // devices, throwing a message that names the op and every tensor's shape; then dispatch:
 // CPU f64 and f32 → kiln::cpu:: plain loops (OpenMP inside), CUDA f32 → kiln::cuda:: on the
 // default stream.

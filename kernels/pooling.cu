@@ -1,9 +1,9 @@
 // kernels/pooling.cu — max pooling forward and backward on the CUDA device, NHWC.
 //
 // x [N][H][W][C]; y, argmax [N][OH][OW][C]; argmax is the row-major position inside the window
-// (kh_i·KW + kw_i, design.md §3). Each thread owns one output position and kV consecutive channels
-// (kV = 4 when C % 4 == 0 and the pointers allow 16-byte float4 / 4-byte uchar4 access), so a warp
-// reads contiguous channels of one pixel: coalesced in NHWC.
+// (kh_i·KW + kw_i, docs/design.md §3). Each thread owns one output position and kV consecutive
+// channels (kV = 4 when C % 4 == 0 and the pointers allow 16-byte float4 / 4-byte uchar4 access),
+// so a warp reads contiguous channels of one pixel: coalesced in NHWC.
 //
 // Forward: padded positions never win; among the rest the first maximum in row-major order wins
 // (strict >), exactly as kernels/cpu/pooling.cpp (so a NaN wins only in the first position; PyTorch

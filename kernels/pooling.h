@@ -1,9 +1,9 @@
 // kernels/pooling.h — max pooling, NHWC.
 //
 // x [N][H][W][C], y and argmax [N][OH][OW][C]. argmax is one uint8_t per output element: the
-// row-major position (kh_i * KW + kw_i) of the maximum inside its window (design.md §3), so a window
-// holds at most 256 elements. Padded positions never win; ties go to the first position in row-major
-// order. Backward: dx overwritten (zero, then dy routed to each argmax).
+// row-major position (kh_i * KW + kw_i) of the maximum inside its window (docs/design.md §3), so a
+// window holds at most 256 elements. Padded positions never win; ties go to the first position in
+// row-major order. Backward: dx overwritten (zero, then dy routed to each argmax).
 #pragma once
 
 #include <cstdint>

@@ -1,7 +1,7 @@
 // layers/dropout.h — Dropout (PyTorch's nn.Dropout: inverted dropout, identity in eval mode).
 //
-// The mask is drawn from Philox (design.md §4) with this layer's seed and an offset that advances
-// once per training forward; backward regenerates the same mask from (seed, offset of that
+// The mask is drawn from Philox (docs/design.md §4) with this layer's seed and an offset that
+// advances once per training forward; backward regenerates the same mask from (seed, offset of that
 // forward), so no mask is stored. seed and offset are counters(): checkpoints save them so a
 // resumed run draws the masks the uninterrupted run would have drawn. init(seed) / reset_rng(seed)
 // reseed the layer.

@@ -1,4 +1,4 @@
-// layers/fer_cnn.h — the flagship network of the report (mission.md §1), as one function.
+// layers/fer_cnn.h — the flagship network of the report (docs/report.md §1), as one function.
 //
 // Five blocks Conv2d(3x3, padding 1) -> BatchNorm2d -> LeakyReLU -> MaxPool2d(2) -> Dropout(0.25)
 // with 64, 128, 256, 512, 512 channels, then Flatten -> Linear(., 1024) -> LeakyReLU ->

@@ -12,7 +12,8 @@
 // OWNERSHIP: a layer owns its output and dx buffers. The references forward() and backward() return
 // stay valid until the next call of the same method. Buffers grow only: a batch no larger than the
 // largest seen so far reuses them (a smaller last batch of an epoch allocates nothing), so a
-// steady- state training step allocates no device memory (design.md §5, tested in tests/layers).
+// steady- state training step allocates no device memory (docs/design.md §5, tested in
+// tests/layers).
 //
 // PARAMETERS: params() lists (name, value, grad) triples. A Sequential (layers/sequential.h)
 // gathers the parameters of all its layers into ONE flat value buffer and ONE flat gradient buffer
@@ -21,8 +22,8 @@
 // (BatchNorm's running statistics and num_batches_tracked) is listed by buffers(); Kiln-only state
 // that a resumed run needs (dropout RNG counters) by counters().
 //
-// The public methods are non-virtual and check shapes, dtypes and devices once (style.md rule 7);
-// subclasses implement the protected *_impl methods and trust their arguments.
+// The public methods are non-virtual and check shapes, dtypes and devices once (docs/conventions.md
+// rule 7); subclasses implement the protected *_impl methods and trust their arguments.
 #pragma once
 
 #include <cstdint>

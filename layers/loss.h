@@ -5,8 +5,8 @@
 //   float loss = criterion.forward(logits, labels);   // labels: int32 [N] on the logits' device
 //   net.backward(criterion.backward());
 //
-// The loss and the count of correct predictions are copied to the host (one small synchronous
-// copy), so forward() returns plain numbers; the buffers are reused (no steady-state allocation).
+// The loss and the per-example correct flags are copied to the host (two small synchronous
+// copies), so forward() returns plain numbers; the buffers are reused (no steady-state allocation).
 #pragma once
 
 #include <cstdint>

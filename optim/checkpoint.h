@@ -1,9 +1,9 @@
 // optim/checkpoint.h — checkpoints: safetensors files with PyTorch's names and layouts.
 //
-// A model checkpoint (design.md §6) is a safetensors file — 8-byte little-endian header length,
-// a JSON header {name: {dtype, shape, data_offsets}, "__metadata__": {str: str}}, then the raw
-// little-endian bytes — holding exactly PyTorch's state_dict of the equivalent nn.Sequential: conv
-// weights OIHW, the linear layer after a Flatten with its columns in C*H*W order, BatchNorm's
+// A model checkpoint (docs/design.md §6) is a safetensors file — 8-byte little-endian header
+// length, a JSON header {name: {dtype, shape, data_offsets}, "__metadata__": {str: str}}, then the
+// raw little-endian bytes — holding exactly PyTorch's state_dict of the equivalent nn.Sequential:
+// conv weights OIHW, the linear layer after a Flatten with its columns in C*H*W order, BatchNorm's
 // running statistics and num_batches_tracked (a 0-d int64). docs/checkpoints.md has the Python
 // lines that load it into PyTorch. The training state a resumed run needs (optimizer moments and
 // step, dropout RNG counters, plus whatever the caller adds: epoch, data order, ...) goes to a

@@ -1,9 +1,9 @@
 // optim/optimizer.h — SGD, Adam and AdamW over a model's flat parameter buffer.
 //
 // An optimizer sees the model only as two flat tensors, the parameter values and their gradients
-// (Sequential::flat_params() / flat_grads(), design.md §5), and updates them with ONE fused kernel
-// launch per step (kernels/optimizer.h; PyTorch's update rules). It keeps pointers to the two
-// Tensor objects, so a model moved to another device with Sequential::to() keeps working: the
+// (Sequential::flat_params() / flat_grads(), docs/design.md §5), and updates them with ONE fused
+// kernel launch per step (kernels/optimizer.h; PyTorch's update rules). It keeps pointers to the
+// two Tensor objects, so a model moved to another device with Sequential::to() keeps working: the
 // optimizer's state follows it at the next step.
 //
 //   kiln::Adam opt(net.flat_params(), net.flat_grads(), {.lr = 1e-3f});

@@ -8,7 +8,7 @@
 //              (deterministic: the same seed gives the same interleaving on every run).
 // Blocks are claimed in index order, or in reverse order when `reverse_blocks` is set.
 // A kernel with a missing __syncthreads gives different results in different orders; "every order"
-// in Kiln's tests is the three schedules every_order() returns (design.md §1).
+// in Kiln's tests is the three schedules every_order() returns (docs/design.md §1).
 //
 // The process-wide default comes from KILN_SIMT_ORDER=forward|reverse|random[:seed] (random also
 // reverses the block order, as the third every-order run does); set_schedule() overrides it.

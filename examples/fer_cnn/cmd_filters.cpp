@@ -1,5 +1,5 @@
 // examples/fer_cnn/cmd_filters.cpp — `fer_cnn filters`: what the filters of a checkpoint respond
-// to (mission.md §5): (a) activation maximisation at three depths, one grid PNG per layer, and
+// to (docs/report.md §5): (a) activation maximisation at three depths, one grid PNG per layer, and
 // (b) the feature maps of one image at a layer (the first 64 channels). The methods are in
 // analysis/filters.h.
 #include <algorithm>

@@ -1,7 +1,7 @@
 // examples/fer_cnn/cmd_report.cpp — `fer_cnn report`: the whole analysis of a training run as one
-// self-contained HTML page (mission.md §2-5): configuration, training curves, confusion matrix and
-// per-class metrics on held-out data, saliency maps, activation maximisation at three depths and
-// feature maps, each with a text on how to read it. Every figure is also left as a file in
+// self-contained HTML page (docs/report.md §2-5): configuration, training curves, confusion matrix
+// and per-class metrics on held-out data, saliency maps, activation maximisation at three depths
+// and feature maps, each with a text on how to read it. Every figure is also left as a file in
 // <run>/analysis/ (PNG, SVG, CSV).
 #include <algorithm>
 #include <cstdio>

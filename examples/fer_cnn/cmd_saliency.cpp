@@ -1,6 +1,6 @@
 // examples/fer_cnn/cmd_saliency.cpp — `fer_cnn saliency`: saliency maps of a checkpoint, a grid PNG
 // with one row per class (the input, |d score / d input|, and the map over the input), as the
-// report shows (mission.md §4). The maps themselves come from analysis/saliency.h.
+// report shows (docs/report.md §4). The maps themselves come from analysis/saliency.h.
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>

@@ -1,7 +1,7 @@
 // examples/fer_cnn/fer_cnn.h — what the subcommands of fer_cnn share.
 //
 // main.cpp is a thin dispatcher: each subcommand lives in its own cmd_<name>.cpp and registers
-// itself with a static FER_CNN_COMMAND(...) object, so adding a subcommand is adding one file
+// itself with a static Registration object, so adding a subcommand is adding one file
 // (the CMake glob picks it up; re-run cmake):
 //
 //   // cmd_hello.cpp

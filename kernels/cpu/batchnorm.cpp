@@ -14,7 +14,7 @@
 //   backward (eval)    dx = dy·γ/√(running_var + ε)
 //
 // Per-channel sums are taken in double over fixed blocks of rows, the blocks summed in order, so
-// the result is the same for any number of threads (design.md §3: deterministic reductions).
+// the result is the same for any number of threads (docs/design.md §3: deterministic reductions).
 #include <algorithm>
 #include <cmath>
 #include <cstdint>

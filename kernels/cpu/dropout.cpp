@@ -1,4 +1,4 @@
-// kernels/cpu/dropout.cpp — CPU reference of inverted dropout (docs/math.md §6; design.md §4).
+// kernels/cpu/dropout.cpp — CPU reference of inverted dropout (docs/math.md §6; docs/design.md §4).
 //
 //   keep_i = philox_uniform(seed, offset, i) ≥ p;   y_i = keep_i ? x_i / (1 − p) : 0
 //   backward: dx_i = keep_i ? dy_i / (1 − p) : 0   (dx overwritten; the same mask, regenerated)

@@ -1,4 +1,4 @@
-// Philox4x32-10 against Random123's known-answer vectors (design.md §4) and the fixed mapping.
+// Philox4x32-10 against Random123's known-answer vectors (docs/design.md §4) and the fixed mapping.
 #include <catch2/catch.hpp>
 
 #include "core/philox.h"

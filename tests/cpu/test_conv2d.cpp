@@ -301,8 +301,8 @@ TEST_CASE("conv2d gradient semantics: dx overwritten, dw and db accumulate", "[c
   }
 }
 
-// design.md §3: reductions are deterministic. The fast path's backward-filter deals the batch to a
-// fixed number of partial sums, so its bits do not depend on the number of threads either.
+// docs/design.md §3: reductions are deterministic. The fast path's backward-filter deals the batch
+// to a fixed number of partial sums, so its bits do not depend on the number of threads either.
 TEST_CASE("conv2d fast path repeats bit for bit, for any number of threads", "[cpu]") {
   const Case c = {13, 12, 10, 8, 16, 3, 3, 1, 1, 1, 1, true};
   const Conv2dShape s = shape_of(c);

@@ -1,8 +1,8 @@
-// tests/cpu/test_dropout.cpp — inverted dropout with a Philox mask (docs/math.md §6, design.md §4):
-// the mask equals philox_uniform(seed, offset, i) ≥ p computed directly, the kept fraction and the
-// scale, backward regenerates the same mask, p = 0 is the identity, the double reference against
-// central differences (the same seed and offset on every evaluation: "dropout reseeded"), the float
-// path against the double oracle, and argument checks of the functional API.
+// tests/cpu/test_dropout.cpp — inverted dropout with a Philox mask (docs/math.md §6, docs/design.md
+// §4): the mask equals philox_uniform(seed, offset, i) ≥ p computed directly, the kept fraction and
+// the scale, backward regenerates the same mask, p = 0 is the identity, the double reference
+// against central differences (the same seed and offset on every evaluation: "dropout reseeded"),
+// the float path against the double oracle, and argument checks of the functional API.
 //
 // Float-path error bound against the double oracle: the same elements are dropped (exactly 0), the
 // kept ones differ by the rounding of 1/(1 − p) and of the product: |Δ| ≤ 4·2⁻²⁴·|ref|.

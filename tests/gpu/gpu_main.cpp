@@ -1,5 +1,5 @@
 // Main of the [gpu] tests: without a usable GPU, say why and exit 77 so CTest reports SKIPPED
-// (design.md §8) — never passed.
+// (docs/design.md §8) — never passed.
 #define CATCH_CONFIG_RUNNER
 #include <catch2/catch.hpp>
 

@@ -1,8 +1,8 @@
 // tests/layers/test_gradcheck.cpp — finite-difference gradient check of the whole flagship network
-// (design.md §8): the report's architecture at 1/32 width on 1x32x32 inputs (five poolings leave
-// 1x1), in double on the CPU reference, training mode (batch statistics, dropout reseeded before
-// every forward), loss = a fixed random projection of the logits. 16 random coordinates of every
-// parameter tensor and of the input are checked.
+// (docs/design.md §8): the report's architecture at 1/32 width on 1x32x32 inputs (five poolings
+// leave 1x1), in double on the CPU reference, training mode (batch statistics, dropout reseeded
+// before every forward), loss = a fixed random projection of the logits. 16 random coordinates of
+// every parameter tensor and of the input are checked.
 #include <catch2/catch.hpp>
 
 #include "layers/dropout.h"

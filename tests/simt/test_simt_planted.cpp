@@ -1,8 +1,8 @@
 // tests/simt/test_simt_planted.cpp — planted bugs the emulator must catch, each by the mechanism
-// design.md §1 names: a missing __syncthreads makes the orders disagree; a return before a barrier,
-// barriers at different lines and a warp operation whose lanes cannot all arrive are errors naming
-// file:line and the thread ids; memory nothing wrote reads as NaN; a missing cp.async wait shows.
-// (The out-of-bounds write is simt_asan_oob_*, run in the sanitizer build.)
+// docs/design.md §1 names: a missing __syncthreads makes the orders disagree; a return before a
+// barrier, barriers at different lines and a warp operation whose lanes cannot all arrive are
+// errors naming file:line and the thread ids; memory nothing wrote reads as NaN; a missing cp.async
+// wait shows. (The out-of-bounds write is simt_asan_oob_*, run in the sanitizer build.)
 #include <catch2/catch.hpp>
 
 #include <cmath>

@@ -2,7 +2,7 @@
 //
 // expect_close(name, got, ref, n, atol, rtol) passes when |got - ref| <= atol + rtol * |ref| for
 // every element and no value is NaN where the reference is finite; on failure it reports the count
-// and the first mismatching indices with both values (style.md rule 12).
+// and the first mismatching indices with both values (docs/conventions.md rule 12).
 #pragma once
 
 #include <catch2/catch.hpp>

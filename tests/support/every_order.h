@@ -1,6 +1,6 @@
 // tests/support/every_order.h — run a piece of emulated CUDA work in "every order" and compare.
 //
-// "Every order" (design.md §1) is three runs under the SIMT emulator:
+// "Every order" (docs/design.md §1) is three runs under the SIMT emulator:
 //   forward:  threads forward between barriers;
 //   reverse:  threads reversed;
 //   random:   threads in seeded-random order, blocks reversed.

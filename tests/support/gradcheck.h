@@ -1,4 +1,4 @@
-// tests/support/gradcheck.h — finite-difference gradient checking in double (design.md §8).
+// tests/support/gradcheck.h — finite-difference gradient checking in double (docs/design.md §8).
 //
 // numeric_gradient(x, loss) returns d loss / d x[i] by central differences (x restored after each
 // probe); callers reseed any randomness inside `loss` (dropout) so every evaluation is the same
