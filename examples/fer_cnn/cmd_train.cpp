@@ -80,11 +80,18 @@ nlohmann::json history_json(const std::vector<HistoryRow>& rows) {
   return a;
 }
 
+// Throws (std::exception) on anything but an array of 7-number rows.
 std::vector<HistoryRow> history_from_json(const nlohmann::json& a) {
+  if (!a.is_array()) throw std::runtime_error("kiln.history is not a JSON array");
   std::vector<HistoryRow> rows;
-  for (const auto& r : a)
-    rows.push_back({r[0].get<int64_t>(), r[1].get<double>(), r[2].get<double>(), r[3].get<double>(),
-                    r[4].get<double>(), r[5].get<double>(), r[6].get<double>()});
+  for (const auto& r : a) {
+    if (!r.is_array() || r.size() != 7)
+      throw std::runtime_error("kiln.history row " + std::to_string(rows.size() + 1) +
+                               " is not a list of 7 numbers: " + r.dump());
+    rows.push_back({r.at(0).get<int64_t>(), r.at(1).get<double>(), r.at(2).get<double>(),
+                    r.at(3).get<double>(), r.at(4).get<double>(), r.at(5).get<double>(),
+                    r.at(6).get<double>()});
+  }
   return rows;
 }
 

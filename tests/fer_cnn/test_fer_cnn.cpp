@@ -310,6 +310,16 @@ TEST_CASE("bad checkpoints and images, non-finite loss: clear messages, saved fi
     CHECK(r.code != 0);
     CHECK_THAT(r.output, Catch::Contains("does not exist") && Catch::Contains("fer_cnn train"));
   }
+  SECTION("a training state whose history rows are short") {
+    for (const char* history : {"[[1, 2.0]]", "{\"a\": 1}", "[[1,2,3,4,5,6,\"x\"]]"}) {
+      kiln::StFile f = kiln::read_safetensors(dir / "run/last.train.safetensors");
+      f.metadata["kiln.history"] = history;
+      kiln::write_safetensors(dir / "run/last.train.safetensors", f);
+      Result r = run(kExe, base + "--epochs 2 --width 0.0625 --resume --out " + (dir / "run"));
+      CHECK(r.code == 2);
+      CHECK_THAT(r.output, Catch::Contains("malformed training state"));
+    }
+  }
   SECTION("--resume without a run") {
     Result r = run(kExe, base + "--resume --out " + (dir / "other"));
     CHECK(r.code != 0);
