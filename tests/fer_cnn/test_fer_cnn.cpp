@@ -4,6 +4,11 @@
 // messages and the files it leaves. Data are tiny (a few dozen rows, width 1/16) so a run takes
 // seconds. FER_CNN_EMU_EXE, when set, is the same program linked against the emulated library:
 // there --device cuda runs every kernel under the SIMT emulator.
+//
+// The run folder's crash consistency is tested through the writer's test hook
+// (KILN_TEST_STOP_AT kills the process at a named write phase, KILN_TEST_PHASE_LOG records the
+// order of the phases; core/file.h): a run killed at every phase of every file resumes to the
+// uninterrupted run's weights, bit for bit.
 #include <catch2/catch.hpp>
 
 #include <signal.h>
