@@ -12,6 +12,7 @@
 #include <sstream>
 
 #include "core/error.h"
+#include "core/file.h"
 
 namespace kiln::analysis {
 
@@ -193,20 +194,9 @@ void write_png(const std::string& path, const Image& image) {
 }
 
 void write_file(const std::string& path, std::string_view bytes) {
-  namespace fs = std::filesystem;
-  const fs::path target(path);
-  if (target.has_parent_path()) fs::create_directories(target.parent_path());
-  const fs::path tmp = target.string() + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    KILN_CHECK(out.good(), "cannot open '", tmp.string(), "' for writing");
-    out.write(bytes.data(), std::streamsize(bytes.size()));
-    out.flush();
-    KILN_CHECK(out.good(), "cannot write '", tmp.string(), "'");
-  }
-  std::error_code ec;
-  fs::rename(tmp, target, ec);
-  KILN_CHECK(!ec, "cannot rename '", tmp.string(), "' to '", path, "': ", ec.message());
+  const std::filesystem::path target(path);
+  if (target.has_parent_path()) std::filesystem::create_directories(target.parent_path());
+  write_file_atomic(path, bytes);
 }
 
 std::string read_file(const std::string& path) {

@@ -72,7 +72,7 @@ Image overlay(const Image& base, const Image& heat, const float* heat_values, Ra
 // PNG bytes of `image` (stb_image_write), and a file written through a temporary name.
 std::vector<uint8_t> encode_png(const Image& image);
 void write_png(const std::string& path, const Image& image);
-// Writes `bytes` to `path` through a temporary name and a rename.
+// Creates path's folder if needed, then writes `bytes` with kiln::write_file_atomic.
 void write_file(const std::string& path, std::string_view bytes);
 std::string read_file(const std::string& path);
 

@@ -208,32 +208,6 @@ const StTensor* StFile::find(const std::string& name) const {
   return nullptr;
 }
 
-void write_file_atomic(const std::string& path, const std::string& bytes) {
-  const std::string tmp = path + ".tmp-" + std::to_string(::getpid());
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  KILN_CHECK(fd >= 0, "cannot write '", tmp, "': ", std::strerror(errno),
-             " (is the output directory writable?)");
-  size_t done = 0;
-  while (done < bytes.size()) {
-    const ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      const int err = errno;
-      ::close(fd);
-      ::unlink(tmp.c_str());
-      KILN_FAIL("writing '", tmp, "' failed: ", std::strerror(err), " (is the disk full?)");
-    }
-    done += static_cast<size_t>(n);
-  }
-  const bool synced = ::fsync(fd) == 0;
-  ::close(fd);
-  if (!synced || std::rename(tmp.c_str(), path.c_str()) != 0) {
-    const int err = errno;
-    ::unlink(tmp.c_str());
-    KILN_FAIL("cannot replace '", path, "': ", std::strerror(err));
-  }
-}
-
 void write_safetensors(const std::string& path, const StFile& file) {
   ordered_json header = ordered_json::object();
   if (!file.metadata.empty()) {
@@ -402,6 +376,12 @@ void save_training_state(const std::string& path, Optimizer& optimizer, Layer& m
   for (OptimizerStateRef& s : optimizer.state())
     file.tensors.push_back(float_entry("optimizer." + s.name, s.tensor->dtype(),
                                        s.tensor->shape().dims(), host_values(*s.tensor)));
+  // The model's weights too, as "model.<name>": the state alone restores a run, so it can be the
+  // one file whose rename commits an epoch (docs/checkpoints.md, "The run folder").
+  for (StTensor& t : model_state_dict(model).tensors) {
+    t.name = "model." + t.name;
+    file.tensors.push_back(std::move(t));
+  }
   ordered_json state = {
       {"optimizer", optimizer.kind()}, {"steps", optimizer.steps()}, {"lr", optimizer.lr()}};
   ordered_json counters = ordered_json::object();

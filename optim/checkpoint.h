@@ -9,8 +9,8 @@
 // step, dropout RNG counters, plus whatever the caller adds: epoch, data order, ...) goes to a
 // sibling file, so the model file stays a plain state_dict.
 //
-// Every file is written to "<path>.tmp-<pid>", flushed to disk, then renamed over <path>: an
-// interrupted save never destroys the previous file. Loading checks every name, dtype and shape and
+// Every file is written with write_file_atomic (core/file.h: temporary, fsync, rename, fsync of
+// the folder): an interrupted save never destroys the previous file. Loading checks every name, dtype and shape and
 // throws a kiln::Error naming the first mismatching tensor.
 //
 // This sits in optim/ because it sees the model only as lists of named tensors (Layer::params(),
@@ -22,6 +22,7 @@
 #include <string>
 #include <vector>
 
+#include "core/file.h"
 #include "layers/layer.h"
 #include "optim/optimizer.h"
 
@@ -46,8 +47,6 @@ void write_safetensors(const std::string& path, const StFile& file);
 StFile read_safetensors(const std::string& path);
 // Only the metadata: reads the file's header, not its tensors.
 std::map<std::string, std::string> read_safetensors_metadata(const std::string& path);
-// Writes `bytes` to path atomically (temporary name, flush + fsync, rename).
-void write_file_atomic(const std::string& path, const std::string& bytes);
 
 // ---- models ------------------------------------------------------------------------------------
 // The model's state_dict in PyTorch's names, layouts and order (parameters, then buffers,
@@ -63,8 +62,8 @@ void save_model(const std::string& path, Layer& model,
 std::map<std::string, std::string> load_model(const std::string& path, Layer& model);
 
 // ---- training state ----------------------------------------------------------------------------
-// Saves the optimizer's kind, steps, learning rate and state tensors and the model's counters()
-// (dropout streams), with the caller's metadata.
+// Saves the optimizer's kind, steps, learning rate and state tensors, the model's counters()
+// (dropout streams) and its state_dict (names prefixed "model."), with the caller's metadata.
 void save_training_state(const std::string& path, Optimizer& optimizer, Layer& model,
                          const std::map<std::string, std::string>& metadata = {});
 // Restores what save_training_state saved (the optimizer must be of the same kind and size);

@@ -47,7 +47,9 @@ const Registration reg{
        app.add_option("--split", opts.split, "train, val or test")
            ->check(CLI::IsMember({"train", "val", "test"}))
            ->capture_default_str();
-       app.add_option("--batch-size", opts.batch_size, "images per batch")->capture_default_str();
+       app.add_option("--batch-size", opts.batch_size, "images per batch")
+           ->check(integer_in(1, 65536))
+           ->capture_default_str();
        app.add_option(
            "--out", opts.out,
            "folder for confusion.csv/.png and metrics.csv (default: <checkpoint dir>/analysis)");

@@ -116,12 +116,17 @@ const Registration reg{
      [](CLI::App& app) {
        opts.add_to(app, "where the feature-map image comes from");
        app.add_option("--layers", opts.layers,
-                      "layer indices to visualise (default: first, middle and last conv block)");
+                      "layer indices to visualise (default: first, middle and last conv block)")
+           ->check(integer_in(0, 100000));
        app.add_option("--filters", opts.filters, "filters per layer (the first N channels)")
+           ->check(integer_in(1, 4096))
            ->capture_default_str();
-       app.add_option("--steps", opts.steps, "gradient-ascent steps")->capture_default_str();
+       app.add_option("--steps", opts.steps, "gradient-ascent steps")
+           ->check(integer_in(1, 1000000))
+           ->capture_default_str();
        app.add_option("--feature-layer", opts.feature_layer,
-                      "layer of the feature maps (default: the last conv block)");
+                      "layer of the feature maps (default: the last conv block)")
+           ->check(integer_in(0, 100000));
        app.add_option("--image-class", opts.image_class,
                       "class of the test image whose feature maps are shown")
            ->capture_default_str();

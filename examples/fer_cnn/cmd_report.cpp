@@ -316,13 +316,19 @@ const Registration reg{
            ->check(CLI::IsMember({"val", "test"}))
            ->capture_default_str();
        app.add_option("--per-class", opts.per_class, "saliency images per class")
+           ->check(integer_in(1, 8))
            ->capture_default_str();
        app.add_option("--filters", opts.filters, "filters per layer in activation maximisation")
+           ->check(integer_in(1, 4096))
            ->capture_default_str();
-       app.add_option("--steps", opts.steps, "gradient-ascent steps")->capture_default_str();
+       app.add_option("--steps", opts.steps, "gradient-ascent steps")
+           ->check(integer_in(1, 1000000))
+           ->capture_default_str();
        app.add_option("--train-per-class", opts.train_per_class,
-                      "synthetic images per class (as in training)");
-       app.add_option("--seed", opts.seed, "data seed (default: the run's)");
+                      "synthetic images per class (as in training)")
+           ->check(integer_in(1, 1000000));
+       app.add_option("--seed", opts.seed, "data seed (default: the run's)")
+           ->check(integer_in(0, INT64_MAX));
        app.add_option("--out", opts.out, "the HTML page (default: <run>/report.html)");
        add_device_option(app, opts.device);
      },

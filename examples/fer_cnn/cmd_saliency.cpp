@@ -60,8 +60,6 @@ struct Options : CheckpointOptions {
 int run_saliency() {
   const OpenedCheckpoint c = open_checkpoint(opts);
   const kiln::data::Dataset& set = choose_split(c.data, opts.split, opts.data, c.info);
-  if (opts.per_class < 1 || opts.per_class > 8)
-    throw UsageError("--per-class must be between 1 and 8");
   const std::string out =
       opts.out.empty() ? join_path(analysis_dir(opts.checkpoint), "saliency.png") : opts.out;
   kiln::analysis::write_png(out, saliency_figure(*c.net, set, c.info.class_names, opts.per_class));
@@ -77,7 +75,8 @@ const Registration reg{
        app.add_option("--split", opts.split, "train, val or test")
            ->check(CLI::IsMember({"train", "val", "test"}))
            ->capture_default_str();
-       app.add_option("--per-class", opts.per_class, "images per class (1-8)")
+       app.add_option("--per-class", opts.per_class, "images per class")
+           ->check(integer_in(1, 8))
            ->capture_default_str();
        app.add_option("--out", opts.out,
                       "PNG to write (default: <checkpoint dir>/analysis/saliency.png)");

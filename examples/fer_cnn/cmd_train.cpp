@@ -1,6 +1,9 @@
 // examples/fer_cnn/cmd_train.cpp — `fer_cnn train`: trains the report's network, writing
-// history.csv, last.safetensors (+ last.train.safetensors, the state --resume needs) and
-// best.safetensors to --out after every epoch, each file replaced atomically.
+// last.train.safetensors (the training state, the run's commit record), then last.safetensors,
+// best.safetensors, history.csv and the curves to --out after every epoch, each file replaced
+// atomically. Everything but the state is derived from the state, so a run interrupted at any
+// instant resumes (--resume brings the derived files up to the state first). The protocol is in
+// docs/checkpoints.md, "The run folder".
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -10,6 +13,7 @@
 
 #include "analysis/curves.h"
 #include "core/error.h"
+#include "core/file.h"
 #include "data/loader.h"
 #include "examples/fer_cnn/fer_cnn.h"
 #include "layers/loss.h"
@@ -29,6 +33,12 @@ constexpr double kCpuWidth = 0.25;
 constexpr int kCpuEpochs = 5;
 constexpr int kCpuTrainPerClass = 1000;
 constexpr int kGpuEpochs = 30;
+// Divergence: an epoch whose mean training or validation loss exceeds kDivergence times
+// max(ln(classes), the first epoch's training loss) stops the run. ln(classes) is the loss of a
+// uniform guess, so the limit is never below 10 x chance (a model that averages probability
+// e^-19.5 on the true class of 7 is not learning), and a first epoch that already sits above
+// 10 x chance is itself divergence. docs/checkpoints.md, "Numbers that mean something".
+constexpr double kDivergence = 10;
 
 struct Options {
   std::string data = "synthetic", preset, optimizer = "adam", device = "auto", schedule;
@@ -36,7 +46,7 @@ struct Options {
   int epochs = 0, batch_size = 64, train_per_class = 0, warmup = 0, stop_after = 0;
   double lr = 1e-3, width = 0, weight_decay = -1, momentum = 0.9, clip = 0;
   uint64_t seed = 1;
-  bool resume = false, no_augment = false, augment = false;
+  bool resume = false, replace = false, no_augment = false, augment = false;
 } opts;
 
 std::string fmt(const char* f, double v) {
@@ -70,12 +80,126 @@ nlohmann::json history_json(const std::vector<HistoryRow>& rows) {
   return a;
 }
 
+// Throws (std::exception) on anything but an array of 7-number rows.
 std::vector<HistoryRow> history_from_json(const nlohmann::json& a) {
+  if (!a.is_array()) throw std::runtime_error("kiln.history is not a JSON array");
   std::vector<HistoryRow> rows;
-  for (const auto& r : a)
-    rows.push_back({r[0].get<int64_t>(), r[1].get<double>(), r[2].get<double>(), r[3].get<double>(),
-                    r[4].get<double>(), r[5].get<double>(), r[6].get<double>()});
+  for (const auto& r : a) {
+    if (!r.is_array() || r.size() != 7)
+      throw std::runtime_error("kiln.history row " + std::to_string(rows.size() + 1) +
+                               " is not a list of 7 numbers: " + r.dump());
+    rows.push_back({r.at(0).get<int64_t>(), r.at(1).get<double>(), r.at(2).get<double>(),
+                    r.at(3).get<double>(), r.at(4).get<double>(), r.at(5).get<double>(),
+                    r.at(6).get<double>()});
+  }
   return rows;
+}
+
+// The files of a run folder. The training state is the commit record; the others are derived
+// from it (write_derived).
+struct RunFiles {
+  std::string dir, state, last, best, history, curves;
+  explicit RunFiles(const std::string& d)
+      : dir(d),
+        state(join_path(d, "last.train.safetensors")),
+        last(join_path(d, "last.safetensors")),
+        best(join_path(d, "best.safetensors")),
+        history(join_path(d, "history.csv")),
+        curves(join_path(d, "curves")) {}
+  std::vector<std::string> run_files() const {
+    return {state, last, best, history, curves + ".png", curves + ".svg"};
+  }
+  bool holds_run() const {
+    for (const std::string& f : run_files())
+      if (std::filesystem::exists(f)) return true;
+    return false;
+  }
+};
+
+// What a committed training state says about the run.
+struct Committed {
+  int64_t steps = 0, best_steps = -1;
+  std::vector<HistoryRow> history;
+};
+
+std::string steps_of(const std::string& path) {
+  if (!std::filesystem::exists(path)) return "";
+  const auto meta = kiln::read_safetensors_metadata(path);
+  const auto it = meta.find("kiln.steps");
+  return it == meta.end() ? "" : it->second;
+}
+
+// Writes last.safetensors, best.safetensors (when the committed epoch is the best), history.csv
+// and the curves from the committed state. With `repair` (on --resume) a model file is rewritten
+// only if it does not hold the state's step, and what was rewritten is printed.
+void write_derived(const RunFiles& f, kiln::Sequential& net, const ModelInfo& info,
+                   const Committed& c, bool repair) {
+  auto meta = model_metadata(info);
+  meta["kiln.steps"] = std::to_string(c.steps);
+  meta["kiln.epoch"] = std::to_string(c.history.back().epoch);
+  meta["kiln.val_acc"] = fmt("%.6f", c.history.back().val_acc);
+  const std::string steps = std::to_string(c.steps);
+  auto model_file = [&](const std::string& path) {
+    if (repair && steps_of(path) == steps) return;
+    kiln::save_model(path, net, meta);
+    if (repair)
+      std::printf("resume: rewrote %s from the training state (it did not hold step %s)\n",
+                  path.c_str(), steps.c_str());
+  };
+  model_file(f.last);
+  if (c.best_steps == c.steps) {
+    model_file(f.best);
+  } else if (repair && steps_of(f.best) != std::to_string(c.best_steps)) {
+    throw UsageError(f.best + " does not hold the best model that " + f.state + " records (step " +
+                     std::to_string(c.best_steps) +
+                     "): it was replaced or deleted outside fer_cnn; restore it, or start a new "
+                     "run with --replace");
+  }
+  const std::string csv = history_csv(c.history);
+  if (!repair || !std::filesystem::exists(f.history) || kiln::analysis::read_file(f.history) != csv)
+    kiln::write_file_atomic(f.history, csv);
+  kiln::analysis::update_training_curves(f.history, f.curves);
+}
+
+// Loads the model's weights from a training state ("model.<name>" tensors).
+void load_state_weights(const std::string& path, kiln::Layer& net) {
+  kiln::StFile file = kiln::read_safetensors(path);
+  kiln::StFile weights;
+  for (kiln::StTensor& t : file.tensors)
+    if (t.name.rfind("model.", 0) == 0) {
+      t.name.erase(0, 6);
+      weights.tensors.push_back(std::move(t));
+    }
+  if (weights.tensors.empty())
+    throw UsageError(path +
+                     " holds no model weights: it was written by an older fer_cnn whose runs "
+                     "cannot be resumed; start a new run (--replace)");
+  kiln::load_model_state_dict(net, weights, path);
+  check_model_values(net, path);
+}
+
+// Throws if an epoch's losses show divergence (see kDivergence); nothing of the epoch is saved.
+void check_divergence(const HistoryRow& h, const std::vector<HistoryRow>& history, int classes,
+                      const std::string& out) {
+  const double chance = std::log(double(classes));
+  const double limit =
+      kDivergence * (history.size() > 1 ? std::max(chance, history.front().train_loss) : chance);
+  for (const auto& [what, loss] : {std::pair<const char*, double>{"training", h.train_loss},
+                                   std::pair<const char*, double>{"validation", h.val_loss}}) {
+    const bool finite = std::isfinite(loss);
+    if (finite && loss <= limit) continue;
+    throw kiln::Error("", __FILE__, __LINE__,
+                      std::string("the ") + what + " loss " +
+                          (finite ? fmt("%g", loss) + " is above the divergence limit " +
+                                        fmt("%.3g", limit) + " (" + fmt("%g", kDivergence) +
+                                        " x max(ln(classes), the first epoch's training loss))"
+                                  : "is not finite (" + fmt("%g", loss) + ")") +
+                          " at epoch " + std::to_string(h.epoch) +
+                          ": the run diverged; the learning rate is probably too high (--lr " +
+                          fmt("%g", opts.lr) +
+                          "); try --lr 1e-3 or --clip 5. Nothing of this epoch was saved; " +
+                          "files saved before it in " + out + " are intact.");
+  }
 }
 
 std::unique_ptr<kiln::Optimizer> make_optimizer(kiln::Sequential& net) {
@@ -132,18 +256,18 @@ class Progress {
 
 int run_train() {
   namespace fs = std::filesystem;
-  if (opts.epochs < 0) throw UsageError("--epochs must be at least 1");
-  if (opts.batch_size < 2)
-    throw UsageError("--batch-size must be at least 2 (batch normalisation needs two images)");
-  if (!(opts.lr > 0) || !std::isfinite(opts.lr))
-    throw UsageError("--lr must be a positive number (e.g. 1e-3)");
-  if (opts.width < 0 || !std::isfinite(opts.width))
-    throw UsageError("--width must be a positive multiplier (1 = the report's widths)");
-
-  const std::string last_path = join_path(opts.out, "last.safetensors");
-  const std::string state_path = join_path(opts.out, "last.train.safetensors");
-  const std::string best_path = join_path(opts.out, "best.safetensors");
-  const std::string history_path = join_path(opts.out, "history.csv");
+  // The numeric options were range-checked by their validators (the Registration below).
+  const RunFiles files(opts.out);
+  const std::string& state_path = files.state;
+  if (opts.resume && opts.replace)
+    throw UsageError(
+        "--resume and --replace contradict each other: --resume continues the run in " + opts.out +
+        ", --replace deletes it and starts a new one");
+  if (!opts.resume && !opts.replace && files.holds_run())
+    throw UsageError(opts.out +
+                     " already holds a training run (its best model would be replaced): pass "
+                     "--resume to continue it, --replace to delete it and start anew, or another "
+                     "--out DIR");
 
   const kiln::Device device = select_device(opts.device);
   const bool on_cpu = device == kiln::Device::cpu;
@@ -151,11 +275,11 @@ int run_train() {
   // On --resume the model's shape comes from the checkpoint unless given again.
   ModelInfo resumed;
   if (opts.resume) {
-    if (!fs::exists(last_path) || !fs::exists(state_path))
-      throw UsageError("--resume: no " + last_path + " and " + state_path +
+    if (!fs::exists(state_path))
+      throw UsageError("--resume: no " + state_path +
                        " to resume from; run without --resume to start a new run, or pass the "
                        "--out DIR of the run to continue");
-    resumed = read_model_info(last_path);
+    resumed = read_model_info(state_path);
   }
   const kiln::data::ImageSpec spec =
       !opts.preset.empty() || !opts.resume
@@ -205,30 +329,46 @@ int run_train() {
   schedule.total_steps = epochs * batches;
   schedule.step_size = std::max<int64_t>(1, batches * std::max(1, epochs / 3));
 
+  fs::create_directories(opts.out);
+  for (const std::string& t : kiln::remove_stale_temporaries(opts.out))
+    std::printf("removed %s (a temporary file of an interrupted save)\n", t.c_str());
+  if (opts.replace && files.holds_run()) {
+    for (const std::string& f : files.run_files()) fs::remove(f);
+    std::printf("--replace: deleted the previous run in %s\n", opts.out.c_str());
+  }
+
   int64_t start_epoch = 0;
   double best_acc = -1;
-  std::vector<HistoryRow> history;
+  Committed committed;
+  std::vector<HistoryRow>& history = committed.history;
   if (opts.resume) {
-    const auto model_meta = kiln::load_model(last_path, *net);
+    // The state is the commit record: the weights, the optimizer and the history all come from
+    // it; the derived files are then brought up to it.
+    load_state_weights(state_path, *net);
     const auto meta = kiln::load_training_state(state_path, *optimizer, *net);
-    if (model_meta.count("kiln.steps") == 0 ||
-        model_meta.at("kiln.steps") != std::to_string(optimizer->steps()))
-      throw UsageError(last_path + " and " + state_path +
-                       " are from different steps (a save was interrupted): resume is not "
-                       "possible; start a new run or restore both files");
     try {
       start_epoch = std::stoll(meta.at("kiln.epochs_done"));
       best_acc = std::stod(meta.at("kiln.best_val_acc"));
+      committed.best_steps = std::stoll(meta.at("kiln.best_steps"));
       history = history_from_json(nlohmann::json::parse(meta.at("kiln.history")));
     } catch (const std::exception& e) {
       throw UsageError(state_path + ": malformed training state (" + e.what() + ")");
     }
-    if (start_epoch >= epochs)
-      throw UsageError("--resume: the run in " + opts.out + " already trained " +
-                       std::to_string(start_epoch) + " epochs; pass --epochs N with N > " +
-                       std::to_string(start_epoch) + " to train further");
+    if (history.empty() || int64_t(history.size()) != start_epoch)
+      throw UsageError(state_path + ": malformed training state (its history has " +
+                       std::to_string(history.size()) + " epochs, not " +
+                       std::to_string(start_epoch) + ")");
+    committed.steps = optimizer->steps();
+    write_derived(files, *net, info, committed, /*repair=*/true);
+    if (start_epoch >= epochs) {
+      std::printf(
+          "--resume: the run in %s already trained %lld epochs, nothing to train (pass "
+          "--epochs N with N > %lld to train further)\n",
+          opts.out.c_str(), static_cast<long long>(start_epoch),
+          static_cast<long long>(start_epoch));
+      return 0;
+    }
   }
-  fs::create_directories(opts.out);
 
   std::printf(
       "fer_cnn train: %s data, %zu train / %zu val images, %d classes, %dx%dx%d input (%s)\n",
@@ -311,27 +451,27 @@ int run_train() {
         std::chrono::duration<double>(std::chrono::steady_clock::now() - t_epoch).count();
     history.push_back(
         {epoch + 1, loss_sum / seen, double(correct) / seen, val.loss, val.accuracy, lr, seconds});
+    check_divergence(history.back(), history, info.config.classes, opts.out);
     const bool best = val.accuracy > best_acc;
-    if (best) best_acc = val.accuracy;
+    if (best) {
+      best_acc = val.accuracy;
+      committed.best_steps = optimizer->steps();
+    }
+    committed.steps = optimizer->steps();
 
-    // The training state first, then the model: a crash in between leaves a pair whose step
-    // counts differ, which --resume detects.
-    std::map<std::string, std::string> state_meta = {
-        {"kiln.epochs_done", std::to_string(epoch + 1)},
-        {"kiln.best_val_acc", fmt("%.17g", best_acc)},
-        {"kiln.history", history_json(history).dump()},
-        {"kiln.data", opts.data},
-        {"kiln.seed", std::to_string(opts.seed)},
-        {"kiln.training", training.dump()}};
+    // The commit: the training state, with everything a resume needs. Then the files derived
+    // from it; a kill before they are all written is repaired by --resume.
+    kiln::test_phase("before-save", state_path);
+    std::map<std::string, std::string> state_meta = model_metadata(info);
+    state_meta.insert({{"kiln.epochs_done", std::to_string(epoch + 1)},
+                       {"kiln.best_val_acc", fmt("%.17g", best_acc)},
+                       {"kiln.best_steps", std::to_string(committed.best_steps)},
+                       {"kiln.history", history_json(history).dump()},
+                       {"kiln.data", opts.data},
+                       {"kiln.seed", std::to_string(opts.seed)},
+                       {"kiln.training", training.dump()}});
     kiln::save_training_state(state_path, *optimizer, *net, state_meta);
-    auto model_meta = model_metadata(info);
-    model_meta["kiln.steps"] = std::to_string(optimizer->steps());
-    model_meta["kiln.epoch"] = std::to_string(epoch + 1);
-    model_meta["kiln.val_acc"] = fmt("%.6f", val.accuracy);
-    kiln::save_model(last_path, *net, model_meta);
-    if (best) kiln::save_model(best_path, *net, model_meta);
-    kiln::write_file_atomic(history_path, history_csv(history));
-    kiln::analysis::update_training_curves(history_path, join_path(opts.out, "curves"));
+    write_derived(files, *net, info, committed, /*repair=*/false);
 
     const HistoryRow& h = history.back();
     std::printf(
@@ -347,8 +487,8 @@ int run_train() {
   const double total =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - t_run).count();
   std::printf("done: best val acc %.1f%%, %s of training, %.0f images/s; wrote %s, %s, %s\n",
-              100 * best_acc, format_seconds(total).c_str(), images_run / total, best_path.c_str(),
-              last_path.c_str(), history_path.c_str());
+              100 * best_acc, format_seconds(total).c_str(), images_run / total, files.best.c_str(),
+              files.last.c_str(), files.history.c_str());
   return 0;
 }
 
@@ -359,9 +499,15 @@ const Registration reg{
            ->capture_default_str();
        app.add_option("--preset", opts.preset, "default (1x48x48) or report (3x128x128)")
            ->check(CLI::IsMember({"default", "report"}));
-       app.add_option("--epochs", opts.epochs, "epochs (CPU default 5, GPU 30)");
-       app.add_option("--batch-size", opts.batch_size, "images per batch")->capture_default_str();
-       app.add_option("--lr", opts.lr, "learning rate")->capture_default_str();
+       app.add_option("--epochs", opts.epochs, "epochs (CPU default 5, GPU 30)")
+           ->check(integer_in(1, 100000));
+       app.add_option("--batch-size", opts.batch_size,
+                      "images per batch (at least 2: batch normalisation needs two)")
+           ->check(integer_in(2, 65536))
+           ->capture_default_str();
+       app.add_option("--lr", opts.lr, "learning rate")
+           ->check(real_in(0, 100, /*exclude_lo=*/true))
+           ->capture_default_str();
        app.add_option("--optimizer", opts.optimizer, "adam, adamw or sgd")
            ->check(CLI::IsMember({"adam", "adamw", "sgd"}))
            ->capture_default_str();
@@ -369,30 +515,43 @@ const Registration reg{
                       "learning-rate schedule: constant, step or cosine")
            ->check(CLI::IsMember({"constant", "step", "cosine"}))
            ->capture_default_str();
-       app.add_option("--warmup", opts.warmup, "linear warm-up steps")->capture_default_str();
+       app.add_option("--warmup", opts.warmup, "linear warm-up steps")
+           ->check(integer_in(0, 1000000000))
+           ->capture_default_str();
        app.add_option("--weight-decay", opts.weight_decay,
-                      "weight decay (default 0; 0.01 for adamw)");
+                      "weight decay (default 0; 0.01 for adamw)")
+           ->check(real_in(0, 10));
        app.add_option("--momentum", opts.momentum, "SGD momentum (Nesterov)")
+           ->check(real_in(0, 1))
            ->capture_default_str();
        app.add_option("--clip", opts.clip, "clip gradients to this global L2 norm (0: off)")
+           ->check(real_in(0, 1e9))
            ->capture_default_str();
        add_device_option(app, opts.device);
        app.add_option("--seed", opts.seed, "seed of weights, data and dropout")
+           ->check(integer_in(0, UINT64_MAX))
            ->capture_default_str();
        app.add_option("--out", opts.out, "output directory")->capture_default_str();
-       app.add_flag("--resume", opts.resume, "continue the run in --out from last.safetensors");
+       app.add_flag("--resume", opts.resume,
+                    "continue the run in --out from its training state (last.train.safetensors)");
+       app.add_flag("--replace", opts.replace,
+                    "delete the run already in --out and start a new one (without --resume or "
+                    "--replace, train refuses a folder that holds a run)");
        app.add_option("--width", opts.width,
                       "channel-width multiplier (CPU default 0.25; 1 = the "
-                      "report's network)");
+                      "report's network)")
+           ->check(real_in(0, 8, /*exclude_lo=*/true));
        app.add_option("--train-per-class", opts.train_per_class,
                       "synthetic training images per class (CPU default 1000, "
-                      "GPU 1000)");
+                      "GPU 1000)")
+           ->check(integer_in(1, 1000000));
        app.add_flag("--no-augment", opts.no_augment, "no random flips and shifts");
        app.add_flag("--augment", opts.augment,
                     "random flips and shifts (default on the GPU, off for the CPU default run)");
        app.add_option("--stop-after", opts.stop_after,
                       "stop after this many epochs of this invocation, as if "
-                      "interrupted (continue with --resume)");
+                      "interrupted (continue with --resume)")
+           ->check(integer_in(1, 100000));
      },
      run_train}};
 

@@ -2,6 +2,9 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
+#include <cerrno>
+#include <cstdlib>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -46,6 +49,52 @@ kiln::Device select_device(const std::string& option) {
   }
   std::printf("device: cpu (--device auto: %s)\n", kiln::cuda_unavailable_reason().c_str());
   return kiln::Device::cpu;
+}
+
+namespace {
+std::string number_text(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%g", v);
+  return buf;
+}
+}  // namespace
+
+CLI::Validator real_in(double lo, double hi, bool exclude_lo) {
+  const std::string range =
+      (exclude_lo ? "(" : "[") + number_text(lo) + ", " + number_text(hi) + "]";
+  return CLI::Validator(
+      [=](std::string& s) -> std::string {
+        char* end = nullptr;
+        const double v = std::strtod(s.c_str(), &end);
+        const bool parsed = !s.empty() && end == s.c_str() + s.size();
+        if (parsed && std::isfinite(v) && v >= lo && v <= hi && !(exclude_lo && v == lo)) return "";
+        return "must be a finite number in " + range + ", got '" + s + "'";
+      },
+      "in " + range);
+}
+
+CLI::Validator integer_in(long long lo, unsigned long long hi) {
+  const std::string range = "[" + std::to_string(lo) + ", " + std::to_string(hi) + "]";
+  return CLI::Validator(
+      [=](std::string& s) -> std::string {
+        const bool negative = !s.empty() && s[0] == '-';
+        bool digits = s.size() > (negative ? 1u : 0u);
+        for (size_t i = negative ? 1 : 0; i < s.size(); ++i)
+          digits = digits && std::isdigit(static_cast<unsigned char>(s[i]));
+        bool ok = false;
+        if (digits) {
+          errno = 0;
+          if (negative) {
+            const long long v = std::strtoll(s.c_str(), nullptr, 10);
+            ok = errno == 0 && v >= lo;
+          } else {
+            const unsigned long long v = std::strtoull(s.c_str(), nullptr, 10);
+            ok = errno == 0 && v <= hi && (lo <= 0 || v >= static_cast<unsigned long long>(lo));
+          }
+        }
+        return ok ? "" : "must be an integer in " + range + ", got '" + s + "'";
+      },
+      "in " + range);
 }
 
 kiln::data::ImageSpec preset_spec(const std::string& preset) {
@@ -102,11 +151,41 @@ ModelInfo read_model_info(const std::string& checkpoint) {
   return info;
 }
 
+void check_model_values(kiln::Layer& model, const std::string& source) {
+  auto values = [](const kiln::Tensor& t) {
+    if (t.dtype() == kiln::DType::f64) return t.to_vector<double>();
+    const std::vector<float> f = t.to_vector<float>();  // throws naming any other dtype
+    return std::vector<double>(f.begin(), f.end());
+  };
+  auto check = [&](const std::string& name, const kiln::Tensor& t, bool variance) {
+    const std::vector<double> v = values(t);
+    for (size_t i = 0; i < v.size(); ++i) {
+      if (!std::isfinite(v[i]))
+        throw UsageError("checkpoint '" + source + "': tensor '" + name + "' holds a non-finite " +
+                         "value (" + number_text(v[i]) + " at element " + std::to_string(i) +
+                         "): the run that wrote it diverged; use an earlier checkpoint or "
+                         "retrain with a lower --lr");
+      if (variance && v[i] < 0)
+        throw UsageError("checkpoint '" + source + "': tensor '" + name +
+                         "' is a variance but holds " + number_text(v[i]) + " at element " +
+                         std::to_string(i) + ": the file is corrupt; use another checkpoint");
+    }
+  };
+  for (kiln::ParamRef& p : model.params()) check(p.name, *p.value, false);
+  for (kiln::BufferRef& b : model.buffers()) {
+    const std::string suffix = "running_var";
+    const bool variance = b.name.size() >= suffix.size() &&
+                          b.name.compare(b.name.size() - suffix.size(), suffix.size(), suffix) == 0;
+    if (b.tensor) check(b.name, *b.tensor, variance);
+  }
+}
+
 std::unique_ptr<kiln::Sequential> load_network(const std::string& checkpoint, kiln::Device device,
                                                ModelInfo* info_out) {
   ModelInfo info = read_model_info(checkpoint);
   auto net = kiln::make_fer_cnn(info.config);
   kiln::load_model(checkpoint, *net);
+  check_model_values(*net, checkpoint);
   net->to(device);
   if (info_out) *info_out = std::move(info);
   return net;
@@ -136,8 +215,11 @@ void CheckpointOptions::add_to(CLI::App& app, const std::string& data_help) {
   app.add_option("--checkpoint", checkpoint, "a fer_cnn checkpoint")->capture_default_str();
   app.add_option("--data", data, data_help)->capture_default_str();
   app.add_option("--train-per-class", train_per_class,
-                 "synthetic images per class (as in training)");
-  app.add_option("--seed", seed, "the data seed used in training")->capture_default_str();
+                 "synthetic images per class (as in training)")
+      ->check(integer_in(1, 1000000));
+  app.add_option("--seed", seed, "the data seed used in training")
+      ->check(integer_in(0, UINT64_MAX))
+      ->capture_default_str();
   add_device_option(app, device);
 }
 

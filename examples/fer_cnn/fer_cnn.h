@@ -58,6 +58,12 @@ struct UsageError : std::runtime_error {
 void add_device_option(CLI::App& app, std::string& device);
 kiln::Device select_device(const std::string& option);
 
+// Checks for numeric options, the one way every subcommand range-checks its numbers: the value
+// must be a finite number (real_in) or an integer written in digits (integer_in, so a negative
+// seed cannot wrap) within the range, else CLI11 stops with "--opt: must be ... in [lo, hi]".
+CLI::Validator real_in(double lo, double hi, bool exclude_lo = false);
+CLI::Validator integer_in(long long lo, unsigned long long hi);
+
 // --preset default|report: the input shape.
 kiln::data::ImageSpec preset_spec(const std::string& preset);
 
@@ -71,7 +77,11 @@ struct ModelInfo {
 std::map<std::string, std::string> model_metadata(const ModelInfo& info);
 // Reads a checkpoint's model configuration (throws naming the file if it has none).
 ModelInfo read_model_info(const std::string& checkpoint);
-// Builds the network a checkpoint describes and loads its weights, on `device`.
+// Throws naming `source` and the tensor if a parameter or statistic of `model` is not finite, or a
+// running variance is negative: such a model computes nonsense, so nothing may use it.
+void check_model_values(kiln::Layer& model, const std::string& source);
+// Builds the network a checkpoint describes and loads its weights (checked by
+// check_model_values), on `device`.
 std::unique_ptr<kiln::Sequential> load_network(const std::string& checkpoint, kiln::Device device,
                                                ModelInfo* info = nullptr);
 
