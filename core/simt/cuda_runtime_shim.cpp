@@ -141,6 +141,12 @@ sd::OpPtr queue_staged_copy(void* dst, const void* src, std::size_t count, cudaS
   return sd::enqueue(stream, [dst, staged] { std::memcpy(dst, staged->data(), staged->size()); });
 }
 
+// Waits until everything the stream's next operation would wait for has run (for a blocking or the
+// legacy stream that includes the implicit ordering between them).
+cudaError_t drain(cudaStream_t stream) {
+  return sd::wait(sd::enqueue(stream, [] {}));
+}
+
 cudaError_t copy_checks(void* dst, const void* src, size_t count, cudaMemcpyKind& kind,
                         cudaStream_t stream) {
   if (!resolve_kind(kind, dst, src)) return cudaErrorInvalidMemcpyDirection;
@@ -177,7 +183,7 @@ cudaError_t cudaMemcpy(void* dst, const void* src, size_t count, cudaMemcpyKind 
     case cudaMemcpyHostToHost:
     case cudaMemcpyHostToDevice:
       if (kind == cudaMemcpyHostToHost || memory_of(src) == Memory::kPageable) {
-        const cudaError_t e = sd::wait_stream(nullptr);
+        const cudaError_t e = drain(nullptr);
         if (e != cudaSuccess) return record(e);
         std::memmove(dst, src, count);
         return cudaSuccess;
@@ -199,7 +205,7 @@ cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t count, cudaMemcpy
     return record(e);
   if (count == 0) return cudaSuccess;
   if (kind == cudaMemcpyHostToHost) {
-    const cudaError_t e = sd::wait_stream(stream);
+    const cudaError_t e = drain(stream);
     if (e != cudaSuccess) return record(e);
     std::memmove(dst, src, count);
   } else if (kind == cudaMemcpyHostToDevice && memory_of(src) == Memory::kPageable) {
@@ -219,7 +225,7 @@ cudaError_t cudaMemset(void* devPtr, int value, size_t count) {
     sd::enqueue(nullptr, [devPtr, value, count] { std::memset(devPtr, value, count); });
     return cudaSuccess;
   }
-  const cudaError_t e = sd::wait_stream(nullptr);
+  const cudaError_t e = drain(nullptr);
   if (e != cudaSuccess) return record(e);
   std::memset(devPtr, value, count);
   return cudaSuccess;

@@ -164,6 +164,19 @@ void stop_device() {
   }
   d.work_cv.notify_all();
   if (d.thread.joinable()) d.thread.join();
+  // Work never awaited is dropped, so that a static object's cudaFree during exit cannot wait for
+  // it forever; what is queued from now on runs on the caller (see enqueue).
+  std::lock_guard<std::mutex> lock(d.mu);
+  auto drop = [](StreamRec& s) {
+    for (const OpPtr& op : s.pending) {
+      op->done = true;
+      op->deps.clear();
+    }
+    s.pending.clear();
+  };
+  drop(d.legacy);
+  for (StreamRec* s : d.streams) drop(*s);
+  d.done_cv.notify_all();
 }
 
 void start_device(Device& d) {
@@ -234,7 +247,7 @@ OpPtr enqueue(cudaStream_t stream, Work work, const OpPtr& after) {
   Device& d = device();
   auto op = std::make_shared<Op>();
   std::unique_lock<std::mutex> lock(d.mu);
-  if (d.mode == StreamMode::kSync) {
+  if (d.mode == StreamMode::kSync || d.stop) {
     const bool skip = d.error != cudaSuccess;
     lock.unlock();
     if (!skip) work();  // exceptions reach the caller

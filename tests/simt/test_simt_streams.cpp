@@ -160,6 +160,10 @@ TEST_CASE("streams: the legacy stream waits for blocking streams and they wait f
     // A blocking cudaMemcpy (on the legacy stream) waits for a blocking stream's kernel.
     kt::fill_on(blocking.s, x.get(), kN, 7.0f);
     CHECK(x.download() == std::vector<float>(kN, 7.0f));
+    // An upload from pageable memory too: the kernel queued before it reads the old x.
+    kt::affine_on(blocking.s, y.get(), x.get(), kN, 2.0f, 0.0f);
+    x.upload(std::vector<float>(kN, 100.0f));
+    CHECK(y.download() == std::vector<float>(kN, 14.0f));
   }
 }
 
