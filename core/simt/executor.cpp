@@ -12,7 +12,8 @@
 //   - blocks are claimed from an atomic counter by the launching thread and a persistent pool of
 //     helper threads;
 //   - an exception thrown by a kernel thread aborts its block (the other threads are unwound with
-//     ForcedUnwind, so their destructors run) and is rethrown to the caller of the launch.
+//     ForcedUnwind, so their destructors run) and fails the queued grid: the device's sticky error
+//     (device_queue.h), or an exception for the caller of the launch in the sync stream mode.
 #include <sys/mman.h>
 
 #include <algorithm>

@@ -12,7 +12,8 @@
 //     fresh 0xFF-poisoned per-block storage that AddressSanitizer bounds; a bare __shared__ is a
 //     compile error here;
 //   - the atomics are exactly those CUDA declares, so the emulator accepts no code nvcc rejects;
-//   - kiln::simt::launch() (called by kiln::launch in core/launch.h) runs a grid.
+//   - kiln::simt::launch() (called by kiln::launch in core/launch.h) queues a grid on its stream
+//     (core/simt/device_queue.h).
 // __CUDACC__ and __CUDA_ARCH__ stay undefined (CUDA's headers would take their device paths);
 // device code tests KILN_DEVICE_CODE (core/device_code.h).
 #pragma once
