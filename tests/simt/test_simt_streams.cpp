@@ -96,6 +96,13 @@ TEST_CASE("streams: launches and copies are queued until something synchronises"
     REQUIRE(cudaStreamSynchronize(s.s) == cudaSuccess);
     CHECK(all_equal(x.get(), kN, 3.0f));
     CHECK(cudaStreamQuery(s.s) == cudaSuccess);
+    // A device -> pageable host cudaMemcpyAsync may return before the copy is done, and here does.
+    std::vector<float> host(kN, -1.0f);
+    REQUIRE(cudaMemcpyAsync(host.data(), x.get(), kN * sizeof(float), cudaMemcpyDeviceToHost,
+                            s.s) == cudaSuccess);
+    CHECK(all_equal(host.data(), kN, -1.0f));
+    REQUIRE(cudaStreamSynchronize(s.s) == cudaSuccess);
+    CHECK(all_equal(host.data(), kN, 3.0f));
   }
   // The synchronous mode runs everything before the call returns.
   ScopedStreamMode sync(StreamMode::kSync);
