@@ -3,8 +3,8 @@
 //   kiln::launch({grid, block, shared_bytes, stream}, my_kernel, args...);
 //
 // Under nvcc this is kernel<<<grid, block, shared_bytes, stream>>>(args...) followed by a launch
-// check; under the SIMT emulator (g++) it runs the kernel on the CPU (core/simt/). No kernel in
-// Kiln is launched any other way.
+// check; under the SIMT emulator (g++) it queues the kernel on the stream, to run on the CPU
+// (core/simt/). No kernel in Kiln is launched any other way.
 #pragma once
 
 #include <cstdint>

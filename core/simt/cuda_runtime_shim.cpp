@@ -5,49 +5,73 @@
 // "Kiln SIMT emulator"; device memory is host memory. Semantics worth knowing:
 //   - cudaMalloc'd (and cudaMallocHost'd) memory is filled with 0xFF, so a float nothing wrote reads
 //     as NaN; allocations are exact-sized, so AddressSanitizer bounds them;
-//   - everything is synchronous: streams are tokens, the *Async calls complete before returning,
-//     events record the host clock;
-//   - errors are reported as CUDA would (return code + cudaGetLastError), never thrown.
+//   - launches, copies, memsets and event records are queued on streams and run by the device
+//     thread (device_queue.h), with CUDA's documented synchronisation behaviour of each call (which
+//     copies are synchronous depends on the kind of memory: docs/simt.md, "Streams");
+//   - errors are reported as CUDA would (return code + cudaGetLastError), never thrown; a failure of
+//     queued work is sticky and returned by the synchronising calls.
 #include <cuda_runtime.h>
 #include <unistd.h>
 
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
+#include <map>
+#include <memory>
 #include <mutex>
 #include <new>
-#include <unordered_map>
+#include <unordered_set>
+#include <vector>
 
+#include "device_queue.h"
 #include "schedule.h"
+
+namespace sd = kiln::simt::detail;
 
 namespace {
 
 thread_local cudaError_t last_error = cudaSuccess;
 
+// The sticky cudaErrorLaunchFailure lives with the device (device_queue.h), not here.
 cudaError_t record(cudaError_t e) {
-  if (e != cudaSuccess) last_error = e;
+  if (e != cudaSuccess && e != cudaErrorLaunchFailure) last_error = e;
   return e;
 }
 
-struct Stream {
-  int magic = 0x57524d;
-};
-
 struct Event {
-  std::chrono::steady_clock::time_point when{};
+  unsigned flags = 0;
   bool recorded = false;
+  sd::OpPtr op;  // the marker queued by the last cudaEventRecord
 };
 
-// Live device allocations and their sizes: cudaFree of an unknown pointer is an error, and
-// cudaMemGetInfo reports what is in use.
+// Live allocations (device and pinned host) by start address: cudaFree of an unknown pointer is an
+// error, cudaMemGetInfo reports what is in use, and copies tell pinned from pageable host memory.
+struct Allocation {
+  std::size_t bytes;
+  bool pinned;
+};
 struct Allocations {
   std::mutex mu;
-  std::unordered_map<void*, std::size_t> sizes;
+  std::map<const char*, Allocation> live;
   std::size_t in_use = 0;
+  std::unordered_set<const Event*> events;
 };
 Allocations& allocations() {
   static Allocations* a = new Allocations;  // never destroyed: frees may run during exit
   return *a;
+}
+
+enum class Memory { kDevice, kPinned, kPageable };
+
+Memory memory_of(const void* p) {
+  Allocations& a = allocations();
+  const char* c = static_cast<const char*>(p);
+  std::lock_guard<std::mutex> lock(a.mu);
+  auto it = a.live.upper_bound(c);
+  if (it == a.live.begin()) return Memory::kPageable;
+  --it;
+  if (c >= it->first + it->second.bytes) return Memory::kPageable;
+  return it->second.pinned ? Memory::kPinned : Memory::kDevice;
 }
 
 std::size_t physical_memory() {
@@ -57,7 +81,7 @@ std::size_t physical_memory() {
                                : std::size_t{16} << 30;
 }
 
-cudaError_t allocate(void** p, std::size_t bytes) {
+cudaError_t allocate(void** p, std::size_t bytes, bool pinned) {
   if (p == nullptr) return record(cudaErrorInvalidValue);
   *p = nullptr;
   if (bytes == 0) return cudaSuccess;
@@ -66,30 +90,69 @@ cudaError_t allocate(void** p, std::size_t bytes) {
   std::memset(m, 0xFF, bytes);
   Allocations& a = allocations();
   std::lock_guard<std::mutex> lock(a.mu);
-  a.sizes.emplace(m, bytes);
+  a.live.emplace(static_cast<const char*>(m), Allocation{bytes, pinned});
   a.in_use += bytes;
   *p = m;
   return cudaSuccess;
 }
 
-cudaError_t release(void* p) {
+// cudaFree and cudaFreeHost synchronise the device first, as CUDA's do.
+cudaError_t release(void* p, bool pinned) {
   if (p == nullptr) return cudaSuccess;
+  {
+    Allocations& a = allocations();
+    std::lock_guard<std::mutex> lock(a.mu);
+    auto it = a.live.find(static_cast<const char*>(p));
+    if (it == a.live.end() || it->second.pinned != pinned) return record(cudaErrorInvalidValue);
+  }
+  (void)sd::wait_device();  // a sticky error is reported by the next synchronising call
   Allocations& a = allocations();
   {
     std::lock_guard<std::mutex> lock(a.mu);
-    auto it = a.sizes.find(p);
-    if (it == a.sizes.end()) return record(cudaErrorInvalidValue);
-    a.in_use -= it->second;
-    a.sizes.erase(it);
+    auto it = a.live.find(static_cast<const char*>(p));
+    if (it == a.live.end()) return record(cudaErrorInvalidValue);
+    a.in_use -= it->second.bytes;
+    a.live.erase(it);
   }
   std::free(p);
   return cudaSuccess;
 }
 
-bool valid_kind(cudaMemcpyKind kind) {
+// The direction of a copy, cudaMemcpyDefault resolved from the pointers; false for a bad kind.
+bool resolve_kind(cudaMemcpyKind& kind, const void* dst, const void* src) {
+  if (kind == cudaMemcpyDefault) {
+    const bool d = memory_of(dst) == Memory::kDevice, s = memory_of(src) == Memory::kDevice;
+    kind = d ? (s ? cudaMemcpyDeviceToDevice : cudaMemcpyHostToDevice)
+             : (s ? cudaMemcpyDeviceToHost : cudaMemcpyHostToHost);
+    return true;
+  }
   return kind == cudaMemcpyHostToHost || kind == cudaMemcpyHostToDevice ||
-         kind == cudaMemcpyDeviceToHost || kind == cudaMemcpyDeviceToDevice ||
-         kind == cudaMemcpyDefault;
+         kind == cudaMemcpyDeviceToHost || kind == cudaMemcpyDeviceToDevice;
+}
+
+sd::OpPtr queue_copy(void* dst, const void* src, std::size_t count, cudaStream_t stream) {
+  return sd::enqueue(stream, [dst, src, count] { std::memmove(dst, src, count); });
+}
+
+// Pageable host memory is staged at the call, so the caller may reuse it at once (as CUDA does).
+sd::OpPtr queue_staged_copy(void* dst, const void* src, std::size_t count, cudaStream_t stream) {
+  auto staged = std::make_shared<std::vector<char>>(static_cast<const char*>(src),
+                                                    static_cast<const char*>(src) + count);
+  return sd::enqueue(stream, [dst, staged] { std::memcpy(dst, staged->data(), staged->size()); });
+}
+
+// Waits until everything the stream's next operation would wait for has run (for a blocking or the
+// legacy stream that includes the implicit ordering between them).
+cudaError_t drain(cudaStream_t stream) {
+  return sd::wait(sd::enqueue(stream, [] {}));
+}
+
+cudaError_t copy_checks(void* dst, const void* src, size_t count, cudaMemcpyKind& kind,
+                        cudaStream_t stream) {
+  if (!resolve_kind(kind, dst, src)) return cudaErrorInvalidMemcpyDirection;
+  if (const cudaError_t e = sd::check_stream(stream); e != cudaSuccess) return e;
+  if (count != 0 && (dst == nullptr || src == nullptr)) return cudaErrorInvalidValue;
+  return cudaSuccess;
 }
 
 }  // namespace
@@ -97,91 +160,196 @@ bool valid_kind(cudaMemcpyKind kind) {
 extern "C" {
 
 cudaError_t cudaMalloc(void** devPtr, size_t size) {
-  return allocate(devPtr, size);
+  return allocate(devPtr, size, false);
 }
 cudaError_t cudaFree(void* devPtr) {
-  return release(devPtr);
+  return release(devPtr, false);
 }
 cudaError_t cudaMallocHost(void** ptr, size_t size) {
-  return allocate(ptr, size);
+  return allocate(ptr, size, true);
 }
 cudaError_t cudaFreeHost(void* ptr) {
-  return release(ptr);
+  return release(ptr, true);
 }
 
+// CUDA's rules for cudaMemcpy: host->host is synchronous; pageable host->device waits for the
+// (legacy) stream, then copies out of the caller's buffer before returning; pinned host->device and
+// device->host return when the copy is done; device->device is only queued.
 cudaError_t cudaMemcpy(void* dst, const void* src, size_t count, cudaMemcpyKind kind) {
-  if (!valid_kind(kind)) return record(cudaErrorInvalidMemcpyDirection);
+  if (const cudaError_t e = copy_checks(dst, src, count, kind, nullptr); e != cudaSuccess)
+    return record(e);
   if (count == 0) return cudaSuccess;
-  if (dst == nullptr || src == nullptr) return record(cudaErrorInvalidValue);
-  std::memmove(dst, src, count);
+  switch (kind) {
+    case cudaMemcpyHostToHost:
+    case cudaMemcpyHostToDevice:
+      if (kind == cudaMemcpyHostToHost || memory_of(src) == Memory::kPageable) {
+        const cudaError_t e = drain(nullptr);
+        if (e != cudaSuccess) return record(e);
+        std::memmove(dst, src, count);
+        return cudaSuccess;
+      }
+      return record(sd::wait(queue_copy(dst, src, count, nullptr)));
+    case cudaMemcpyDeviceToHost:
+      return record(sd::wait(queue_copy(dst, src, count, nullptr)));
+    default:
+      queue_copy(dst, src, count, nullptr);
+      return cudaSuccess;
+  }
+}
+
+// cudaMemcpyAsync: host->host is synchronous; pageable host->device is staged at the call; every
+// other copy (pinned host memory, device->pageable host, device->device) is only queued.
+cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t count, cudaMemcpyKind kind,
+                            cudaStream_t stream) {
+  if (const cudaError_t e = copy_checks(dst, src, count, kind, stream); e != cudaSuccess)
+    return record(e);
+  if (count == 0) return cudaSuccess;
+  if (kind == cudaMemcpyHostToHost) {
+    const cudaError_t e = drain(stream);
+    if (e != cudaSuccess) return record(e);
+    std::memmove(dst, src, count);
+  } else if (kind == cudaMemcpyHostToDevice && memory_of(src) == Memory::kPageable) {
+    queue_staged_copy(dst, src, count, stream);
+  } else {
+    queue_copy(dst, src, count, stream);
+  }
   return cudaSuccess;
 }
-cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t count, cudaMemcpyKind kind,
-                            cudaStream_t) {
-  return cudaMemcpy(dst, src, count, kind);
-}
+
+// cudaMemset is asynchronous for device memory and synchronous for host memory; cudaMemsetAsync is
+// always asynchronous.
 cudaError_t cudaMemset(void* devPtr, int value, size_t count) {
   if (count == 0) return cudaSuccess;
   if (devPtr == nullptr) return record(cudaErrorInvalidValue);
+  if (memory_of(devPtr) == Memory::kDevice) {
+    sd::enqueue(nullptr, [devPtr, value, count] { std::memset(devPtr, value, count); });
+    return cudaSuccess;
+  }
+  const cudaError_t e = drain(nullptr);
+  if (e != cudaSuccess) return record(e);
   std::memset(devPtr, value, count);
   return cudaSuccess;
 }
-cudaError_t cudaMemsetAsync(void* devPtr, int value, size_t count, cudaStream_t) {
-  return cudaMemset(devPtr, value, count);
+cudaError_t cudaMemsetAsync(void* devPtr, int value, size_t count, cudaStream_t stream) {
+  if (const cudaError_t e = sd::check_stream(stream); e != cudaSuccess) return record(e);
+  if (count == 0) return cudaSuccess;
+  if (devPtr == nullptr) return record(cudaErrorInvalidValue);
+  sd::enqueue(stream, [devPtr, value, count] { std::memset(devPtr, value, count); });
+  return cudaSuccess;
 }
 
 cudaError_t cudaStreamCreate(cudaStream_t* pStream) {
-  if (pStream == nullptr) return record(cudaErrorInvalidValue);
-  *pStream = reinterpret_cast<cudaStream_t>(new Stream);
-  return cudaSuccess;
+  return cudaStreamCreateWithFlags(pStream, cudaStreamDefault);
 }
-cudaError_t cudaStreamCreateWithFlags(cudaStream_t* pStream, unsigned int) {
-  return cudaStreamCreate(pStream);
+cudaError_t cudaStreamCreateWithFlags(cudaStream_t* pStream, unsigned int flags) {
+  if (pStream == nullptr || (flags & ~cudaStreamNonBlocking) != 0)
+    return record(cudaErrorInvalidValue);
+  *pStream = sd::create_stream((flags & cudaStreamNonBlocking) != 0);
+  return cudaSuccess;
 }
 cudaError_t cudaStreamDestroy(cudaStream_t stream) {
-  if (stream == nullptr) return record(cudaErrorInvalidResourceHandle);
-  delete reinterpret_cast<Stream*>(stream);
-  return cudaSuccess;
+  if (stream == nullptr || stream == cudaStreamLegacy)
+    return record(cudaErrorInvalidResourceHandle);
+  if (const cudaError_t e = sd::check_stream(stream); e != cudaSuccess) return record(e);
+  return record(sd::destroy_stream(stream));
 }
-cudaError_t cudaStreamSynchronize(cudaStream_t) {
-  return cudaSuccess;
+cudaError_t cudaStreamSynchronize(cudaStream_t stream) {
+  if (const cudaError_t e = sd::check_stream(stream); e != cudaSuccess) return record(e);
+  return record(sd::wait_stream(stream));
+}
+cudaError_t cudaStreamQuery(cudaStream_t stream) {
+  if (const cudaError_t e = sd::check_stream(stream); e != cudaSuccess) return record(e);
+  if (const cudaError_t e = sd::sticky_error(); e != cudaSuccess) return record(e);
+  return sd::poll(sd::stream_tail(stream)) ? cudaSuccess : cudaErrorNotReady;
 }
 
-cudaError_t cudaEventCreate(cudaEvent_t* event) {
-  if (event == nullptr) return record(cudaErrorInvalidValue);
-  *event = reinterpret_cast<cudaEvent_t>(new Event);
-  return cudaSuccess;
+}  // extern "C"
+
+namespace {
+
+Event* event_of(cudaEvent_t event) {
+  Allocations& a = allocations();
+  std::lock_guard<std::mutex> lock(a.mu);
+  auto* e = reinterpret_cast<Event*>(event);
+  return a.events.count(e) != 0 ? e : nullptr;
 }
-cudaError_t cudaEventCreateWithFlags(cudaEvent_t* event, unsigned int) {
-  return cudaEventCreate(event);
+
+}  // namespace
+
+extern "C" {
+
+cudaError_t cudaEventCreate(cudaEvent_t* event) {
+  return cudaEventCreateWithFlags(event, cudaEventDefault);
+}
+cudaError_t cudaEventCreateWithFlags(cudaEvent_t* event, unsigned int flags) {
+  if (event == nullptr ||
+      (flags & ~(cudaEventBlockingSync | cudaEventDisableTiming | cudaEventInterprocess)) != 0)
+    return record(cudaErrorInvalidValue);
+  auto* e = new Event;
+  e->flags = flags;
+  Allocations& a = allocations();
+  std::lock_guard<std::mutex> lock(a.mu);
+  a.events.insert(e);
+  *event = reinterpret_cast<cudaEvent_t>(e);
+  return cudaSuccess;
 }
 cudaError_t cudaEventDestroy(cudaEvent_t event) {
-  if (event == nullptr) return record(cudaErrorInvalidResourceHandle);
-  delete reinterpret_cast<Event*>(event);
+  Event* e = event_of(event);
+  if (e == nullptr) return record(cudaErrorInvalidResourceHandle);
+  Allocations& a = allocations();
+  {
+    std::lock_guard<std::mutex> lock(a.mu);
+    a.events.erase(e);
+  }
+  delete e;  // a queued marker stays queued; it no longer has an event to complete
   return cudaSuccess;
 }
-cudaError_t cudaEventRecord(cudaEvent_t event, cudaStream_t) {
-  if (event == nullptr) return record(cudaErrorInvalidResourceHandle);
-  auto* e = reinterpret_cast<Event*>(event);
-  e->when = std::chrono::steady_clock::now();
+// Queues a marker on the stream: the event completes when everything queued before it has run.
+cudaError_t cudaEventRecord(cudaEvent_t event, cudaStream_t stream) {
+  Event* e = event_of(event);
+  if (e == nullptr) return record(cudaErrorInvalidResourceHandle);
+  if (const cudaError_t err = sd::check_stream(stream); err != cudaSuccess) return record(err);
+  e->op = sd::enqueue(stream, [] {});
   e->recorded = true;
   return cudaSuccess;
 }
+cudaError_t cudaEventQuery(cudaEvent_t event) {
+  Event* e = event_of(event);
+  if (e == nullptr) return record(cudaErrorInvalidResourceHandle);
+  if (const cudaError_t err = sd::sticky_error(); err != cudaSuccess) return record(err);
+  return sd::poll(e->op) ? cudaSuccess : cudaErrorNotReady;
+}
 cudaError_t cudaEventSynchronize(cudaEvent_t event) {
-  return event == nullptr ? record(cudaErrorInvalidResourceHandle) : cudaSuccess;
+  Event* e = event_of(event);
+  if (e == nullptr) return record(cudaErrorInvalidResourceHandle);
+  return record(sd::wait(e->op));
 }
 cudaError_t cudaEventElapsedTime(float* ms, cudaEvent_t start, cudaEvent_t end) {
   if (ms == nullptr) return record(cudaErrorInvalidValue);
-  if (start == nullptr || end == nullptr) return record(cudaErrorInvalidResourceHandle);
-  auto* a = reinterpret_cast<Event*>(start);
-  auto* b = reinterpret_cast<Event*>(end);
-  if (!a->recorded || !b->recorded) return record(cudaErrorInvalidResourceHandle);
-  *ms = std::chrono::duration<float, std::milli>(b->when - a->when).count();
+  Event* a = event_of(start);
+  Event* b = event_of(end);
+  if (a == nullptr || b == nullptr || !a->recorded || !b->recorded ||
+      ((a->flags | b->flags) & cudaEventDisableTiming) != 0)
+    return record(cudaErrorInvalidResourceHandle);
+  if (!sd::poll(a->op) || !sd::poll(b->op)) return record(cudaErrorNotReady);
+  *ms = std::chrono::duration<float, std::milli>(sd::finished_at(b->op) - sd::finished_at(a->op))
+            .count();
+  return cudaSuccess;
+}
+// Work queued on `stream` after this call waits for the event's marker.
+cudaError_t cudaStreamWaitEvent(cudaStream_t stream, cudaEvent_t event, unsigned int flags) {
+  Event* e = event_of(event);
+  if (e == nullptr) return record(cudaErrorInvalidResourceHandle);
+  if (flags != 0) return record(cudaErrorInvalidValue);
+  if (const cudaError_t err = sd::check_stream(stream); err != cudaSuccess) return record(err);
+  if (e->op != nullptr)
+    sd::enqueue(
+        stream, [] {}, e->op);
   return cudaSuccess;
 }
 
 cudaError_t cudaDeviceSynchronize() {
-  return cudaSuccess;
+  return record(sd::wait_device());
 }
 
 cudaError_t cudaGetDeviceCount(int* count) {
@@ -248,12 +416,15 @@ cudaError_t cudaFuncSetAttribute(const void*, cudaFuncAttribute, int) {
   return cudaSuccess;
 }
 
+// A sticky error (a failure of queued work) is returned, and not cleared, by both.
 cudaError_t cudaGetLastError() {
+  if (const cudaError_t sticky = sd::sticky_error(); sticky != cudaSuccess) return sticky;
   const cudaError_t e = last_error;
   last_error = cudaSuccess;
   return e;
 }
 cudaError_t cudaPeekAtLastError() {
+  if (const cudaError_t sticky = sd::sticky_error(); sticky != cudaSuccess) return sticky;
   return last_error;
 }
 
@@ -279,6 +450,10 @@ const char* cudaGetErrorName(cudaError_t error) {
       return "cudaErrorInsufficientDriver";
     case cudaErrorNotReady:
       return "cudaErrorNotReady";
+    case cudaErrorLaunchFailure:
+      return "cudaErrorLaunchFailure";
+    case cudaErrorNotSupported:
+      return "cudaErrorNotSupported";
     default:
       return "cudaErrorUnknown";
   }
@@ -305,6 +480,10 @@ const char* cudaGetErrorString(cudaError_t error) {
       return "CUDA driver version is insufficient for CUDA runtime version";
     case cudaErrorNotReady:
       return "device not ready";
+    case cudaErrorLaunchFailure:
+      return "unspecified launch failure";
+    case cudaErrorNotSupported:
+      return "operation not supported";
     default:
       return "unknown error";
   }

@@ -12,7 +12,8 @@
 //   - blocks are claimed from an atomic counter by the launching thread and a persistent pool of
 //     helper threads;
 //   - an exception thrown by a kernel thread aborts its block (the other threads are unwound with
-//     ForcedUnwind, so their destructors run) and is rethrown to the caller of the launch.
+//     ForcedUnwind, so their destructors run) and fails the queued grid: the device's sticky error
+//     (device_queue.h), or an exception for the caller of the launch in the sync stream mode.
 #include <sys/mman.h>
 
 #include <algorithm>
@@ -26,6 +27,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "device_queue.h"
 #include "fiber.h"
 #include "simt.h"
 
@@ -839,8 +841,8 @@ class Pool {
 };
 
 Pool& pool() {
-  static Pool p(worker_count() - 1);
-  return p;
+  static Pool* p = new Pool(worker_count() - 1);  // never destroyed: queued grids may run at exit
+  return *p;
 }
 
 std::mutex& launch_mutex() {
@@ -925,7 +927,9 @@ void async_wait(int pending_groups) {
   }
 }
 
-void run_kernel(const LaunchSpec& spec, void (*invoke)(void*), void* packed) {
+void run_kernel(const LaunchSpec& spec, void (*invoke)(void*), void* packed,
+                void (*destroy)(void*)) {
+  std::shared_ptr<void> params(packed, destroy);
   const dim3 g = spec.grid, b = spec.block;
   KILN_CHECK(g.x >= 1 && g.y >= 1 && g.z >= 1 && g.y <= 65535 && g.z <= 65535,
              "SIMT emulator: invalid grid ", g.x, "x", g.y, "x", g.z);
@@ -939,22 +943,31 @@ void run_kernel(const LaunchSpec& spec, void (*invoke)(void*), void* packed) {
       Executor::running() == nullptr,
       "SIMT emulator: a kernel launched another kernel (dynamic parallelism is not emulated)");
 
-  Job job;
-  job.spec = spec;
-  job.invoke = invoke;
-  job.packed = packed;
-  job.sched = schedule();
-  job.nthreads = b.x * b.y * b.z;
-  job.nblocks = std::uint64_t{g.x} * g.y * g.z;
+  const cudaError_t stream_ok = check_stream(spec.stream);
+  KILN_CHECK(stream_ok != cudaErrorNotSupported,
+             "SIMT emulator: the per-thread default stream (cudaStreamPerThread) is not emulated; "
+             "launch on the legacy stream or on a stream from cudaStreamCreate");
+  KILN_CHECK(stream_ok == cudaSuccess, "SIMT emulator: kernel launched on ", spec.stream,
+             ", which is not a live stream (destroyed, or never created by cudaStreamCreate)");
 
-  std::lock_guard<std::mutex> lock(launch_mutex());
-  const std::uint64_t helpers =
-      std::min<std::uint64_t>(static_cast<std::uint64_t>(worker_count() - 1), job.nblocks - 1);
-  if (helpers == 0)
-    run_blocks(job);
-  else
-    pool().run(job, static_cast<int>(helpers));
-  if (job.error) std::rethrow_exception(job.error);
+  // Everything the grid needs is captured now, at queue time: the schedule in force included.
+  auto job = std::make_shared<Job>();
+  job->spec = spec;
+  job->invoke = invoke;
+  job->packed = packed;
+  job->sched = schedule();
+  job->nthreads = b.x * b.y * b.z;
+  job->nblocks = std::uint64_t{g.x} * g.y * g.z;
+  enqueue(spec.stream, [job, params = std::move(params)] {
+    std::lock_guard<std::mutex> lock(launch_mutex());
+    const std::uint64_t helpers =
+        std::min<std::uint64_t>(static_cast<std::uint64_t>(worker_count() - 1), job->nblocks - 1);
+    if (helpers == 0)
+      run_blocks(*job);
+    else
+      pool().run(*job, static_cast<int>(helpers));
+    if (job->error) std::rethrow_exception(job->error);
+  });
 }
 
 }  // namespace detail

@@ -55,4 +55,40 @@ class ScopedSchedule {
 // Number of OS worker threads that run blocks: KILN_SIMT_WORKERS, else the hardware threads.
 int worker_count();
 
+// ---- streams (docs/simt.md, "Streams") ------------------------------------------------------------
+// How queued device work (launches, cudaMemcpyAsync, cudaMemsetAsync, event records, ...) runs:
+//   kAsync  (default) as on a GPU: off the host thread, in stream order, with CUDA's synchronisation
+//           rules; queued work starts when the host first synchronises on or queries anything, so a
+//           host read without a synchronisation reliably sees the old contents;
+//   kCheck  adversarial: only the work a synchronisation needs runs, and independent streams run the
+//           most recently queued first, so a missing event or stream synchronisation shows;
+//   kSync   every call completes before it returns and a kernel's exception reaches the launch's
+//           caller (the emulator's behaviour before streams were asynchronous; for debugging).
+// The process-wide default comes from KILN_SIMT_STREAMS=async|check|sync.
+enum class StreamMode { kAsync, kCheck, kSync };
+
+// Waits for all queued work (as cudaDeviceSynchronize), then switches.
+void set_stream_mode(StreamMode mode);
+StreamMode stream_mode();
+const char* to_string(StreamMode mode);  // "async", "check", "sync"
+
+class ScopedStreamMode {
+ public:
+  explicit ScopedStreamMode(StreamMode m) : saved_(stream_mode()) { set_stream_mode(m); }
+  ~ScopedStreamMode() { set_stream_mode(saved_); }
+  ScopedStreamMode(const ScopedStreamMode&) = delete;
+  ScopedStreamMode& operator=(const ScopedStreamMode&) = delete;
+
+ private:
+  StreamMode saved_;
+};
+
+// The message of the device's sticky error — the first failure of queued work (an exception thrown
+// by a kernel, a barrier no thread can pass, ...) — or "" when there is none. While it is set,
+// queued work is skipped and synchronising calls return cudaErrorLaunchFailure.
+std::string device_error();
+// Forgets the sticky error, so that a test can go on after provoking one (on a GPU the process would
+// have to start again).
+void clear_device_error();
+
 }  // namespace kiln::simt

@@ -12,7 +12,8 @@
 //     fresh 0xFF-poisoned per-block storage that AddressSanitizer bounds; a bare __shared__ is a
 //     compile error here;
 //   - the atomics are exactly those CUDA declares, so the emulator accepts no code nvcc rejects;
-//   - kiln::simt::launch() (called by kiln::launch in core/launch.h) runs a grid.
+//   - kiln::simt::launch() (called by kiln::launch in core/launch.h) queues a grid on its stream
+//     (core/simt/device_queue.h).
 // __CUDACC__ and __CUDA_ARCH__ stay undefined (CUDA's headers would take their device paths);
 // device code tests KILN_DEVICE_CODE (core/device_code.h).
 #pragma once
@@ -107,9 +108,12 @@ struct LaunchSpec {
   std::size_t shared_bytes;
   cudaStream_t stream;
 };
-// Runs every block of the grid; each CUDA thread calls invoke(packed). Rethrows the first
-// exception a kernel thread threw, or a kiln::Error for a barrier/warp-operation misuse.
-void run_kernel(const LaunchSpec& spec, void (*invoke)(void*), void* packed);
+// Queues the grid on spec.stream (device_queue.h); each CUDA thread calls invoke(packed), and
+// destroy(packed) runs once the grid is done. A bad configuration throws kiln::Error at once. The
+// first exception a kernel thread throws (or a kiln::Error for a barrier/warp-operation misuse)
+// becomes the device's sticky error, or reaches the caller in the synchronous stream mode.
+void run_kernel(const LaunchSpec& spec, void (*invoke)(void*), void* packed,
+                void (*destroy)(void*));
 
 template <typename T>
 inline std::uint64_t to_bits(T v) {
@@ -137,9 +141,9 @@ inline void syncwarp_at(const char* file, int line, unsigned mask = 0xffffffffu)
 
 }  // namespace detail
 
-// Launches `kernel` over `grid` x `block` and returns when every block has finished (the stream is
-// accepted for symmetry with <<<>>>; execution is synchronous). The arguments are copied once, by
-// value, into the kernel's parameter types, as CUDA copies them into parameter memory.
+// Queues `kernel` over `grid` x `block` on `stream` (in the synchronous stream mode it has run when
+// this returns). The arguments are copied once, by value, into the kernel's parameter types, as
+// CUDA copies them into parameter memory, and live until the grid has run.
 template <typename... KArgs, typename... Args>
 void launch(dim3 grid, dim3 block, std::size_t shared_bytes, cudaStream_t stream,
             void (*kernel)(KArgs...), Args&&... args) {
@@ -148,14 +152,15 @@ void launch(dim3 grid, dim3 block, std::size_t shared_bytes, cudaStream_t stream
     void (*fn)(KArgs...);
     std::tuple<std::decay_t<KArgs>...> params;
   };
-  Packed packed{kernel, std::tuple<std::decay_t<KArgs>...>(std::forward<Args>(args)...)};
+  auto* packed =
+      new Packed{kernel, std::tuple<std::decay_t<KArgs>...>(std::forward<Args>(args)...)};
   detail::run_kernel(
       detail::LaunchSpec{grid, block, shared_bytes, stream},
       [](void* p) {
         auto* k = static_cast<Packed*>(p);
         std::apply(k->fn, k->params);
       },
-      &packed);
+      packed, [](void* p) { delete static_cast<Packed*>(p); });
 }
 
 }  // namespace kiln::simt

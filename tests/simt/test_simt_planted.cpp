@@ -32,12 +32,7 @@ std::string site_of(const std::string& marker) {
 }
 
 std::string error_of(void (*run)(float*), DeviceBuffer<float>& out) {
-  try {
-    run(out.get());
-  } catch (const kiln::Error& e) {
-    return e.what();
-  }
-  return "";
+  return kiln::simt_test::kernel_error_of([&] { run(out.get()); });
 }
 
 }  // namespace
@@ -67,12 +62,7 @@ TEST_CASE("planted: a missing __syncthreads makes the orders disagree", "[simt]"
 TEST_CASE("planted: a return before __syncthreads is reported with file:line and threads",
           "[simt]") {
   DeviceBuffer<float> out(64);
-  std::string msg;
-  try {
-    kt::early_return(out.get(), 5);
-  } catch (const kiln::Error& e) {
-    msg = e.what();
-  }
+  const std::string msg = kiln::simt_test::kernel_error_of([&] { kt::early_return(out.get(), 5); });
   INFO(msg);
   CHECK(msg.find("not reached by every thread") != std::string::npos);
   CHECK(msg.find(site_of("planted: not reached")) != std::string::npos);

@@ -30,7 +30,9 @@ TEST_CASE("runtime shim: memory, copies, memset", "[simt]") {
   REQUIRE(cudaMemset(d, 0, 64 * sizeof(float)) == cudaSuccess);
   std::vector<float> src(64, 2.5f);
   cudaStream_t s = nullptr;
-  REQUIRE(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking) == cudaSuccess);
+  // A blocking stream: its copies are ordered after the cudaMemset queued on the legacy stream (a
+  // cudaStreamNonBlocking stream would race with it; the check stream mode shows that).
+  REQUIRE(cudaStreamCreateWithFlags(&s, cudaStreamDefault) == cudaSuccess);
   REQUIRE(cudaMemcpyAsync(d + 8, src.data(), 8 * sizeof(float), cudaMemcpyHostToDevice, s) ==
           cudaSuccess);
   REQUIRE(cudaMemsetAsync(d + 16, 0xFF, 4, s) == cudaSuccess);
@@ -95,7 +97,9 @@ TEST_CASE("runtime shim: device, properties, events", "[simt]") {
   CHECK(cudaDeviceSynchronize() == cudaSuccess);
 }
 
-TEST_CASE("an exception thrown in a kernel reaches the caller of the launch", "[simt]") {
+TEST_CASE("sync stream mode: an exception thrown in a kernel reaches the caller of the launch",
+          "[simt]") {
+  kiln::simt::ScopedStreamMode sync(kiln::simt::StreamMode::kSync);
   for (const auto& s : kiln::simt::every_order()) {
     kiln::simt::ScopedSchedule scope(s);
     INFO(kiln::simt::to_string(s));
@@ -106,7 +110,45 @@ TEST_CASE("an exception thrown in a kernel reaches the caller of the launch", "[
       CHECK(std::string(e.what()) == "thread 77 of block 1 refuses");
       CHECK(std::string(e.file()).find("simt_only_kernels.cu") != std::string::npos);
     }
-    kt::throwing(-1);  // and the emulator still works afterwards
+    CHECK(kiln::simt::device_error() == "");  // not sticky in this mode
+    kt::throwing(-1);                         // and the emulator still works afterwards
+  }
+}
+
+TEST_CASE("an exception thrown in a kernel is sticky and reported with its message at the sync",
+          "[simt]") {
+  for (auto mode : {kiln::simt::StreamMode::kAsync, kiln::simt::StreamMode::kCheck}) {
+    kiln::simt::ScopedStreamMode scope(mode);
+    INFO(kiln::simt::to_string(mode));
+    DeviceBuffer<float> out(8);
+    out.fill_bytes(0);
+    kt::throwing(77);  // queued fine: the launch itself succeeds
+    CHECK(cudaPeekAtLastError() == cudaSuccess);
+    kt::args(out.get(), 1, kt::ByValue{{1, 1}});  // queued after the failure: skipped
+    CHECK(cudaDeviceSynchronize() == cudaErrorLaunchFailure);
+    const std::string msg = kiln::simt::device_error();
+    CHECK(msg.find("thread 77 of block 1 refuses") != std::string::npos);
+    CHECK(msg.find("simt_only_kernels.cu:") != std::string::npos);
+    // Sticky: every synchronising call, and cudaGetLastError (which does not clear it), reports it.
+    CHECK(cudaStreamSynchronize(nullptr) == cudaErrorLaunchFailure);
+    CHECK(cudaGetLastError() == cudaErrorLaunchFailure);
+    CHECK(cudaGetLastError() == cudaErrorLaunchFailure);
+    // KILN_CUDA_CHECK carries the kernel's own message.
+    try {
+      out.download();
+      FAIL("no exception");
+    } catch (const kiln::Error& e) {
+      const std::string what = e.what();
+      CHECK(what.find("cudaErrorLaunchFailure") != std::string::npos);
+      CHECK(what.find("thread 77 of block 1 refuses") != std::string::npos);
+    }
+    kiln::simt::clear_device_error();
+    CHECK(cudaDeviceSynchronize() == cudaSuccess);
+    CHECK(cudaGetLastError() == cudaSuccess);
+    const auto r = out.download();
+    CHECK(r[0] == 0.0f);  // the launch queued after the failure never ran
+    kt::throwing(-1);     // and the emulator works again
+    CHECK(cudaDeviceSynchronize() == cudaSuccess);
   }
 }
 
