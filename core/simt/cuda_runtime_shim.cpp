@@ -19,6 +19,7 @@
 #include <unordered_map>
 
 #include "schedule.h"
+#include "simt.h"
 
 namespace {
 
@@ -93,6 +94,12 @@ bool valid_kind(cudaMemcpyKind kind) {
 }
 
 }  // namespace
+
+namespace kiln::simt::detail {
+void record_error(cudaError_t error) {
+  record(error);
+}
+}  // namespace kiln::simt::detail
 
 extern "C" {
 
@@ -244,8 +251,8 @@ cudaError_t cudaMemGetInfo(size_t* free, size_t* total) {
   return cudaSuccess;
 }
 
-cudaError_t cudaFuncSetAttribute(const void*, cudaFuncAttribute, int) {
-  return cudaSuccess;
+cudaError_t cudaFuncSetAttribute(const void* func, cudaFuncAttribute attr, int value) {
+  return record(kiln::simt::detail::set_kernel_attribute(func, attr, value));
 }
 
 cudaError_t cudaGetLastError() {
@@ -279,6 +286,10 @@ const char* cudaGetErrorName(cudaError_t error) {
       return "cudaErrorInsufficientDriver";
     case cudaErrorNotReady:
       return "cudaErrorNotReady";
+    case cudaErrorInvalidDeviceFunction:
+      return "cudaErrorInvalidDeviceFunction";
+    case cudaErrorLaunchOutOfResources:
+      return "cudaErrorLaunchOutOfResources";
     default:
       return "cudaErrorUnknown";
   }
@@ -305,6 +316,10 @@ const char* cudaGetErrorString(cudaError_t error) {
       return "CUDA driver version is insufficient for CUDA runtime version";
     case cudaErrorNotReady:
       return "device not ready";
+    case cudaErrorInvalidDeviceFunction:
+      return "invalid device function";
+    case cudaErrorLaunchOutOfResources:
+      return "too many resources requested for launch";
     default:
       return "unknown error";
   }
