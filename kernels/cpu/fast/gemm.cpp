@@ -9,6 +9,9 @@
 #if KILN_HAVE_OPENBLAS
 #include <cblas.h>
 #endif
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 namespace kiln::cpu::fast {
 namespace {
@@ -36,6 +39,14 @@ void sgemm_serial(bool trans_a, bool trans_b, int m, int n, int k, float alpha, 
         for (int j = 0; j < n; ++j) ci[j] += aip * b[int64_t(p) * ldb + j];
     }
   }
+}
+
+bool in_parallel() {
+#ifdef _OPENMP
+  return omp_in_parallel() != 0;
+#else
+  return false;
+#endif
 }
 
 std::atomic<GemmRecorder> recorder{nullptr};
@@ -79,7 +90,12 @@ void sgemm(bool trans_a, bool trans_b, int m, int n, int k, float alpha, const f
   const bool split_rows = m >= n;
   const int extent = split_rows ? m : n;
   const int blocks = block_count(extent, 2.0 * m * n * std::max(k, 1));
-#pragma omp parallel for schedule(static) if (blocks > 1)
+  if (blocks == 1) {
+    run_block(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, 0, 0);
+    return;
+  }
+  // Inside a parallel region (conv's groups) the calling thread runs the blocks in turn.
+#pragma omp parallel for schedule(static) if (!in_parallel())
   for (int t = 0; t < blocks; ++t) {
     const int lo = int(int64_t(extent) * t / blocks), hi = int(int64_t(extent) * (t + 1) / blocks);
     if (split_rows)  // rows lo..hi of C come from rows lo..hi of op(A)
