@@ -1,9 +1,11 @@
 // core/simt/launch_limits.cpp — what a GPU checks before it starts a grid, checked the same way:
 // the grid's and the block's dimensions against the device's (core/simt/device_limits.h), the
-// block's size against the kernel's launch bounds (KILN_LAUNCH_BOUNDS), and the dynamic shared memory against the kernel's MaxDynamicSharedMemorySize attribute (48 KiB until
+// block's size against the kernel's launch bounds (KILN_LAUNCH_BOUNDS), and the dynamic shared
+// memory against the kernel's MaxDynamicSharedMemorySize attribute (48 KiB until
 // cudaFuncSetAttribute raises it, at most the device's 227 KiB). A refused launch records the CUDA
-// error a GPU returns — cudaErrorInvalidConfiguration for dimensions, cudaErrorLaunchOutOfResources
-// for a block beyond the launch bounds, cudaErrorInvalidValue for shared memory — and a message naming the kernel and the limit; kiln::launch throws it.
+// error a GPU returns — cudaErrorInvalidConfiguration for dimensions,
+// cudaErrorLaunchOutOfResources for a block beyond the launch bounds, cudaErrorInvalidValue for
+// shared memory — and a message naming the kernel and the limit; kiln::launch throws it.
 // The per-kernel attribute table is keyed by the kernel's address, as CUDA's is.
 #include <cuda_runtime.h>
 #include <cxxabi.h>

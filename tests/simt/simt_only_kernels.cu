@@ -29,6 +29,12 @@ __global__ void empty_kernel() {}
 
 __global__ void KILN_LAUNCH_BOUNDS(128) bounded_128_kernel() {}
 
+__global__ void static_plus_dynamic_kernel() {
+  KILN_SHARED(float, fixed, [50 * 1024]);  // 200 KiB
+  KILN_DYNAMIC_SHARED(float, extra);
+  fixed[threadIdx.x] = extra != nullptr ? 1.f : 0.f;
+}
+
 template <int kThreads>
 __global__ void KILN_LAUNCH_BOUNDS(kThreads, 2) bounded_template_kernel() {}
 
@@ -55,6 +61,12 @@ void bounded_128(dim3 block) {
 
 void bounded_template_256(dim3 block) {
   kiln::launch({dim3(1), block, 0, nullptr}, bounded_template_kernel<256>);
+}
+
+void static_plus_dynamic(size_t dynamic_bytes) {
+  KILN_CUDA_CHECK(cudaFuncSetAttribute(static_plus_dynamic_kernel,
+                                       cudaFuncAttributeMaxDynamicSharedMemorySize, 227 * 1024));
+  kiln::launch({dim3(1), dim3(32), dynamic_bytes, nullptr}, static_plus_dynamic_kernel);
 }
 
 const void* empty_kernel_address() {

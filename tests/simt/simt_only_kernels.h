@@ -29,6 +29,11 @@ const void* empty_kernel_address();
 void bounded_128(dim3 block);
 void bounded_template_256(dim3 block);
 
+// One block of 32 threads with 200 KiB of static shared memory and `dynamic_bytes` of dynamic
+// (its MaxDynamicSharedMemorySize raised to 227 KiB first): over the device's 227 KiB in all when
+// dynamic_bytes > 27 KiB.
+void static_plus_dynamic(size_t dynamic_bytes);
+
 // *out = Σ x[0..n) by one block of 256 threads that first stages x (n ≤ 16384) in n floats of
 // dynamic shared memory — more than 48 KiB for n > 12288. With `opt_in` the launcher first raises
 // the kernel's MaxDynamicSharedMemorySize to n floats (as a correct launcher must); without it, it

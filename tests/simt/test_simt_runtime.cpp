@@ -234,6 +234,18 @@ TEST_CASE("launch limits: more than 48 KiB of dynamic shared memory needs the ke
   CHECK(!message(48 * 1024 + 1).empty());
 }
 
+// Static shared memory is known only once the block declares it: the sum is checked then.
+TEST_CASE("launch limits: static + dynamic shared memory is held to 227 KiB", "[simt]") {
+  CHECK_NOTHROW(kt::static_plus_dynamic(27 * 1024));
+  try {
+    kt::static_plus_dynamic(27 * 1024 + 16);
+    FAIL("ran");
+  } catch (const kiln::Error& e) {
+    CHECK(std::string(e.what()).find(
+              "more than 232448 bytes of shared memory (static + dynamic)") != std::string::npos);
+  }
+}
+
 TEST_CASE("launch limits: a block larger than the kernel's KILN_LAUNCH_BOUNDS is refused",
           "[simt]") {
   auto message = [](void (*run)(dim3), dim3 block) -> std::string {
