@@ -1,9 +1,52 @@
 #!/usr/bin/env bash
-# cmake/deps.sh — installs the Debian packages (and the one PyPI tool) Kiln's build and tests need,
-# skipping what is already there. Used by tests/run.sh, examples/fer_cnn/run.sh and .ci/run.
+# cmake/deps.sh — installs the Debian packages and the PyPI tools Kiln's build and tests need,
+# skipping what is already there, and fails (with the reason) when it cannot. Used by tests/run.sh,
+# examples/fer_cnn/run.sh and .ci/run.
 #   bash cmake/deps.sh            build + test dependencies
 #   bash cmake/deps.sh --minimal  only what building the library and fer_cnn needs
+# PyPI tools go into the build's own virtual environment, .venv/ at the repository root
+# (git-ignored): Debian's Python refuses `pip install` outside one (PEP 668, "externally managed
+# environment"). tests/sass_check.py and tests/sass/CMakeLists.txt look for them there.
 set -euo pipefail
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+venv="$root/.venv"
+
+die() {
+  echo "kiln: error: $*" >&2
+  exit 1
+}
+
+# apt_install PACKAGE...: the Debian packages not yet installed.
+apt_install() {
+  local missing=() p sudo=""
+  for p in "$@"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  ((${#missing[@]})) || return 0
+  echo "kiln: installing missing Debian packages: ${missing[*]}"
+  if [[ $(id -u) != 0 ]]; then
+    command -v sudo >/dev/null || die "need root (or sudo) to apt-get install ${missing[*]}"
+    sudo=sudo
+  fi
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends \
+    "${missing[@]}" >/dev/null || die "apt-get install ${missing[*]} failed"
+}
+
+# venv_install REQUIREMENT...: pip requirements (e.g. "nvidia-cuda-cuobjdump==13.*") into .venv/,
+# creating it first (with Debian's python3-venv when the venv module is missing).
+venv_install() {
+  if [[ ! -x $venv/bin/python ]]; then
+    python3 -c 'import venv, ensurepip' 2>/dev/null || apt_install python3-venv
+    echo "kiln: creating the virtual environment $venv"
+    python3 -m venv "$venv" || die "python3 -m venv $venv failed"
+  fi
+  # pip itself skips what is already satisfied (versions included), without the network.
+  "$venv/bin/python" -m pip install -q --disable-pip-version-check "$@" ||
+    die "pip could not install $* into $venv (its message is above); the test suite" \
+        "needs them: fix the cause (network, PyPI) and run bash cmake/deps.sh again"
+}
 
 minimal=0
 [[ "${1:-}" == "--minimal" ]] && minimal=1
@@ -14,32 +57,19 @@ if [[ $minimal == 0 ]]; then
   packages+=(libbenchmark-dev chromium python3-torch python3-numpy)
 fi
 
-missing=()
-for p in "${packages[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-
-if ((${#missing[@]})); then
-  echo "kiln: installing missing Debian packages: ${missing[*]}"
-  sudo=""
-  if [[ $(id -u) != 0 ]]; then
-    command -v sudo >/dev/null || { echo "kiln: need root (or sudo) to apt-get install ${missing[*]}" >&2; exit 1; }
-    sudo=sudo
-  fi
-  $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
+apt_install "${packages[@]}"
 
 if ! command -v nvcc >/dev/null && [[ -x /usr/local/cuda/bin/nvcc ]]; then
   echo "kiln: note: nvcc is in /usr/local/cuda/bin but not on PATH; CMake will still find it"
 fi
 
-# cuobjdump and nvdisasm (for the SASS check of the kernels' main loops) are not in the CUDA toolkit
-# image here; NVIDIA publishes them on PyPI.
-if [[ $minimal == 0 ]] && ! command -v cuobjdump >/dev/null && [[ ! -x /usr/local/cuda/bin/cuobjdump ]]; then
-  if ! python3 -m pip show -q nvidia-cuda-cuobjdump nvidia-cuda-nvdisasm >/dev/null 2>&1; then
-    echo "kiln: installing cuobjdump and nvdisasm from PyPI (nvidia-cuda-cuobjdump, nvidia-cuda-nvdisasm)"
-    python3 -m pip install -q nvidia-cuda-cuobjdump nvidia-cuda-nvdisasm >/dev/null 2>&1 ||
-      echo "kiln: note: could not install cuobjdump; the SASS check will be reported as skipped"
-  fi
+# cuobjdump and nvdisasm (for the SASS check of the kernels' main loops, which needs nvcc) are not
+# in the CUDA toolkit image here; NVIDIA publishes them on PyPI, one release per CUDA version: take
+# the one of nvcc's major version.
+nvcc=$(command -v nvcc || echo /usr/local/cuda/bin/nvcc)
+if [[ $minimal == 0 && -x $nvcc ]] && ! command -v cuobjdump >/dev/null &&
+   [[ ! -x /usr/local/cuda/bin/cuobjdump ]]; then
+  cuda_major=$("$nvcc" --version | sed -n 's/.*release \([0-9]*\)\..*/\1/p')
+  [[ -n $cuda_major ]] || die "could not read the CUDA version from $nvcc --version"
+  venv_install "nvidia-cuda-cuobjdump==$cuda_major.*" "nvidia-cuda-nvdisasm==$cuda_major.*"
 fi

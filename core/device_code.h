@@ -7,6 +7,10 @@
 // Kernels never write a bare __shared__: they use
 //   KILN_SHARED(type, name, dims);        e.g. KILN_SHARED(float, tile, [32][33]);
 //   KILN_DYNAMIC_SHARED(type, name);      dynamic shared memory sized by LaunchConfig::shared_bytes
+// and never a bare __launch_bounds__: they use
+//   __global__ void KILN_LAUNCH_BOUNDS(max_threads[, min_blocks]) name(...)
+// which is __launch_bounds__ under nvcc and, under the emulator, records the bound so that a launch
+// with a larger block fails as it does on a GPU (docs/simt.md, "Launch limits").
 // KILN_DEVICE_CODE is defined in device code under both compilers (never test __CUDA_ARCH__
 // directly).
 #pragma once
@@ -17,6 +21,7 @@
 #define KILN_DYNAMIC_SHARED(type, name)                               \
   extern __shared__ __align__(16) unsigned char kiln_dynamic_smem_[]; \
   type* name = reinterpret_cast<type*>(kiln_dynamic_smem_)
+#define KILN_LAUNCH_BOUNDS(...) __launch_bounds__(__VA_ARGS__)
 #if defined(__CUDA_ARCH__)
 #define KILN_DEVICE_CODE 1
 #endif
@@ -25,6 +30,7 @@
 #error "the emulated build force-includes core/simt/simt.h (see core/simt/CMakeLists.txt)"
 #endif
 #define KILN_DEVICE_CODE 1
+#define KILN_LAUNCH_BOUNDS(...) KILN_SIMT_LAUNCH_BOUNDS(__VA_ARGS__)
 #else
 #error "kernels/*.cu are compiled by nvcc or by g++ under the SIMT emulator (KILN_SIMT)"
 #endif

@@ -28,8 +28,14 @@ void launch(const LaunchConfig& cfg, void (*kernel)(KernelArgs...), Args&&... ar
   kernel<<<cfg.grid, cfg.block, cfg.shared_bytes, cfg.stream>>>(std::forward<Args>(args)...);
   KILN_CUDA_CHECK(cudaGetLastError());
 #else
-  ::kiln::simt::launch(cfg.grid, cfg.block, cfg.shared_bytes, cfg.stream, kernel,
-                       std::forward<Args>(args)...);
+  // A launch the emulator refuses fails here as it would above, with the emulator's message.
+  if (!::kiln::simt::launch(cfg.grid, cfg.block, cfg.shared_bytes, cfg.stream, kernel,
+                            std::forward<Args>(args)...)) {
+    const cudaError_t err = cudaGetLastError();
+    throw ::kiln::Error("kiln::launch", __FILE__, __LINE__,
+                        ::kiln::detail::concat("CUDA error ", cudaGetErrorName(err), ": ",
+                                               ::kiln::simt::last_launch_error()));
+  }
 #endif
 }
 

@@ -32,7 +32,7 @@ __device__ __forceinline__ float leaky_grad(float dy, float x, float slope) {
 
 // kVec: y and x 16-byte aligned.
 template <bool kVec>
-__global__ void __launch_bounds__(kBlock)
+__global__ void KILN_LAUNCH_BOUNDS(kBlock)
     leaky_relu_forward_kernel(float* y, const float* x, int64_t n, float slope) {
   int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
@@ -51,7 +51,7 @@ __global__ void __launch_bounds__(kBlock)
 
 // kVec: dx, dy and x 16-byte aligned.
 template <bool kVec>
-__global__ void __launch_bounds__(kBlock)
+__global__ void KILN_LAUNCH_BOUNDS(kBlock)
     leaky_relu_backward_kernel(float* dx, const float* dy, const float* x, int64_t n, float slope) {
   int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;

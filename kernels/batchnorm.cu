@@ -147,7 +147,7 @@ __device__ __forceinline__ void store_two_partials(const Lanes<kV>& a, const Lan
 // partial[blockIdx.y][0][c] = Σ (x − K), partial[blockIdx.y][1][c] = Σ (x − K)² over this block's
 // rows, K = x[0][c].
 template <int kV>
-__global__ void __launch_bounds__(kBlock)
+__global__ void KILN_LAUNCH_BOUNDS(kBlock)
     batchnorm_stats_partial_kernel(float* __restrict__ partial, const float* __restrict__ x,
                                    int64_t m, int c) {
   KILN_SHARED(float, s_sum, [kBlock * 4]);
@@ -203,7 +203,7 @@ __device__ __forceinline__ bool finalise_sums(const float* __restrict__ partial,
 }
 
 // Batch mean and biased variance from the shifted sums; save_mean, save_invstd; running stats.
-__global__ void __launch_bounds__(kFinX* kFinY)
+__global__ void KILN_LAUNCH_BOUNDS(kFinX* kFinY)
     batchnorm_stats_finalize_kernel(float* __restrict__ save_mean, float* __restrict__ save_invstd,
                                     float* __restrict__ running_mean,
                                     float* __restrict__ running_var,
@@ -227,7 +227,7 @@ __global__ void __launch_bounds__(kFinX* kFinY)
 // y = (x − mean)·(γ·invstd) + β. kFromVar: `inv_or_var` holds variances (eval: invstd =
 // 1/sqrt(var + eps)); otherwise it holds invstd (training, from the finalise).
 template <int kV, bool kFromVar>
-__global__ void __launch_bounds__(kBlock)
+__global__ void KILN_LAUNCH_BOUNDS(kBlock)
     batchnorm_normalize_kernel(float* __restrict__ y, const float* __restrict__ x,
                                const float* __restrict__ gamma, const float* __restrict__ beta,
                                const float* __restrict__ mean, const float* __restrict__ inv_or_var,
@@ -260,7 +260,7 @@ __global__ void __launch_bounds__(kBlock)
 // partial[blockIdx.y][0][c] = Σ dy, partial[blockIdx.y][1][c] = Σ dy·(x − mean) over the
 // block's rows.
 template <int kV>
-__global__ void __launch_bounds__(kBlock)
+__global__ void KILN_LAUNCH_BOUNDS(kBlock)
     batchnorm_backward_partial_kernel(float* __restrict__ partial, const float* __restrict__ dy,
                                       const float* __restrict__ x, const float* __restrict__ mean,
                                       int64_t m, int c) {
@@ -289,7 +289,7 @@ __global__ void __launch_bounds__(kBlock)
 }
 
 // dgamma += Σ dy·x̂, dbeta += Σ dy; coef[0][c] = Σdy/M, coef[1][c] = Σ(dy·x̂)/M for the dx pass.
-__global__ void __launch_bounds__(kFinX* kFinY)
+__global__ void KILN_LAUNCH_BOUNDS(kFinX* kFinY)
     batchnorm_backward_finalize_kernel(float* __restrict__ dgamma, float* __restrict__ dbeta,
                                        float* __restrict__ coef, const float* __restrict__ partial,
                                        const float* __restrict__ save_invstd, int slices, int64_t m,
@@ -307,7 +307,7 @@ __global__ void __launch_bounds__(kFinX* kFinY)
 
 // dx = γ·invstd·(dy − Σdy/M − x̂·Σ(dy·x̂)/M), x̂ = (x − mean)·invstd.
 template <int kV>
-__global__ void __launch_bounds__(kBlock)
+__global__ void KILN_LAUNCH_BOUNDS(kBlock)
     batchnorm_backward_dx_kernel(float* __restrict__ dx, const float* __restrict__ dy,
                                  const float* __restrict__ x, const float* __restrict__ gamma,
                                  const float* __restrict__ mean, const float* __restrict__ invstd,
@@ -342,7 +342,7 @@ __global__ void __launch_bounds__(kBlock)
 
 // dx = dy·γ/sqrt(running_var + eps) (eval-mode statistics are constants).
 template <int kV>
-__global__ void __launch_bounds__(kBlock)
+__global__ void KILN_LAUNCH_BOUNDS(kBlock)
     batchnorm_backward_eval_kernel(float* __restrict__ dx, const float* __restrict__ dy,
                                    const float* __restrict__ gamma,
                                    const float* __restrict__ running_var, float eps, int64_t m,

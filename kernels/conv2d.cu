@@ -340,7 +340,7 @@ struct WithDims : L {
 // Split z covers k in [z·tiles_per_split·BK, ...). partials == nullptr: one split, the block stores
 // y (+ bias); else it stores its partial tile to partials[z][M][C_out] for split_sum_store.
 template <class Cfg, bool kVec, bool kFast>
-__global__ void __launch_bounds__(Cfg::kThreads, Cfg::kMinBlocks)
+__global__ void KILN_LAUNCH_BOUNDS(Cfg::kThreads, Cfg::kMinBlocks)
     conv2d_forward_implicit_gemm_kernel(float* __restrict__ y, float* __restrict__ partials,
                                         const float* __restrict__ x, const float* __restrict__ w,
                                         const float* __restrict__ b, ConvDims d,
@@ -355,7 +355,7 @@ __global__ void __launch_bounds__(Cfg::kThreads, Cfg::kMinBlocks)
 
 // Splits as in the forward kernel (partials [z][N·H·W][C_in]).
 template <class Cfg, bool kVec, bool kFast>
-__global__ void __launch_bounds__(Cfg::kThreads, Cfg::kMinBlocks)
+__global__ void KILN_LAUNCH_BOUNDS(Cfg::kThreads, Cfg::kMinBlocks)
     conv2d_backward_data_implicit_gemm_kernel(float* __restrict__ dx, float* __restrict__ partials,
                                               const float* __restrict__ dy,
                                               const float* __restrict__ w, ConvDims d,
@@ -372,7 +372,7 @@ __global__ void __launch_bounds__(Cfg::kThreads, Cfg::kMinBlocks)
 // Split z covers output pixels [z·tiles_per_split·BK, ...). partials == nullptr: one split, add
 // into dw; else store the partial tile to partials[z][C_out][KH·KW·C_in].
 template <class Cfg, bool kVec, bool kFast>
-__global__ void __launch_bounds__(Cfg::kThreads, Cfg::kMinBlocks)
+__global__ void KILN_LAUNCH_BOUNDS(Cfg::kThreads, Cfg::kMinBlocks)
     conv2d_backward_filter_implicit_gemm_kernel(float* __restrict__ dw,
                                                 float* __restrict__ partials,
                                                 const float* __restrict__ dy,
@@ -393,7 +393,7 @@ __global__ void __launch_bounds__(Cfg::kThreads, Cfg::kMinBlocks)
 // consecutive threads take consecutive channel quads, so a warp writes contiguous y.
 constexpr int kDirectTileH = 8, kDirectTileW = 16, kDirectThreads = 256;
 template <int kCin>
-__global__ void __launch_bounds__(kDirectThreads)
+__global__ void KILN_LAUNCH_BOUNDS(kDirectThreads)
     conv2d_forward_small_cin_kernel(float* __restrict__ y, const float* __restrict__ x,
                                     const float* __restrict__ w, const float* __restrict__ b,
                                     ConvDims d, int patch_h, int patch_w, bool vec_store) {

@@ -33,7 +33,7 @@ __device__ __forceinline__ float keep_scale(uint32_t word, float p, float scale)
 // out[i] = in[i]·(kept ? scale : 0); forward (in = x) and backward (in = dy) are the same map.
 // kVec: out and in 16-byte aligned.
 template <bool kVec>
-__global__ void __launch_bounds__(kBlock)
+__global__ void KILN_LAUNCH_BOUNDS(kBlock)
     dropout_kernel(float* out, const float* in, int64_t n, float p, float scale, uint64_t seed,
                    uint64_t offset) {
   const int64_t groups = (n + 3) / 4;

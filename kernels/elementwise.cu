@@ -45,7 +45,7 @@ __device__ __forceinline__ int64_t grid_threads() {
 
 // x[i] = value. kVec: x is 16-byte aligned.
 template <bool kVec>
-__global__ void __launch_bounds__(kBlock)
+__global__ void KILN_LAUNCH_BOUNDS(kBlock)
     fill_kernel(float* __restrict__ x, int64_t n, float value) {
   int64_t i = global_thread();
   const int64_t stride = grid_threads();
@@ -60,7 +60,7 @@ __global__ void __launch_bounds__(kBlock)
 
 // dst[i] = src[i]; the ranges do not overlap. kVec: both 16-byte aligned.
 template <bool kVec>
-__global__ void __launch_bounds__(kBlock)
+__global__ void KILN_LAUNCH_BOUNDS(kBlock)
     copy_kernel(float* __restrict__ dst, const float* __restrict__ src, int64_t n) {
   int64_t i = global_thread();
   const int64_t stride = grid_threads();
@@ -75,7 +75,7 @@ __global__ void __launch_bounds__(kBlock)
 
 // x[i] *= alpha. kVec: x 16-byte aligned.
 template <bool kVec>
-__global__ void __launch_bounds__(kBlock)
+__global__ void KILN_LAUNCH_BOUNDS(kBlock)
     scale_kernel(float* __restrict__ x, int64_t n, float alpha) {
   int64_t i = global_thread();
   const int64_t stride = grid_threads();
@@ -99,7 +99,7 @@ __global__ void __launch_bounds__(kBlock)
 // covers blockDim.y whole rows of the tile), and each thread's channel group never changes, so its
 // bias is loaded once.
 template <int kV>
-__global__ void __launch_bounds__(kBlock)
+__global__ void KILN_LAUNCH_BOUNDS(kBlock)
     bias_add_kernel(float* __restrict__ y, const float* __restrict__ b, int64_t m, int c) {
   using VecT = std::conditional_t<kV == 4, float4, float>;
   const int cv = c / kV;                                  // channel groups per row
@@ -126,7 +126,7 @@ __global__ void __launch_bounds__(kBlock)
 
 // Stage 1 of the L2 norm: partials[blockIdx.x] = Σ x² over this block's grid-stride share.
 template <bool kVec>
-__global__ void __launch_bounds__(kBlock)
+__global__ void KILN_LAUNCH_BOUNDS(kBlock)
     l2_norm_partial_kernel(float* __restrict__ partials, const float* __restrict__ x, int64_t n) {
   using BlockReduce = cub::BlockReduce<float, kBlock>;
   KILN_SHARED(typename BlockReduce::TempStorage, temp, [1]);
@@ -151,7 +151,7 @@ __global__ void __launch_bounds__(kBlock)
 }
 
 // Stage 2: out[0] = sqrt(Σ partials), summed by one block in a fixed order.
-__global__ void __launch_bounds__(kBlock)
+__global__ void KILN_LAUNCH_BOUNDS(kBlock)
     l2_norm_finalize_kernel(float* __restrict__ out, const float* __restrict__ partials,
                             int count) {
   using BlockReduce = cub::BlockReduce<float, kBlock>;

@@ -36,8 +36,9 @@ struct Config {
   static constexpr int BM = kBM, BN = kBN, BK = 8, TM = 8, TN = 8;
   static constexpr int kThreadsN = BN / TN;
   static constexpr int kThreads = (BM / TM) * (BN / TN);
-  // __launch_bounds__ minimum blocks per SM: 2 for 256-thread blocks caps them at 128 registers
-  // (16 warps per SM); 64-thread blocks keep their full register budget.
+  // KILN_LAUNCH_BOUNDS minimum blocks per SM (__launch_bounds__'s second argument): 2 for
+  // 256-thread blocks caps them at 128 registers (16 warps per SM); 64-thread blocks keep their
+  // full register budget.
   static constexpr int kMinBlocks = kThreads >= 256 ? 2 : 1;
   static constexpr int kLdA = BM + 4, kLdB = BN + 4;  // padded shared rows (floats)
 };

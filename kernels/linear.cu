@@ -33,7 +33,7 @@ using tile::RowsLoader;
 // Split z covers k in [z·tiles_per_split·BK, ...): with one split (partials == nullptr) the block
 // stores y; with several it stores its partial to partials[z][N][OUT] for split_sum_store.
 template <class Cfg, bool kVec>
-__global__ void __launch_bounds__(Cfg::kThreads, Cfg::kMinBlocks)
+__global__ void KILN_LAUNCH_BOUNDS(Cfg::kThreads, Cfg::kMinBlocks)
     linear_forward_kernel(float* __restrict__ y, float* __restrict__ partials,
                           const float* __restrict__ x, const float* __restrict__ w,
                           const float* __restrict__ b, LinearShape s, int tiles_per_split,
@@ -47,7 +47,7 @@ __global__ void __launch_bounds__(Cfg::kThreads, Cfg::kMinBlocks)
 // dx[m][n] = Σ_k dy[m][k]·w[k][n]. kVec: OUT % 4 == 0, IN % 4 == 0, dy and w 16-byte aligned.
 // Splits as in linear_forward_kernel (partials [z][N][IN]).
 template <class Cfg, bool kVec>
-__global__ void __launch_bounds__(Cfg::kThreads, Cfg::kMinBlocks)
+__global__ void KILN_LAUNCH_BOUNDS(Cfg::kThreads, Cfg::kMinBlocks)
     linear_backward_data_kernel(float* __restrict__ dx, float* __restrict__ partials,
                                 const float* __restrict__ dy, const float* __restrict__ w,
                                 LinearShape s, int tiles_per_split, bool vec_store) {
@@ -61,7 +61,7 @@ __global__ void __launch_bounds__(Cfg::kThreads, Cfg::kMinBlocks)
 // several it writes its partial to partials[z][OUT][IN] for split_sum_accumulate.
 // kVec: OUT % 4 == 0, IN % 4 == 0, dy and x 16-byte aligned.
 template <class Cfg, bool kVec>
-__global__ void __launch_bounds__(Cfg::kThreads, Cfg::kMinBlocks)
+__global__ void KILN_LAUNCH_BOUNDS(Cfg::kThreads, Cfg::kMinBlocks)
     linear_backward_weight_kernel(float* __restrict__ dw, float* __restrict__ partials,
                                   const float* __restrict__ dy, const float* __restrict__ x,
                                   LinearShape s, int tiles_per_split, bool vec_store) {
@@ -76,7 +76,7 @@ __global__ void __launch_bounds__(Cfg::kThreads, Cfg::kMinBlocks)
 // blockIdx.y, thread row lane threadIdx.y takes every 8th row; the 8 lanes are then added in lane
 // order. With one split the result is added to dst[c]; otherwise stored to dst[split][cols].
 constexpr int kColSumCols = 32, kColSumLanes = 8;
-__global__ void __launch_bounds__(kColSumCols* kColSumLanes)
+__global__ void KILN_LAUNCH_BOUNDS(kColSumCols* kColSumLanes)
     column_sum_kernel(float* __restrict__ dst, const float* __restrict__ src, int rows, int cols,
                       int rows_per_split, bool accumulate) {
   KILN_SHARED(float, lanes, [kColSumLanes][kColSumCols + 1]);
@@ -102,7 +102,7 @@ __global__ void __launch_bounds__(kColSumCols* kColSumLanes)
 
 // sum = Σ_s partials[s·count + i] (s in order); accumulate: dst[i] += sum, else
 // dst[i] = sum + bias[i % cols] (bias nullable).
-__global__ void __launch_bounds__(256)
+__global__ void KILN_LAUNCH_BOUNDS(256)
     split_sum_kernel(float* __restrict__ dst, const float* __restrict__ partials, int splits,
                      int64_t count, const float* __restrict__ bias, int cols, bool accumulate) {
   const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;

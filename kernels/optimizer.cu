@@ -60,7 +60,7 @@ __device__ __forceinline__ void adam_element(float& p, float& m, float& v, float
 
 // kVec: every pointer 16-byte aligned. kMomentum: buf is used (momentum != 0).
 template <bool kVec, bool kMomentum>
-__global__ void __launch_bounds__(kBlock)
+__global__ void KILN_LAUNCH_BOUNDS(kBlock)
     sgd_update_kernel(float* __restrict__ param, float* __restrict__ buf,
                       const float* __restrict__ grad, int64_t n, SgdCoef c) {
   int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
@@ -94,7 +94,7 @@ __global__ void __launch_bounds__(kBlock)
 
 // kVec: every pointer 16-byte aligned.
 template <bool kVec>
-__global__ void __launch_bounds__(kBlock)
+__global__ void KILN_LAUNCH_BOUNDS(kBlock)
     adam_update_kernel(float* __restrict__ param, float* __restrict__ m, float* __restrict__ v,
                        const float* __restrict__ grad, int64_t n, AdamCoef c) {
   int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;

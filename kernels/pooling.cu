@@ -63,7 +63,7 @@ __device__ __forceinline__ int clamp_low(int v) {
 
 // One output element (kV channels) per grid-stride step.
 template <int kV>
-__global__ void __launch_bounds__(kBlock)
+__global__ void KILN_LAUNCH_BOUNDS(kBlock)
     maxpool2d_forward_kernel(float* __restrict__ y, uint8_t* __restrict__ argmax,
                              const float* __restrict__ x, PoolDims d) {
   const int total = d.n * d.oh * d.ow * d.cv;
@@ -115,7 +115,7 @@ __global__ void __launch_bounds__(kBlock)
 
 // One input element (kV channels) per grid-stride step; see the file comment.
 template <int kV>
-__global__ void __launch_bounds__(kBlock)
+__global__ void KILN_LAUNCH_BOUNDS(kBlock)
     maxpool2d_backward_kernel(float* __restrict__ dx, const float* __restrict__ dy,
                               const uint8_t* __restrict__ argmax, PoolDims d) {
   const int total = d.n * d.h * d.w * d.cv;

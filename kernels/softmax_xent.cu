@@ -24,7 +24,7 @@ namespace {
 
 constexpr int kBlock = 256;
 
-__global__ void __launch_bounds__(kBlock)
+__global__ void KILN_LAUNCH_BOUNDS(kBlock)
     softmax_cross_entropy_kernel(float* __restrict__ loss, float* __restrict__ dlogits,
                                  int32_t* __restrict__ correct, const float* __restrict__ logits,
                                  const int32_t* __restrict__ labels, int n, int k) {

@@ -15,8 +15,8 @@ FFMA. (The tile engine's k-loop — 8 rank-1 updates of an 8×8 register tile, 5
 small index-walk loops inside the loaders, which it contains.) Figures are printed per kernel.
 
 Exit status: 0 all pass, 1 a check failed, 77 cuobjdump is not available (CTest reports SKIPPED).
-cuobjdump and the nvdisasm it runs come with the CUDA toolkit or from PyPI:
-    pip install nvidia-cuda-cuobjdump nvidia-cuda-nvdisasm
+cuobjdump and the nvdisasm it runs come with the CUDA toolkit or from PyPI, which
+cmake/deps.sh installs into the repository's own virtual environment, .venv/.
 """
 
 import argparse
@@ -42,8 +42,12 @@ INSTR = re.compile(r"/\*([0-9a-f]{4,})\*/\s+(@!?U?P\w+\s+)?([A-Z0-9_.]+)([^;]*);
 FUNC = re.compile(r"Function\s*:\s*(\S+)")
 
 
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
 def find_tool(name, explicit=None):
-    """The tool's path: explicit, PATH, the CUDA toolkit, or a pip-installed nvidia/cu*/bin."""
+    """The tool's path: explicit, PATH, the CUDA toolkit, the repository's .venv/ (where
+    cmake/deps.sh installs it from PyPI), or this Python's own nvidia/cu*/bin."""
     if explicit:
         return explicit if os.path.isfile(explicit) else None
     found = shutil.which(name)
@@ -54,11 +58,11 @@ def find_tool(name, explicit=None):
         cand = os.path.join(root, "bin", name)
         if root and os.path.isfile(cand):
             return cand
-    for path in sys.path:
-        for cand in glob.glob(os.path.join(path, "nvidia", "cu*", "bin", name)):
-            return cand
-        for cand in glob.glob(os.path.join(path, "nvidia", "cuda_*", "bin", name)):
-            return cand
+    site_dirs = glob.glob(os.path.join(REPO, ".venv", "lib", "python3*", "site-packages")) + sys.path
+    for path in site_dirs:
+        for pattern in ("cu*", "cuda_*"):
+            for cand in sorted(glob.glob(os.path.join(path, "nvidia", pattern, "bin", name))):
+                return cand
     return None
 
 
@@ -122,15 +126,16 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("binaries", nargs="+", help="libkiln.so or nvcc-built objects")
     ap.add_argument("--cuobjdump", default=None, help="path of cuobjdump (default: search)")
+    ap.add_argument("--nvdisasm", default=None, help="path of nvdisasm (default: search)")
     ap.add_argument("--arch", default="sm_90")
     args = ap.parse_args()
 
     cuobjdump = find_tool("cuobjdump", args.cuobjdump)
-    nvdisasm = find_tool("nvdisasm")
+    nvdisasm = find_tool("nvdisasm", args.nvdisasm)
     if cuobjdump is None or nvdisasm is None:
         print("sass_check: SKIPPED: cuobjdump and nvdisasm are needed (not found on PATH, in "
-              "/usr/local/cuda/bin or in Python's nvidia/cu*/bin). Install them with\n"
-              "    pip install nvidia-cuda-cuobjdump nvidia-cuda-nvdisasm", file=sys.stderr)
+              "/usr/local/cuda/bin, in the repository's .venv/ or in Python's nvidia/cu*/bin). "
+              "Install them with\n    bash cmake/deps.sh", file=sys.stderr)
         return SKIP
     env = dict(os.environ)
     env["PATH"] = os.pathsep.join([os.path.dirname(nvdisasm), env.get("PATH", "")])

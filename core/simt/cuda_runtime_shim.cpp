@@ -25,6 +25,7 @@
 
 #include "device_queue.h"
 #include "schedule.h"
+#include "simt.h"
 
 namespace sd = kiln::simt::detail;
 
@@ -156,6 +157,12 @@ cudaError_t copy_checks(void* dst, const void* src, size_t count, cudaMemcpyKind
 }
 
 }  // namespace
+
+namespace kiln::simt::detail {
+void record_error(cudaError_t error) {
+  record(error);
+}
+}  // namespace kiln::simt::detail
 
 extern "C" {
 
@@ -412,8 +419,8 @@ cudaError_t cudaMemGetInfo(size_t* free, size_t* total) {
   return cudaSuccess;
 }
 
-cudaError_t cudaFuncSetAttribute(const void*, cudaFuncAttribute, int) {
-  return cudaSuccess;
+cudaError_t cudaFuncSetAttribute(const void* func, cudaFuncAttribute attr, int value) {
+  return record(kiln::simt::detail::set_kernel_attribute(func, attr, value));
 }
 
 // A sticky error (a failure of queued work) is returned, and not cleared, by both.
@@ -454,6 +461,10 @@ const char* cudaGetErrorName(cudaError_t error) {
       return "cudaErrorLaunchFailure";
     case cudaErrorNotSupported:
       return "cudaErrorNotSupported";
+    case cudaErrorInvalidDeviceFunction:
+      return "cudaErrorInvalidDeviceFunction";
+    case cudaErrorLaunchOutOfResources:
+      return "cudaErrorLaunchOutOfResources";
     default:
       return "cudaErrorUnknown";
   }
@@ -484,6 +495,10 @@ const char* cudaGetErrorString(cudaError_t error) {
       return "unspecified launch failure";
     case cudaErrorNotSupported:
       return "operation not supported";
+    case cudaErrorInvalidDeviceFunction:
+      return "invalid device function";
+    case cudaErrorLaunchOutOfResources:
+      return "too many resources requested for launch";
     default:
       return "unknown error";
   }

@@ -111,9 +111,6 @@ namespace detail {
 
 namespace {
 
-// Limits of the emulated device (an sm_90 part).
-constexpr std::uint32_t kMaxThreadsPerBlock = 1024;
-constexpr std::size_t kMaxSharedPerBlock = 227 * 1024;
 #if defined(KILN_SIMT_ASAN)
 constexpr std::size_t kStackBytes = 256 * 1024;  // ASan's redzones grow every frame
 constexpr std::size_t kRedzone = 64;             // between shared variables, poisoned
@@ -929,16 +926,9 @@ void async_wait(int pending_groups) {
 
 void run_kernel(const LaunchSpec& spec, void (*invoke)(void*), void* packed,
                 void (*destroy)(void*)) {
+  // The grid, block and shared memory were checked by simt::launch (core/simt/launch_limits.cpp).
   std::shared_ptr<void> params(packed, destroy);
   const dim3 g = spec.grid, b = spec.block;
-  KILN_CHECK(g.x >= 1 && g.y >= 1 && g.z >= 1 && g.y <= 65535 && g.z <= 65535,
-             "SIMT emulator: invalid grid ", g.x, "x", g.y, "x", g.z);
-  KILN_CHECK(b.x >= 1 && b.y >= 1 && b.z >= 1 && b.x <= 1024 && b.y <= 1024 && b.z <= 64 &&
-                 std::uint64_t{b.x} * b.y * b.z <= kMaxThreadsPerBlock,
-             "SIMT emulator: invalid block ", b.x, "x", b.y, "x", b.z,
-             " (at most 1024 threads, z at most 64)");
-  KILN_CHECK(spec.shared_bytes <= kMaxSharedPerBlock, "SIMT emulator: ", spec.shared_bytes,
-             " bytes of dynamic shared memory exceed the device's ", kMaxSharedPerBlock);
   KILN_CHECK(
       Executor::running() == nullptr,
       "SIMT emulator: a kernel launched another kernel (dynamic parallelism is not emulated)");

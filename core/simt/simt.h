@@ -37,12 +37,22 @@
 #include <type_traits>
 #include <utility>
 
+#include "device_limits.h"
 #include "schedule.h"
 
 // ---- CUDA keywords -------------------------------------------------------------------------
 // cuda_runtime.h already makes __global__, __device__, __host__, __constant__ empty under g++.
 #undef __launch_bounds__
-#define __launch_bounds__(...)
+#define __launch_bounds__(...) \
+  _Pragma("GCC error \"a bare __launch_bounds__: use KILN_LAUNCH_BOUNDS (core/device_code.h)\"")
+// KILN_LAUNCH_BOUNDS(max_threads[, min_blocks]) under the emulator: the compiler itself records
+// the bound in the kernel's code, as max_threads / 32 one-byte NOPs at its entry
+// (patchable_function_entry, which GCC honours on template instantiations too, unlike a section),
+// and the launch reads them back (launch_bound_of in core/simt/launch_limits.cpp). Nothing else GCC
+// compiles starts with a NOP. max_threads must be a multiple of 32 in 32..1024 (a compile error
+// otherwise).
+#define KILN_SIMT_LAUNCH_BOUNDS(...) \
+  __attribute__((patchable_function_entry(::kiln::simt::detail::launch_bound_nops(__VA_ARGS__), 0)))
 #undef __shared__
 #define __shared__                                                                             \
   _Pragma(                                                                                     \
@@ -60,6 +70,13 @@ inline constexpr int warpSize = 32;
 namespace kiln::simt {
 
 namespace detail {
+
+// The NOP count that encodes a launch bound (KILN_SIMT_LAUNCH_BOUNDS above).
+consteval int launch_bound_nops(int max_threads, int min_blocks = 1) {
+  if (max_threads < 32 || max_threads > 1024 || max_threads % 32 != 0 || min_blocks < 1)
+    throw "KILN_LAUNCH_BOUNDS: max_threads must be a multiple of 32 in 32..1024, min_blocks >= 1";
+  return max_threads / 32;
+}
 
 enum class SyncKind : std::uint8_t { kBarrier, kCount, kAnd, kOr };
 
@@ -115,6 +132,16 @@ struct LaunchSpec {
 void run_kernel(const LaunchSpec& spec, void (*invoke)(void*), void* packed,
                 void (*destroy)(void*));
 
+// Checks a launch of `kernel` against the device's limits and the kernel's attributes, as a GPU
+// does before it starts a grid (core/simt/launch_limits.cpp). On a violation it records the CUDA
+// error a GPU returns (cudaGetLastError() gives it) and a message naming the kernel (`signature`:
+// its parameter types) and the limit (last_launch_error()), and returns false.
+bool launch_allowed(const void* kernel, const char* signature, const LaunchSpec& spec);
+// cudaFuncSetAttribute's work: the kernel's attribute table entry (launch_limits.cpp).
+cudaError_t set_kernel_attribute(const void* kernel, cudaFuncAttribute attribute, int value);
+// Makes `error` the thread's last CUDA error, as a failing runtime call does (cuda_runtime_shim.cpp).
+void record_error(cudaError_t error);
+
 template <typename T>
 inline std::uint64_t to_bits(T v) {
   static_assert(std::is_trivially_copyable_v<T> && sizeof(T) <= 8,
@@ -141,29 +168,46 @@ inline void syncwarp_at(const char* file, int line, unsigned mask = 0xffffffffu)
 
 }  // namespace detail
 
+// The message of the last launch this thread could not start, as launch_allowed() wrote it.
+const char* last_launch_error();
+
 // Queues `kernel` over `grid` x `block` on `stream` (in the synchronous stream mode it has run when
 // this returns). The arguments are copied once, by value, into the kernel's parameter types, as
-// CUDA copies them into parameter memory, and live until the grid has run.
+// CUDA copies them into parameter memory, and live until the grid has run. A launch beyond the
+// device's or the kernel's limits does not start: it returns false with the CUDA error recorded,
+// as `kernel<<<...>>>` does on a GPU.
 template <typename... KArgs, typename... Args>
-void launch(dim3 grid, dim3 block, std::size_t shared_bytes, cudaStream_t stream,
+bool launch(dim3 grid, dim3 block, std::size_t shared_bytes, cudaStream_t stream,
             void (*kernel)(KArgs...), Args&&... args) {
   static_assert(sizeof...(KArgs) == sizeof...(Args), "wrong number of kernel arguments");
   struct Packed {
     void (*fn)(KArgs...);
     std::tuple<std::decay_t<KArgs>...> params;
   };
+  const detail::LaunchSpec spec{grid, block, shared_bytes, stream};
+  if (!detail::launch_allowed(reinterpret_cast<const void*>(kernel), __PRETTY_FUNCTION__, spec))
+    return false;
   auto* packed =
       new Packed{kernel, std::tuple<std::decay_t<KArgs>...>(std::forward<Args>(args)...)};
   detail::run_kernel(
-      detail::LaunchSpec{grid, block, shared_bytes, stream},
+      spec,
       [](void* p) {
         auto* k = static_cast<Packed*>(p);
         std::apply(k->fn, k->params);
       },
       packed, [](void* p) { delete static_cast<Packed*>(p); });
+  return true;
 }
 
 }  // namespace kiln::simt
+
+// ---- runtime API taking a kernel ---------------------------------------------------------------
+// cuda_runtime.h declares its templated forms (taking the kernel itself, not a const void*) only
+// for nvcc; the emulator supplies the one Kiln uses, so the same launcher compiles both ways.
+template <typename T>
+inline cudaError_t cudaFuncSetAttribute(T* kernel, cudaFuncAttribute attr, int value) {
+  return ::cudaFuncSetAttribute(reinterpret_cast<const void*>(kernel), attr, value);
+}
 
 // ---- shared memory -----------------------------------------------------------------------------
 // KILN_SHARED(float, tile, [32][33]) declares `float (&tile)[32][33]`; KILN_SHARED(float, s, )

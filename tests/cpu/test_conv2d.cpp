@@ -1,16 +1,13 @@
 // tests/cpu/test_conv2d.cpp — conv2d: the output-shape formula and hand-computed answers, the
 // finite-difference gradient check of the double oracle (x, w, b), the float paths (fast: im2col +
 // sgemm; plain loops in float) against the oracle on awkward shapes, and the gradient semantics
-// (dx overwritten, dw/db accumulated) proven with sentinels.
+// (dx overwritten, dw/db accumulated) proven with sentinels. Bit-for-bit repetition for any number of
+// threads: tests/cpu/test_determinism.cpp.
 #include <catch2/catch.hpp>
 
 #include <cmath>
 #include <limits>
 #include <vector>
-
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
 #include "core/error.h"
 #include "kernels/conv2d.h"
@@ -299,37 +296,4 @@ TEST_CASE("conv2d gradient semantics: dx overwritten, dw and db accumulate", "[c
       expect_close("dw after two calls", values(dwt), twice, 1e-5 * max_abs(twice), 1e-5);
     }
   }
-}
-
-// docs/design.md §3: reductions are deterministic. The fast path's backward-filter deals the batch
-// to a fixed number of partial sums, so its bits do not depend on the number of threads either.
-TEST_CASE("conv2d fast path repeats bit for bit, for any number of threads", "[cpu]") {
-  const Case c = {13, 12, 10, 8, 16, 3, 3, 1, 1, 1, 1, true};
-  const Conv2dShape s = shape_of(c);
-  const Sizes n = sizes(s);
-  const std::vector<float> x = random_vector<float>(n.x, 301), w = random_vector<float>(n.w, 302);
-  const std::vector<float> b = random_vector<float>(c.c_out, 303),
-                           dy = random_vector<float>(n.y, 304);
-  auto run = [&] {
-    std::vector<float> y(n.y), dx(n.x), dw(n.w, 0.f), db(c.c_out, 0.f);
-    kiln::cpu::fast::conv2d_forward(y.data(), x.data(), w.data(), b.data(), s);
-    kiln::cpu::fast::conv2d_backward_data(dx.data(), dy.data(), w.data(), s);
-    kiln::cpu::fast::conv2d_backward_filter(dw.data(), db.data(), dy.data(), x.data(), s);
-    std::vector<float> all = y;
-    all.insert(all.end(), dx.begin(), dx.end());
-    all.insert(all.end(), dw.begin(), dw.end());
-    all.insert(all.end(), db.begin(), db.end());
-    return all;
-  };
-  const std::vector<float> first = run();
-  CHECK(run() == first);
-#ifdef _OPENMP
-  const int threads = omp_get_max_threads();
-  for (int t : {1, 2, 3}) {
-    INFO(t << " threads");
-    omp_set_num_threads(t);
-    CHECK(run() == first);
-  }
-  omp_set_num_threads(threads);
-#endif
 }

@@ -12,7 +12,7 @@ namespace {
 constexpr int kSumThreads = 256;
 
 // Shared-memory tree down to 64 partial sums, then one warp folds them with shuffles.
-__global__ void __launch_bounds__(kSumThreads)
+__global__ void KILN_LAUNCH_BOUNDS(kSumThreads)
     block_sum_kernel(float* __restrict__ out, const float* __restrict__ x, int n) {
   KILN_SHARED(float, partial, [kSumThreads]);
   const int t = static_cast<int>(threadIdx.x);

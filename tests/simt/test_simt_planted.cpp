@@ -2,7 +2,8 @@
 // docs/design.md §1 names: a missing __syncthreads makes the orders disagree; a return before a
 // barrier, barriers at different lines and a warp operation whose lanes cannot all arrive are
 // errors naming file:line and the thread ids; memory nothing wrote reads as NaN; a missing cp.async
-// wait shows. (The out-of-bounds write is simt_asan_oob_*, run in the sanitizer build.)
+// wait shows; more than 48 KiB of dynamic shared memory without the kernel's attribute is refused,
+// as a GPU refuses it. (The out-of-bounds write is simt_asan_oob_*, run in the sanitizer build.)
 #include <catch2/catch.hpp>
 
 #include <cmath>
@@ -12,6 +13,7 @@
 
 #include "core/error.h"
 #include "tests/simt/device_buffer.h"
+#include "tests/simt/simt_only_kernels.h"
 #include "tests/simt/simt_test_kernels.h"
 #include "tests/support/every_order.h"
 
@@ -121,4 +123,30 @@ TEST_CASE("planted: a missing cp.async wait shows in the results", "[simt]") {
     CHECK(wrong);
     if (tiles == 1) CHECK(std::isnan(r[0]));
   }
+}
+
+TEST_CASE("planted: dynamic shared memory over 48 KiB without the attribute is refused", "[simt]") {
+  constexpr int n = 16384;  // 64 KiB of floats staged in dynamic shared memory
+  std::vector<float> x(n);
+  for (int i = 0; i < n; ++i) x[i] = float(i % 7);
+  double expected = 0;
+  for (float v : x) expected += v;
+  DeviceBuffer<float> dx(n), out(1);
+  dx.upload(x);
+  kt::reset_staged_sum_attribute();
+  try {
+    kt::staged_sum(out.get(), dx.get(), n, /*opt_in=*/false);
+    FAIL("the launch was not refused");
+  } catch (const kiln::Error& e) {
+    const std::string m = e.what();
+    INFO(m);
+    CHECK(m.find("cudaErrorInvalidValue") != std::string::npos);
+    CHECK(m.find("65536 bytes of dynamic shared memory") != std::string::npos);
+    CHECK(m.find("cudaFuncAttributeMaxDynamicSharedMemorySize") != std::string::npos);
+  }
+  CHECK(std::isnan(out.download()[0]));  // nothing ran
+  // The correct launcher opts in first, and the same launch runs.
+  kt::staged_sum(out.get(), dx.get(), n, /*opt_in=*/true);
+  CHECK(out.download()[0] == float(expected));
+  kt::reset_staged_sum_attribute();
 }

@@ -195,3 +195,125 @@ TEST_CASE("every_order helpers compare bitwise and name the order", "[simt]") {
   CHECK(calls == 3);
   CHECK(kiln::test::first_difference(scalar) != "");
 }
+
+// A launch beyond the device's limits fails as on a GPU: the CUDA error is recorded and kiln::launch
+// throws it, with a message that names the kernel and the limit.
+TEST_CASE("launch limits: grid and block dimensions beyond the device's are refused", "[simt]") {
+  struct Case {
+    dim3 grid, block;
+    const char* what;
+  };
+  const Case bad[] = {
+      {dim3(0), dim3(32), "grid 0x1x1"},
+      {dim3(1, 0), dim3(32), "grid 1x0x1"},
+      {dim3(1, 65536), dim3(32), "grid 1x65536x1"},
+      {dim3(1, 1, 65536), dim3(32), "grid 1x1x65536"},
+      {dim3(1), dim3(0), "block 0x1x1"},
+      {dim3(1), dim3(1025), "block 1025x1x1"},
+      {dim3(1), dim3(1, 1025), "block 1x1025x1"},
+      {dim3(1), dim3(1, 1, 65), "block 1x1x65"},
+      {dim3(1), dim3(64, 32), "block 64x32x1"},  // each dimension allowed, 2048 threads are not
+  };
+  for (const Case& c : bad) {
+    INFO(c.what);
+    try {
+      kt::empty(c.grid, c.block, 0);
+      FAIL("launched");
+    } catch (const kiln::Error& e) {
+      const std::string m = e.what();
+      CHECK(m.find("cudaErrorInvalidConfiguration") != std::string::npos);
+      CHECK(m.find(c.what) != std::string::npos);
+      CHECK(m.find("outside the device's limits") != std::string::npos);
+    }
+    CHECK(cudaGetLastError() == cudaSuccess);  // kiln::launch consumed the error
+  }
+  // The edges themselves are allowed (grid x may pass 65535; its limit, 2^31 − 1, is too many
+  // blocks to run here).
+  for (const Case& c : {Case{dim3(70000), dim3(1), ""}, Case{dim3(1, 65535), dim3(1), ""},
+                        Case{dim3(1, 1, 65535), dim3(1), ""}, Case{dim3(1), dim3(1024), ""},
+                        Case{dim3(1), dim3(1, 1024), ""}, Case{dim3(1), dim3(1, 1, 64), ""},
+                        Case{dim3(1), dim3(32, 32), ""}})
+    CHECK_NOTHROW(kt::empty(c.grid, c.block, 0));
+}
+
+TEST_CASE("launch limits: more than 48 KiB of dynamic shared memory needs the kernel's attribute",
+          "[simt]") {
+  auto message = [](size_t bytes) -> std::string {
+    try {
+      kt::empty(dim3(1), dim3(32), bytes);
+    } catch (const kiln::Error& e) {
+      return e.what();
+    }
+    return "";
+  };
+  const void* k = kt::empty_kernel_address();
+  CHECK(message(48 * 1024).empty());  // the default limit itself
+  const std::string m = message(48 * 1024 + 1);
+  CHECK(m.find("cudaErrorInvalidValue") != std::string::npos);
+  CHECK(m.find("49153 bytes of dynamic shared memory") != std::string::npos);
+  CHECK(m.find("exceed its limit of 49152 (the default)") != std::string::npos);
+  CHECK(m.find("cudaFuncAttributeMaxDynamicSharedMemorySize") != std::string::npos);
+  CHECK(cudaGetLastError() == cudaSuccess);
+  // The attribute raises the limit for this kernel, up to the device's 227 KiB and no further.
+  REQUIRE(cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, 100 * 1024) ==
+          cudaSuccess);
+  CHECK(message(100 * 1024).empty());
+  CHECK(message(100 * 1024 + 16).find("exceed its limit of 102400;") != std::string::npos);
+  CHECK(cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, 227 * 1024) ==
+        cudaSuccess);
+  CHECK(message(227 * 1024).empty());
+  CHECK(cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, 227 * 1024 + 1) ==
+        cudaErrorInvalidValue);
+  CHECK(cudaGetLastError() == cudaErrorInvalidValue);
+  CHECK(cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, -1) ==
+        cudaErrorInvalidValue);
+  CHECK(cudaFuncSetAttribute(nullptr, cudaFuncAttributeMaxDynamicSharedMemorySize, 1024) ==
+        cudaErrorInvalidDeviceFunction);
+  (void)cudaGetLastError();
+  CHECK(message(227 * 1024).empty());  // a refused attribute left the last good one in force
+  REQUIRE(cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, 48 * 1024) ==
+          cudaSuccess);
+  CHECK(!message(48 * 1024 + 1).empty());
+}
+
+// Static shared memory is known only once the block declares it: the sum is checked then.
+TEST_CASE("launch limits: static + dynamic shared memory is held to 227 KiB", "[simt]") {
+  CHECK_NOTHROW(kt::static_plus_dynamic(27 * 1024));
+  try {
+    kt::static_plus_dynamic(27 * 1024 + 16);
+    FAIL("ran");
+  } catch (const kiln::Error& e) {
+    CHECK(std::string(e.what()).find(
+              "more than 232448 bytes of shared memory (static + dynamic)") != std::string::npos);
+  }
+}
+
+TEST_CASE("launch limits: a block larger than the kernel's KILN_LAUNCH_BOUNDS is refused",
+          "[simt]") {
+  auto message = [](void (*run)(dim3), dim3 block) -> std::string {
+    try {
+      run(block);
+    } catch (const kiln::Error& e) {
+      return e.what();
+    }
+    return "";
+  };
+  CHECK(message(kt::bounded_128, dim3(128)).empty());
+  CHECK(message(kt::bounded_128, dim3(32, 4)).empty());
+  CHECK(message(kt::bounded_128, dim3(1)).empty());
+  for (dim3 block : {dim3(129), dim3(160), dim3(16, 9), dim3(1024)}) {
+    const std::string m = message(kt::bounded_128, block);
+    INFO(m);
+    CHECK(m.find("cudaErrorLaunchOutOfResources") != std::string::npos);
+    CHECK(m.find("exceeds the kernel's launch bounds (128 threads, KILN_LAUNCH_BOUNDS)") !=
+          std::string::npos);
+  }
+  // A bound that is a template parameter is read per instantiation.
+  CHECK(message(kt::bounded_template_256, dim3(256)).empty());
+  const std::string m = message(kt::bounded_template_256, dim3(288));
+  CHECK(m.find("block 288x1x1 (288 threads)") != std::string::npos);
+  CHECK(m.find("launch bounds (256 threads") != std::string::npos);
+  // A kernel without launch bounds takes any block the device allows.
+  CHECK_NOTHROW(kt::empty(dim3(1), dim3(1024), 0));
+  CHECK(cudaGetLastError() == cudaSuccess);
+}

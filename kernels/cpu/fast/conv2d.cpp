@@ -8,14 +8,17 @@
 //   backward-filter  dw [C_out][K] += dyᵀ · cols,  db += column sums of dy
 // A 1×1 kernel with stride 1 and no padding needs no im2col: cols is x itself.
 //
-// Threads (OpenMP; gemm.h explains why OpenBLAS runs single-threaded): the batch is cut into groups
-// of G samples, G chosen so a group's GEMM has at least a few hundred rows while its columns stay
-// small enough for the cache. Each thread takes whole groups: im2col into its own buffer, then one
-// sgemm on that thread — the columns are used while they are still in cache. With fewer groups than
-// threads (a batch of one), the groups run in turn and sgemm splits each GEMM across the threads.
-// Backward-filter is a sum over the batch: groups are dealt to a fixed number of slots (contiguous
-// runs of groups), each slot accumulates its own partial dw/db, and the partials are added to dw/db
-// in slot order — the same bits for any number of threads.
+// Blocks and threads (OpenMP; gemm.h explains why OpenBLAS runs single-threaded): the batch is
+// cut into groups of G samples, G chosen from the shape alone so a group's GEMM has at least a few
+// hundred rows while its columns stay small enough for the cache, and the number of groups rounded
+// up to a multiple of kBalance (when the batch allows) so 2, 4 or 8 threads get equal shares. Each
+// thread takes whole groups: im2col into its own buffer, then one sgemm on that thread — the
+// columns are used while they are still in cache. With fewer groups than threads (a batch of one),
+// the groups run in turn and sgemm shares each GEMM's blocks among the threads. Backward-filter is
+// a sum over the batch: groups are dealt to kBalance slots (contiguous runs of groups), each slot
+// accumulates its own partial dw/db, and the partials are added to dw/db in slot order.
+// Nothing in the plan depends on the number of threads, only who runs which group or block, so
+// every thread count makes the same BLAS calls and the same sums: the same bits.
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
@@ -33,8 +36,10 @@ namespace {
 
 constexpr int64_t kGroupRows = 512;        // aim for at least this many GEMM rows per group
 constexpr int64_t kGroupFloats = 1 << 20;  // and at most 4 MiB of columns per group
-constexpr int kFilterSlots = 8;            // partial sums of backward-filter (thread-independent)
+constexpr int kBalance = 8;  // groups come in multiples of it; backward-filter's partial sums
 
+// Only for scheduling (groups in parallel, or in turn with sgemm's blocks in parallel): the work
+// done, and so the result, is the same either way.
 #ifdef _OPENMP
 int max_threads() {
   return omp_get_max_threads();
@@ -62,9 +67,8 @@ struct Plan {
   bool direct = false;  // 1×1, stride 1, no padding: x is its own column matrix
 };
 
-// `balance`: the number of groups is rounded up to a multiple of it (when the batch allows), so
-// that many workers get equal shares.
-Plan make_plan(const Conv2dShape& s, int balance) {
+// From the shape alone, never the thread count: the GEMMs' sizes (and so their rounding) follow.
+Plan make_plan(const Conv2dShape& s) {
   Plan plan;
   plan.p = static_cast<int64_t>(s.out_h()) * s.out_w();
   plan.k = static_cast<int64_t>(s.kh) * s.kw * s.c_in;
@@ -75,7 +79,7 @@ Plan make_plan(const Conv2dShape& s, int balance) {
   const int64_t by_cache = std::max<int64_t>(1, kGroupFloats / (plan.p * plan.k));
   int64_t group = std::clamp<int64_t>(std::min(by_rows, by_cache), 1, s.n);
   const int64_t groups = (s.n + group - 1) / group;
-  const int64_t balanced = std::min<int64_t>(s.n, (groups + balance - 1) / balance * balance);
+  const int64_t balanced = std::min<int64_t>(s.n, (groups + kBalance - 1) / kBalance * kBalance);
   group = (s.n + balanced - 1) / balanced;
   plan.group = static_cast<int>(group);
   plan.groups = static_cast<int>((s.n + group - 1) / group);
@@ -149,7 +153,7 @@ const float* group_columns(const float* x, int n0, int count, const Plan& plan,
 
 void conv2d_forward(float* y, const float* x, const float* w, const float* b,
                     const Conv2dShape& s) {
-  const Plan plan = make_plan(s, max_threads());
+  const Plan plan = make_plan(s);
 #pragma omp parallel for schedule(static) if (plan.groups >= max_threads())
   for (int g = 0; g < plan.groups; ++g) {
     const int n0 = g * plan.group, count = std::min(plan.group, s.n - n0);
@@ -183,7 +187,7 @@ void conv2d_backward_data(float* dx, const float* dy, const float* w, const Conv
     conv2d_forward(dx, dy, flipped.data(), nullptr, t);
     return;
   }
-  const Plan plan = make_plan(s, max_threads());
+  const Plan plan = make_plan(s);
 #pragma omp parallel for schedule(static) if (plan.groups >= max_threads())
   for (int g = 0; g < plan.groups; ++g) {
     const int n0 = g * plan.group, count = std::min(plan.group, s.n - n0);
@@ -203,9 +207,8 @@ void conv2d_backward_data(float* dx, const float* dy, const float* w, const Conv
 
 void conv2d_backward_filter(float* dw, float* db, const float* dy, const float* x,
                             const Conv2dShape& s) {
-  const Plan plan =
-      make_plan(s, kFilterSlots);  // not the thread count: the sums must not depend on it
-  const int slots = std::min(kFilterSlots, plan.groups);
+  const Plan plan = make_plan(s);
+  const int slots = std::min(kBalance, plan.groups);
   const int64_t dw_size = s.c_out * plan.k;
   // Partial dw [slots][C_out][K] and db [slots][C_out], in the calling thread's storage.
   thread_local std::vector<float> dw_partial;
