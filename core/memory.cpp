@@ -201,7 +201,7 @@ size_t workspace_bytes(Stream stream) {
   WorkspaceAreas& w = workspace_areas();
   std::lock_guard<std::mutex> lock(w.mutex);
   auto it = w.areas.find(stream);
-  return it == w.areas.end() ? 0 : it->second->bytes();
+  return it == w.areas.end() || !it->second ? 0 : it->second->bytes();
 }
 
 void release_workspace(Stream stream) {

@@ -51,7 +51,8 @@ void stream_synchronize(Stream stream = current_stream());
 
 // An owned CUDA stream: created by the constructor (a blocking stream, so it is ordered with work on
 // the legacy stream as CUDA defines; non-blocking when asked), destroyed — after its queued work
-// has finished and its workspace is freed — by the destructor. Move-only. Needs a CUDA device.
+// has finished and its workspace is freed — by the destructor. Move-only. Needs a CUDA device. Do
+// not destroy a stream that is still some thread's current stream (end its StreamGuard first).
 class CudaStream {
  public:
   explicit CudaStream(bool non_blocking = false);
