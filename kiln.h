@@ -5,6 +5,7 @@
 #include "core/error.h"
 #include "core/memory.h"
 #include "core/philox.h"
+#include "core/stream.h"
 #include "core/tensor.h"
 #include "kernels/activation.h"
 #include "kernels/batchnorm.h"

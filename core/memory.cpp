@@ -1,12 +1,14 @@
 // core/memory.cpp — allocation, copies and device queries (see memory.h).
 #include "core/memory.h"
 
+#include <algorithm>
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <mutex>
 #include <new>
+#include <unordered_map>
 
 #include "core/error.h"
 
@@ -136,7 +138,8 @@ Buffer::~Buffer() {
 #endif
 }
 
-void copy_bytes(void* dst, Device dst_device, const void* src, Device src_device, size_t bytes) {
+void copy_bytes(void* dst, Device dst_device, const void* src, Device src_device, size_t bytes,
+                Stream stream) {
   if (bytes == 0) return;
   if (dst_device == Device::cpu && src_device == Device::cpu) {
     std::memcpy(dst, src, bytes);
@@ -147,7 +150,11 @@ void copy_bytes(void* dst, Device dst_device, const void* src, Device src_device
   cudaMemcpyKind kind = dst_device == Device::cpu   ? cudaMemcpyDeviceToHost
                         : src_device == Device::cpu ? cudaMemcpyHostToDevice
                                                     : cudaMemcpyDeviceToDevice;
-  KILN_CUDA_CHECK(cudaMemcpy(dst, src, bytes, kind));
+  KILN_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, kind, stream));
+  // A copy that touches (pageable) host memory may still be running when cudaMemcpyAsync returns.
+  if (kind != cudaMemcpyDeviceToDevice) KILN_CUDA_CHECK(cudaStreamSynchronize(stream));
+#else
+  (void)stream;
 #endif
 }
 
@@ -162,16 +169,59 @@ AllocationStats allocation_stats() {
           g_device_peak.load()};
 }
 
-void* scratch(size_t bytes, Device device) {
-  static std::mutex mutex;
-  static std::unique_ptr<Buffer> areas[2];
-  std::lock_guard<std::mutex> lock(mutex);
-  auto& area = areas[device == Device::cpu ? 0 : 1];
+namespace {
+// The workspace areas, one per stream that has asked for one.
+struct WorkspaceAreas {
+  std::mutex mutex;
+  std::unordered_map<Stream, std::unique_ptr<Buffer>> areas;
+};
+WorkspaceAreas& workspace_areas() {
+  static WorkspaceAreas w;
+  return w;
+}
+}  // namespace
+
+void* workspace(size_t bytes, Stream stream) {
+  require_cuda();
+  constexpr size_t kGranule = 256;
+  bytes = (std::max<size_t>(bytes, 1) + kGranule - 1) / kGranule * kGranule;
+  WorkspaceAreas& w = workspace_areas();
+  std::lock_guard<std::mutex> lock(w.mutex);
+  std::unique_ptr<Buffer>& area = w.areas[stream];
   if (!area || area->bytes() < bytes) {
+    // Kernels queued earlier on this stream may still read or write the old area.
+    if (area) stream_synchronize(stream);
     area.reset();
-    area = std::make_unique<Buffer>(bytes, device);
+    area = std::make_unique<Buffer>(bytes, Device::cuda);
   }
   return area->data();
+}
+
+size_t workspace_bytes(Stream stream) {
+  WorkspaceAreas& w = workspace_areas();
+  std::lock_guard<std::mutex> lock(w.mutex);
+  auto it = w.areas.find(stream);
+  return it == w.areas.end() || !it->second ? 0 : it->second->bytes();
+}
+
+void release_workspace(Stream stream) {
+  WorkspaceAreas& w = workspace_areas();
+  std::unique_ptr<Buffer> area;
+  {
+    std::lock_guard<std::mutex> lock(w.mutex);
+    auto it = w.areas.find(stream);
+    if (it == w.areas.end()) return;
+    area = std::move(it->second);
+    w.areas.erase(it);
+  }
+  stream_synchronize(stream);
+}
+
+void reset_workspace() {
+  WorkspaceAreas& w = workspace_areas();
+  std::lock_guard<std::mutex> lock(w.mutex);
+  for (auto& [stream, area] : w.areas) stream_synchronize(stream);
+  w.areas.clear();
 }
 
 }  // namespace kiln

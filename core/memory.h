@@ -9,6 +9,8 @@
 #include <cstdint>
 #include <string>
 
+#include "core/stream.h"
+
 namespace kiln {
 
 enum class Device { cpu, cuda };
@@ -41,9 +43,18 @@ class Buffer {
 
 void* allocate(size_t bytes, Device device);
 void deallocate(void* ptr, Device device);
-// Copies `bytes` between any two devices (synchronous).
-void copy_bytes(void* dst, Device dst_device, const void* src, Device src_device, size_t bytes);
-// Waits for all queued device work (no-op without CUDA).
+// Copies `bytes` between any two devices, ordered on `stream` (after the work queued on it so far):
+//  - host → host: std::memcpy, at once;
+//  - device → device: cudaMemcpyAsync on `stream`; returns at once, the copy runs in stream order
+//    (later work on `stream` sees it; another stream or the host must synchronise first);
+//  - host → device and device → host: cudaMemcpyAsync on `stream`, then the stream is synchronised,
+//    so the call returns when the copy has finished: the host buffer may be reused (host → device)
+//    or read (device → host) at once. CUDA does not promise either for pageable host memory after
+//    cudaMemcpyAsync alone, and every host buffer Kiln copies is pageable.
+void copy_bytes(void* dst, Device dst_device, const void* src, Device src_device, size_t bytes,
+                Stream stream = current_stream());
+// Waits for all queued device work on every stream (no-op without CUDA). To wait for one stream,
+// kiln::stream_synchronize (core/stream.h).
 void device_synchronize();
 
 struct AllocationStats {
@@ -52,9 +63,33 @@ struct AllocationStats {
 };
 AllocationStats allocation_stats();
 
-// A grow-only scratch area per device for kernels that need temporary space (split-K partials,
-// im2col columns). Returns at least `bytes`; reallocates only when a larger size is requested, so a
-// steady-state step allocates nothing. Not thread-safe; one user at a time.
-void* scratch(size_t bytes, Device device);
+// Per-stream workspace: the temporary device memory of CUDA ops (split-K partials, reduction
+// partials, the L2 norm's result). Each stream has one grow-only area of its own; it is not
+// stream-ordered allocation (cudaMallocAsync), because a step captured into a CUDA graph must find
+// the same addresses every time it is replayed.
+//
+// The contract, for every op that needs temporary memory:
+//  - one request per op: the op computes the bytes of everything it needs, calls workspace() once
+//    and carves the pieces from the one pointer. A second request could grow the area, freeing the
+//    memory the first returned, and two requests that fit return the same memory (aliases);
+//  - the pointer stays valid, and the memory is the op's alone, until the next request on the same
+//    stream: the op's kernels, queued on `stream`, run in order, so the next op's kernels on that
+//    stream start only after these have finished with it. Work on another stream must not use it;
+//  - one host thread queues work on a stream at a time (the area has no owner besides the stream).
+// Growing: when `bytes` is more than the area holds, the stream is synchronised (work queued on it
+// may still be reading the old area), the old area freed and a larger one allocated. So the first
+// step of a training loop allocates and every later step of the same shapes allocates nothing; a
+// captured graph must be captured after a step outside capture has sized the areas (allocating and
+// synchronising are not allowed while a stream is captured).
+// Returns at least `bytes` (at least 1), 256-byte aligned. Needs a CUDA device.
+void* workspace(size_t bytes, Stream stream);
+// The size of `stream`'s area in bytes (0 when it has none yet).
+size_t workspace_bytes(Stream stream);
+// Frees `stream`'s area after synchronising the stream (CudaStream's destructor calls this; call it
+// before destroying a stream you created with cudaStreamCreate yourself).
+void release_workspace(Stream stream);
+// Frees every stream's area (synchronising each stream first). For tests that check an op's first
+// run, which must grow the area from nothing.
+void reset_workspace();
 
 }  // namespace kiln

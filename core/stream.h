@@ -1,10 +1,71 @@
-// core/stream.h — the CUDA stream type without including the CUDA runtime headers.
-// Identical to cudaStream_t (`typedef struct CUstream_st* cudaStream_t`), so kernels/*.h can declare
-// kiln::cuda:: functions in builds without the CUDA toolkit.
+// core/stream.h — CUDA streams in Kiln: the stream type, the thread's current stream, and an owned
+// stream.
+//
+// `Stream` is identical to cudaStream_t (`typedef struct CUstream_st* cudaStream_t`), so kernels/*.h
+// can declare kiln::cuda:: functions in builds without the CUDA toolkit; nullptr is CUDA's legacy
+// default stream.
+//
+// The current stream: every call of the functional API (kernels/*.h on Tensors), every Tensor copy
+// and kiln::copy_bytes queue their device work on kiln::current_stream() unless given a stream. It
+// is per host thread and starts as the legacy stream, so code that never sets it behaves as plain
+// CUDA code without streams does. To run a whole step on a stream of its own:
+//
+//     kiln::CudaStream stream;                 // cudaStreamCreate, destroyed at scope exit
+//     {
+//       kiln::StreamGuard on(stream.get());    // current_stream() == stream.get() in this scope
+//       net.forward(x, mode); ...              // every op queued on `stream`
+//     }                                        // the previous current stream is back
+//
+// Work on one stream runs in the order it was queued; work on different streams is unordered unless
+// the caller orders it (events, or a stream synchronisation). Each stream has its own workspace
+// (kiln::workspace in core/memory.h), so two streams never share temporary memory.
 #pragma once
 
 struct CUstream_st;
 
 namespace kiln {
+
 using Stream = CUstream_st*;
+
+// The calling thread's current stream (the legacy default stream, nullptr, until set).
+Stream current_stream();
+// Makes `stream` the calling thread's current stream. Prefer StreamGuard, which restores the
+// previous one.
+void set_current_stream(Stream stream);
+
+// Sets the current stream for a scope and restores the previous one when the scope ends.
+class StreamGuard {
+ public:
+  explicit StreamGuard(Stream stream) : previous_(current_stream()) { set_current_stream(stream); }
+  ~StreamGuard() { set_current_stream(previous_); }
+  StreamGuard(const StreamGuard&) = delete;
+  StreamGuard& operator=(const StreamGuard&) = delete;
+
+ private:
+  Stream previous_;
+};
+
+// Blocks the host until everything queued on `stream` so far has finished (cudaStreamSynchronize;
+// no-op without CUDA). Rethrows a kernel's error as a kiln::Error.
+void stream_synchronize(Stream stream = current_stream());
+
+// An owned CUDA stream: created by the constructor (a blocking stream, so it is ordered with work on
+// the legacy stream as CUDA defines; non-blocking when asked), destroyed — after its queued work
+// has finished and its workspace is freed — by the destructor. Move-only. Needs a CUDA device. Do
+// not destroy a stream that is still some thread's current stream (end its StreamGuard first).
+class CudaStream {
+ public:
+  explicit CudaStream(bool non_blocking = false);
+  ~CudaStream();
+  CudaStream(CudaStream&& other) noexcept : stream_(other.stream_) { other.stream_ = nullptr; }
+  CudaStream& operator=(CudaStream&& other) noexcept;
+  CudaStream(const CudaStream&) = delete;
+  CudaStream& operator=(const CudaStream&) = delete;
+  Stream get() const { return stream_; }
+
+ private:
+  void destroy() noexcept;
+  Stream stream_ = nullptr;
+};
+
 }  // namespace kiln

@@ -4,6 +4,11 @@
 // A Tensor owns or views one buffer on one device. It is move-only: copies are explicit (`clone()`,
 // `to(device)`). `view(shape)` and `slice(offset, shape)` share the buffer (the storage stays alive
 // while any view does). Shapes print as "[2, 48, 48, 1] f32 cpu" in error messages.
+//
+// Every copy of a CUDA tensor (`to`, `clone`, `copy_from`, `fill`, `from_vector`, `to_vector`) is
+// kiln::copy_bytes on the calling thread's current stream (core/stream.h): it runs after the work
+// queued there so far, and one that involves host memory returns only when it has finished, so a
+// host vector read from a device tensor holds the values of every op queued on that stream before.
 #pragma once
 
 #include <cstddef>

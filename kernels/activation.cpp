@@ -1,7 +1,7 @@
 // kernels/activation.cpp — functional API of LeakyReLU (docs/design.md §3): check shapes, dtypes
 // and devices, throwing a message that names the op and every tensor's shape; then dispatch:
 // CPU f64 and f32 → kiln::cpu:: plain loops (OpenMP inside), CUDA f32 → kiln::cuda:: on the
-// default stream. In place (y and x the same tensor) is allowed.
+// current stream (core/stream.h). In place (y and x the same tensor) is allowed.
 #include "kernels/activation.h"
 
 #include <cmath>
@@ -20,7 +20,7 @@ void leaky_relu_forward(Tensor& y, const Tensor& x, double slope) {
              " is not finite");
   if (device == Device::cuda) {
 #if KILN_WITH_CUDA
-    cuda::leaky_relu_forward(y.data<float>(), x.data<float>(), x.numel(), slope, nullptr);
+    cuda::leaky_relu_forward(y.data<float>(), x.data<float>(), x.numel(), slope, current_stream());
 #else
     detail::check_cuda_built(op);
 #endif
@@ -41,7 +41,7 @@ void leaky_relu_backward(Tensor& dx, const Tensor& dy, const Tensor& x, double s
   if (device == Device::cuda) {
 #if KILN_WITH_CUDA
     cuda::leaky_relu_backward(dx.data<float>(), dy.data<float>(), x.data<float>(), x.numel(), slope,
-                              nullptr);
+                              current_stream());
 #else
     detail::check_cuda_built(op);
 #endif

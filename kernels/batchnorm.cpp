@@ -1,6 +1,6 @@
 // kernels/batchnorm.cpp — functional API of batch normalisation (docs/design.md §3): check shapes,
 // dtypes and devices, throwing a message that names the op and every tensor's shape; then dispatch:
-// CPU f64 and f32 → kiln::cpu:: plain loops (OpenMP inside), CUDA f32 → kiln::cuda:: on the default
+// CPU f64 and f32 → kiln::cpu:: plain loops (OpenMP inside), CUDA f32 → kiln::cuda:: on the current
 // stream. x is any rank ≥ 2 with channels last, seen as [M][C]; every per-channel tensor has
 // C elements.
 #include "kernels/batchnorm.h"
@@ -68,7 +68,7 @@ void batchnorm_forward_train(Tensor& y, Tensor& save_mean, Tensor& save_invstd,
     cuda::batchnorm_forward_train(y.data<float>(), save_mean.data<float>(),
                                   save_invstd.data<float>(), running_mean.data<float>(),
                                   running_var.data<float>(), x.data<float>(), gamma.data<float>(),
-                                  beta.data<float>(), s, eps, momentum, nullptr);
+                                  beta.data<float>(), s, eps, momentum, current_stream());
 #else
     detail::check_cuda_built(op);
 #endif
@@ -100,7 +100,7 @@ void batchnorm_forward_eval(Tensor& y, const Tensor& x, const Tensor& gamma, con
 #if KILN_WITH_CUDA
     cuda::batchnorm_forward_eval(y.data<float>(), x.data<float>(), gamma.data<float>(),
                                  beta.data<float>(), running_mean.data<float>(),
-                                 running_var.data<float>(), s, eps, nullptr);
+                                 running_var.data<float>(), s, eps, current_stream());
 #else
     detail::check_cuda_built(op);
 #endif
@@ -131,7 +131,8 @@ void batchnorm_backward(Tensor& dx, Tensor& dgamma, Tensor& dbeta, const Tensor&
 #if KILN_WITH_CUDA
     cuda::batchnorm_backward(dx.data<float>(), dgamma.data<float>(), dbeta.data<float>(),
                              dy.data<float>(), x.data<float>(), gamma.data<float>(),
-                             save_mean.data<float>(), save_invstd.data<float>(), s, nullptr);
+                             save_mean.data<float>(), save_invstd.data<float>(), s,
+                             current_stream());
 #else
     detail::check_cuda_built(op);
 #endif
@@ -157,7 +158,7 @@ void batchnorm_backward_eval(Tensor& dx, const Tensor& dy, const Tensor& gamma,
   if (device == Device::cuda) {
 #if KILN_WITH_CUDA
     cuda::batchnorm_backward_eval(dx.data<float>(), dy.data<float>(), gamma.data<float>(),
-                                  running_var.data<float>(), s, eps, nullptr);
+                                  running_var.data<float>(), s, eps, current_stream());
 #else
     detail::check_cuda_built(op);
 #endif

@@ -395,10 +395,11 @@ void check_shape(const char* op, const BatchNormShape& s) {
   KILN_CHECK(static_cast<int64_t>(s.c) <= 65535LL * kFinX, op, ": too many channels (", s.c, ")");
 }
 
-// Workspace: the partials [gy][2][C], then two per-channel vectors [2][C].
-float* workspace(const Tiles& t, int c) {
+// The op's one workspace request (core/memory.h): the partials [gy][2][C], then two per-channel
+// vectors [2][C].
+float* workspace(const Tiles& t, int c, Stream stream) {
   const size_t floats = (static_cast<size_t>(t.grid.y) * 2 + 2) * static_cast<size_t>(c);
-  return static_cast<float*>(scratch(floats * sizeof(float), Device::cuda));
+  return static_cast<float*>(kiln::workspace(floats * sizeof(float), stream));
 }
 
 dim3 finalize_grid(int c) {
@@ -420,7 +421,7 @@ void batchnorm_forward_train(float* y, float* save_mean, float* save_invstd, flo
   KILN_CHECK(eps > 0.0, op, ": eps must be positive");
   const bool vec_stats = s.c % 4 == 0 && aligned16(x);
   const Tiles stats = make_tiles(s.m, s.c, vec_stats, kPartialRowsPerThread, kPartialMaxBlocks);
-  float* partial = workspace(stats, s.c);
+  float* partial = workspace(stats, s.c, stream);
   const int slices = static_cast<int>(stats.grid.y);
   const LaunchConfig pcfg{stats.grid, stats.block, 0, stream};
   if (stats.v == 4) {
@@ -477,7 +478,7 @@ void batchnorm_backward(float* dx, float* dgamma, float* dbeta, const float* dy,
              ": null pointer");
   const bool vec_red = s.c % 4 == 0 && aligned16(dy) && aligned16(x) && aligned16(save_mean);
   const Tiles red = make_tiles(s.m, s.c, vec_red, kPartialRowsPerThread, kPartialMaxBlocks);
-  float* partial = workspace(red, s.c);
+  float* partial = workspace(red, s.c, stream);
   float* coef = partial + static_cast<size_t>(red.grid.y) * 2 * s.c;
   const int slices = static_cast<int>(red.grid.y);
   const LaunchConfig pcfg{red.grid, red.block, 0, stream};
@@ -488,7 +489,7 @@ void batchnorm_backward(float* dx, float* dgamma, float* dbeta, const float* dy,
   }
   launch({finalize_grid(s.c), dim3(kFinX, kFinY), 0, stream}, batchnorm_backward_finalize_kernel,
          dgamma, dbeta, coef, static_cast<const float*>(partial), save_invstd, slices, s.m, s.c);
-  // coef sits after the partials: 16-byte aligned when C % 4 == 0 (the scratch area is).
+  // coef sits after the partials: 16-byte aligned when C % 4 == 0 (the workspace is).
   const bool vec = s.c % 4 == 0 && aligned16(dx) && aligned16(dy) && aligned16(x) &&
                    aligned16(gamma) && aligned16(save_mean) && aligned16(save_invstd) &&
                    aligned16(coef);

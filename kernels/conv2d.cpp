@@ -1,7 +1,7 @@
 // kernels/conv2d.cpp — functional API of conv2d (docs/design.md §3): check shapes, dtypes and
 // devices, throwing a message that names the op and every tensor's shape; then dispatch by device
 // and dtype: CPU f64 → kiln::cpu:: plain loops (the oracle), CPU f32 → kiln::cpu::fast:: (im2col +
-// sgemm), CUDA f32 → kiln::cuda:: on the default stream.
+// sgemm), CUDA f32 → kiln::cuda:: on the current stream.
 #include "kernels/conv2d.h"
 
 #include <string>
@@ -69,7 +69,7 @@ void conv2d_forward(Tensor& y, const Tensor& x, const Tensor& w, const Tensor* b
   if (device == Device::cuda) {
 #if KILN_WITH_CUDA
     cuda::conv2d_forward(y.data<float>(), x.data<float>(), w.data<float>(),
-                         b ? b->data<float>() : nullptr, s, nullptr);
+                         b ? b->data<float>() : nullptr, s, current_stream());
 #else
     detail::check_cuda_built(op);
 #endif
@@ -90,7 +90,8 @@ void conv2d_backward_data(Tensor& dx, const Tensor& dy, const Tensor& w, const C
   KILN_CHECK(dy.shape() == out_shape(s), call, ": dy must have shape ", out_shape(s).str());
   if (device == Device::cuda) {
 #if KILN_WITH_CUDA
-    cuda::conv2d_backward_data(dx.data<float>(), dy.data<float>(), w.data<float>(), s, nullptr);
+    cuda::conv2d_backward_data(dx.data<float>(), dy.data<float>(), w.data<float>(), s,
+                               current_stream());
 #else
     detail::check_cuda_built(op);
 #endif
@@ -114,7 +115,7 @@ void conv2d_backward_filter(Tensor& dw, Tensor* db, const Tensor& dy, const Tens
   if (device == Device::cuda) {
 #if KILN_WITH_CUDA
     cuda::conv2d_backward_filter(dw.data<float>(), db ? db->data<float>() : nullptr,
-                                 dy.data<float>(), x.data<float>(), s, nullptr);
+                                 dy.data<float>(), x.data<float>(), s, current_stream());
 #else
     detail::check_cuda_built(op);
 #endif

@@ -525,7 +525,7 @@ void conv2d_forward(float* y, const float* x, const float* w, const float* b, co
   const tile::Plan plan = tile::plan_gemm(M, d.co, int64_t{d.kh} * d.kw * d.ci,
                                           tile::kMinTilesOverwrite, tile::use_large_tiles(M, d.co));
   const int splits = plan.split.splits;
-  float* partials = splits > 1 ? tile::workspace(int64_t{splits} * M * d.co) : nullptr;
+  float* partials = splits > 1 ? tile::workspace(int64_t{splits} * M * d.co, stream) : nullptr;
   dispatch(plan.large, vec, is_3x3_s1_p1(s), [&]<class Cfg, bool kVec, bool kFast>() {
     const dim3 grid(ceil_div(M, Cfg::BM), ceil_div(d.co, Cfg::BN), splits);
     launch({grid, dim3(Cfg::kThreads), 0, stream},
@@ -544,7 +544,7 @@ void conv2d_backward_data(float* dx, const float* dy, const float* w, const Conv
   const tile::Plan plan = tile::plan_gemm(M, d.ci, int64_t{d.kh} * d.kw * d.co,
                                           tile::kMinTilesOverwrite, tile::use_large_tiles(M, d.ci));
   const int splits = plan.split.splits;
-  float* partials = splits > 1 ? tile::workspace(int64_t{splits} * M * d.ci) : nullptr;
+  float* partials = splits > 1 ? tile::workspace(int64_t{splits} * M * d.ci, stream) : nullptr;
   dispatch(plan.large, vec, is_3x3_s1_p1(s), [&]<class Cfg, bool kVec, bool kFast>() {
     const dim3 grid(ceil_div(M, Cfg::BM), ceil_div(d.ci, Cfg::BN), splits);
     launch({grid, dim3(Cfg::kThreads), 0, stream},
@@ -564,10 +564,10 @@ void conv2d_backward_filter(float* dw, float* db, const float* dy, const float* 
   // Split-K supplies the parallelism, so 128×128 tiles whenever both extents fill them.
   const tile::Plan plan = tile::plan_gemm(M, N, K, tile::kMinTilesAccumulate, M >= 128 && N >= 128);
   const int splits = plan.split.splits;
-  // One scratch request for both reductions: [split partials of dw | column-sum partials of db].
+  // One workspace request for both reductions: [split partials of dw | column-sum partials of db].
   const int64_t dw_floats = splits > 1 ? int64_t{splits} * M * N : 0;
   const int64_t db_floats = db != nullptr ? detail::column_sum_workspace_floats(K, M) : 0;
-  float* work = tile::workspace(dw_floats + db_floats);
+  float* work = tile::workspace(dw_floats + db_floats, stream);
   float* partials = dw_floats > 0 ? work : nullptr;
   dispatch(plan.large, vec, is_3x3_s1_p1(s), [&]<class Cfg, bool kVec, bool kFast>() {
     const dim3 grid(ceil_div(M, Cfg::BM), ceil_div(N, Cfg::BN), splits);

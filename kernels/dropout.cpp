@@ -23,7 +23,8 @@ void dropout_forward(Tensor& y, const Tensor& x, float p, uint64_t seed, uint64_
   const Device device = detail::check_float_same(op, {{"y", &y}, {"x", &x}});
   if (device == Device::cuda) {
 #if KILN_WITH_CUDA
-    cuda::dropout_forward(y.data<float>(), x.data<float>(), x.numel(), p, seed, offset, nullptr);
+    cuda::dropout_forward(y.data<float>(), x.data<float>(), x.numel(), p, seed, offset,
+                          current_stream());
 #else
     detail::check_cuda_built(op);
 #endif
@@ -43,7 +44,7 @@ void dropout_backward(Tensor& dx, const Tensor& dy, float p, uint64_t seed, uint
   if (device == Device::cuda) {
 #if KILN_WITH_CUDA
     cuda::dropout_backward(dx.data<float>(), dy.data<float>(), dy.numel(), p, seed, offset,
-                           nullptr);
+                           current_stream());
 #else
     detail::check_cuda_built(op);
 #endif

@@ -14,7 +14,7 @@ void scale(Tensor& x, double alpha) {
   const Device device = detail::check_float_same(op, {{"x", &x}});
   if (device == Device::cuda) {
 #if KILN_WITH_CUDA
-    cuda::scale(x.data<float>(), x.numel(), static_cast<float>(alpha), nullptr);
+    cuda::scale(x.data<float>(), x.numel(), static_cast<float>(alpha), current_stream());
 #else
     detail::check_cuda_built(op);
 #endif
@@ -38,7 +38,7 @@ void bias_add(Tensor& y, const Tensor& b) {
   const int64_t m = y.numel() / c;
   if (device == Device::cuda) {
 #if KILN_WITH_CUDA
-    cuda::bias_add(y.data<float>(), b.data<float>(), m, static_cast<int>(c), nullptr);
+    cuda::bias_add(y.data<float>(), b.data<float>(), m, static_cast<int>(c), current_stream());
 #else
     detail::check_cuda_built(op);
 #endif
@@ -54,12 +54,16 @@ double l2_norm(const Tensor& x) {
   const Device device = detail::check_float_same(op, {{"x", &x}});
   if (device == Device::cuda) {
 #if KILN_WITH_CUDA
-    // The result goes through the device scratch area: clipping calls this every step, and a
-    // steady-state step allocates no device memory. copy_bytes waits for the kernel.
-    auto* out = static_cast<float*>(scratch(sizeof(float), Device::cuda));
-    cuda::l2_norm(out, x.data<float>(), x.numel(), nullptr);
+    // The result lives in the stream's workspace too (clipping calls this every step, and a
+    // steady-state step allocates no device memory): one request, [result | partials].
+    const Stream stream = current_stream();
+    const int64_t partials = cuda::l2_norm_workspace_floats(x.numel());
+    auto* work =
+        static_cast<float*>(workspace(static_cast<size_t>(1 + partials) * sizeof(float), stream));
+    cuda::l2_norm(work, x.data<float>(), x.numel(), work + 1, stream);
+    // A device → host copy returns once the value has arrived (it synchronises the stream).
     float host = 0;
-    copy_bytes(&host, Device::cpu, out, Device::cuda, sizeof(float));
+    copy_bytes(&host, Device::cpu, work, Device::cuda, sizeof(float), stream);
     return host;
 #else
     detail::check_cuda_built(op);

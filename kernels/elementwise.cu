@@ -223,15 +223,28 @@ void bias_add(float* y, const float* b, int64_t m, int c, Stream stream) {
   }
 }
 
-void l2_norm(float* out, const float* x, int64_t n, Stream stream) {
-  KILN_CHECK(n >= 0, "cuda::l2_norm: negative size ", n);
-  KILN_CHECK(out != nullptr && (n == 0 || x != nullptr), "cuda::l2_norm: null pointer");
-  // The grid depends on n only, so the summation order (and the result) is the same on every run.
+namespace {
+// The grid depends on n only, so the summation order (and the result) is the same on every run.
+unsigned l2_norm_blocks(int64_t n) {
   int64_t blocks = (n + kBlock * 16 - 1) / (kBlock * 16);  // >= 16 elements per thread
   if (blocks < 1) blocks = 1;
   if (blocks > kNormMaxBlocks) blocks = kNormMaxBlocks;
-  const unsigned grid = static_cast<unsigned>(blocks);
-  float* partials = static_cast<float*>(scratch(sizeof(float) * grid, Device::cuda));
+  return static_cast<unsigned>(blocks);
+}
+}  // namespace
+
+int64_t l2_norm_workspace_floats(int64_t n) {
+  return l2_norm_blocks(n);
+}
+
+void l2_norm(float* out, const float* x, int64_t n, float* workspace, Stream stream) {
+  KILN_CHECK(n >= 0, "cuda::l2_norm: negative size ", n);
+  KILN_CHECK(out != nullptr && workspace != nullptr && (n == 0 || x != nullptr),
+             "cuda::l2_norm: null pointer");
+  const unsigned grid = l2_norm_blocks(n);
+  float* partials = workspace;  // [grid]
+  KILN_CHECK(out + 1 <= partials || partials + grid <= out,
+             "cuda::l2_norm: the workspace overlaps the result");
   if (aligned16(x)) {
     launch({grid, kBlock, 0, stream}, l2_norm_partial_kernel<true>, partials, x, n);
   } else {

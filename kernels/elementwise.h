@@ -27,7 +27,11 @@ void fill(float* x, int64_t n, float value, Stream stream);
 void copy(float* dst, const float* src, int64_t n, Stream stream);
 void scale(float* x, int64_t n, float alpha, Stream stream);
 void bias_add(float* y, const float* b, int64_t m, int c, Stream stream);
-void l2_norm(float* out, const float* x, int64_t n, Stream stream);
+// Floats of workspace cuda::l2_norm needs for n elements (its per-block partial sums).
+int64_t l2_norm_workspace_floats(int64_t n);
+// out[0] = sqrt(Σ x²) on the device. `workspace` holds l2_norm_workspace_floats(n) floats and
+// overlaps neither out nor x; the caller takes it from its one workspace request.
+void l2_norm(float* out, const float* x, int64_t n, float* workspace, Stream stream);
 }  // namespace cuda
 
 // Functional API.

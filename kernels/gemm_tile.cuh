@@ -357,10 +357,11 @@ inline Plan plan_gemm(int64_t m, int64_t n, int64_t k, int min_tiles, bool large
   return p;
 }
 
-// `floats` floats of the device's scratch area, for split-K partial sums (nullptr for none).
-inline float* workspace(int64_t floats) {
+// `floats` floats of `stream`'s workspace, for split-K partial sums (nullptr for none): the op's one
+// workspace request (core/memory.h).
+inline float* workspace(int64_t floats, Stream stream) {
   return floats > 0 ? static_cast<float*>(
-                          scratch(static_cast<size_t>(floats) * sizeof(float), Device::cuda))
+                          kiln::workspace(static_cast<size_t>(floats) * sizeof(float), stream))
                     : nullptr;
 }
 

@@ -39,7 +39,7 @@ void linear_forward(Tensor& y, const Tensor& x, const Tensor& w, const Tensor* b
   if (device == Device::cuda) {
 #if KILN_WITH_CUDA
     cuda::linear_forward(y.data<float>(), x.data<float>(), w.data<float>(),
-                         b != nullptr ? b->data<float>() : nullptr, s, nullptr);
+                         b != nullptr ? b->data<float>() : nullptr, s, current_stream());
 #else
     detail::check_cuda_built(op);
 #endif
@@ -59,7 +59,8 @@ void linear_backward_data(Tensor& dx, const Tensor& dy, const Tensor& w) {
   const Device device = detail::check_float_same(op, {{"dx", &dx}, {"dy", &dy}, {"w", &w}});
   if (device == Device::cuda) {
 #if KILN_WITH_CUDA
-    cuda::linear_backward_data(dx.data<float>(), dy.data<float>(), w.data<float>(), s, nullptr);
+    cuda::linear_backward_data(dx.data<float>(), dy.data<float>(), w.data<float>(), s,
+                               current_stream());
 #else
     detail::check_cuda_built(op);
 #endif
@@ -80,7 +81,7 @@ void linear_backward_weight(Tensor& dw, Tensor* db, const Tensor& dy, const Tens
   if (device == Device::cuda) {
 #if KILN_WITH_CUDA
     cuda::linear_backward_weight(dw.data<float>(), db != nullptr ? db->data<float>() : nullptr,
-                                 dy.data<float>(), x.data<float>(), s, nullptr);
+                                 dy.data<float>(), x.data<float>(), s, current_stream());
 #else
     detail::check_cuda_built(op);
 #endif

@@ -205,7 +205,7 @@ void linear_forward(float* y, const float* x, const float* w, const float* b, co
   const tile::Plan plan = tile::plan_gemm(s.n, s.out, s.in, tile::kMinTilesOverwrite,
                                           tile::use_large_tiles(s.n, s.out));
   const int splits = plan.split.splits;
-  float* partials = splits > 1 ? tile::workspace(int64_t{splits} * s.n * s.out) : nullptr;
+  float* partials = splits > 1 ? tile::workspace(int64_t{splits} * s.n * s.out, stream) : nullptr;
   dispatch(plan.large, vec, [&]<class Cfg, bool kVec>() {
     const dim3 grid(ceil_div(s.n, Cfg::BM), ceil_div(s.out, Cfg::BN), splits);
     launch({grid, dim3(Cfg::kThreads), 0, stream}, linear_forward_kernel<Cfg, kVec>, y, partials, x,
@@ -223,7 +223,7 @@ void linear_backward_data(float* dx, const float* dy, const float* w, const Line
   const tile::Plan plan =
       tile::plan_gemm(s.n, s.in, s.out, tile::kMinTilesOverwrite, tile::use_large_tiles(s.n, s.in));
   const int splits = plan.split.splits;
-  float* partials = splits > 1 ? tile::workspace(int64_t{splits} * s.n * s.in) : nullptr;
+  float* partials = splits > 1 ? tile::workspace(int64_t{splits} * s.n * s.in, stream) : nullptr;
   dispatch(plan.large, vec, [&]<class Cfg, bool kVec>() {
     const dim3 grid(ceil_div(s.n, Cfg::BM), ceil_div(s.in, Cfg::BN), splits);
     launch({grid, dim3(Cfg::kThreads), 0, stream}, linear_backward_data_kernel<Cfg, kVec>, dx,
@@ -241,10 +241,10 @@ void linear_backward_weight(float* dw, float* db, const float* dy, const float* 
   const tile::Plan plan = tile::plan_gemm(s.out, s.in, s.n, tile::kMinTilesAccumulate,
                                           tile::use_large_tiles(s.out, s.in));
   const int splits = plan.split.splits;
-  // One scratch request for both reductions: [split partials of dw | column-sum partials of db].
+  // One workspace request for both reductions: [split partials of dw | column-sum partials of db].
   const int64_t dw_floats = splits > 1 ? int64_t{splits} * s.out * s.in : 0;
   const int64_t db_floats = db != nullptr ? detail::column_sum_workspace_floats(s.n, s.out) : 0;
-  float* work = tile::workspace(dw_floats + db_floats);
+  float* work = tile::workspace(dw_floats + db_floats, stream);
   float* partials = dw_floats > 0 ? work : nullptr;
   dispatch(plan.large, vec, [&]<class Cfg, bool kVec>() {
     const dim3 grid(ceil_div(s.out, Cfg::BM), ceil_div(s.in, Cfg::BN), splits);

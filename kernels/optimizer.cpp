@@ -40,7 +40,7 @@ void sgd_update(Tensor& param, Tensor* momentum_buf, const Tensor& grad, const S
   if (device == Device::cuda) {
 #if KILN_WITH_CUDA
     cuda::sgd_update(param.data<float>(), buf != nullptr ? momentum_buf->data<float>() : nullptr,
-                     grad.data<float>(), n, p, nullptr);
+                     grad.data<float>(), n, p, current_stream());
 #else
     detail::check_cuda_built(op);
 #endif
@@ -72,7 +72,7 @@ void adam_update(Tensor& param, Tensor& m, Tensor& v, const Tensor& grad, const 
   if (device == Device::cuda) {
 #if KILN_WITH_CUDA
     cuda::adam_update(param.data<float>(), m.data<float>(), v.data<float>(), grad.data<float>(), n,
-                      p, nullptr);
+                      p, current_stream());
 #else
     detail::check_cuda_built(op);
 #endif

@@ -1,7 +1,7 @@
 // kernels/pooling.cpp — functional API of max pooling (docs/design.md §3): check shapes, dtypes and
 // devices, throwing a message that names the op and every tensor's shape; then dispatch:
 // CPU f64 and f32 → kiln::cpu:: plain loops (OpenMP inside), CUDA f32 → kiln::cuda:: on the
-// default stream.
+// current stream (core/stream.h).
 #include "kernels/pooling.h"
 
 #include <string>
@@ -65,7 +65,8 @@ void maxpool2d_forward(Tensor& y, Tensor& argmax, const Tensor& x, const Pool2dP
              ": y and argmax must have shape ", out_shape(s).str());
   if (device == Device::cuda) {
 #if KILN_WITH_CUDA
-    cuda::maxpool2d_forward(y.data<float>(), argmax.data<uint8_t>(), x.data<float>(), s, nullptr);
+    cuda::maxpool2d_forward(y.data<float>(), argmax.data<uint8_t>(), x.data<float>(), s,
+                            current_stream());
 #else
     detail::check_cuda_built(op);
 #endif
@@ -89,7 +90,7 @@ void maxpool2d_backward(Tensor& dx, const Tensor& dy, const Tensor& argmax, cons
   if (device == Device::cuda) {
 #if KILN_WITH_CUDA
     cuda::maxpool2d_backward(dx.data<float>(), dy.data<float>(), argmax.data<uint8_t>(), s,
-                             nullptr);
+                             current_stream());
 #else
     detail::check_cuda_built(op);
 #endif

@@ -36,7 +36,7 @@ void softmax_cross_entropy(Tensor& loss, Tensor* dlogits, Tensor* correct, const
 #if KILN_WITH_CUDA
     cuda::softmax_cross_entropy(loss.data<float>(),
                                 dlogits != nullptr ? dlogits->data<float>() : nullptr, correct_ptr,
-                                logits.data<float>(), labels.data<int32_t>(), s, nullptr);
+                                logits.data<float>(), labels.data<int32_t>(), s, current_stream());
 #else
     detail::check_cuda_built(op);
 #endif

@@ -195,7 +195,7 @@ void fill_tensor(Tensor& t, double value) {
   if (!t.defined()) return;
 #if KILN_WITH_CUDA
   if (t.is_cuda() && t.dtype() == DType::f32) {
-    cuda::fill(t.data<float>(), t.numel(), static_cast<float>(value), nullptr);
+    cuda::fill(t.data<float>(), t.numel(), static_cast<float>(value), current_stream());
     return;
   }
 #endif

@@ -188,7 +188,8 @@ class Layer {
 // Re-creates `t` on `device` / in `dtype` (values converted). Undefined stays undefined.
 void move_tensor(Tensor& t, Device device);
 void convert_tensor(Tensor& t, DType dtype);
-// Sets every element of `t` (any device) to `value` without allocating device memory.
+// Sets every element of `t` (any device) to `value` without allocating device memory; on CUDA, a
+// kernel queued on the current stream (core/stream.h).
 void fill_tensor(Tensor& t, double value);
 
 }  // namespace kiln

@@ -87,7 +87,7 @@ TEST_CASE("colour maps run dark to bright (inferno) and light to dark (blues)", 
   }
 }
 
-TEST_CASE("history.csv is parsed by column name; percentages become fractions", "[cpu]") {
+TEST_CASE("history.csv is parsed by column name, percentages become fractions", "[cpu]") {
   const auto h = parse_history_csv(
       "epoch,val_acc,train_loss,train_acc,val_loss,lr,seconds\n1,55.5,2.0,40,1.5,0.001,3\n"
       "2,,1.0,60,1.2,0.001,3\n");

@@ -20,7 +20,7 @@ TEST_CASE("tensor shape, dtype and printing", "[cpu]") {
   CHECK_THROWS_WITH(t.data<double>(), Catch::Contains("[2, 48, 48, 1] f32 cpu"));
 }
 
-TEST_CASE("tensor views share the buffer; clone copies", "[cpu]") {
+TEST_CASE("tensor views share the buffer, clone copies", "[cpu]") {
   Tensor t = Tensor::from_vector<float>({2, 3}, {1, 2, 3, 4, 5, 6});
   Tensor v = t.view({3, 2});
   v.data<float>()[0] = 10;

@@ -117,8 +117,11 @@ TEST_CASE("cuda::l2_norm is deterministic and matches the oracle", PARITY_TAG) {
       INFO("n=" << n << " misaligned=" << misalign);
       const std::vector<float> x = uniform_floats(n, 15);
       auto runs = run_in_every_order([&] {
-        Guarded dx(x, misalign), out({std::nanf("")}, false);
-        kiln::cuda::l2_norm(out.data(), dx.data(), n, nullptr);
+        const int64_t work = kiln::cuda::l2_norm_workspace_floats(n);
+        Guarded dx(x, misalign), out({std::nanf("")}, false),
+            dw(std::vector<float>(static_cast<size_t>(work), std::nanf("")), false);
+        kiln::cuda::l2_norm(out.data(), dx.data(), n, dw.data(), nullptr);
+        dw.payload();  // CHECKs that the kernels stayed inside their workspace
         return out.payload();
       });
       REQUIRE(first_difference(runs) == "");
@@ -133,7 +136,8 @@ TEST_CASE("cuda::l2_norm is deterministic and matches the oracle", PARITY_TAG) {
 }
 
 TEST_CASE("cuda::l2_norm of nothing is zero", PARITY_TAG) {
-  Guarded out({std::nanf("")}, false);
-  kiln::cuda::l2_norm(out.data(), nullptr, 0, nullptr);
+  Guarded out({std::nanf("")}, false), work({std::nanf("")}, false);
+  REQUIRE(kiln::cuda::l2_norm_workspace_floats(0) == 1);
+  kiln::cuda::l2_norm(out.data(), nullptr, 0, work.data(), nullptr);
   CHECK(out.payload()[0] == 0.f);
 }

@@ -123,7 +123,7 @@ TEST_CASE("cuda::softmax_cross_entropy without dlogits and correct", PARITY_TAG)
   for (int i = 0; i < 35; ++i) CHECK(got[static_cast<size_t>(1 + 33 * 7 + i)] == 7.f);
 }
 
-TEST_CASE("cuda::softmax_cross_entropy: a label outside [0, K) gives a NaN loss", PARITY_TAG) {
+TEST_CASE("cuda::softmax_cross_entropy: a label outside 0..K-1 gives a NaN loss", PARITY_TAG) {
   const XentCase xc{4, 7, 1.f};
   const std::vector<float> logits = uniform_floats(28, 74);
   const std::vector<float> got = run_xent(xc, logits, {0, 7, 2, 3}, true, true);

@@ -105,7 +105,7 @@ TEST_CASE("FER CSV: header variants, CRLF, quotes, blank lines, no Usage column"
   CHECK(a.val.pixels == b.val.pixels);  // same seed, same split
 }
 
-TEST_CASE("FER CSV: any square size is resized; gray is replicated to RGB", "[cpu][data]") {
+TEST_CASE("FER CSV: any square size is resized, gray is replicated to RGB", "[cpu][data]") {
   TempDir dir;
   std::string text =
       kHeader + row(3, std::vector<int>(16, 77), "Training") + row(4, pattern(4, 0), "PublicTest");

@@ -88,7 +88,7 @@ TEST_CASE("image folder: FER-named class folders, mixed formats, 90/10 split", "
     }
 }
 
-TEST_CASE("image folder: other names are sorted alphabetically; train/val/test layout",
+TEST_CASE("image folder: other names are sorted alphabetically, train/val/test layout",
           "[cpu][data]") {
   TempDir dir;
   for (const char* split : {"train", "validation", "test"})

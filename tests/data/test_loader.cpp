@@ -54,7 +54,7 @@ bool same(const Batch& a, const Batch& b) {
 
 }  // namespace
 
-TEST_CASE("loader: batches cover the epoch once; the last partial batch is kept", "[cpu][data]") {
+TEST_CASE("loader: batches cover the epoch once, the last partial batch is kept", "[cpu][data]") {
   Dataset d = numbered(10);
   for (int prefetch : {0, 2}) {
     LoaderOptions o;
@@ -236,7 +236,7 @@ TEST_CASE("loader: augmentation flips and shifts, deterministically", "[cpu][dat
   }
 }
 
-TEST_CASE("loader: errors in the background thread reach the caller; shutdown is clean",
+TEST_CASE("loader: errors in the background thread reach the caller, shutdown is clean",
           "[cpu][data]") {
   Dataset d = numbered(100);
   LoaderOptions o;

@@ -84,7 +84,7 @@ TEST_CASE("the first linear layer's columns are in PyTorch's CHW order", "[cpu][
           CHECK(tw[r * cols + (c * H + h) * W + x] == float(w[r * cols + (h * W + x) * C + c]));
 }
 
-TEST_CASE("save and load round-trip exactly; another architecture is refused by name",
+TEST_CASE("save and load round-trip exactly, another architecture is refused by name",
           "[cpu][checkpoint]") {
   fs::path dir = temp_dir("roundtrip");
   auto net = make_fer_cnn(3, 64, 64, 7, 1.0 / 8, 3);

@@ -124,3 +124,37 @@ TEST_CASE("a steady-state training step allocates no memory", "[cpu][simt][layer
     CHECK(after.host_allocations == before.host_allocations);
   }
 }
+
+TEST_CASE("a training step on a stream of its own gives the legacy stream's weights",
+          "[simt][layers]") {
+  if (!have_cuda()) return;
+  // Trains one copy of the network on `stream` (nullptr: the legacy stream) for three steps;
+  // returns its weights and the losses.
+  auto train = [](Stream stream) {
+    StreamGuard on(stream);
+    auto net = make_fer_cnn(1, 32, 32, 7, 1.0 / 16, 4);
+    net->to(Device::cuda);
+    Adam opt(net->flat_params(), net->flat_grads());
+    SoftmaxCrossEntropy xent;
+    Tensor x = kiln::test::random_tensor<float>({8, 32, 32, 1}, 3).to(Device::cuda);
+    Tensor y = Tensor::from_vector<int32_t>({8}, {0, 1, 2, 3, 4, 5, 6, 0}).to(Device::cuda);
+    std::vector<double> out;
+    for (int step = 0; step < 3; ++step) {
+      net->zero_grad();
+      xent.forward(net->forward(x, Mode::train), y);
+      out.push_back(xent.loss());
+      net->backward(xent.backward(), {.need_dx = false});
+      clip_grad_norm(net->flat_grads(), 0.5);
+      opt.step();
+    }
+    for (double w : values(net->flat_params())) out.push_back(w);
+    return out;
+  };
+  reset_workspace();
+  CudaStream stream;
+  const std::vector<double> on_stream = train(stream.get());
+  CHECK(workspace_bytes(nullptr) == 0);  // every op took its workspace from `stream`'s area
+  CHECK(workspace_bytes(stream.get()) > 0);
+  CHECK(current_stream() == nullptr);
+  CHECK(on_stream == train(nullptr));
+}

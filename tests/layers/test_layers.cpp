@@ -97,7 +97,7 @@ TEST_CASE("param_grads = false leaves parameter gradients untouched", "[cpu][lay
   }
 }
 
-TEST_CASE("layers reuse their buffers; a smaller batch allocates nothing", "[cpu][layers]") {
+TEST_CASE("layers reuse their buffers, a smaller batch allocates nothing", "[cpu][layers]") {
   Conv2d conv(3, 4, 3, 1, 1);
   Tensor x = random_tensor<float>({4, 8, 8, 3}, 5);
   const float* y_ptr = conv.forward(x, Mode::train).data<float>();

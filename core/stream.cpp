@@ -1,0 +1,77 @@
+// core/stream.cpp — the thread's current stream and owned streams (see stream.h).
+#include "core/stream.h"
+
+#include <cstdio>
+
+#include "core/error.h"
+#include "core/memory.h"
+
+#if KILN_WITH_CUDA
+#include "core/cuda_check.h"
+#endif
+
+namespace kiln {
+
+namespace {
+thread_local Stream t_current_stream = nullptr;
+}  // namespace
+
+Stream current_stream() {
+  return t_current_stream;
+}
+
+void set_current_stream(Stream stream) {
+  t_current_stream = stream;
+}
+
+void stream_synchronize(Stream stream) {
+#if KILN_WITH_CUDA
+  if (cuda_available()) KILN_CUDA_CHECK(cudaStreamSynchronize(stream));
+#else
+  (void)stream;
+#endif
+}
+
+CudaStream::CudaStream(bool non_blocking) {
+  KILN_CHECK(cuda_available(),
+             "CudaStream: the CUDA device is not available: ", cuda_unavailable_reason(),
+             ". Streams exist only on the CUDA device.");
+#if KILN_WITH_CUDA
+  cudaStream_t s = nullptr;
+  KILN_CUDA_CHECK(
+      cudaStreamCreateWithFlags(&s, non_blocking ? cudaStreamNonBlocking : cudaStreamDefault));
+  stream_ = s;
+#else
+  (void)non_blocking;
+#endif
+}
+
+CudaStream::~CudaStream() {
+  destroy();
+}
+
+CudaStream& CudaStream::operator=(CudaStream&& other) noexcept {
+  if (this != &other) {
+    destroy();
+    stream_ = other.stream_;
+    other.stream_ = nullptr;
+  }
+  return *this;
+}
+
+void CudaStream::destroy() noexcept {
+  if (stream_ == nullptr) return;
+#if KILN_WITH_CUDA
+  // release_workspace waits for the stream, so nothing queued still uses the area it frees, and a
+  // later stream that happens to get the same handle starts without an area.
+  try {
+    release_workspace(stream_);
+  } catch (const Error& e) {
+    std::fprintf(stderr, "kiln: destroying a CUDA stream: %s\n", e.what());
+  }
+  cudaStreamDestroy(stream_);
+#endif
+  stream_ = nullptr;
+}
+
+}  // namespace kiln
