@@ -167,8 +167,10 @@ constexpr std::size_t kColorLines = 128;
 #if defined(KILN_SIMT_TSAN)
 // The arena starts with the block's synchronisation tokens (addresses TSan keys its sync objects
 // by; they live in the arena so that unmapping it forgets them with the block): two barrier tokens
-// (barrier generations alternate), then two per thread for warp rendezvous.
-constexpr std::size_t kTokenBytes = 64 + 2 * 8 * kMaxThreadsPerBlock;
+// (barrier generations alternate), two per warp for full-warp rendezvous, then two per thread for
+// rendezvous of a partial mask.
+constexpr std::size_t kLaneTokens = 1024;
+constexpr std::size_t kTokenBytes = kLaneTokens + 2 * 8 * kMaxThreadsPerBlock;
 #else
 constexpr std::size_t kTokenBytes = 0;
 #endif
@@ -223,7 +225,8 @@ struct Fiber {
   void* tsan = nullptr;        // this fiber's TSan identity
   bool fenced = false;         // a __threadfence* ran: later atomics release (race_fence)
   std::uint32_t barriers = 0;  // barriers passed: selects the barrier token
-  std::uint32_t warp_ops = 0;  // warp operations arrived at: selects this lane's token
+  std::uint32_t warp_ops = 0;  // partial-mask warp operations arrived at: selects a lane token
+  std::uint32_t full_ops = 0;  // full-warp operations arrived at: selects the warp token
   unsigned peers = 0;          // lanes of the completed warp group (set by the scheduler)
   unsigned peer_parity = 0;    // bit k: the token lane k released into for that group
   char name[48] = {};
@@ -370,8 +373,11 @@ class Executor {
   void* barrier_token(const Fiber* f) const {
     return arena_ + 8 * (f->barriers & 1u);
   }
+  void* warp_token(std::uint32_t tid, unsigned parity) const {
+    return arena_ + 16 + 8 * (2 * (tid / 32) + parity);
+  }
   void* lane_token(std::uint32_t tid, unsigned parity) const {
-    return arena_ + 64 + 8 * (2 * tid + parity);
+    return arena_ + kLaneTokens + 8 * (2 * tid + parity);
   }
 #endif
 
@@ -599,7 +605,7 @@ std::exception_ptr Executor::run_block(const Job& job, std::uint64_t block_linea
     f->first_group = f->next_group = 0;
 #if defined(KILN_SIMT_TSAN)
     f->fenced = false;
-    f->barriers = f->warp_ops = 0;
+    f->barriers = f->warp_ops = f->full_ops = 0;
     std::snprintf(f->name, sizeof f->name, "CUDA thread %u of block (%u,%u,%u)", t, block_idx_.x,
                   block_idx_.y, block_idx_.z);
     __tsan_set_fiber_name(f->tsan, f->name);
@@ -1025,8 +1031,17 @@ std::uint64_t warp_op(WarpKind kind, unsigned mask, std::uint64_t value, int arg
   f->site = Site{file, line};
   ex.count_waiting(State::kWarp);
 #if defined(KILN_SIMT_TSAN)
-  // Each lane releases into one of its two tokens (alternating per warp operation, for the reason
-  // barrier_token gives) and acquires the tokens of exactly the lanes of its completed group.
+  // A full warp (every lane takes part in every full-mask operation) shares a token, like a barrier.
+  // With a partial mask each lane releases into a token of its own and acquires the tokens of
+  // exactly the lanes of its completed group. Tokens alternate per operation, for the reason
+  // barrier_token gives.
+  if (mask == 0xffffffffu) {
+    __tsan_release(ex.warp_token(f->tid, f->full_ops & 1u));
+    ex.block_until_resumed(f);
+    __tsan_acquire(ex.warp_token(f->tid, f->full_ops & 1u));
+    ++f->full_ops;
+    return f->result;
+  }
   __tsan_release(ex.lane_token(f->tid, f->warp_ops & 1u));
   ++f->warp_ops;
   ex.block_until_resumed(f);

@@ -15,7 +15,7 @@ namespace {
 constexpr int kThreads = 64;
 
 // A shared-memory tree reduction, mirrored so that the sum ends in the last slot: at each level the
-// upper `stride` threads add the slot `stride` below them. Without the barrier between levels the
+// upper `stride` threads add the slot `stride` below them. Without the barriers between levels the
 // forward thread order still gives the right sum (every lower thread finishes all its levels
 // before a higher one reads its slot), but the levels race.
 template <bool kSync>
@@ -28,7 +28,10 @@ __global__ void tree_sum_kernel(float* __restrict__ out, const float* __restrict
     if (t >= kThreads - stride) partial[t] += partial[t - stride];  // RACE(missing_sync)
     if (kSync) __syncthreads();
   }
-  if (t == kThreads - 1) out[blockIdx.x] = partial[t];
+  // Both variants end with a barrier before thread 0 reads the sum: the race detector must not
+  // let the threads that reached it first order the levels before it for the others.
+  __syncthreads();
+  if (t == 0) out[blockIdx.x] = partial[kThreads - 1];
 }
 
 // y = 2x, but the planted variants step blocks by blockDim.x - 1 (kOverlap 1: the last element of
