@@ -74,6 +74,19 @@ __global__ void last_block_sum_kernel(float* __restrict__ partial, unsigned* cou
   }
 }
 
+// Lanes pass values through shared memory to their lower neighbour within groups of `kGroup`
+// lanes (32: the whole warp, synchronised with a full-mask __syncwarp; 16: each half warp with
+// its own mask). Without the __syncwarp the forward order still reads values already written.
+template <bool kSync, int kGroup>
+__global__ void neighbour_kernel(float* __restrict__ out, const float* __restrict__ x) {
+  KILN_SHARED(float, buf, [32]);
+  const int lane = static_cast<int>(threadIdx.x);
+  const int first = lane / kGroup * kGroup;
+  buf[lane] = x[lane];
+  if (kSync) __syncwarp(kGroup == 32 ? 0xffffffffu : 0xffffu << first);
+  out[lane] = lane > first ? buf[lane - 1] : buf[lane];  // RACE(missing_syncwarp)
+}
+
 std::vector<float> inputs(int n) {
   std::vector<float> x(static_cast<std::size_t>(n));
   for (int i = 0; i < n; ++i) x[static_cast<std::size_t>(i)] = static_cast<float>(i % 7);
@@ -139,6 +152,29 @@ float last_block_sum(bool with_fence, int blocks) {
                    x.get());
   }
   return out.download()[0];
+}
+
+std::vector<float> neighbours(bool with_syncwarp, int group) {
+  DeviceBuffer<float> x(inputs(32)), out(32);
+  const LaunchConfig cfg{dim3(1), dim3(32), 0, nullptr};
+  if (with_syncwarp && group == 32)
+    kiln::launch(cfg, neighbour_kernel<true, 32>, out.get(), x.get());
+  else if (with_syncwarp)
+    kiln::launch(cfg, neighbour_kernel<true, 16>, out.get(), x.get());
+  else if (group == 32)
+    kiln::launch(cfg, neighbour_kernel<false, 32>, out.get(), x.get());
+  else
+    kiln::launch(cfg, neighbour_kernel<false, 16>, out.get(), x.get());
+  return out.download();
+}
+
+std::vector<float> neighbours_reference(int group) {
+  const std::vector<float> x = inputs(32);
+  std::vector<float> r(32);
+  for (int lane = 0; lane < 32; ++lane)
+    r[static_cast<std::size_t>(lane)] =
+        x[static_cast<std::size_t>(lane % group == 0 ? lane : lane - 1)];
+  return r;
 }
 
 float last_block_sum_reference(int blocks) {

@@ -14,6 +14,11 @@ std::vector<float> block_sums_reference(int blocks);
 std::vector<float> doubled(int overlap, int n);
 std::vector<float> doubled_reference(int overlap, int n);
 
+// out[lane] = x[lane - 1] passed through shared memory within groups of `group` lanes (32 or 16),
+// with or without the __syncwarp (full mask, or each half's mask) between writing and reading.
+std::vector<float> neighbours(bool with_syncwarp, int group);
+std::vector<float> neighbours_reference(int group);
+
 // A last-block-done sum over blocks * 64 inputs, with or without the writer's __threadfence.
 float last_block_sum(bool with_fence, int blocks);
 float last_block_sum_reference(int blocks);

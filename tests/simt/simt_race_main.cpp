@@ -3,6 +3,8 @@
 //   missing_sync | missing_sync_ok   shared-memory tree reduction without / with its barriers
 //   two_blocks   | two_blocks_ok     neighbouring blocks writing one element / disjoint blocks
 //   same_elements | same_elements_ok every block writing elements [0, 64) / disjoint blocks
+//   missing_syncwarp[_half] | ..._ok lanes reading a neighbour's shared-memory slot without / with
+//                                    __syncwarp (the whole warp; or each half warp, its own mask)
 //   no_fence     | no_fence_ok       last-block-done sum without / with __threadfence
 // It prints "simt_race <case>: result right" (exit 0) or "... result WRONG" (exit 1) on stderr,
 // after anything ThreadSanitizer reported, so one CTest regex can require both the report and the
@@ -26,6 +28,10 @@ bool run(const std::string& name) {
     return race::doubled(racy ? 1 : 0, 256) == race::doubled_reference(racy ? 1 : 0, 256);
   if (base == "same_elements")
     return race::doubled(racy ? 2 : 0, 256) == race::doubled_reference(racy ? 2 : 0, 256);
+  if (base == "missing_syncwarp")
+    return race::neighbours(!racy, 32) == race::neighbours_reference(32);
+  if (base == "missing_syncwarp_half")
+    return race::neighbours(!racy, 16) == race::neighbours_reference(16);
   if (base == "no_fence")
     return race::last_block_sum(!racy, 8) == race::last_block_sum_reference(8);
   std::fprintf(stderr, "simt_race: unknown case '%s' (see the top of simt_race_main.cpp)\n",
