@@ -3,10 +3,13 @@
 #   1. installs missing Debian packages (cmake/deps.sh),
 #   2. builds the library twice in one tree — kernels by nvcc (the product) and by g++ under the SIMT
 #      emulator (what the tests run) — plus the tests, examples and benchmarks, and runs every test,
-#   3. builds the emulator and kernel-parity tests with AddressSanitizer + UBSan and runs them.
+#   3. builds the emulator and kernel-parity tests with AddressSanitizer + UBSan and runs them,
+#   4. builds the emulator, kernel-parity and layer tests with ThreadSanitizer (the race detector,
+#      docs/simt.md) and runs them: any data race reported fails the step.
 # Tests that need a GPU are reported by CTest as skipped on a machine without one, never as passed.
 #   KILN_JOBS=N   parallel build/test jobs (default: nproc)
 #   KILN_SKIP_SANITIZER=1   skip step 3 (CI never sets it)
+#   KILN_SKIP_RACE=1        skip step 4 (CI never sets it)
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 jobs=${KILN_JOBS:-$(nproc)}
@@ -27,5 +30,14 @@ if [[ "${KILN_SKIP_SANITIZER:-0}" != 1 ]]; then
   cmake --build "$root/build-asan" -j "$jobs" --target kiln_tests_simt kiln_tests_cuda
   ASAN_OPTIONS=detect_leaks=0 ctest --test-dir "$root/build-asan" -j "$jobs" --output-on-failure \
     --timeout 1800 -R '^kiln_tests_(simt|cuda)|^simt_'
+fi
+if [[ "${KILN_SKIP_RACE:-0}" != 1 ]]; then
+  echo "== kiln: race-detector build (ThreadSanitizer): emulator, kernel-parity and layer tests =="
+  cmake -S "$root" -B "$root/build-tsan" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+    -DKILN_TSAN=ON -DKILN_NVCC=OFF -DKILN_BUILD_EXAMPLES=OFF -DKILN_BUILD_BENCH=OFF >/dev/null
+  cmake --build "$root/build-tsan" -j "$jobs" --target kiln_tests_simt kiln_tests_cuda \
+    kiln_tests_layers
+  ctest --test-dir "$root/build-tsan" -j "$jobs" --output-on-failure --timeout 1800 \
+    -R '^kiln_tests_(simt|cuda|layers)|^simt_race'
 fi
 echo "== kiln: all tests done in $(( $(date +%s) - start )) s =="

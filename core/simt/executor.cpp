@@ -14,10 +14,19 @@
 //   - an exception thrown by a kernel thread aborts its block (the other threads are unwound with
 //     ForcedUnwind, so their destructors run) and fails the queued grid: the device's sticky error
 //     (device_queue.h), or an exception for the caller of the launch in the sync stream mode.
+// Race detector (KILN_SIMT_TSAN: the build is compiled with -fsanitize=thread, except this file,
+// whose bookkeeping must stay invisible to ThreadSanitizer): each fiber is a TSan fiber (an
+// identity of its own); an executor has kIdentitySets sets of fibers and runs consecutive blocks
+// on different sets, so two blocks that follow each other on one OS thread share no identity; the
+// shared-memory arena is mapped afresh for every block. Switches are announced with
+// __tsan_switch_to_fiber(no_sync), so the only happens-before edges between CUDA threads are those
+// CUDA gives, expressed as release/acquire on tokens: barriers, warp rendezvous, atomics after a
+// fence, launch start and end (docs/simt.md, "Race detector").
 #include <sys/mman.h>
 
 #include <algorithm>
 #include <condition_variable>
+#include <cstdio>
 #include <cstdlib>
 #include <exception>
 #include <memory>
@@ -34,6 +43,21 @@
 #if defined(KILN_SIMT_ASAN)
 #include <sanitizer/asan_interface.h>
 #include <sanitizer/common_interface_defs.h>
+#endif
+#if defined(KILN_SIMT_TSAN)
+#include <sanitizer/tsan_interface.h>
+// Exported by libtsan but not declared in GCC 12's <sanitizer/tsan_interface.h>: the calling
+// context's accesses between the two calls are not recorded.
+extern "C" void __tsan_ignore_thread_begin();
+extern "C" void __tsan_ignore_thread_end();
+#endif
+
+#if defined(KILN_SIMT_TSAN)
+// Defaults of the race-detector build (TSAN_OPTIONS overrides them): a report fails the process
+// (exit code 66) instead of being printed and forgotten.
+extern "C" const char* __tsan_default_options() {
+  return "halt_on_error=1:exitcode=66";
+}
 #endif
 
 namespace kiln::simt {
@@ -96,13 +120,23 @@ std::array<Schedule, 3> every_order(std::uint64_t seed) {
 }
 
 int worker_count() {
-  static const int n = [] {
+#if defined(KILN_SIMT_TSAN)
+  // GCC 12's ThreadSanitizer dies beyond 8128 live threads ("Thread limit exceeded", measured) and
+  // each worker keeps up to 2 x 1024 fibers (two identity sets of a 1024-thread block).
+  constexpr int kMaxWorkers = 3;
+  const char* const limit_reason = " (the race-detector build: ThreadSanitizer's thread limit)";
+#else
+  constexpr int kMaxWorkers = 1024;
+  const char* const limit_reason = "";
+#endif
+  static const int n = [&] {
     if (const char* env = std::getenv("KILN_SIMT_WORKERS"); env != nullptr && *env != '\0') {
       const int w = std::atoi(env);
-      KILN_CHECK(w >= 1 && w <= 1024, "KILN_SIMT_WORKERS must be in [1, 1024], not '", env, "'");
+      KILN_CHECK(w >= 1 && w <= kMaxWorkers, "KILN_SIMT_WORKERS must be in [1, ", kMaxWorkers, "]",
+                 limit_reason, ", not '", env, "'");
       return w;
     }
-    return std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+    return std::clamp(static_cast<int>(std::thread::hardware_concurrency()), 1, kMaxWorkers);
   }();
   return n;
 }
@@ -114,6 +148,13 @@ namespace {
 #if defined(KILN_SIMT_ASAN)
 constexpr std::size_t kStackBytes = 256 * 1024;  // ASan's redzones grow every frame
 constexpr std::size_t kRedzone = 64;             // between shared variables, poisoned
+#elif defined(KILN_SIMT_TSAN)
+constexpr std::size_t kStackBytes = 128 * 1024;  // instrumented frames are larger
+constexpr std::size_t kRedzone = 0;
+// Fresh TSan identities per block would cost ~0.4 ms of CPU per CUDA thread (measured: creating a
+// GCC 12 TSan fiber zeroes a ThreadState of several hundred KiB in fresh pages), hours for the
+// parity suite; so identities are reused, rotating over this many sets (docs/simt.md).
+constexpr int kIdentitySets = 2;
 #else
 constexpr std::size_t kStackBytes = 64 * 1024;
 constexpr std::size_t kRedzone = 0;
@@ -122,7 +163,18 @@ constexpr std::size_t kRedzone = 0;
 // modulo the page (and stacks a power of two apart) the hot top lines of a 1024-thread block would
 // compete for a few cache sets. Measured: 72 -> ~45 ns per thread for 1024-thread blocks.
 constexpr std::size_t kColorLines = 128;
-constexpr std::size_t kArenaBytes = 2 * kMaxSharedPerBlock + 64 * 1024;
+#if defined(KILN_SIMT_TSAN)
+// The arena starts with the block's synchronisation tokens (addresses TSan keys its sync objects
+// by; they live in the arena so that unmapping it forgets them with the block): two barrier tokens
+// (barrier generations alternate), two per warp for full-warp rendezvous, then two per thread for
+// rendezvous of a partial mask.
+constexpr std::size_t kLaneTokens = 1024;
+constexpr std::size_t kTokenBytes = kLaneTokens + 2 * 8 * kMaxThreadsPerBlock;
+#else
+constexpr std::size_t kTokenBytes = 0;
+#endif
+constexpr std::size_t kArenaBytes =
+    (2 * kMaxSharedPerBlock + 64 * 1024 + kTokenBytes + 4095) / 4096 * 4096;
 
 // Thrown into the still-suspended threads of a block that failed, to unwind their stacks.
 // Deliberately not a std::exception: kernel code catching std::exception must not swallow it.
@@ -168,6 +220,16 @@ struct Fiber {
   std::vector<AsyncCopy> async;
   std::uint64_t first_group = 0;
   std::uint64_t next_group = 0;
+#if defined(KILN_SIMT_TSAN)
+  void* tsan = nullptr;        // this fiber's TSan identity
+  bool fenced = false;         // a __threadfence* ran: later atomics release (race_fence)
+  std::uint32_t barriers = 0;  // barriers passed: selects the barrier token
+  std::uint32_t warp_ops = 0;  // partial-mask warp operations arrived at: selects a lane token
+  std::uint32_t full_ops = 0;  // full-warp operations arrived at: selects the warp token
+  unsigned peers = 0;          // lanes of the completed warp group (set by the scheduler)
+  unsigned peer_parity = 0;    // bit k: the token lane k released into for that group
+  char name[48] = {};
+#endif
 };
 
 struct Job {
@@ -179,6 +241,11 @@ struct Job {
   std::uint64_t nblocks;
   std::atomic<std::uint64_t> next{0};
   std::atomic<bool> failed{false};
+  // Race detector: the launcher releases start_token before any block runs and every CUDA thread
+  // acquires it when it starts; every CUDA thread releases done_token when it ends and the launcher
+  // acquires it after the last block.
+  char start_token = 0;
+  char done_token = 0;
   std::mutex error_mutex;
   std::exception_ptr error;
 
@@ -257,12 +324,7 @@ extern "C" void kiln_simt_fiber_main(void* fiber);
 // One per OS thread that runs blocks; owns that thread's fibers and shared-memory arena.
 class Executor {
  public:
-  Executor() {
-    void* m = mmap(nullptr, kArenaBytes, PROT_READ | PROT_WRITE,
-                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    KILN_CHECK(m != MAP_FAILED, "SIMT emulator: cannot map the shared-memory arena");
-    arena_ = static_cast<unsigned char*>(m);
-  }
+  Executor() { map_arena(); }
   ~Executor() {
 #if defined(KILN_SIMT_ASAN)
     ASAN_UNPOISON_MEMORY_REGION(arena_, kArenaBytes);
@@ -303,6 +365,20 @@ class Executor {
   void count_waiting(State s) {
     (s == State::kBarrier ? n_barrier_ : n_warp_)++;
   }
+#if defined(KILN_SIMT_TSAN)
+  // Release at arrival, acquire at departure: barrier generations alternate between two tokens,
+  // so a thread that already passed this barrier and arrived at the next one releases into the
+  // other token, not into the one its block-mates are still acquiring from.
+  void* barrier_token(const Fiber* f) const {
+    return arena_ + 8 * (f->barriers & 1u);
+  }
+  void* warp_token(std::uint32_t tid, unsigned parity) const {
+    return arena_ + 16 + 8 * (2 * (tid / 32) + parity);
+  }
+  void* lane_token(std::uint32_t tid, unsigned parity) const {
+    return arena_ + kLaneTokens + 8 * (2 * tid + parity);
+  }
+#endif
 
   void fiber_main(Fiber* f);
 
@@ -317,6 +393,12 @@ class Executor {
   [[noreturn]] void report_stuck(const std::string& reason);
   void abort_block();
   void* arena_alloc(std::size_t bytes, std::size_t align);
+  void map_arena();
+#if defined(KILN_SIMT_TSAN)
+  void* sched_tsan_ = nullptr;  // the OS thread's own TSan context
+  // The other identity sets (fibers_ is the one in use); run_block rotates them.
+  std::vector<std::unique_ptr<Fiber>> other_sets_[kIdentitySets - 1];
+#endif
 
   static thread_local Executor* running_;
 
@@ -345,6 +427,13 @@ class Executor {
 
 thread_local Executor* Executor::running_ = nullptr;
 
+void Executor::map_arena() {
+  void* m = mmap(nullptr, kArenaBytes, PROT_READ | PROT_WRITE,
+                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  KILN_CHECK(m != MAP_FAILED, "SIMT emulator: cannot map the shared-memory arena");
+  arena_ = static_cast<unsigned char*>(m);
+}
+
 extern "C" void kiln_simt_fiber_main(void* fiber) {
   auto* f = static_cast<Fiber*>(fiber);
   f->ex->fiber_main(f);
@@ -355,6 +444,10 @@ void Executor::fiber_main(Fiber* f) {
   __sanitizer_finish_switch_fiber(nullptr, &sched_stack_bottom_, &sched_stack_size_);
 #endif
   for (;;) {
+#if defined(KILN_SIMT_TSAN)
+    // The launch's start: what the launcher did before it happens before this CUDA thread.
+    __tsan_acquire(const_cast<char*>(&job_->start_token));
+#endif
     if (!aborting_) {
       try {
         job_->invoke(job_->packed);
@@ -364,6 +457,10 @@ void Executor::fiber_main(Fiber* f) {
         aborting_ = true;
       }
     }
+#if defined(KILN_SIMT_TSAN)
+    // The kernel's end: whatever this CUDA thread did happens before the launch returns.
+    __tsan_release(const_cast<char*>(&job_->done_token));
+#endif
     f->state = State::kDone;
     ++n_done_;
     switch_to_scheduler(f);
@@ -376,6 +473,11 @@ void Executor::ensure_fibers(std::uint32_t n) {
     f->ex = this;
     f->stack = std::make_unique<FiberStack>(kStackBytes + kColorLines * 64);
     f->sp = f->stack->prepare(&kiln_simt_fiber_main, f.get(), fibers_.size() % kColorLines * 64);
+#if defined(KILN_SIMT_TSAN)
+    // Created from the OS thread's own context, which never acquires from a CUDA thread: the new
+    // identity knows nothing of any block.
+    f->tsan = __tsan_create_fiber(0);
+#endif
     fibers_.push_back(std::move(f));
   }
 }
@@ -389,6 +491,9 @@ void Executor::resume(Fiber* f) {
   kiln_simt_switch(&sched_sp_, f->sp);
   __sanitizer_finish_switch_fiber(fake, nullptr, nullptr);
 #else
+#if defined(KILN_SIMT_TSAN)
+  __tsan_switch_to_fiber(f->tsan, __tsan_switch_to_fiber_no_sync);
+#endif
   kiln_simt_switch(&sched_sp_, f->sp);
 #endif
   current_ = nullptr;
@@ -400,6 +505,9 @@ void Executor::switch_to_scheduler(Fiber* f) {
   kiln_simt_switch(&f->sp, sched_sp_);
   __sanitizer_finish_switch_fiber(f->asan_fake, &sched_stack_bottom_, &sched_stack_size_);
 #else
+#if defined(KILN_SIMT_TSAN)
+  __tsan_switch_to_fiber(sched_tsan_, __tsan_switch_to_fiber_no_sync);
+#endif
   kiln_simt_switch(&f->sp, sched_sp_);
 #endif
 }
@@ -416,7 +524,14 @@ void* Executor::arena_alloc(std::size_t bytes, std::size_t align) {
 #if defined(KILN_SIMT_ASAN)
   ASAN_UNPOISON_MEMORY_REGION(p, bytes);
 #endif
+#if defined(KILN_SIMT_TSAN)
+  // The poison fill is the emulator's, not the (first) CUDA thread's that asked: invisible.
+  __tsan_ignore_thread_begin();
+#endif
   std::memset(p, 0xFF, bytes);
+#if defined(KILN_SIMT_TSAN)
+  __tsan_ignore_thread_end();
+#endif
   return p;
 }
 
@@ -458,7 +573,15 @@ std::exception_ptr Executor::run_block(const Job& job, std::uint64_t block_linea
   rng_ = job.sched.seed * 0x9e3779b97f4a7c15ull + block_linear * 0xda942042e4dd58b5ull + 1;
 
   // Fresh, poisoned shared memory.
-  arena_used_ = 0;
+#if defined(KILN_SIMT_TSAN)
+  // ThreadSanitizer forgets the shadow and the sync objects (the tokens) of unmapped memory: the
+  // new block's shared-memory accesses never meet the previous block's.
+  munmap(arena_, kArenaBytes);
+  map_arena();
+  sched_tsan_ = __tsan_get_current_fiber();
+  for (auto& set : other_sets_) std::swap(fibers_, set);
+#endif
+  arena_used_ = kTokenBytes;
   shared_total_ = 0;
   shared_vars_.clear();
 #if defined(KILN_SIMT_ASAN)
@@ -479,6 +602,13 @@ std::exception_ptr Executor::run_block(const Job& job, std::uint64_t block_linea
     f->idx = uint3{t % b.x, (t / b.x) % b.y, t / (b.x * b.y)};
     f->async.clear();
     f->first_group = f->next_group = 0;
+#if defined(KILN_SIMT_TSAN)
+    f->fenced = false;
+    f->barriers = f->warp_ops = f->full_ops = 0;
+    std::snprintf(f->name, sizeof f->name, "CUDA thread %u of block (%u,%u,%u)", t, block_idx_.x,
+                  block_idx_.y, block_idx_.z);
+    __tsan_set_fiber_name(f->tsan, f->name);
+#endif
   }
 
   Executor* const outer = running_;
@@ -712,6 +842,12 @@ void Executor::complete_warp_group(std::uint32_t base, unsigned mask) {
         f->result = acc;
         break;
     }
+#if defined(KILN_SIMT_TSAN)
+    f->peers = mask;
+    f->peer_parity = 0;
+    for (unsigned j = 0; j < 32; ++j)
+      if (lane[j] != nullptr) f->peer_parity |= ((lane[j]->warp_ops - 1) & 1u) << j;
+#endif
     f->state = State::kRunnable;
     --n_warp_;
   }
@@ -859,7 +995,14 @@ int block_barrier(SyncKind kind, int predicate, const char* file, int line) {
   f->site = Site{file, line};
   f->value = static_cast<std::uint64_t>(predicate != 0);
   ex.count_waiting(State::kBarrier);
+#if defined(KILN_SIMT_TSAN)
+  __tsan_release(ex.barrier_token(f));
   ex.block_until_resumed(f);
+  __tsan_acquire(ex.barrier_token(f));
+  ++f->barriers;
+#else
+  ex.block_until_resumed(f);
+#endif
   return static_cast<int>(f->result);
 }
 
@@ -886,9 +1029,53 @@ std::uint64_t warp_op(WarpKind kind, unsigned mask, std::uint64_t value, int arg
   f->width = width;
   f->site = Site{file, line};
   ex.count_waiting(State::kWarp);
+#if defined(KILN_SIMT_TSAN)
+  // A full warp (every lane takes part in every full-mask operation) shares a token, like a barrier.
+  // With a partial mask each lane releases into a token of its own and acquires the tokens of
+  // exactly the lanes of its completed group. Tokens alternate per operation, for the reason
+  // barrier_token gives.
+  if (mask == 0xffffffffu) {
+    __tsan_release(ex.warp_token(f->tid, f->full_ops & 1u));
+    ex.block_until_resumed(f);
+    __tsan_acquire(ex.warp_token(f->tid, f->full_ops & 1u));
+    ++f->full_ops;
+    return f->result;
+  }
+  __tsan_release(ex.lane_token(f->tid, f->warp_ops & 1u));
+  ++f->warp_ops;
   ex.block_until_resumed(f);
+  const std::uint32_t base = f->tid - lane;
+  for (unsigned k = 0; k < 32; ++k)
+    if (f->peers >> k & 1u) __tsan_acquire(ex.lane_token(base + k, f->peer_parity >> k & 1u));
+#else
+  ex.block_until_resumed(f);
+#endif
   return f->result;
 }
+
+#if defined(KILN_SIMT_TSAN)
+// The fence model. GCC's ThreadSanitizer ignores fences, and the atomics are relaxed, so without a
+// model a correct last-block-done reduction (write partial; __threadfence(); atomicAdd(counter);
+// the last block reads every partial) would be reported. A __threadfence* marks the CUDA thread
+// as fenced for the rest of the kernel; every atomic of a fenced thread releases the atomic's
+// address before it runs (what the thread wrote before the fence is published through that
+// address), and every atomic acquires its address after it ran. See docs/simt.md for what this
+// can miss.
+void race_fence() {
+  Executor* ex = Executor::running();
+  if (ex != nullptr && ex->fiber() != nullptr) ex->fiber()->fenced = true;
+}
+
+void race_atomic_begin(const void* address) {
+  Executor* ex = Executor::running();
+  if (ex != nullptr && ex->fiber() != nullptr && ex->fiber()->fenced)
+    __tsan_release(const_cast<void*>(address));
+}
+
+void race_atomic_end(const void* address) {
+  __tsan_acquire(const_cast<void*>(address));
+}
+#endif
 
 void* shared_variable(const void* key, std::size_t bytes, std::size_t align) {
   return executor_for_kernel_call("KILN_SHARED").shared_variable(key, bytes, align);
@@ -950,12 +1137,18 @@ void run_kernel(const LaunchSpec& spec, void (*invoke)(void*), void* packed,
   job->nblocks = std::uint64_t{g.x} * g.y * g.z;
   enqueue(spec.stream, [job, params = std::move(params)] {
     std::lock_guard<std::mutex> lock(launch_mutex());
+#if defined(KILN_SIMT_TSAN)
+    __tsan_release(&job->start_token);
+#endif
     const std::uint64_t helpers =
         std::min<std::uint64_t>(static_cast<std::uint64_t>(worker_count() - 1), job->nblocks - 1);
     if (helpers == 0)
       run_blocks(*job);
     else
       pool().run(*job, static_cast<int>(helpers));
+#if defined(KILN_SIMT_TSAN)
+    __tsan_acquire(&job->done_token);  // every block has finished: the launch happens before this
+#endif
     if (job->error) std::rethrow_exception(job->error);
   });
 }

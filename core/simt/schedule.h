@@ -52,7 +52,8 @@ class ScopedSchedule {
   Schedule saved_;
 };
 
-// Number of OS worker threads that run blocks: KILN_SIMT_WORKERS, else the hardware threads.
+// Number of OS worker threads that run blocks: KILN_SIMT_WORKERS, else the hardware threads (at
+// most 3 in the race-detector build, KILN_TSAN: see docs/simt.md).
 int worker_count();
 
 // ---- streams (docs/simt.md, "Streams") ------------------------------------------------------------

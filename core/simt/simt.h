@@ -40,6 +40,10 @@
 #include "device_limits.h"
 #include "schedule.h"
 
+#if defined(__SANITIZE_THREAD__) && !defined(KILN_SIMT_TSAN)
+#define KILN_SIMT_TSAN 1
+#endif
+
 // ---- CUDA keywords -------------------------------------------------------------------------
 // cuda_runtime.h already makes __global__, __device__, __host__, __constant__ empty under g++.
 #undef __launch_bounds__
@@ -113,6 +117,26 @@ std::uint64_t warp_op(WarpKind kind, unsigned mask, std::uint64_t value, int arg
 void* shared_variable(const void* key, std::size_t bytes, std::size_t align);
 // The block's dynamic shared memory (LaunchConfig::shared_bytes, 0xFF-filled, 16-byte aligned).
 void* dynamic_shared();
+
+// Race-detector hooks (KILN_SIMT_TSAN builds; no-ops otherwise), see executor.cpp:
+// race_fence() marks the calling CUDA thread as fenced; an atomic of a fenced thread releases its
+// address before it runs, and every atomic acquires its address after it ran.
+#if defined(KILN_SIMT_TSAN)
+void race_fence();
+void race_atomic_begin(const void* address);
+void race_atomic_end(const void* address);
+#else
+inline void race_fence() {}
+inline void race_atomic_begin(const void*) {}
+inline void race_atomic_end(const void*) {}
+#endif
+struct RaceAtomic {
+  const void* address;
+  explicit RaceAtomic(const void* a) : address(a) { race_atomic_begin(address); }
+  ~RaceAtomic() { race_atomic_end(address); }
+  RaceAtomic(const RaceAtomic&) = delete;
+  RaceAtomic& operator=(const RaceAtomic&) = delete;
+};
 
 // cp.async model (core/async_copy.h): copies are queued per thread and performed at wait time.
 void async_copy(void* dst, const void* src, std::size_t bytes);
@@ -310,14 +334,27 @@ struct ReduceAt {
   (::kiln::simt::detail::ReduceAt{__FILE__, __LINE__}.xor_((mask), (v)))
 
 // ---- memory fences, loads, clocks ------------------------------------------------------------------
-inline void __threadfence() {
+// Under the race detector (KILN_SIMT_TSAN) a fence also marks the CUDA thread as fenced, so that
+// its later atomics publish what it wrote before (the fence model in docs/simt.md). ThreadSanitizer
+// ignores (and g++ warns about) std::atomic_thread_fence; the same mfence is issued directly.
+namespace kiln::simt::detail {
+inline void full_fence() {
+#if defined(KILN_SIMT_TSAN)
+  asm volatile("mfence" ::: "memory");
+#else
   std::atomic_thread_fence(std::memory_order_seq_cst);
+#endif
+  race_fence();
+}
+}  // namespace kiln::simt::detail
+inline void __threadfence() {
+  kiln::simt::detail::full_fence();
 }
 inline void __threadfence_block() {
-  std::atomic_thread_fence(std::memory_order_seq_cst);
+  kiln::simt::detail::full_fence();
 }
 inline void __threadfence_system() {
-  std::atomic_thread_fence(std::memory_order_seq_cst);
+  kiln::simt::detail::full_fence();
 }
 template <typename T>
 inline T __ldg(const T* p) {
@@ -341,7 +378,10 @@ inline void __stcg(T* p, T v) {
 }
 
 // ---- atomics: exactly the overloads CUDA 13 declares (no float atomicMax, no float atomicCAS) -----
+// Relaxed, as CUDA's atomic functions are: they order nothing but themselves. (A seq_cst atomic
+// would give the race detector happens-before edges that a GPU does not give.)
 namespace kiln::simt::detail {
+inline constexpr auto kRelaxed = std::memory_order_relaxed;
 template <typename T>
 inline std::atomic_ref<T> aref(T* p) {
   return std::atomic_ref<T>(*p);
@@ -349,141 +389,179 @@ inline std::atomic_ref<T> aref(T* p) {
 template <typename T>
 inline T atomic_min(T* p, T v) {
   auto a = aref(p);
-  T old = a.load();
-  while (v < old && !a.compare_exchange_weak(old, v)) {
+  T old = a.load(kRelaxed);
+  while (v < old && !a.compare_exchange_weak(old, v, kRelaxed, kRelaxed)) {
   }
   return old;
 }
 template <typename T>
 inline T atomic_max(T* p, T v) {
   auto a = aref(p);
-  T old = a.load();
-  while (old < v && !a.compare_exchange_weak(old, v)) {
+  T old = a.load(kRelaxed);
+  while (old < v && !a.compare_exchange_weak(old, v, kRelaxed, kRelaxed)) {
   }
   return old;
 }
 template <typename T>
 inline T atomic_cas(T* p, T compare, T v) {
-  aref(p).compare_exchange_strong(compare, v);
+  aref(p).compare_exchange_strong(compare, v, kRelaxed, kRelaxed);
   return compare;
 }
 }  // namespace kiln::simt::detail
 
 using kiln_simt_ull_ = unsigned long long;  // NOLINT: CUDA's spelling of the 64-bit atomics
 inline int atomicAdd(int* p, int v) {
-  return kiln::simt::detail::aref(p).fetch_add(v);
+  const kiln::simt::detail::RaceAtomic race(p);
+  return kiln::simt::detail::aref(p).fetch_add(v, kiln::simt::detail::kRelaxed);
 }
 inline unsigned atomicAdd(unsigned* p, unsigned v) {
-  return kiln::simt::detail::aref(p).fetch_add(v);
+  const kiln::simt::detail::RaceAtomic race(p);
+  return kiln::simt::detail::aref(p).fetch_add(v, kiln::simt::detail::kRelaxed);
 }
 inline kiln_simt_ull_ atomicAdd(kiln_simt_ull_* p, kiln_simt_ull_ v) {
-  return kiln::simt::detail::aref(p).fetch_add(v);
+  const kiln::simt::detail::RaceAtomic race(p);
+  return kiln::simt::detail::aref(p).fetch_add(v, kiln::simt::detail::kRelaxed);
 }
 inline float atomicAdd(float* p, float v) {
-  return kiln::simt::detail::aref(p).fetch_add(v);
+  const kiln::simt::detail::RaceAtomic race(p);
+  return kiln::simt::detail::aref(p).fetch_add(v, kiln::simt::detail::kRelaxed);
 }
 inline double atomicAdd(double* p, double v) {
-  return kiln::simt::detail::aref(p).fetch_add(v);
+  const kiln::simt::detail::RaceAtomic race(p);
+  return kiln::simt::detail::aref(p).fetch_add(v, kiln::simt::detail::kRelaxed);
 }
 inline int atomicSub(int* p, int v) {
-  return kiln::simt::detail::aref(p).fetch_sub(v);
+  const kiln::simt::detail::RaceAtomic race(p);
+  return kiln::simt::detail::aref(p).fetch_sub(v, kiln::simt::detail::kRelaxed);
 }
 inline unsigned atomicSub(unsigned* p, unsigned v) {
-  return kiln::simt::detail::aref(p).fetch_sub(v);
+  const kiln::simt::detail::RaceAtomic race(p);
+  return kiln::simt::detail::aref(p).fetch_sub(v, kiln::simt::detail::kRelaxed);
 }
 inline int atomicExch(int* p, int v) {
-  return kiln::simt::detail::aref(p).exchange(v);
+  const kiln::simt::detail::RaceAtomic race(p);
+  return kiln::simt::detail::aref(p).exchange(v, kiln::simt::detail::kRelaxed);
 }
 inline unsigned atomicExch(unsigned* p, unsigned v) {
-  return kiln::simt::detail::aref(p).exchange(v);
+  const kiln::simt::detail::RaceAtomic race(p);
+  return kiln::simt::detail::aref(p).exchange(v, kiln::simt::detail::kRelaxed);
 }
 inline kiln_simt_ull_ atomicExch(kiln_simt_ull_* p, kiln_simt_ull_ v) {
-  return kiln::simt::detail::aref(p).exchange(v);
+  const kiln::simt::detail::RaceAtomic race(p);
+  return kiln::simt::detail::aref(p).exchange(v, kiln::simt::detail::kRelaxed);
 }
 inline float atomicExch(float* p, float v) {
-  return kiln::simt::detail::aref(p).exchange(v);
+  const kiln::simt::detail::RaceAtomic race(p);
+  return kiln::simt::detail::aref(p).exchange(v, kiln::simt::detail::kRelaxed);
 }
 inline int atomicMin(int* p, int v) {
+  const kiln::simt::detail::RaceAtomic race(p);
   return kiln::simt::detail::atomic_min(p, v);
 }
 inline unsigned atomicMin(unsigned* p, unsigned v) {
+  const kiln::simt::detail::RaceAtomic race(p);
   return kiln::simt::detail::atomic_min(p, v);
 }
 inline long long atomicMin(long long* p, long long v) {
+  const kiln::simt::detail::RaceAtomic race(p);
   return kiln::simt::detail::atomic_min(p, v);
 }
 inline kiln_simt_ull_ atomicMin(kiln_simt_ull_* p, kiln_simt_ull_ v) {
+  const kiln::simt::detail::RaceAtomic race(p);
   return kiln::simt::detail::atomic_min(p, v);
 }
 inline int atomicMax(int* p, int v) {
+  const kiln::simt::detail::RaceAtomic race(p);
   return kiln::simt::detail::atomic_max(p, v);
 }
 inline unsigned atomicMax(unsigned* p, unsigned v) {
+  const kiln::simt::detail::RaceAtomic race(p);
   return kiln::simt::detail::atomic_max(p, v);
 }
 inline long long atomicMax(long long* p, long long v) {
+  const kiln::simt::detail::RaceAtomic race(p);
   return kiln::simt::detail::atomic_max(p, v);
 }
 inline kiln_simt_ull_ atomicMax(kiln_simt_ull_* p, kiln_simt_ull_ v) {
+  const kiln::simt::detail::RaceAtomic race(p);
   return kiln::simt::detail::atomic_max(p, v);
 }
 inline int atomicCAS(int* p, int c, int v) {
+  const kiln::simt::detail::RaceAtomic race(p);
   return kiln::simt::detail::atomic_cas(p, c, v);
 }
 inline unsigned atomicCAS(unsigned* p, unsigned c, unsigned v) {
+  const kiln::simt::detail::RaceAtomic race(p);
   return kiln::simt::detail::atomic_cas(p, c, v);
 }
 inline kiln_simt_ull_ atomicCAS(kiln_simt_ull_* p, kiln_simt_ull_ c, kiln_simt_ull_ v) {
+  const kiln::simt::detail::RaceAtomic race(p);
   return kiln::simt::detail::atomic_cas(p, c, v);
 }
 inline int atomicAnd(int* p, int v) {
-  return kiln::simt::detail::aref(p).fetch_and(v);
+  const kiln::simt::detail::RaceAtomic race(p);
+  return kiln::simt::detail::aref(p).fetch_and(v, kiln::simt::detail::kRelaxed);
 }
 inline unsigned atomicAnd(unsigned* p, unsigned v) {
-  return kiln::simt::detail::aref(p).fetch_and(v);
+  const kiln::simt::detail::RaceAtomic race(p);
+  return kiln::simt::detail::aref(p).fetch_and(v, kiln::simt::detail::kRelaxed);
 }
 inline long long atomicAnd(long long* p, long long v) {
-  return kiln::simt::detail::aref(p).fetch_and(v);
+  const kiln::simt::detail::RaceAtomic race(p);
+  return kiln::simt::detail::aref(p).fetch_and(v, kiln::simt::detail::kRelaxed);
 }
 inline kiln_simt_ull_ atomicAnd(kiln_simt_ull_* p, kiln_simt_ull_ v) {
-  return kiln::simt::detail::aref(p).fetch_and(v);
+  const kiln::simt::detail::RaceAtomic race(p);
+  return kiln::simt::detail::aref(p).fetch_and(v, kiln::simt::detail::kRelaxed);
 }
 inline int atomicOr(int* p, int v) {
-  return kiln::simt::detail::aref(p).fetch_or(v);
+  const kiln::simt::detail::RaceAtomic race(p);
+  return kiln::simt::detail::aref(p).fetch_or(v, kiln::simt::detail::kRelaxed);
 }
 inline unsigned atomicOr(unsigned* p, unsigned v) {
-  return kiln::simt::detail::aref(p).fetch_or(v);
+  const kiln::simt::detail::RaceAtomic race(p);
+  return kiln::simt::detail::aref(p).fetch_or(v, kiln::simt::detail::kRelaxed);
 }
 inline long long atomicOr(long long* p, long long v) {
-  return kiln::simt::detail::aref(p).fetch_or(v);
+  const kiln::simt::detail::RaceAtomic race(p);
+  return kiln::simt::detail::aref(p).fetch_or(v, kiln::simt::detail::kRelaxed);
 }
 inline kiln_simt_ull_ atomicOr(kiln_simt_ull_* p, kiln_simt_ull_ v) {
-  return kiln::simt::detail::aref(p).fetch_or(v);
+  const kiln::simt::detail::RaceAtomic race(p);
+  return kiln::simt::detail::aref(p).fetch_or(v, kiln::simt::detail::kRelaxed);
 }
 inline int atomicXor(int* p, int v) {
-  return kiln::simt::detail::aref(p).fetch_xor(v);
+  const kiln::simt::detail::RaceAtomic race(p);
+  return kiln::simt::detail::aref(p).fetch_xor(v, kiln::simt::detail::kRelaxed);
 }
 inline unsigned atomicXor(unsigned* p, unsigned v) {
-  return kiln::simt::detail::aref(p).fetch_xor(v);
+  const kiln::simt::detail::RaceAtomic race(p);
+  return kiln::simt::detail::aref(p).fetch_xor(v, kiln::simt::detail::kRelaxed);
 }
 inline long long atomicXor(long long* p, long long v) {
-  return kiln::simt::detail::aref(p).fetch_xor(v);
+  const kiln::simt::detail::RaceAtomic race(p);
+  return kiln::simt::detail::aref(p).fetch_xor(v, kiln::simt::detail::kRelaxed);
 }
 inline kiln_simt_ull_ atomicXor(kiln_simt_ull_* p, kiln_simt_ull_ v) {
-  return kiln::simt::detail::aref(p).fetch_xor(v);
+  const kiln::simt::detail::RaceAtomic race(p);
+  return kiln::simt::detail::aref(p).fetch_xor(v, kiln::simt::detail::kRelaxed);
 }
 // atomicInc/atomicDec: CUDA's wrapping counters.
 inline unsigned atomicInc(unsigned* p, unsigned limit) {
+  const kiln::simt::detail::RaceAtomic race(p);
   auto a = kiln::simt::detail::aref(p);
-  unsigned old = a.load();
-  while (!a.compare_exchange_weak(old, old >= limit ? 0u : old + 1u)) {
+  unsigned old = a.load(kiln::simt::detail::kRelaxed);
+  while (!a.compare_exchange_weak(old, old >= limit ? 0u : old + 1u, kiln::simt::detail::kRelaxed,
+                                  kiln::simt::detail::kRelaxed)) {
   }
   return old;
 }
 inline unsigned atomicDec(unsigned* p, unsigned limit) {
+  const kiln::simt::detail::RaceAtomic race(p);
   auto a = kiln::simt::detail::aref(p);
-  unsigned old = a.load();
-  while (!a.compare_exchange_weak(old, (old == 0u || old > limit) ? limit : old - 1u)) {
+  unsigned old = a.load(kiln::simt::detail::kRelaxed);
+  while (!a.compare_exchange_weak(old, (old == 0u || old > limit) ? limit : old - 1u,
+                                  kiln::simt::detail::kRelaxed, kiln::simt::detail::kRelaxed)) {
   }
   return old;
 }

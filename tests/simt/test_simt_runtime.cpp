@@ -192,8 +192,15 @@ TEST_CASE("every_order helpers compare bitwise and name the order", "[simt]") {
   CHECK(kiln::test::first_difference(runs) == "");
   int calls = 0;
   auto scalar = kiln::test::run_in_every_order([&] { return ++calls; });
+#if defined(KILN_SIMT_TSAN)
+  // The race-detector build runs one order and copies its result (tests/support/every_order.h).
+  CHECK(calls == 1);
+  CHECK(kiln::test::first_difference(scalar) == "");
+  CHECK(scalar.names[2] == "forward (race detector: one order)");
+#else
   CHECK(calls == 3);
   CHECK(kiln::test::first_difference(scalar) != "");
+#endif
 }
 
 // A launch beyond the device's limits fails as on a GPU: the CUDA error is recorded and kiln::launch
