@@ -19,6 +19,14 @@
 
 namespace kiln {
 
+std::string shape_str(const std::vector<int64_t>& shape) {
+  std::ostringstream os;
+  os << "[";
+  for (size_t i = 0; i < shape.size(); ++i) os << (i ? ", " : "") << shape[i];
+  os << "]";
+  return os.str();
+}
+
 namespace {
 
 using ordered_json = nlohmann::ordered_json;
@@ -37,14 +45,6 @@ int64_t shape_numel(const std::vector<int64_t>& shape) {
   int64_t n = 1;
   for (int64_t d : shape) n *= d;
   return n;
-}
-
-std::string shape_str(const std::vector<int64_t>& shape) {
-  std::ostringstream os;
-  os << "[";
-  for (size_t i = 0; i < shape.size(); ++i) os << (i ? ", " : "") << shape[i];
-  os << "]";
-  return os.str();
 }
 
 // Host values of a float tensor (any device, f32 or f64).
@@ -382,7 +382,7 @@ StFile parse_safetensors(std::string_view bytes, const std::string& name) {
   uint64_t at = 0;
   auto read = [&](void* dst, uint64_t n) {
     KILN_CHECK(n <= bytes.size() - at, "'", name, "' ended early");
-    std::memcpy(dst, bytes.data() + at, n);
+    if (n > 0) std::memcpy(dst, bytes.data() + at, n);  // dst may be null for an empty tensor
     at += n;
   };
   return read_safetensors_from(read, bytes.size(), name);

@@ -42,6 +42,9 @@ struct StFile {
   const StTensor* find(const std::string& name) const;
 };
 
+// "[2, 3]": a shape as error messages show it.
+std::string shape_str(const std::vector<int64_t>& shape);
+
 void write_safetensors(const std::string& path, const StFile& file);
 // Reads a safetensors file, checked against the specification before anything is allocated or
 // copied (header length bounded by the file and 100 MB; JSON without duplicate keys; every entry's

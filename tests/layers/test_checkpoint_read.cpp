@@ -14,6 +14,7 @@
 
 #include "layers/fer_cnn.h"
 #include "optim/checkpoint.h"
+#include "optim/fer_cnn_checkpoint.h"
 #include "tests/layers/helpers.h"
 
 using namespace kiln;
@@ -204,4 +205,59 @@ TEST_CASE("the training-state loader checks dtypes, sizes and values before chan
     CHECK_THROWS_WITH(restore(f), Contains("not valid JSON"));
   }
   fs::remove_all(dir);
+}
+
+TEST_CASE("fer_cnn_weight_shapes is the built network's weights", "[cpu][checkpoint]") {
+  for (const FerCnnConfig& c :
+       {FerCnnConfig{1, 48, 48, 7, 1.0 / 16}, FerCnnConfig{3, 64, 40, 5, 0.1}}) {
+    auto net = make_fer_cnn(c);
+    const StFile file = model_state_dict(*net);
+    const auto shapes = fer_cnn_weight_shapes(c);
+    CHECK(shapes.size() == 8);
+    for (const auto& [name, shape] : shapes) {
+      INFO(name);
+      REQUIRE(file.find(name) != nullptr);
+      CHECK(file.find(name)->shape == shape);
+    }
+  }
+}
+
+TEST_CASE("a fer_cnn model description is checked against the file before a model is built",
+          "[cpu][checkpoint]") {
+  const FerCnnConfig small{1, 32, 32, 7, 1.0 / 16};
+  auto net = make_fer_cnn(small);
+  StFile header = model_state_dict(*net);
+  for (StTensor& t : header.tensors) t.bytes.clear();  // as read_safetensors_header gives it
+  auto describe = [&](const std::string& model) {
+    StFile h = header;
+    h.metadata["kiln.model"] = model;
+    return h;
+  };
+  const std::string good =
+      R"({"architecture":"fer_cnn","channels":1,"height":32,"width":32,"classes":7,)"
+      R"("width_multiplier":0.0625,"dropout":0.25})";
+  const FerCnnCheckpointInfo info = fer_cnn_info_from_header(describe(good), "c");
+  CHECK(info.config == small);
+  CHECK(info.class_names.size() == 7);
+  auto refused = [&](const std::string& from, const std::string& to, const std::string& part) {
+    std::string m = good;
+    REQUIRE(m.find(from) != std::string::npos);
+    m.replace(m.find(from), from.size(), to);
+    INFO(m);
+    CHECK_THROWS_WITH(fer_cnn_info_from_header(describe(m), "c"), Contains(part));
+  };
+  // Regression: these built networks of gigabytes before any check.
+  refused("\"width_multiplier\":0.0625", "\"width_multiplier\":16", "does not match the weights");
+  refused("\"height\":32", "\"height\":4096", "does not match the weights");
+  refused("\"classes\":7", "\"classes\":100000", "does not match the weights");
+  refused("\"width_multiplier\":0.0625", "\"width_multiplier\":1000", "allowed range");
+  refused("\"height\":32", "\"height\":100000", "allowed range 32..4096");
+  refused("\"classes\":7", "\"classes\":2000000000", "allowed range 2..100000");
+  refused("\"channels\":1", "\"channels\":2", "channels 2");
+  refused("\"channels\":1", "\"channels\":1.5", "must be an integer");
+  refused("\"dropout\":0.25", "\"dropout\":1", "dropout 1");
+  refused("\"fer_cnn\"", "\"resnet\"", "'resnet' model");
+  CHECK_THROWS_WITH(fer_cnn_info_from_header(describe("{"), "c"), Contains("not valid JSON"));
+  StFile none = header;
+  CHECK_THROWS_WITH(fer_cnn_info_from_header(none, "c"), Contains("no fer_cnn model description"));
 }
