@@ -188,18 +188,42 @@ std::string check_jpeg_huffman_tables(std::string_view b) {
     if (at + 3 >= b.size()) break;
     const size_t length = size_t(byte(at + 2)) << 8 | byte(at + 3);  // includes its two bytes
     if (m == 0xC4) {
+      // As stb reads it: tables until the segment's length is used up, bytes past the end of
+      // the file read as 0.
       size_t p = at + 4;
-      const size_t end = std::min(b.size(), at + 2 + length);
-      while (p + 17 <= end) {
+      for (int64_t left = int64_t(length) - 2; left > 0;) {
         size_t codes = 0;
         for (size_t i = 1; i <= 16; ++i) codes += byte(p + i);
         if (codes > 256)
           return "a JPEG Huffman table declares " + std::to_string(codes) +
                  " codes, more than the 256 a table can hold";
         p += 17 + codes;
+        left -= int64_t(17 + codes);
       }
     }
     at += 2 + length;
+  }
+  return {};
+}
+
+// stb_image allocates a PNG chunk's declared length before it checks that the file holds it (an
+// 800 MB allocation from a 100-byte file, found by the fuzzer), so the chunk layout is checked
+// first: after the 8-byte signature, chunks of 4-byte length, 4-byte type, data and 4-byte CRC,
+// each within the file. Returns "" or what is wrong.
+std::string check_png_chunks(std::string_view b) {
+  static constexpr char kSignature[] = "\x89PNG\r\n\x1a\n";
+  if (b.substr(0, 8) != std::string_view(kSignature, 8)) return {};  // not a PNG
+  size_t at = 8;
+  while (at + 8 <= b.size()) {
+    uint64_t length = 0;
+    for (size_t i = 0; i < 4; ++i) length = length << 8 | uint8_t(b[at + i]);
+    const std::string_view type = b.substr(at + 4, 4);
+    if (length + 12 > b.size() - at)
+      return "PNG chunk '" + std::string(type) + "' at byte " + std::to_string(at) + " declares " +
+             std::to_string(length) + " bytes, more than the " + std::to_string(b.size() - at) +
+             " left in the file";
+    if (type == "IEND") break;
+    at += 12 + size_t(length);
   }
   return {};
 }
@@ -216,8 +240,8 @@ std::vector<uint8_t> decode_image(std::string_view bytes, const std::string& nam
   const std::string not_image = "): the file is corrupt or not a png/jpg/bmp; replace or delete it";
   KILN_CHECK(bytes.size() <= uint64_t(INT_MAX), "cannot decode image '", name, "' (", bytes.size(),
              " bytes, more than stb_image reads", not_image);
-  if (std::string bad = check_jpeg_huffman_tables(bytes); !bad.empty())
-    KILN_FAIL("cannot decode image '", name, "' (", bad, not_image);
+  for (const std::string& bad : {check_jpeg_huffman_tables(bytes), check_png_chunks(bytes)})
+    if (!bad.empty()) KILN_FAIL("cannot decode image '", name, "' (", bad, not_image);
   const auto* data = reinterpret_cast<const stbi_uc*>(bytes.data());
   const int size = int(bytes.size());
   int w = 0, h = 0, n = 0;

@@ -78,6 +78,9 @@ TEST_CASE("images: a JPEG Huffman table with more than 256 codes is refused", "[
   jpeg += std::string(272, '\x01') + "\xFF\xD9";
   CHECK_THROWS_WITH(decode_image(jpeg, "t.jpg", ImageSpec{}),
                     Contains("t.jpg") && Contains("declares 272 codes"));
+  // The file may end inside the table: stb reads the missing counts as 0, and so does the check.
+  const std::string cut = std::string("\xFF\xD8\xFF\xC4\x01\x00\x00", 7) + std::string(8, '\x40');
+  CHECK_THROWS_WITH(decode_image(cut, "cut.jpg", ImageSpec{}), Contains("declares 512 codes"));
   // A valid JPEG still decodes (tests/data/test_image_folder.cpp decodes many more).
   std::string ok;
   auto sink = [](void* ctx, void* data, int n) {
@@ -87,6 +90,22 @@ TEST_CASE("images: a JPEG Huffman table with more than 256 codes is refused", "[
   REQUIRE(stbi_write_jpg_to_func(sink, &ok, 8, 8, 1, px.data(), 95) != 0);
   const std::vector<uint8_t> img = decode_image(ok, "ok.jpg", ImageSpec{1, 8, 8});
   for (uint8_t v : img) REQUIRE(std::abs(int(v) - 100) <= 2);
+}
+
+TEST_CASE("images: a PNG chunk longer than the file is refused before stb allocates it",
+          "[cpu][data]") {
+  // Regression (found by tests/fuzz): stb_image allocated an IDAT chunk's declared length
+  // (805 MB from a 90-byte file) before checking the file held it.
+  const std::string p = png(4);
+  // The first chunk after the signature is IHDR (13 bytes); the next one is the image data.
+  const size_t idat = 8 + 12 + 13;
+  REQUIRE(p.substr(idat + 4, 4) == "IDAT");
+  std::string bad = p;
+  bad[idat] = '\x30';  // its length becomes 0x30000000 + the real one
+  CHECK_THROWS_WITH(decode_image(bad, "c.png", ImageSpec{}), Contains("c.png") &&
+                                                                 Contains("PNG chunk 'IDAT'") &&
+                                                                 Contains("left in the file"));
+  CHECK_NOTHROW(decode_image(p, "ok.png", ImageSpec{}));
 }
 
 TEST_CASE("images: the caps are raised or lowered through the environment", "[cpu][data]") {
