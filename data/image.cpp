@@ -167,9 +167,12 @@ std::string megabytes(uint64_t bytes) {
 // Returns "" or what is wrong. Walks the markers, including those between the scans of a
 // progressive JPEG; entropy-coded data ends at a 0xFF that is not a stuffed 0x00 or a restart.
 std::string check_jpeg_huffman_tables(std::string_view b) {
-  if (b.size() < 2 || uint8_t(b[0]) != 0xFF || uint8_t(b[1]) != 0xD8) return {};  // not a JPEG
   auto byte = [&](size_t i) { return i < b.size() ? uint8_t(b[i]) : uint8_t(0); };
-  size_t at = 2;
+  // The start-of-image marker, after any number of 0xFF fill bytes (stb accepts them too).
+  size_t at = 1;
+  while (byte(0) == 0xFF && at < b.size() && byte(at) == 0xFF) ++at;
+  if (byte(0) != 0xFF || byte(at) != 0xD8) return {};  // not a JPEG
+  ++at;
   while (at + 1 < b.size()) {
     if (byte(at) != 0xFF) {  // entropy-coded data after a scan
       ++at;

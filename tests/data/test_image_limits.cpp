@@ -81,6 +81,9 @@ TEST_CASE("images: a JPEG Huffman table with more than 256 codes is refused", "[
   // The file may end inside the table: stb reads the missing counts as 0, and so does the check.
   const std::string cut = std::string("\xFF\xD8\xFF\xC4\x01\x00\x00", 7) + std::string(8, '\x40');
   CHECK_THROWS_WITH(decode_image(cut, "cut.jpg", ImageSpec{}), Contains("declares 512 codes"));
+  // stb also reads a start marker after 0xFF fill bytes.
+  CHECK_THROWS_WITH(decode_image("\xFF\xFF" + cut.substr(1), "fill.jpg", ImageSpec{}),
+                    Contains("declares 512 codes"));
   // A valid JPEG still decodes (tests/data/test_image_folder.cpp decodes many more).
   std::string ok;
   auto sink = [](void* ctx, void* data, int n) {
