@@ -217,6 +217,7 @@ std::string check_png_chunks(std::string_view b) {
   static constexpr char kSignature[] = "\x89PNG\r\n\x1a\n";
   if (b.substr(0, 8) != std::string_view(kSignature, 8)) return {};  // not a PNG
   size_t at = 8;
+  bool seen_data = false;
   while (at + 8 <= b.size()) {
     uint64_t length = 0;
     for (size_t i = 0; i < 4; ++i) length = length << 8 | uint8_t(b[at + i]);
@@ -226,6 +227,11 @@ std::string check_png_chunks(std::string_view b) {
              std::to_string(length) + " bytes, more than the " + std::to_string(b.size() - at) +
              " left in the file";
     if (type == "IEND") break;
+    // stb copies an empty first IDAT to its still-null data buffer (memcpy(NULL, p, 0): undefined
+    // behaviour, found by the fuzzer); encoders do not write one, so it is refused.
+    if (type == "IDAT" && length == 0 && !seen_data)
+      return "the PNG's first image data chunk (IDAT) is empty";
+    if (type == "IDAT") seen_data = true;
     at += 12 + size_t(length);
   }
   return {};

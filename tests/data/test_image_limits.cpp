@@ -109,6 +109,10 @@ TEST_CASE("images: a PNG chunk longer than the file is refused before stb alloca
                                                                  Contains("PNG chunk 'IDAT'") &&
                                                                  Contains("left in the file"));
   CHECK_NOTHROW(decode_image(p, "ok.png", ImageSpec{}));
+  // An empty IDAT before the real one (stb would memcpy to its null buffer).
+  const std::string empty =
+      p.substr(0, idat) + std::string(4, '\0') + "IDAT" + std::string(4, '\0') + p.substr(idat);
+  CHECK_THROWS_WITH(decode_image(empty, "e.png", ImageSpec{}), Contains("(IDAT) is empty"));
 }
 
 TEST_CASE("images: the caps are raised or lowered through the environment", "[cpu][data]") {
