@@ -5,7 +5,7 @@
 #   2. replays the seed corpus (tests/fuzz/corpus/<fuzzer>/): every file must pass,
 #   3. fuzzes each harness for a fixed number of runs from a fixed seed, so that the stage is
 #      reproducible and never fails an unrelated commit by chance.
-#   KILN_FUZZ_RUNS=N        runs per harness (default 4000)
+#   KILN_FUZZ_RUNS=N        runs per harness (default 10000)
 #   KILN_FUZZ_SEED=N        the fuzzers' seed (default 1)
 #   KILN_JOBS=N             build jobs (default: nproc)
 # New inputs the fuzzers find go to a temporary folder, never into the kept corpus.
@@ -13,7 +13,7 @@ set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 build=${KILN_FUZZ_BUILD:-$root/build-fuzz}
 jobs=${KILN_JOBS:-$(nproc)}
-runs=${KILN_FUZZ_RUNS:-4000}
+runs=${KILN_FUZZ_RUNS:-10000}
 seed=${KILN_FUZZ_SEED:-1}
 fuzzers=(fuzz_fer_csv fuzz_image fuzz_safetensors fuzz_model_state fuzz_training_state)
 start=$(date +%s)
