@@ -200,11 +200,7 @@ void write_file(const std::string& path, std::string_view bytes) {
 }
 
 std::string read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  KILN_CHECK(in.good(), "cannot open '", path, "'");
-  std::ostringstream os;
-  os << in.rdbuf();
-  return os.str();
+  return read_regular_file(path, "file");  // a FIFO or device is refused, not read for ever
 }
 
 std::string base64(std::string_view bytes) {

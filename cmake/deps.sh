@@ -54,7 +54,8 @@ minimal=0
 packages=(cmake ninja-build g++ pkg-config catch2 libopenblas-dev libcli11-dev nlohmann-json3-dev
           libstb-dev libomp-dev libcairo2-dev)
 if [[ $minimal == 0 ]]; then
-  packages+=(libbenchmark-dev chromium python3-torch python3-numpy)
+  # clang-14 and its runtime libraries (libFuzzer, ASan, UBSan) build tests/fuzz.
+  packages+=(libbenchmark-dev chromium python3-torch python3-numpy clang-14 libclang-rt-14-dev)
 fi
 
 apt_install "${packages[@]}"

@@ -1,6 +1,12 @@
-// core/file.h — the one way Kiln writes a file: atomically, and durably once it returns.
+// core/file.h — the one way Kiln reads a data file and the one way it writes any file.
 //
-// write_file_atomic(path, bytes):
+// READING. Every reader (checkpoints, CSVs, images) goes through InputFile, so that only regular
+// files are read: a FIFO would block a read for ever and /dev/zero never ends, so both are refused
+// with an error before the first byte is read. The file is opened without blocking (O_NONBLOCK:
+// opening a FIFO with no writer would otherwise wait), then fstat()ed, so the check and the read
+// see the same file.
+//
+// WRITING. write_file_atomic(path, bytes):
 //   1. writes `bytes` to a fresh temporary in path's directory, named ".<name>.<pid>-<n>.kiln-tmp"
 //      (pid and a per-process counter: two writers never share one);
 //   2. fsyncs the temporary (its bytes are on disk before any name points at them);
@@ -18,11 +24,39 @@
 // after-dirsync, and whatever callers pass to test_phase().
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <string_view>
 #include <vector>
 
 namespace kiln {
+
+class InputFile {
+ public:
+  // Throws kiln::Error naming `what` ("checkpoint", "FER CSV file", ...) and `path` when the file
+  // is missing ("... does not exist: <missing_hint>"), unreadable or not a regular file (a
+  // directory, FIFO, device or socket).
+  InputFile(const std::string& path, const std::string& what, const std::string& missing_hint = "");
+  ~InputFile();
+  InputFile(const InputFile&) = delete;
+  InputFile& operator=(const InputFile&) = delete;
+
+  uint64_t size() const { return size_; }
+  // Reads exactly `bytes` bytes at the current position; throws on a short read (the file shrank
+  // since it was opened) or an I/O error.
+  void read(void* dst, uint64_t bytes);
+
+ private:
+  std::string path_, what_;
+  int fd_ = -1;
+  uint64_t size_ = 0;
+};
+
+// The whole of a regular file (see InputFile); `max_bytes` bounds what is read, with an error
+// naming the file, its size and the limit when it is larger.
+std::string read_regular_file(const std::string& path, const std::string& what,
+                              const std::string& missing_hint = "",
+                              uint64_t max_bytes = UINT64_MAX);
 
 void write_file_atomic(const std::string& path, std::string_view bytes);
 

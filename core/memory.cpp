@@ -3,6 +3,8 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
@@ -10,6 +12,7 @@
 #include <new>
 #include <unordered_map>
 
+#include "core/bytes.h"
 #include "core/error.h"
 
 #if KILN_WITH_CUDA
@@ -89,11 +92,21 @@ std::string cuda_device_name() {
 }
 #endif
 
+std::string byte_count(uint64_t bytes) {
+  char buf[64];
+  if (bytes >= 1'000'000)
+    std::snprintf(buf, sizeof buf, "%.1f MB (%llu bytes)", double(bytes) / 1e6,
+                  static_cast<unsigned long long>(bytes));
+  else
+    std::snprintf(buf, sizeof buf, "%llu bytes", static_cast<unsigned long long>(bytes));
+  return buf;
+}
+
 void* allocate(size_t bytes, Device device) {
   if (bytes == 0) bytes = 1;
   if (device == Device::cpu) {
-    void* p = std::aligned_alloc(64, (bytes + 63) / 64 * 64);
-    KILN_CHECK(p != nullptr, "out of host memory allocating ", bytes, " bytes");
+    void* p = bytes <= SIZE_MAX - 63 ? std::aligned_alloc(64, (bytes + 63) / 64 * 64) : nullptr;
+    KILN_CHECK(p != nullptr, "out of host memory allocating ", byte_count(bytes));
     ++g_host_allocations;
     return p;
   }
@@ -103,7 +116,7 @@ void* allocate(size_t bytes, Device device) {
   cudaError_t err = cudaMalloc(&p, bytes);
   if (err != cudaSuccess) {
     (void)cudaGetLastError();
-    KILN_FAIL("out of device memory allocating ", bytes, " bytes (", cudaGetErrorString(err),
+    KILN_FAIL("out of device memory allocating ", byte_count(bytes), " (", cudaGetErrorString(err),
               "): reduce the batch size or the model width");
   }
   ++g_device_allocations;

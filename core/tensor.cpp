@@ -2,8 +2,10 @@
 #include "core/tensor.h"
 
 #include <cstring>
+#include <new>
 #include <sstream>
 
+#include "core/bytes.h"
 #include "core/error.h"
 
 namespace kiln {
@@ -73,9 +75,29 @@ std::string Shape::str() const {
   return os.str();
 }
 
+namespace {
+
+// The storage of a new tensor; an allocation failure names the tensor (its shape and dtype) as
+// well as the size, so that "out of memory" says what was being allocated.
+std::shared_ptr<Buffer> tensor_storage(const Shape& shape, DType dtype, Device device) {
+  uint64_t bytes = 0;
+  KILN_CHECK(!__builtin_mul_overflow(uint64_t(shape.numel()), uint64_t(dtype_size(dtype)), &bytes),
+             "a ", shape.str(), " ", dtype_name(dtype),
+             " tensor has more bytes than 64 bits count");
+  try {
+    return std::make_shared<Buffer>(static_cast<size_t>(bytes), device);
+  } catch (const Error& e) {
+    KILN_FAIL(e.what(), " for a ", shape.str(), " ", dtype_name(dtype), " tensor");
+  } catch (const std::bad_alloc&) {
+    KILN_FAIL("out of host memory allocating ", byte_count(bytes), " for a ", shape.str(), " ",
+              dtype_name(dtype), " tensor");
+  }
+}
+
+}  // namespace
+
 Tensor::Tensor(Shape shape, DType dtype, Device device)
-    : storage_(
-          std::make_shared<Buffer>(static_cast<size_t>(shape.numel()) * dtype_size(dtype), device)),
+    : storage_(tensor_storage(shape, dtype, device)),
       shape_(shape),
       dtype_(dtype),
       device_(device) {}

@@ -78,7 +78,9 @@ Splits load_dataset(const std::string& source, const ImageSpec& spec, uint64_t s
   }
   std::error_code ec;
   if (fs::is_directory(source, ec)) return load_image_folder(source, spec, seed);
-  if (fs::is_regular_file(source, ec)) return load_fer_csv(source, spec, seed);
+  // Anything else that exists goes to the CSV reader, which refuses what is not a regular file
+  // (a FIFO, a device) with that said, rather than "does not exist".
+  if (fs::exists(source, ec)) return load_fer_csv(source, spec, seed);
   KILN_FAIL("data source '", source,
             "' does not exist: pass 'synthetic', a FER2013 CSV file or an image folder");
 }

@@ -9,13 +9,14 @@
 #include <cctype>
 #include <cmath>
 #include <cstdio>
-#include <cstring>
-#include <filesystem>
+#include <charconv>
+#include <deque>
 #include <optional>
 #include <string_view>
 #include <thread>
 
 #include "core/error.h"
+#include "core/file.h"
 #include "data/image.h"
 
 namespace kiln::data {
@@ -35,46 +36,96 @@ std::string_view trim(std::string_view s) {
   return s;
 }
 
-// Splits one CSV line into fields; a field may be "quoted" (quotes removed, "" inside kept as ").
-// Returns nullopt on an unterminated quote.
-std::optional<std::vector<std::string_view>> split_fields(std::string_view line,
-                                                          std::vector<std::string>& unquoted) {
-  std::vector<std::string_view> fields;
+// Splits one CSV record (RFC 4180) into fields. A field may be "quoted": the quotes are removed,
+// "" inside stands for one ", commas and line breaks inside are part of the field, and only blanks
+// may follow the closing quote. Unquoted fields and quoted ones without "" are views into `record`;
+// the others are unescaped into `storage`, a deque so that earlier views stay valid as it grows.
+// Returns "" or what is malformed.
+std::string split_fields(std::string_view record, std::vector<std::string_view>& fields,
+                         std::deque<std::string>& storage) {
+  fields.clear();
   size_t i = 0;
   while (true) {
-    if (i < line.size() && line[i] == '"') {
-      size_t j = i + 1;
-      std::string value;
+    while (i < record.size() && (record[i] == ' ' || record[i] == '\t')) ++i;
+    if (i < record.size() && record[i] == '"') {
+      const size_t begin = i + 1;
+      size_t j = begin;
+      bool escaped = false;
       while (true) {
-        if (j >= line.size()) return std::nullopt;
-        if (line[j] == '"') {
-          if (j + 1 < line.size() && line[j + 1] == '"') {
-            value += '"';
-            j += 2;
-            continue;
-          }
-          break;
+        j = record.find('"', j);
+        if (j == std::string_view::npos)
+          return "unterminated quote: a field opens a \" that never closes; fix or delete that "
+                 "line";
+        if (j + 1 < record.size() && record[j + 1] == '"') {
+          escaped = true;
+          j += 2;
+          continue;
         }
-        value += line[j++];
+        break;
       }
-      unquoted.push_back(std::move(value));
-      fields.push_back(unquoted.back());
+      std::string_view raw = record.substr(begin, j - begin);
+      if (escaped) {
+        std::string& value = storage.emplace_back();
+        value.reserve(raw.size());
+        for (size_t k = 0; k < raw.size(); ++k) {
+          value += raw[k];
+          if (raw[k] == '"') ++k;  // the second quote of ""
+        }
+        fields.push_back(value);
+      } else {
+        fields.push_back(raw);
+      }
       i = j + 1;
-      while (i < line.size() && line[i] != ',') ++i;  // ignore anything after the closing quote
+      while (i < record.size() && (record[i] == ' ' || record[i] == '\t' || record[i] == '\r')) ++i;
+      if (i < record.size() && record[i] != ',')
+        return "text after the closing quote of field " + std::to_string(fields.size()) +
+               ": a quoted field must end at a comma (write a \" inside it as \"\"); fix that "
+               "line";
     } else {
-      size_t j = line.find(',', i);
-      if (j == std::string_view::npos) j = line.size();
-      fields.push_back(line.substr(i, j - i));
+      size_t j = record.find(',', i);
+      if (j == std::string_view::npos) j = record.size();
+      fields.push_back(record.substr(i, j - i));
       i = j;
     }
-    if (i >= line.size()) break;
+    if (i >= record.size()) break;
     ++i;  // skip the comma
-    if (i == line.size()) {
+    if (i == record.size()) {
       fields.push_back({});
       break;
     }
   }
-  return fields;
+  return {};
+}
+
+// Splits `text` into records: a record ends at a line break outside quotes (LF or CRLF; the CR is
+// dropped). Blank records are skipped; `number` is the line the record starts on, as an editor
+// shows it. A quote left open runs to the end of the text, and its field split then says so.
+struct Record {
+  size_t number;
+  std::string_view text;
+};
+std::vector<Record> split_records(std::string_view all) {
+  std::vector<Record> records;
+  size_t number = 1, pos = 0;
+  while (pos < all.size()) {
+    size_t end = pos, quotes = 0, breaks = 0;
+    while (true) {
+      const size_t nl = all.find('\n', end);
+      const size_t stop = nl == std::string_view::npos ? all.size() : nl;
+      quotes += size_t(
+          std::count(all.begin() + std::ptrdiff_t(end), all.begin() + std::ptrdiff_t(stop), '"'));
+      end = stop;
+      if (quotes % 2 == 0 || end == all.size()) break;
+      ++breaks;  // a line break inside a quoted field
+      ++end;
+    }
+    std::string_view r = all.substr(pos, end - pos);
+    if (!r.empty() && r.back() == '\r') r.remove_suffix(1);
+    if (!trim(r).empty()) records.push_back({number, r});
+    number += breaks + 1;
+    pos = end + 1;
+  }
+  return records;
 }
 
 enum Usage { kTrain = 0, kVal = 1, kTest = 2 };
@@ -145,10 +196,11 @@ std::optional<Usage> parse_usage(std::string_view field) {
 // The split of a line, or nullopt when the line is malformed (the full parse then says why).
 std::optional<Usage> usage_of(std::string_view line, const Columns& cols) {
   if (cols.usage < 0) return kTrain;
-  std::vector<std::string> unquoted;
-  auto fields = split_fields(line, unquoted);
-  if (!fields || fields->size() != cols.count) return std::nullopt;
-  return parse_usage((*fields)[size_t(cols.usage)]);
+  std::vector<std::string_view> fields;
+  std::deque<std::string> storage;
+  if (!split_fields(line, fields, storage).empty() || fields.size() != cols.count)
+    return std::nullopt;
+  return parse_usage(fields[size_t(cols.usage)]);
 }
 
 // Parses one data line into `row` and, when `dest` is not null, its image converted to `spec`.
@@ -156,40 +208,35 @@ std::optional<Usage> usage_of(std::string_view line, const Columns& cols) {
 std::string parse_row(std::string_view line, const Columns& cols, const ImageSpec& spec,
                       size_t expected_pixels, Row& row, std::vector<uint8_t>& scratch,
                       uint8_t* dest) {
-  std::vector<std::string> unquoted;
-  auto fields = split_fields(line, unquoted);
-  if (!fields) return "unterminated quote: the row is malformed; fix or delete that line";
-  if (fields->size() != cols.count)
-    return "row has " + std::to_string(fields->size()) +
-           " comma-separated fields, the header has " + std::to_string(cols.count) +
+  std::vector<std::string_view> fields;
+  std::deque<std::string> storage;
+  if (std::string err = split_fields(line, fields, storage); !err.empty()) return err;
+  if (fields.size() != cols.count)
+    return "row has " + std::to_string(fields.size()) + " comma-separated fields, the header has " +
+           std::to_string(cols.count) +
            ": the row is truncated or malformed; fix or delete that line";
-  std::string_view emotion = trim((*fields)[size_t(cols.emotion)]);
+  std::string_view emotion = trim(fields[size_t(cols.emotion)]);
   int label = 0;
-  bool ok = !emotion.empty() && emotion.size() <= 3;
-  for (char c : emotion) {
-    if (c < '0' || c > '9')
-      ok = false;
-    else
-      label = label * 10 + (c - '0');
-  }
-  if (!ok)
-    return "emotion '" + std::string(emotion) +
+  const char* end = emotion.data() + emotion.size();
+  const auto [stop, ec] = std::from_chars(emotion.data(), end, label);
+  if (emotion.empty() || ec == std::errc::invalid_argument || stop != end)
+    return "emotion '" + std::string(emotion.substr(0, 40)) +
            "' is not an integer: it must be a FER class index 0..6";
-  if (label > 6)
-    return "emotion " + std::to_string(label) +
+  if (ec == std::errc::result_out_of_range || label < 0 || label > 6)
+    return "emotion " + std::string(emotion.substr(0, 40)) +
            " is outside 0..6 (FER's classes: 0 angry, 1 disgust, 2 fear, 3 happy, 4 sad, 5 "
            "surprise, 6 neutral); fix or delete that line";
   row.label = label;
   row.usage = kTrain;
   if (cols.usage >= 0) {
-    std::optional<Usage> usage = parse_usage((*fields)[size_t(cols.usage)]);
+    std::optional<Usage> usage = parse_usage(fields[size_t(cols.usage)]);
     if (usage)
       row.usage = *usage;
     else
-      return "Usage '" + std::string(trim((*fields)[size_t(cols.usage)])) +
+      return "Usage '" + std::string(trim(fields[size_t(cols.usage)])) +
              "' is unknown: use Training, PublicTest or PrivateTest";
   }
-  std::string err = parse_pixels((*fields)[size_t(cols.pixels)], scratch);
+  std::string err = parse_pixels(fields[size_t(cols.pixels)], scratch);
   if (!err.empty()) return err;
   if (scratch.empty())
     return "the pixels field is empty: the row is truncated; fix or delete that line";
@@ -212,52 +259,29 @@ std::string parse_row(std::string_view line, const Columns& cols, const ImageSpe
 Splits load_fer_csv(const std::string& path, const ImageSpec& spec, uint64_t seed) {
   KILN_CHECK(spec.channels == 1 || spec.channels == 3,
              "FER CSV: target channels must be 1 or 3, got ", spec.channels);
-  std::error_code ec;
-  KILN_CHECK(std::filesystem::is_regular_file(path, ec), "FER CSV file '", path,
-             "' does not exist: pass the path of fer2013.csv (columns emotion,pixels,Usage)");
-  std::string text;
-  {
-    std::unique_ptr<FILE, int (*)(FILE*)> f(std::fopen(path.c_str(), "rb"), std::fclose);
-    KILN_CHECK(f != nullptr, "cannot open FER CSV file '", path, "': ", std::strerror(errno));
-    std::fseek(f.get(), 0, SEEK_END);
-    long size = std::ftell(f.get());
-    std::fseek(f.get(), 0, SEEK_SET);
-    KILN_CHECK(size >= 0, "cannot read FER CSV file '", path, "'");
-    text.resize(size_t(size));
-    KILN_CHECK(std::fread(text.data(), 1, text.size(), f.get()) == text.size(),
-               "cannot read FER CSV file '", path, "': short read");
-  }
-  // Lines (1-based numbers as an editor shows them); blank lines are skipped.
-  struct Line {
-    size_t number;
-    std::string_view text;
-  };
-  std::vector<Line> lines;
-  {
-    std::string_view all(text);
-    if (all.substr(0, 3) == "\xEF\xBB\xBF") all.remove_prefix(3);  // UTF-8 byte order mark
-    size_t number = 0, pos = 0;
-    while (pos < all.size()) {
-      size_t end = all.find('\n', pos);
-      if (end == std::string_view::npos) end = all.size();
-      ++number;
-      std::string_view l = all.substr(pos, end - pos);
-      if (!trim(l).empty()) lines.push_back({number, l});
-      pos = end + 1;
-    }
-  }
+  const std::string text = read_regular_file(
+      path, "FER CSV file", "pass the path of fer2013.csv (columns emotion,pixels,Usage)");
+  return parse_fer_csv(text, path, spec, seed);
+}
+
+Splits parse_fer_csv(std::string_view text, const std::string& path, const ImageSpec& spec,
+                     uint64_t seed) {
+  KILN_CHECK(spec.channels == 1 || spec.channels == 3,
+             "FER CSV: target channels must be 1 or 3, got ", spec.channels);
+  if (text.substr(0, 3) == "\xEF\xBB\xBF") text.remove_prefix(3);  // UTF-8 byte order mark
+  const std::vector<Record> lines = split_records(text);
   KILN_CHECK(!lines.empty(), "FER CSV file '", path,
              "' is empty: it needs a header line 'emotion,pixels,Usage' and one row per image");
 
   Columns cols;
   {
-    std::vector<std::string> unquoted;
-    auto header = split_fields(lines[0].text, unquoted);
-    KILN_CHECK(header.has_value(), where(path, lines[0].number),
-               "unterminated quote in the header");
-    cols.count = header->size();
-    for (size_t i = 0; i < header->size(); ++i) {
-      std::string name = lower(trim((*header)[i]));
+    std::vector<std::string_view> header;
+    std::deque<std::string> storage;
+    const std::string err = split_fields(lines[0].text, header, storage);
+    KILN_CHECK(err.empty(), where(path, lines[0].number), "the header: ", err);
+    cols.count = header.size();
+    for (size_t i = 0; i < header.size(); ++i) {
+      std::string name = lower(trim(header[i]));
       if (name == "emotion")
         cols.emotion = int(i);
       else if (name == "pixels")

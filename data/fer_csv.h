@@ -13,6 +13,7 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 
 #include "data/dataset.h"
 
@@ -22,6 +23,12 @@ namespace kiln::data {
 // header without emotion/pixels, a truncated or malformed row, a non-integer or out-of-range pixel,
 // an emotion outside 0..6, a pixel count that is not a perfect square (or differs from the first
 // row's), an unknown Usage, a file with no rows.
+// Quoting follows RFC 4180 (quoted fields, "" for a quote, commas and line breaks inside quotes,
+// LF or CRLF line ends); a quote left open is an error naming its line. Only a regular file is
+// read (a FIFO or device is refused before reading).
 Splits load_fer_csv(const std::string& path, const ImageSpec& spec, uint64_t seed = 0);
+// The same from the file's text; `path` names it in errors.
+Splits parse_fer_csv(std::string_view text, const std::string& path, const ImageSpec& spec,
+                     uint64_t seed = 0);
 
 }  // namespace kiln::data

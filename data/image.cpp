@@ -1,14 +1,20 @@
-// data/image.cpp — image decoding (stb_image, linked from Debian's libstb) and conversion.
+// data/image.cpp — image decoding (stb_image, compiled into Kiln by data/stb_image.cpp), the
+// decoded-size cap, and conversion.
 #include "data/image.h"
 
 #include <stb/stb_image.h>
 
 #include <algorithm>
+#include <charconv>
+#include <climits>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
 #include <cmath>
-#include <filesystem>
 #include <memory>
 
 #include "core/error.h"
+#include "core/file.h"
 
 namespace kiln::data {
 namespace {
@@ -132,21 +138,156 @@ void convert_image(uint8_t* out, const ImageSpec& spec, const uint8_t* src, int 
     }
 }
 
-std::vector<uint8_t> load_image(const std::string& path, const ImageSpec& spec) {
-  std::error_code ec;
-  KILN_CHECK(std::filesystem::is_regular_file(path, ec), "image file '", path,
-             "' does not exist or is not a regular file");
-  int w = 0, h = 0, n = 0;
-  std::unique_ptr<stbi_uc, void (*)(void*)> pixels(stbi_load(path.c_str(), &w, &h, &n, 0),
-                                                   stbi_image_free);
-  if (!pixels) {
-    const char* why = stbi_failure_reason();
-    KILN_FAIL("cannot decode image '", path, "' (stb_image: ", why ? why : "unknown error",
-              "): the file is corrupt or not a png/jpg/bmp; replace or delete it");
+namespace {
+
+uint64_t limit_from_environment(const char* name, uint64_t fallback) {
+  const char* v = std::getenv(name);
+  if (v == nullptr || *v == '\0') return fallback;
+  uint64_t n = 0;
+  const char* end = v + std::strlen(v);
+  const auto [stop, ec] = std::from_chars(v, end, n);
+  KILN_CHECK(ec == std::errc() && stop == end && n > 0, "the environment variable ", name, "='", v,
+             "' is not a positive integer: set it to the limit you want, or unset it for the "
+             "default ",
+             fallback);
+  return n;
+}
+
+std::string megabytes(uint64_t bytes) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.1f MB", double(bytes) / 1e6);
+  return buf;
+}
+
+}  // namespace
+
+// Debian 12's stb_image (2.27) builds a JPEG Huffman table without checking that its 16 code
+// counts sum to at most 256, and then writes past the table (an out-of-bounds write the fuzzer
+// found; stb_image 2.28 checks it). The DHT segments are checked here before stb sees the file.
+// Returns "" or what is wrong. Walks the markers, including those between the scans of a
+// progressive JPEG; entropy-coded data ends at a 0xFF that is not a stuffed 0x00 or a restart.
+std::string check_jpeg_huffman_tables(std::string_view b) {
+  auto byte = [&](size_t i) { return i < b.size() ? uint8_t(b[i]) : uint8_t(0); };
+  // The start-of-image marker, after any number of 0xFF fill bytes (stb accepts them too).
+  size_t at = 1;
+  while (byte(0) == 0xFF && at < b.size() && byte(at) == 0xFF) ++at;
+  if (byte(0) != 0xFF || byte(at) != 0xD8) return {};  // not a JPEG
+  ++at;
+  while (at + 1 < b.size()) {
+    if (byte(at) != 0xFF) {  // entropy-coded data after a scan
+      ++at;
+      continue;
+    }
+    const uint8_t m = byte(at + 1);
+    if (m == 0xFF) {  // fill byte
+      ++at;
+      continue;
+    }
+    if (m == 0x00 || (m >= 0xD0 && m <= 0xD7) || m == 0x01) {  // stuffed byte, restart, TEM
+      at += 2;
+      continue;
+    }
+    if (m == 0xD9) break;  // end of image
+    if (at + 3 >= b.size()) break;
+    const size_t length = size_t(byte(at + 2)) << 8 | byte(at + 3);  // includes its two bytes
+    if (m == 0xC4) {
+      // As stb reads it: tables until the segment's length is used up, bytes past the end of
+      // the file read as 0.
+      size_t p = at + 4;
+      for (int64_t left = int64_t(length) - 2; left > 0;) {
+        size_t codes = 0;
+        for (size_t i = 1; i <= 16; ++i) codes += byte(p + i);
+        if (codes > 256)
+          return "a JPEG Huffman table declares " + std::to_string(codes) +
+                 " codes, more than the 256 a table can hold";
+        p += 17 + codes;
+        left -= int64_t(17 + codes);
+      }
+    }
+    at += 2 + length;
   }
+  return {};
+}
+
+// stb_image allocates a PNG chunk's declared length before it checks that the file holds it (an
+// 800 MB allocation from a 100-byte file, found by the fuzzer), so the chunk layout is checked
+// first: after the 8-byte signature, chunks of 4-byte length, 4-byte type, data and 4-byte CRC,
+// each within the file. Returns "" or what is wrong.
+std::string check_png_chunks(std::string_view b) {
+  static constexpr char kSignature[] = "\x89PNG\r\n\x1a\n";
+  if (b.substr(0, 8) != std::string_view(kSignature, 8)) return {};  // not a PNG
+  size_t at = 8;
+  bool seen_data = false;
+  while (at + 8 <= b.size()) {
+    uint64_t length = 0;
+    for (size_t i = 0; i < 4; ++i) length = length << 8 | uint8_t(b[at + i]);
+    const std::string_view type = b.substr(at + 4, 4);
+    if (length + 12 > b.size() - at)
+      return "PNG chunk '" + std::string(type) + "' at byte " + std::to_string(at) + " declares " +
+             std::to_string(length) + " bytes, more than the " + std::to_string(b.size() - at) +
+             " left in the file";
+    if (type == "IEND") break;
+    // stb copies an empty first IDAT to its still-null data buffer (memcpy(NULL, p, 0): undefined
+    // behaviour, found by the fuzzer); encoders do not write one, so it is refused.
+    if (type == "IDAT" && length == 0 && !seen_data)
+      return "the PNG's first image data chunk (IDAT) is empty";
+    if (type == "IDAT") seen_data = true;
+    at += 12 + size_t(length);
+  }
+  return {};
+}
+
+ImageLimits ImageLimits::from_environment() {
+  ImageLimits l;
+  l.max_pixels = limit_from_environment("KILN_MAX_IMAGE_PIXELS", l.max_pixels);
+  l.max_bytes = limit_from_environment("KILN_MAX_IMAGE_BYTES", l.max_bytes);
+  return l;
+}
+
+std::vector<uint8_t> decode_image(std::string_view bytes, const std::string& name,
+                                  const ImageSpec& spec, const ImageLimits& limits) {
+  const std::string not_image = "): the file is corrupt or not a png/jpg/bmp; replace or delete it";
+  KILN_CHECK(bytes.size() <= uint64_t(INT_MAX), "cannot decode image '", name, "' (", bytes.size(),
+             " bytes, more than stb_image reads", not_image);
+  for (const std::string& bad : {check_jpeg_huffman_tables(bytes), check_png_chunks(bytes)})
+    if (!bad.empty()) KILN_FAIL("cannot decode image '", name, "' (", bad, not_image);
+  const auto* data = reinterpret_cast<const stbi_uc*>(bytes.data());
+  const int size = int(bytes.size());
+  int w = 0, h = 0, n = 0;
+  if (!stbi_info_from_memory(data, size, &w, &h, &n)) {
+    const char* why = stbi_failure_reason();
+    KILN_FAIL("cannot decode image '", name, "' (stb_image: ", why ? why : "unknown error",
+              not_image);
+  }
+  // The size the header declares, checked before anything is decoded: a small file can declare
+  // an image of gigabytes.
+  const uint64_t pixels = uint64_t(w) * uint64_t(h), decoded = pixels * uint64_t(n);
+  KILN_CHECK(pixels <= limits.max_pixels, "image '", name, "' is ", w, "x", h, " (", pixels,
+             " pixels), more than the limit of ", limits.max_pixels,
+             " pixels: shrink the image, or raise the limit with the environment variable "
+             "KILN_MAX_IMAGE_PIXELS=N");
+  KILN_CHECK(decoded <= limits.max_bytes, "image '", name, "' is ", w, "x", h, "x", n, " (",
+             megabytes(decoded), " decoded), more than the limit of ", megabytes(limits.max_bytes),
+             ": shrink the image, or raise the limit with the environment variable "
+             "KILN_MAX_IMAGE_BYTES=N");
+  int w2 = 0, h2 = 0, n2 = 0;
+  std::unique_ptr<stbi_uc, void (*)(void*)> pixels_out(
+      stbi_load_from_memory(data, size, &w2, &h2, &n2, 0), stbi_image_free);
+  if (!pixels_out) {
+    const char* why = stbi_failure_reason();
+    KILN_FAIL("cannot decode image '", name, "' (stb_image: ", why ? why : "unknown error",
+              not_image);
+  }
+  KILN_CHECK(w2 == w && h2 == h && n2 == n, "cannot decode image '", name,
+             "' (its header and its data disagree on the size", not_image);
   std::vector<uint8_t> out(spec.pixels());
-  convert_image(out.data(), spec, pixels.get(), n, h, w);
+  convert_image(out.data(), spec, pixels_out.get(), n, h, w);
   return out;
+}
+
+std::vector<uint8_t> load_image(const std::string& path, const ImageSpec& spec) {
+  const std::string bytes = read_regular_file(path, "image file");
+  return decode_image(bytes, path, spec);
 }
 
 }  // namespace kiln::data

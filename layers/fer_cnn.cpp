@@ -23,6 +23,23 @@ std::vector<int> fer_cnn_widths(double width_multiplier) {
   return widths;
 }
 
+std::vector<std::pair<std::string, std::vector<int64_t>>> fer_cnn_weight_shapes(
+    const FerCnnConfig& config) {
+  const std::vector<int> w = fer_cnn_widths(config.width_multiplier);
+  std::vector<std::pair<std::string, std::vector<int64_t>>> shapes;
+  int64_t c_in = config.channels, h = config.height, wd = config.width;
+  for (int block = 0; block < 5; ++block) {  // layers 5*block: Conv2d(c_in, w[block], 3)
+    shapes.push_back({std::to_string(5 * block) + ".weight", {w[size_t(block)], c_in, 3, 3}});
+    c_in = w[size_t(block)];
+    h /= 2;
+    wd /= 2;
+  }
+  shapes.push_back({"26.weight", {w[5], c_in * h * wd}});
+  shapes.push_back({"28.weight", {w[6], w[5]}});
+  shapes.push_back({"30.weight", {config.classes, w[6]}});
+  return shapes;
+}
+
 std::unique_ptr<Sequential> make_fer_cnn(const FerCnnConfig& config, uint64_t seed) {
   KILN_CHECK(config.channels > 0 && config.classes > 1,
              "make_fer_cnn: needs at least one input channel and two classes (got ",

@@ -10,6 +10,7 @@
 
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "layers/sequential.h"
@@ -25,6 +26,13 @@ struct FerCnnConfig {
 
 // The hidden widths after scaling: the five conv widths, then the two hidden linear widths.
 std::vector<int> fer_cnn_widths(double width_multiplier);
+
+// The PyTorch shapes of the network's weights ("0.weight", "5.weight", ..., "26.weight",
+// "28.weight", "30.weight": the five convolutions and three linear layers), computed without
+// building it, so that a checkpoint can be checked against them before a model of the size its
+// metadata claims is allocated.
+std::vector<std::pair<std::string, std::vector<int64_t>>> fer_cnn_weight_shapes(
+    const FerCnnConfig& config);
 
 // Builds the network (initialised from `seed`) for inputs [N][height][width][channels]; height and
 // width must be at least 32 so that five 2x2 poolings leave at least one pixel.

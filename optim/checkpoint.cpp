@@ -5,33 +5,19 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
-#include <fstream>
+#include <functional>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <sstream>
 
 #include "core/error.h"
+#include "core/file.h"
 
 namespace kiln {
-
-namespace {
-
-using ordered_json = nlohmann::ordered_json;
-
-size_t st_dtype_size(const std::string& dtype) {
-  if (dtype == "F32" || dtype == "I32") return 4;
-  if (dtype == "F64" || dtype == "I64") return 8;
-  if (dtype == "U8") return 1;
-  return 0;
-}
-
-int64_t shape_numel(const std::vector<int64_t>& shape) {
-  int64_t n = 1;
-  for (int64_t d : shape) n *= d;
-  return n;
-}
 
 std::string shape_str(const std::vector<int64_t>& shape) {
   std::ostringstream os;
@@ -39,6 +25,26 @@ std::string shape_str(const std::vector<int64_t>& shape) {
   for (size_t i = 0; i < shape.size(); ++i) os << (i ? ", " : "") << shape[i];
   os << "]";
   return os.str();
+}
+
+namespace {
+
+using ordered_json = nlohmann::ordered_json;
+
+// Bytes per element of the safetensors specification's dtypes; 0 for an unknown one.
+size_t st_dtype_size(const std::string& dtype) {
+  if (dtype == "F32" || dtype == "I32" || dtype == "U32") return 4;
+  if (dtype == "F64" || dtype == "I64" || dtype == "U64") return 8;
+  if (dtype == "F16" || dtype == "BF16" || dtype == "I16" || dtype == "U16") return 2;
+  if (dtype == "U8" || dtype == "I8" || dtype == "BOOL" || dtype == "F8_E4M3" || dtype == "F8_E5M2")
+    return 1;
+  return 0;
+}
+
+int64_t shape_numel(const std::vector<int64_t>& shape) {
+  int64_t n = 1;
+  for (int64_t d : shape) n *= d;
+  return n;
 }
 
 // Host values of a float tensor (any device, f32 or f64).
@@ -80,6 +86,17 @@ std::vector<double> entry_values(const StTensor& e) {
     std::memcpy(out.data(), e.bytes.data(), out.size() * 8);
   }
   return out;
+}
+
+// An StFile may be built by hand: its bytes must hold what its dtype and shape say before
+// entry_values() reads them.
+void check_bytes(const StTensor& t, const std::string& source) {
+  uint64_t bytes = st_dtype_size(t.dtype);
+  for (int64_t d : t.shape)
+    KILN_CHECK(d >= 0 && !__builtin_mul_overflow(bytes, uint64_t(d), &bytes), "'", source,
+               "': tensor '", t.name, "' has an invalid shape ", shape_str(t.shape));
+  KILN_CHECK(t.bytes.size() == bytes, "'", source, "': tensor '", t.name, "' has ", t.bytes.size(),
+             " bytes but its dtype ", t.dtype, " and shape ", shape_str(t.shape), " need ", bytes);
 }
 
 void set_values(Tensor& t, const std::vector<double>& values) {
@@ -143,61 +160,152 @@ int layer_index(const std::string& name) {
   return std::stoi(name.substr(0, dot));
 }
 
-// Opens a checkpoint for reading; `size` receives its length in bytes.
-std::ifstream open_for_reading(const std::string& path, uint64_t* size) {
-  std::ifstream in(path, std::ios::binary | std::ios::ate);
-  KILN_CHECK(in.good(), "cannot open '", path, "': ", std::strerror(errno),
-             " (check the path; checkpoints are written by `fer_cnn train --out DIR`)");
-  const std::streamoff end = in.tellg();
-  in.seekg(0);
-  KILN_CHECK(end >= 0 && in.good(), "cannot read '", path, "' (is it a regular file?)");
-  *size = static_cast<uint64_t>(end);
-  return in;
-}
+// ---- reading: the safetensors specification, checked before anything is trusted ----------------
+// The header length is bounded by the file and by kMaxHeaderBytes (the specification's own limit
+// of 100 MB), so a small file cannot make the reader allocate much; the header is JSON without
+// duplicate keys; every entry is {"dtype": known string, "shape": [non-negative integers],
+// "data_offsets": [begin, end]} with end - begin == product(shape) * dtype size (overflow-checked);
+// the entries' byte ranges, sorted, are contiguous from 0 and cover the data exactly;
+// "__metadata__" maps strings to strings. Tensor bytes are allocated only after all of that holds.
+constexpr uint64_t kMaxHeaderBytes = 100'000'000;
+
+const char* const kMissingCheckpointHint =
+    "check the path; checkpoints are written by `fer_cnn train --out DIR`";
 
 std::string not_safetensors(const std::string& path) {
   return "'" + path + "' is not a safetensors checkpoint: ";
 }
 
-// Reads the 8-byte header length and the JSON header, and nothing more, from `in` (at the start
-// of a file of `size` bytes); returns the header and sets *data_start to where the data begins.
-ordered_json read_header(std::ifstream& in, const std::string& path, uint64_t size,
-                         uint64_t* data_start) {
+// Where the bytes come from: a file (read in order, never seeking back) or memory.
+using ReadBytes = std::function<void(void* dst, uint64_t bytes)>;
+
+// Parses JSON, recording the first key that repeats within one object (nlohmann keeps the last
+// value silently, so two files that differ only there would load alike).
+ordered_json parse_json_unique_keys(const std::string& text, std::string* duplicate) {
+  std::vector<std::set<std::string>> keys;  // the keys seen so far, per open object
+  auto callback = [&](int /*depth*/, nlohmann::json::parse_event_t event, ordered_json& parsed) {
+    using E = nlohmann::json::parse_event_t;
+    if (event == E::object_start) keys.emplace_back();
+    if (event == E::object_end && !keys.empty()) keys.pop_back();
+    if (event == E::key && !keys.empty() && !keys.back().insert(parsed.get<std::string>()).second &&
+        duplicate->empty())
+      *duplicate = parsed.get<std::string>();
+    return true;
+  };
+  return ordered_json::parse(text, callback);
+}
+
+// Reads and checks the header; returns the tensors without their bytes (data_offsets in
+// `offsets`, in the header's order) and the metadata, and sets *data_size to the data's length.
+StFile read_header(const ReadBytes& read, uint64_t size, const std::string& path,
+                   std::vector<std::pair<uint64_t, uint64_t>>* offsets, uint64_t* data_size) {
   const std::string not_st = not_safetensors(path);
-  KILN_CHECK(size >= 8, not_st, "the file has only ", size, " bytes");
-  char len[8];
-  in.read(len, 8);
-  KILN_CHECK(in.good(), "cannot read '", path, "': ", std::strerror(errno));
+  KILN_CHECK(size >= 8, not_st, "the file has only ", size,
+             " bytes, less than the 8-byte header length");
+  uint8_t len[8];
+  read(len, 8);
   uint64_t n = 0;
-  for (int i = 0; i < 8; ++i) n |= static_cast<uint64_t>(static_cast<uint8_t>(len[i])) << (8 * i);
-  KILN_CHECK(n <= size - 8, not_st, "the header length ", n,
-             " exceeds the file (truncated or another format)");
+  for (int i = 0; i < 8; ++i) n |= static_cast<uint64_t>(len[i]) << (8 * i);
+  KILN_CHECK(n <= size - 8, not_st, "the header length ", n, " exceeds the file's ", size - 8,
+             " remaining bytes (truncated file, or another format)");
+  KILN_CHECK(n <= kMaxHeaderBytes, not_st, "the header length ", n,
+             " exceeds the specification's limit of ", kMaxHeaderBytes, " bytes");
   std::string text(n, '\0');
-  in.read(text.data(), static_cast<std::streamsize>(n));
-  KILN_CHECK(in.good(), "cannot read '", path, "': ", std::strerror(errno));
+  read(text.data(), n);
   ordered_json header;
+  std::string duplicate;
   try {
-    header = ordered_json::parse(text);
+    header = parse_json_unique_keys(text, &duplicate);
   } catch (const std::exception& e) {
     KILN_FAIL(not_st, "its header is not valid JSON (", e.what(), ")");
   }
   KILN_CHECK(header.is_object(), not_st, "its header is not a JSON object");
-  *data_start = 8 + n;
-  return header;
+  KILN_CHECK(duplicate.empty(), not_st, "its header has the key '", duplicate,
+             "' twice (a tensor or metadata name must be unique)");
+  *data_size = size - 8 - n;
+  StFile file;
+  for (auto it = header.begin(); it != header.end(); ++it) {
+    const std::string& name = it.key();
+    const ordered_json& v = it.value();
+    if (name == "__metadata__") {
+      KILN_CHECK(v.is_object(), not_st, "__metadata__ is not a JSON object");
+      for (auto m = v.begin(); m != v.end(); ++m) {
+        KILN_CHECK(m.value().is_string(), not_st, "metadata '", m.key(),
+                   "' is not a string (__metadata__ maps strings to strings)");
+        file.metadata[m.key()] = m.value().get<std::string>();
+      }
+      continue;
+    }
+    const std::string entry = "tensor '" + name + "' ";
+    KILN_CHECK(v.is_object() && v.size() == 3 && v.contains("dtype") && v.contains("shape") &&
+                   v.contains("data_offsets"),
+               not_st, entry, "must be an object with exactly dtype, shape and data_offsets");
+    StTensor t;
+    t.name = name;
+    KILN_CHECK(v["dtype"].is_string(), not_st, entry, "has a dtype that is not a string");
+    t.dtype = v["dtype"].get<std::string>();
+    const uint64_t elem = st_dtype_size(t.dtype);
+    KILN_CHECK(elem != 0, not_st, entry, "has the unknown dtype '", t.dtype, "'");
+    const ordered_json& shape = v["shape"];
+    KILN_CHECK(shape.is_array(), not_st, entry, "has a shape that is not an array");
+    uint64_t bytes = elem;
+    for (const ordered_json& d : shape) {
+      KILN_CHECK(d.is_number_unsigned(), not_st, entry, "has a shape entry ", d.dump(),
+                 " that is not a non-negative integer");
+      const uint64_t dim = d.get<uint64_t>();
+      KILN_CHECK(dim <= uint64_t(INT64_MAX) && !__builtin_mul_overflow(bytes, dim, &bytes), not_st,
+                 entry, "has a shape whose size overflows 64 bits");
+      t.shape.push_back(static_cast<int64_t>(dim));
+    }
+    const ordered_json& off = v["data_offsets"];
+    KILN_CHECK(off.is_array() && off.size() == 2 && off[0].is_number_unsigned() &&
+                   off[1].is_number_unsigned(),
+               not_st, entry, "must have data_offsets [begin, end] of two non-negative integers");
+    const uint64_t begin = off[0].get<uint64_t>(), end = off[1].get<uint64_t>();
+    KILN_CHECK(begin <= end && end <= *data_size, not_st, entry, "has data_offsets [", begin, ", ",
+               end, "] outside the file's ", *data_size, " data bytes (truncated file?)");
+    KILN_CHECK(end - begin == bytes, not_st, entry, "has ", end - begin, " bytes but its dtype ",
+               t.dtype, " and shape ", shape_str(t.shape), " need ", bytes);
+    offsets->push_back({begin, end});
+    file.tensors.push_back(std::move(t));
+  }
+  // The byte ranges, in order, must tile the data: no gap, no overlap, nothing left over.
+  std::vector<size_t> order(offsets->size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::sort(order.begin(), order.end(),
+            [&](size_t a, size_t b) { return (*offsets)[a] < (*offsets)[b]; });
+  uint64_t at = 0;
+  for (size_t i : order) {
+    const auto [begin, end] = (*offsets)[i];
+    KILN_CHECK(begin == at, not_st, "tensor '", file.tensors[i].name, "' starts at byte ", begin,
+               " of the data but the previous tensor ends at ", at,
+               " (the tensors' bytes must be contiguous and must not overlap)");
+    at = end;
+  }
+  KILN_CHECK(at == *data_size, not_st, "the tensors cover ", at, " of the file's ", *data_size,
+             " data bytes (extra bytes after the last tensor)");
+  return file;
 }
 
-std::map<std::string, std::string> header_metadata(const ordered_json& header,
-                                                   const std::string& path) {
-  std::map<std::string, std::string> metadata;
-  const auto it = header.find("__metadata__");
-  if (it == header.end()) return metadata;
-  try {
-    for (auto m = it->begin(); m != it->end(); ++m)
-      metadata[m.key()] = m.value().get<std::string>();
-  } catch (const nlohmann::json::exception& e) {
-    KILN_FAIL(not_safetensors(path), "malformed header entry (", e.what(), ")");
+StFile read_safetensors_from(const ReadBytes& read, uint64_t size, const std::string& path) {
+  std::vector<std::pair<uint64_t, uint64_t>> offsets;
+  uint64_t data_size = 0;
+  StFile file = read_header(read, size, path, &offsets, &data_size);
+  // The ranges tile the data, so reading the tensors in offset order reads the data in order.
+  std::vector<size_t> order(offsets.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::sort(order.begin(), order.end(),
+            [&](size_t a, size_t b) { return offsets[a] < offsets[b]; });
+  for (size_t i : order) {
+    std::vector<uint8_t>& bytes = file.tensors[i].bytes;
+    bytes.resize(offsets[i].second - offsets[i].first);
+    read(bytes.data(), bytes.size());
   }
-  return metadata;
+  return file;
+}
+
+ReadBytes file_reader(InputFile& in) {
+  return [&in](void* dst, uint64_t bytes) { in.read(dst, bytes); };
 }
 
 }  // namespace
@@ -240,44 +348,29 @@ void write_safetensors(const std::string& path, const StFile& file) {
 }
 
 StFile read_safetensors(const std::string& path) {
-  uint64_t size = 0, data_start = 0;
-  std::ifstream in = open_for_reading(path, &size);
-  const ordered_json header = read_header(in, path, size, &data_start);
-  const std::string not_st = not_safetensors(path);
-  const size_t data_size = size - data_start;
-  std::string data(data_size, '\0');
-  in.read(data.data(), static_cast<std::streamsize>(data_size));
-  KILN_CHECK(in.good() || data_size == 0, "cannot read '", path, "': ", std::strerror(errno));
-  StFile file;
-  file.metadata = header_metadata(header, path);
-  try {
-    for (auto it = header.begin(); it != header.end(); ++it) {
-      if (it.key() == "__metadata__") continue;
-      StTensor t;
-      t.name = it.key();
-      t.dtype = it.value().at("dtype").get<std::string>();
-      t.shape = it.value().at("shape").get<std::vector<int64_t>>();
-      const auto offsets = it.value().at("data_offsets").get<std::vector<uint64_t>>();
-      const size_t elem = st_dtype_size(t.dtype);
-      KILN_CHECK(elem != 0, not_st, "tensor '", t.name, "' has unsupported dtype ", t.dtype);
-      KILN_CHECK(offsets.size() == 2 && offsets[0] <= offsets[1] && offsets[1] <= data_size &&
-                     offsets[1] - offsets[0] == static_cast<uint64_t>(shape_numel(t.shape)) * elem,
-                 not_st, "tensor '", t.name, "' has data offsets outside the file or not matching ",
-                 "its shape ", shape_str(t.shape), " (truncated file?)");
-      t.bytes.assign(data.begin() + static_cast<std::ptrdiff_t>(offsets[0]),
-                     data.begin() + static_cast<std::ptrdiff_t>(offsets[1]));
-      file.tensors.push_back(std::move(t));
-    }
-  } catch (const nlohmann::json::exception& e) {
-    KILN_FAIL(not_st, "malformed header entry (", e.what(), ")");
-  }
-  return file;
+  InputFile in(path, "checkpoint", kMissingCheckpointHint);
+  return read_safetensors_from(file_reader(in), in.size(), path);
+}
+
+StFile parse_safetensors(std::string_view bytes, const std::string& name) {
+  uint64_t at = 0;
+  auto read = [&](void* dst, uint64_t n) {
+    KILN_CHECK(n <= bytes.size() - at, "'", name, "' ended early");
+    if (n > 0) std::memcpy(dst, bytes.data() + at, n);  // dst may be null for an empty tensor
+    at += n;
+  };
+  return read_safetensors_from(read, bytes.size(), name);
+}
+
+StFile read_safetensors_header(const std::string& path) {
+  InputFile in(path, "checkpoint", kMissingCheckpointHint);
+  std::vector<std::pair<uint64_t, uint64_t>> offsets;
+  uint64_t data_size = 0;
+  return read_header(file_reader(in), in.size(), path, &offsets, &data_size);
 }
 
 std::map<std::string, std::string> read_safetensors_metadata(const std::string& path) {
-  uint64_t size = 0, data_start = 0;
-  std::ifstream in = open_for_reading(path, &size);
-  return header_metadata(read_header(in, path, size, &data_start), path);
+  return read_safetensors_header(path).metadata;
 }
 
 StFile model_state_dict(Layer& model) {
@@ -327,6 +420,7 @@ void load_model_state_dict(Layer& model, const StFile& file, const std::string& 
                "' is ", t.dtype, ", expected F32");
     KILN_CHECK(t.shape == shape, "checkpoint '", source, "': tensor '", t.name, "' has shape ",
                shape_str(t.shape), " but the model expects ", shape_str(shape), hint);
+    check_bytes(t, source);
   };
   // Check everything before changing anything: a failed load leaves the model as it was.
   for (ParamRef& p : model.params())
@@ -338,6 +432,7 @@ void load_model_state_dict(Layer& model, const StFile& file, const std::string& 
     } else {
       KILN_CHECK(t.dtype == "I64" && t.shape.empty(), "checkpoint '", source, "': tensor '", b.name,
                  "' must be a 0-d I64, got ", t.dtype, " ", shape_str(t.shape));
+      check_bytes(t, source);
     }
   }
   for (const StTensor& t : file.tensors)
@@ -394,37 +489,60 @@ void save_training_state(const std::string& path, Optimizer& optimizer, Layer& m
 
 std::map<std::string, std::string> load_training_state(const std::string& path,
                                                        Optimizer& optimizer, Layer& model) {
-  StFile file = read_safetensors(path);
+  return restore_training_state(read_safetensors(path), path, optimizer, model);
+}
+
+std::map<std::string, std::string> restore_training_state(StFile file, const std::string& path,
+                                                          Optimizer& optimizer, Layer& model) {
   auto it = file.metadata.find("kiln.optimizer_state");
   KILN_CHECK(it != file.metadata.end(), "'", path,
              "' is not a Kiln training-state file (no kiln.optimizer_state metadata)");
+  const std::string bad = "'" + path + "': malformed training state: ";
   ordered_json state;
   try {
     state = ordered_json::parse(it->second);
-    KILN_CHECK(state.at("optimizer").get<std::string>() == optimizer.kind(), "'", path,
-               "' holds the state of optimizer '", state.at("optimizer").get<std::string>(),
-               "' but this run uses '", optimizer.kind(),
-               "' (pass the same --optimizer to resume)");
-    optimizer.ensure_state();
-    for (OptimizerStateRef& s : optimizer.state()) {
-      const StTensor* t = file.find("optimizer." + s.name);
-      KILN_CHECK(t != nullptr && t->shape == s.tensor->shape().dims(), "'", path,
-                 "': optimizer state '", s.name, "' is missing or of another size (",
-                 t ? shape_str(t->shape) : "absent", " vs ", s.tensor->str(),
-                 "): the checkpoint is of another architecture");
-      set_values(*s.tensor, entry_values(*t));
-    }
-    optimizer.set_steps(state.at("steps").get<int64_t>());
-    optimizer.set_lr(state.at("lr").get<double>());
-    const ordered_json& counters = state.at("counters");
-    for (CounterRef& c : model.counters()) {
-      KILN_CHECK(counters.contains(c.name), "'", path, "' has no counter '", c.name,
-                 "' (another architecture)");
-      *c.value = counters.at(c.name).get<uint64_t>();
-    }
   } catch (const nlohmann::json::exception& e) {
-    KILN_FAIL("'", path, "': malformed training state (", e.what(), ")");
+    KILN_FAIL(bad, "kiln.optimizer_state is not valid JSON (", e.what(), ")");
   }
+  // Everything is checked before anything changes: a failed load leaves the run as it was.
+  KILN_CHECK(state.is_object() && state.contains("optimizer") && state["optimizer"].is_string(),
+             bad, "no optimizer name");
+  const std::string kind = state["optimizer"].get<std::string>();
+  KILN_CHECK(kind == optimizer.kind(), "'", path, "' holds the state of optimizer '", kind,
+             "' but this run uses '", optimizer.kind(), "' (pass the same --optimizer to resume)");
+  KILN_CHECK(state.contains("steps") && state["steps"].is_number_unsigned(), bad,
+             "steps must be a non-negative integer");
+  const uint64_t steps = state["steps"].get<uint64_t>();
+  KILN_CHECK(steps <= uint64_t(INT64_MAX), bad, "steps ", steps, " is out of range");
+  KILN_CHECK(state.contains("lr") && state["lr"].is_number(), bad, "lr must be a number");
+  const double lr = state["lr"].get<double>();
+  KILN_CHECK(std::isfinite(lr) && lr >= 0, bad, "lr ", lr, " is not a finite non-negative number");
+  KILN_CHECK(state.contains("counters") && state["counters"].is_object(), bad,
+             "counters must be an object");
+  const ordered_json& counters = state["counters"];
+  for (CounterRef& c : model.counters()) {
+    KILN_CHECK(counters.contains(c.name), "'", path, "' has no counter '", c.name,
+               "' (another architecture)");
+    KILN_CHECK(counters[c.name].is_number_unsigned(), bad, "counter '", c.name,
+               "' must be a non-negative integer");
+  }
+  optimizer.ensure_state();
+  for (OptimizerStateRef& s : optimizer.state()) {
+    const StTensor* t = file.find("optimizer." + s.name);
+    KILN_CHECK(t != nullptr && t->shape == s.tensor->shape().dims(), "'", path,
+               "': optimizer state '", s.name, "' is missing or of another size (",
+               t ? shape_str(t->shape) : "absent", " vs ", s.tensor->str(),
+               "): the checkpoint is of another architecture");
+    const char* dtype = s.tensor->dtype() == DType::f64 ? "F64" : "F32";
+    KILN_CHECK(t->dtype == dtype, "'", path, "': optimizer state '", s.name, "' is ", t->dtype,
+               ", expected ", dtype, " (the file was not written by this optimizer)");
+    check_bytes(*t, path);
+  }
+  for (OptimizerStateRef& s : optimizer.state())
+    set_values(*s.tensor, entry_values(*file.find("optimizer." + s.name)));
+  optimizer.set_steps(static_cast<int64_t>(steps));
+  optimizer.set_lr(lr);
+  for (CounterRef& c : model.counters()) *c.value = counters[c.name].get<uint64_t>();
   file.metadata.erase("kiln.optimizer_state");
   file.metadata.erase("format");
   return file.metadata;

@@ -20,6 +20,7 @@
 #include <cstdint>
 #include <map>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "core/file.h"
@@ -42,10 +43,21 @@ struct StFile {
   const StTensor* find(const std::string& name) const;
 };
 
+// "[2, 3]": a shape as error messages show it.
+std::string shape_str(const std::vector<int64_t>& shape);
+
 void write_safetensors(const std::string& path, const StFile& file);
-// Throws kiln::Error naming the file for a missing, truncated or malformed file.
+// Reads a safetensors file, checked against the specification before anything is allocated or
+// copied (header length bounded by the file and 100 MB; JSON without duplicate keys; every entry's
+// dtype, integer shape and data_offsets; the tensors' bytes contiguous, non-overlapping and
+// covering the data exactly; metadata strings only). Throws kiln::Error naming the file and the
+// rule broken for a missing, truncated or malformed file, or one that is not a regular file.
 StFile read_safetensors(const std::string& path);
-// Only the metadata: reads the file's header, not its tensors.
+// The same from the file's bytes in memory; `name` names it in errors.
+StFile parse_safetensors(std::string_view bytes, const std::string& name);
+// Only the header, checked as above: the tensors' names, dtypes and shapes (no bytes) and the
+// metadata; the tensors' data is not read.
+StFile read_safetensors_header(const std::string& path);
 std::map<std::string, std::string> read_safetensors_metadata(const std::string& path);
 
 // ---- models ------------------------------------------------------------------------------------
@@ -68,7 +80,12 @@ void save_training_state(const std::string& path, Optimizer& optimizer, Layer& m
                          const std::map<std::string, std::string>& metadata = {});
 // Restores what save_training_state saved (the optimizer must be of the same kind and size);
 // returns the caller's metadata.
+// Every value is checked (optimizer kind, steps, learning rate, counters, each state tensor's
+// dtype, shape and bytes) before anything changes, so a failed load leaves the run as it was.
 std::map<std::string, std::string> load_training_state(const std::string& path,
                                                        Optimizer& optimizer, Layer& model);
+// The same from a file already read; `path` names it in errors.
+std::map<std::string, std::string> restore_training_state(StFile file, const std::string& path,
+                                                          Optimizer& optimizer, Layer& model);
 
 }  // namespace kiln

@@ -5,11 +5,14 @@
 #      emulator (what the tests run) — plus the tests, examples and benchmarks, and runs every test,
 #   3. builds the emulator and kernel-parity tests with AddressSanitizer + UBSan and runs them,
 #   4. builds the emulator, kernel-parity and layer tests with ThreadSanitizer (the race detector,
-#      docs/simt.md) and runs them: any data race reported fails the step.
+#      docs/simt.md) and runs them: any data race reported fails the step,
+#   5. builds the readers' libFuzzer harnesses with clang, replays their seed corpus and fuzzes each
+#      with a fixed seed and run count (tests/fuzz/run.sh, docs/fuzzing.md).
 # Tests that need a GPU are reported by CTest as skipped on a machine without one, never as passed.
 #   KILN_JOBS=N   parallel build/test jobs (default: nproc)
 #   KILN_SKIP_SANITIZER=1   skip step 3 (CI never sets it)
 #   KILN_SKIP_RACE=1        skip step 4 (CI never sets it)
+#   KILN_SKIP_FUZZ=1        skip step 5 (CI never sets it)
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 jobs=${KILN_JOBS:-$(nproc)}
@@ -39,5 +42,9 @@ if [[ "${KILN_SKIP_RACE:-0}" != 1 ]]; then
     kiln_tests_layers
   ctest --test-dir "$root/build-tsan" -j "$jobs" --output-on-failure --timeout 1800 \
     -R '^kiln_tests_(simt|cuda|layers)|^simt_race'
+fi
+if [[ "${KILN_SKIP_FUZZ:-0}" != 1 ]]; then
+  echo "== kiln: fuzzing the readers (libFuzzer + ASan + UBSan, fixed seed and runs) =="
+  KILN_JOBS=$jobs bash "$root/tests/fuzz/run.sh"
 fi
 echo "== kiln: all tests done in $(( $(date +%s) - start )) s =="

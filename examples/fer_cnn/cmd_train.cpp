@@ -80,17 +80,18 @@ nlohmann::json history_json(const std::vector<HistoryRow>& rows) {
   return a;
 }
 
-// Throws (std::exception) on anything but an array of 7-number rows.
+// Every entry is checked: indexing a short entry was undefined behaviour (a crash on --resume).
 std::vector<HistoryRow> history_from_json(const nlohmann::json& a) {
   if (!a.is_array()) throw std::runtime_error("kiln.history is not a JSON array");
   std::vector<HistoryRow> rows;
   for (const auto& r : a) {
-    if (!r.is_array() || r.size() != 7)
-      throw std::runtime_error("kiln.history row " + std::to_string(rows.size() + 1) +
-                               " is not a list of 7 numbers: " + r.dump());
-    rows.push_back({r.at(0).get<int64_t>(), r.at(1).get<double>(), r.at(2).get<double>(),
-                    r.at(3).get<double>(), r.at(4).get<double>(), r.at(5).get<double>(),
-                    r.at(6).get<double>()});
+    bool ok = r.is_array() && r.size() == 7 && r[0].is_number_integer();
+    for (size_t i = 1; ok && i < 7; ++i) ok = r[i].is_number();
+    if (!ok)
+      throw std::runtime_error("kiln.history entry " + std::to_string(rows.size() + 1) + " is " +
+                               r.dump().substr(0, 80) + ", not [epoch, 6 numbers]");
+    rows.push_back({r[0].get<int64_t>(), r[1].get<double>(), r[2].get<double>(), r[3].get<double>(),
+                    r[4].get<double>(), r[5].get<double>(), r[6].get<double>()});
   }
   return rows;
 }

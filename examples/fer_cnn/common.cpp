@@ -16,6 +16,7 @@
 #include "examples/fer_cnn/fer_cnn.h"
 #include "layers/loss.h"
 #include "optim/checkpoint.h"
+#include "optim/fer_cnn_checkpoint.h"
 
 namespace fer {
 
@@ -119,36 +120,18 @@ ModelInfo read_model_info(const std::string& checkpoint) {
     throw UsageError("checkpoint '" + checkpoint +
                      "' does not exist: train one first (fer_cnn train --out DIR writes "
                      "DIR/best.safetensors) or pass --checkpoint PATH");
-  const std::map<std::string, std::string> metadata = kiln::read_safetensors_metadata(checkpoint);
-  auto it = metadata.find("kiln.model");
-  if (it == metadata.end())
-    throw UsageError("checkpoint '" + checkpoint +
-                     "' has no fer_cnn model description (kiln.model metadata): it was not "
-                     "written by fer_cnn train");
-  ModelInfo info;
+  // Only the header is read; the description is checked against the tensors it lists before
+  // any model is built.
   try {
-    const nlohmann::json m = nlohmann::json::parse(it->second);
-    if (m.at("architecture").get<std::string>() != "fer_cnn")
-      throw UsageError("checkpoint '" + checkpoint + "' holds a '" +
-                       m.at("architecture").get<std::string>() + "' model, not fer_cnn");
-    info.config.channels = m.at("channels").get<int>();
-    info.config.height = m.at("height").get<int>();
-    info.config.width = m.at("width").get<int>();
-    info.config.classes = m.at("classes").get<int>();
-    info.config.width_multiplier = m.at("width_multiplier").get<double>();
-    info.config.dropout = m.at("dropout").get<double>();
-    auto names = metadata.find("kiln.class_names");
-    if (names != metadata.end())
-      info.class_names = nlohmann::json::parse(names->second).get<std::vector<std::string>>();
-  } catch (const nlohmann::json::exception& e) {
-    throw UsageError("checkpoint '" + checkpoint + "' has a malformed model description (" +
-                     e.what() + ")");
+    kiln::FerCnnCheckpointInfo checked =
+        kiln::fer_cnn_info_from_header(kiln::read_safetensors_header(checkpoint), checkpoint);
+    ModelInfo info;
+    info.config = checked.config;
+    info.class_names = std::move(checked.class_names);
+    return info;
+  } catch (const kiln::Error& e) {
+    throw UsageError(e.what());
   }
-  if (static_cast<int>(info.class_names.size()) != info.config.classes) {
-    info.class_names.clear();
-    for (int c = 0; c < info.config.classes; ++c) info.class_names.push_back(std::to_string(c));
-  }
-  return info;
 }
 
 void check_model_values(kiln::Layer& model, const std::string& source) {

@@ -8,6 +8,7 @@
 //   fer_cnn predict --checkpoint runs/fer_cnn/best.safetensors face.png
 #include <cstdio>
 #include <exception>
+#include <new>
 
 #include "core/error.h"
 #include "examples/fer_cnn/fer_cnn.h"
@@ -37,6 +38,15 @@ int main(int argc, char** argv) {
   } catch (const kiln::Error& e) {
     std::fflush(stdout);
     std::fprintf(stderr, "\nerror: %s\n", e.what());
+    return 1;
+  } catch (const std::bad_alloc&) {
+    // Kiln's own allocations say what and how much (kiln::Error above); this is the rest
+    // (vectors of data or decoded images, strings).
+    std::fflush(stdout);
+    std::fprintf(stderr,
+                 "\nerror: out of memory (std::bad_alloc): the data set or the model does not fit "
+                 "in this machine's memory; use less data, a smaller --preset or --width, or a "
+                 "smaller --batch-size\n");
     return 1;
   } catch (const std::exception& e) {
     std::fflush(stdout);

@@ -53,3 +53,19 @@ TEST_CASE("tensor fill, copy_from and device round trip", "[cpu]") {
     CHECK_THROWS_WITH(Tensor({2}, DType::f32, Device::cuda), Catch::Contains("CPU"));
   }
 }
+
+TEST_CASE("an allocation that fails says how much and for what", "[cpu]") {
+  // 2^62 bytes: no machine has them, and the size is representable.
+  try {
+    Tensor t({int64_t{1} << 40, int64_t{1} << 20}, DType::f32);
+    FAIL("a 4 EB tensor was allocated");
+  } catch (const kiln::Error& e) {
+    const std::string msg = e.what();
+    INFO(msg);
+    CHECK(msg.find("out of host memory allocating") != std::string::npos);
+    CHECK(msg.find("4611686018427387904 bytes") != std::string::npos);
+    CHECK(msg.find("[1099511627776, 1048576] f32 tensor") != std::string::npos);
+  }
+  CHECK_THROWS_WITH(Tensor({int64_t{1} << 61, 2}, DType::f64),
+                    Catch::Contains("more bytes than 64 bits count"));
+}

@@ -5,6 +5,8 @@
 #include <string>
 #include <vector>
 
+#include <sys/stat.h>
+
 #include "core/error.h"
 #include "data/fer_csv.h"
 #include "data/image.h"
@@ -227,4 +229,73 @@ TEST_CASE("load_dataset picks the source by what the path is", "[cpu][data]") {
   CHECK(s.val.size() == 1);
   CHECK_THROWS_WITH(kiln::data::load_dataset(dir.str("missing"), ImageSpec{}, 0),
                     Contains("does not exist") && Contains("synthetic"));
+}
+
+TEST_CASE("FER CSV: quoted fields follow RFC 4180", "[cpu][data]") {
+  // Regression: quoted fields were kept as views into a vector that reallocated, so a quoted
+  // header was rejected and quoted rows read freed memory.
+  TempDir dir;
+  const std::vector<int> a = pattern(4, 1), b = pattern(4, 2);
+  SECTION("quoted header and quoted rows, LF and CRLF") {
+    for (const std::string eol : {"\n", "\r\n"}) {
+      const std::string text = "\"emotion\",\"pixels\",\"Usage\"" + eol + "\"3\",\"" + join(a) +
+                               "\",\"Training\"" + eol + "5,\"" + join(b) + "\",PublicTest" + eol;
+      const auto s = load_fer_csv(dir.write("q.csv", text), ImageSpec{1, 4, 4});
+      REQUIRE(s.train.size() == 1);
+      REQUIRE(s.val.size() == 1);
+      CHECK(s.train.labels[0] == 3);
+      CHECK(s.val.labels[0] == 5);
+      for (size_t k = 0; k < 16; ++k) {
+        REQUIRE(int(s.train.image(0)[k]) == a[k]);
+        REQUIRE(int(s.val.image(0)[k]) == b[k]);
+      }
+    }
+  }
+  SECTION("commas, escaped quotes and line breaks inside quotes") {
+    // An extra column whose quoted values hold commas, "" and a line break; line numbers after
+    // it still count the break.
+    const std::string text = "emotion,\"note, with comma\",pixels,Usage\n" +
+                             std::string("2,\"a,b\"\"c\",") + join(a) + ",Training\n" +
+                             "4,\"two\nlines\"," + join(b) + ",Training\n" + "9," + "x," + join(b) +
+                             ",Training\n";
+    try {
+      load_fer_csv(dir.write("c.csv", text), ImageSpec{1, 4, 4});
+      FAIL("no error for emotion 9");
+    } catch (const kiln::Error& e) {
+      CHECK_THAT(e.what(), Contains("c.csv:5:") && Contains("emotion 9"));
+    }
+    const std::string good = text.substr(0, text.rfind("9,x"));
+    const auto s = load_fer_csv(dir.write("g.csv", good), ImageSpec{1, 4, 4});
+    REQUIRE(s.train.size() + s.val.size() == 2);
+  }
+  SECTION("unterminated quote names its line") {
+    expect_error(
+        kHeader + row(0, a, "Training") + "1,\"" + join(b) + ",Training\n" + row(2, a, "Training"),
+        {"fer.csv:3:", "unterminated quote"});
+    expect_error("\"emotion,pixels,Usage\n" + row(0, a, "Training"),
+                 {"fer.csv:1:", "header", "unterminated quote"});
+  }
+  SECTION("text after a closing quote") {
+    expect_error(kHeader + "\"1\"x," + join(a) + ",Training\n", {"fer.csv:2:", "closing quote"});
+  }
+}
+
+TEST_CASE("FER CSV: emotions that overflow an int are out of range, not wrapped", "[cpu][data]") {
+  // Regression: the emotion parser multiplied by 10 without bound (signed overflow, UBSan).
+  const std::vector<int> a = pattern(4, 1);
+  expect_error(kHeader + "99999999999999999999999," + join(a) + ",Training\n",
+               {"fer.csv:2:", "outside 0..6"});
+  expect_error(kHeader + "-1," + join(a) + ",Training\n", {"fer.csv:2:", "outside 0..6"});
+  expect_error(kHeader + "1x," + join(a) + ",Training\n", {"fer.csv:2:", "not an integer"});
+}
+
+TEST_CASE("FER CSV: only regular files are read", "[cpu][data]") {
+  TempDir dir;
+  const std::string fifo = dir.str("fifo.csv");
+  REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
+  CHECK_THROWS_WITH(load_fer_csv(fifo, ImageSpec{}),
+                    Contains("FIFO") && Contains("not a regular file") && Contains("fifo.csv"));
+  CHECK_THROWS_WITH(load_fer_csv("/dev/zero", ImageSpec{}),
+                    Contains("character device") && Contains("/dev/zero"));
+  CHECK_THROWS_WITH(load_fer_csv(dir.str(), ImageSpec{}), Contains("directory"));
 }

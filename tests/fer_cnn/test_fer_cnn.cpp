@@ -12,6 +12,7 @@
 #include <catch2/catch.hpp>
 
 #include <signal.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -129,6 +130,15 @@ void write_bmp(const std::string& path, int w, int h, int value) {
 }
 
 const std::string kExe = FER_CNN_EXE;
+
+// Trains one epoch of a tiny network on dir/fer.csv into dir/run; returns the train command's
+// data options, for more runs on the same data.
+std::string train_tiny_run(const TempDir& dir) {
+  write(dir / "fer.csv", fer_csv(2));
+  const std::string base = "train --data " + (dir / "fer.csv") + " --device cpu --batch-size 8 ";
+  REQUIRE(run(kExe, base + "--epochs 1 --width 0.0625 --out " + (dir / "run")).code == 0);
+  return base;
+}
 const std::string kEmuExe = FER_CNN_EMU_EXE;
 const std::string kTiny = " --width 0.0625 --batch-size 8 --no-augment";
 
@@ -281,12 +291,67 @@ TEST_CASE("bad data: a clear message, a non-zero exit", "[cpu][fer_cnn]") {
   CHECK_FALSE(fs::exists(dir.path / "run" / "last.safetensors"));
 }
 
+TEST_CASE("hostile checkpoints and inputs: refused with a clear message, never a crash or a hang",
+          "[cpu][fer_cnn]") {
+  TempDir dir("hostile");
+  const std::string base = train_tiny_run(dir);
+  const std::string best = dir / "run/best.safetensors";
+  SECTION("a kiln.history entry shorter than expected") {
+    // Regression: indexing the short entry crashed --resume with SIGSEGV.
+    const std::string state = dir / "run/last.train.safetensors";
+    kiln::StFile f = kiln::read_safetensors(state);
+    f.metadata.at("kiln.history") = "[[1, 0.5]]";
+    kiln::write_safetensors(state, f);
+    Result r = run(kExe, base + "--epochs 2 --width 0.0625 --resume --out " + (dir / "run"));
+    CHECK(r.code == 2);
+    CHECK_THAT(r.output, Catch::Contains("kiln.history entry 1") && Catch::Contains(state));
+  }
+  SECTION("a model description that does not match the weights") {
+    // Regression: a crafted kiln.model built a network of gigabytes before any check.
+    kiln::StFile f = kiln::read_safetensors(best);
+    std::string& m = f.metadata.at("kiln.model");
+    const std::string from = "\"width_multiplier\":0.0625";
+    REQUIRE(m.find(from) != std::string::npos);
+    m.replace(m.find(from), from.size(), "\"width_multiplier\":16");
+    kiln::write_safetensors(dir / "crafted.safetensors", f);
+    Result r = run(kExe, "eval --device cpu --checkpoint " + (dir / "crafted.safetensors") +
+                             " --data " + (dir / "fer.csv"));
+    CHECK(r.code == 2);
+    CHECK_THAT(r.output, Catch::Contains("crafted.safetensors") &&
+                             Catch::Contains("does not match the weights"));
+  }
+  SECTION("a FIFO as the checkpoint, the data or the image") {
+    // Regression: a FIFO passed as a checkpoint blocked for ever (timeout bounds the test).
+    const std::string fifo = dir / "fifo";
+    REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
+    Result r = run("timeout 60 " + kExe, "eval --device cpu --checkpoint " + fifo);
+    CHECK(r.code == 2);
+    CHECK_THAT(r.output, Catch::Contains("FIFO") && Catch::Contains("not a regular file"));
+    r = run("timeout 60 " + kExe, "train --device cpu --data " + fifo + " --out " + (dir / "x"));
+    CHECK(r.code != 0);
+    CHECK_THAT(r.output, Catch::Contains("FIFO"));
+    r = run("timeout 60 " + kExe, "predict " + fifo + " --device cpu --checkpoint " + best);
+    CHECK(r.code != 0);
+    CHECK_THAT(r.output, Catch::Contains("FIFO"));
+  }
+  SECTION("an image declaring more pixels than the cap") {
+    // A 4x4 BMP whose header is made to claim 20000x20000 (its data stays 48 bytes).
+    write_bmp(dir / "huge.bmp", 4, 4, 90);
+    std::string bmp = slurp(dir / "huge.bmp");
+    for (int at : {18, 22})
+      for (int i = 0; i < 4; ++i) bmp[size_t(at + i)] = char((20000u >> (8 * i)) & 0xff);
+    write(dir / "huge.bmp", bmp);
+    Result r = run(kExe, "predict " + (dir / "huge.bmp") + " --device cpu --checkpoint " + best);
+    CHECK(r.code != 0);
+    CHECK_THAT(r.output, Catch::Contains("huge.bmp") && Catch::Contains("20000x20000") &&
+                             Catch::Contains("KILN_MAX_IMAGE_PIXELS"));
+  }
+}
+
 TEST_CASE("bad checkpoints and images, non-finite loss: clear messages, saved files intact",
           "[cpu][fer_cnn]") {
   TempDir dir("bad_ckpt");
-  write(dir / "fer.csv", fer_csv(2));
-  const std::string base = "train --data " + (dir / "fer.csv") + " --device cpu --batch-size 8 ";
-  REQUIRE(run(kExe, base + "--epochs 1 --width 0.0625 --out " + (dir / "run")).code == 0);
+  const std::string base = train_tiny_run(dir);
   const std::string last = slurp(dir / "run/last.safetensors");
   const std::string best = slurp(dir / "run/best.safetensors");
   const std::string state = slurp(dir / "run/last.train.safetensors");
