@@ -20,7 +20,8 @@ int int_in(const nlohmann::json& m, const char* key, int lo, int hi, const std::
 
 }  // namespace
 
-FerCnnCheckpointInfo fer_cnn_info_from_header(const StFile& header, const std::string& source) {
+FerCnnCheckpointInfo fer_cnn_info_from_header(const StFile& header, const std::string& source,
+                                              const std::string& tensor_prefix) {
   auto it = header.metadata.find("kiln.model");
   KILN_CHECK(it != header.metadata.end(), "checkpoint '", source,
              "' has no fer_cnn model description (kiln.model metadata): it was not written by "
@@ -58,10 +59,10 @@ FerCnnCheckpointInfo fer_cnn_info_from_header(const StFile& header, const std::s
              " is outside the allowed range [0, 1)");
   // The network the description asks for must be the one whose weights the file holds.
   for (const auto& [name, shape] : fer_cnn_weight_shapes(c)) {
-    const StTensor* t = header.find(name);
-    KILN_CHECK(t != nullptr, "checkpoint '", source, "' has no tensor '", name,
+    const StTensor* t = header.find(tensor_prefix + name);
+    KILN_CHECK(t != nullptr, "checkpoint '", source, "' has no tensor '", tensor_prefix + name,
                "' that its model description (kiln.model) needs");
-    KILN_CHECK(t->shape == shape, "checkpoint '", source, "': tensor '", name, "' has shape ",
+    KILN_CHECK(t->shape == shape, "checkpoint '", source, "': tensor '", t->name, "' has shape ",
                shape_str(t->shape), " but its model description (kiln.model) makes it ",
                shape_str(shape), ": the description does not match the weights");
   }

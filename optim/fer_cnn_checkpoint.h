@@ -30,6 +30,9 @@ struct FerCnnLimits {
 
 // `header` is the checkpoint's header (read_safetensors_header: names, dtypes, shapes, metadata).
 // Throws kiln::Error naming `source`, the value and its allowed range or the mismatching tensor.
-FerCnnCheckpointInfo fer_cnn_info_from_header(const StFile& header, const std::string& source);
+// `tensor_prefix`: what the model's tensor names start with in the file ("model." in fer_cnn's
+// training state, which holds the weights beside the optimizer's tensors).
+FerCnnCheckpointInfo fer_cnn_info_from_header(const StFile& header, const std::string& source,
+                                              const std::string& tensor_prefix = "");
 
 }  // namespace kiln

@@ -280,7 +280,7 @@ int run_train() {
       throw UsageError("--resume: no " + state_path +
                        " to resume from; run without --resume to start a new run, or pass the "
                        "--out DIR of the run to continue");
-    resumed = read_model_info(state_path);
+    resumed = read_model_info(state_path, "model.");
   }
   const kiln::data::ImageSpec spec =
       !opts.preset.empty() || !opts.resume

@@ -115,7 +115,7 @@ std::map<std::string, std::string> model_metadata(const ModelInfo& info) {
           {"kiln.class_names", nlohmann::json(info.class_names).dump()}};
 }
 
-ModelInfo read_model_info(const std::string& checkpoint) {
+ModelInfo read_model_info(const std::string& checkpoint, const std::string& tensor_prefix) {
   if (!std::filesystem::exists(checkpoint))
     throw UsageError("checkpoint '" + checkpoint +
                      "' does not exist: train one first (fer_cnn train --out DIR writes "
@@ -124,7 +124,8 @@ ModelInfo read_model_info(const std::string& checkpoint) {
   // any model is built.
   try {
     kiln::FerCnnCheckpointInfo checked =
-        kiln::fer_cnn_info_from_header(kiln::read_safetensors_header(checkpoint), checkpoint);
+        kiln::fer_cnn_info_from_header(kiln::read_safetensors_header(checkpoint), checkpoint,
+                                       tensor_prefix);
     ModelInfo info;
     info.config = checked.config;
     info.class_names = std::move(checked.class_names);

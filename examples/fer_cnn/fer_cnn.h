@@ -75,8 +75,9 @@ struct ModelInfo {
   kiln::data::ImageSpec spec() const { return {config.channels, config.height, config.width}; }
 };
 std::map<std::string, std::string> model_metadata(const ModelInfo& info);
-// Reads a checkpoint's model configuration (throws naming the file if it has none).
-ModelInfo read_model_info(const std::string& checkpoint);
+// Reads a checkpoint's model configuration (throws naming the file if it has none), checked against
+// the tensors the file lists (their names prefixed by `tensor_prefix`: "model." in a training state).
+ModelInfo read_model_info(const std::string& checkpoint, const std::string& tensor_prefix = "");
 // Throws naming `source` and the tensor if a parameter or statistic of `model` is not finite, or a
 // running variance is negative: such a model computes nonsense, so nothing may use it.
 void check_model_values(kiln::Layer& model, const std::string& source);
