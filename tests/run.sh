@@ -17,14 +17,19 @@ set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 jobs=${KILN_JOBS:-$(nproc)}
 start=$(date +%s)
+# Each stage says how long it took, so the suite's cost per stage can be read off a CI log.
+stage_start=$start
+stage_done() { echo "== kiln: $1 took $(( $(date +%s) - stage_start )) s =="; stage_start=$(date +%s); }
 
 bash "$root/cmake/deps.sh"
+stage_done "dependencies"
 
 echo "== kiln: build (nvcc product + emulated variant) =="
 cmake -S "$root" -B "$root/build" -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build "$root/build" -j "$jobs"
 echo "== kiln: tests =="
 ctest --test-dir "$root/build" -j "$jobs" --output-on-failure --timeout 900
+stage_done "main build and tests"
 
 if [[ "${KILN_SKIP_SANITIZER:-0}" != 1 ]]; then
   echo "== kiln: sanitizer build (ASan + UBSan): emulator and kernel-parity tests =="
@@ -33,6 +38,7 @@ if [[ "${KILN_SKIP_SANITIZER:-0}" != 1 ]]; then
   cmake --build "$root/build-asan" -j "$jobs" --target kiln_tests_simt kiln_tests_cuda
   ASAN_OPTIONS=detect_leaks=0 ctest --test-dir "$root/build-asan" -j "$jobs" --output-on-failure \
     --timeout 1800 -R '^kiln_tests_(simt|cuda)|^simt_'
+  stage_done "sanitizer stage"
 fi
 if [[ "${KILN_SKIP_RACE:-0}" != 1 ]]; then
   echo "== kiln: race-detector build (ThreadSanitizer): emulator, kernel-parity and layer tests =="
@@ -42,9 +48,11 @@ if [[ "${KILN_SKIP_RACE:-0}" != 1 ]]; then
     kiln_tests_layers
   ctest --test-dir "$root/build-tsan" -j "$jobs" --output-on-failure --timeout 1800 \
     -R '^kiln_tests_(simt|cuda|layers)|^simt_race'
+  stage_done "race-detector stage"
 fi
 if [[ "${KILN_SKIP_FUZZ:-0}" != 1 ]]; then
   echo "== kiln: fuzzing the readers (libFuzzer + ASan + UBSan, fixed seed and runs) =="
   KILN_JOBS=$jobs bash "$root/tests/fuzz/run.sh"
+  stage_done "fuzzing stage"
 fi
 echo "== kiln: all tests done in $(( $(date +%s) - start )) s =="
