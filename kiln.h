@@ -1,12 +1,19 @@
 // kiln.h — the umbrella header: everything a program built on Kiln needs.
 //   #include <kiln/kiln.h>            (installed tree; CMake: find_package(kiln), kiln::kiln)
+// It names every public header, and only those: the install ships exactly the headers listed here
+// (CMakeLists.txt reads this list). A public header includes nothing but the standard library and
+// other headers of this list.
 #pragma once
 
+// Tensors, memory, streams, errors, files
 #include "core/error.h"
+#include "core/file.h"
 #include "core/memory.h"
 #include "core/philox.h"
 #include "core/stream.h"
 #include "core/tensor.h"
+
+// Kernels: the forward and backward ops on tensors (CPU or CUDA by the tensors' device)
 #include "kernels/activation.h"
 #include "kernels/batchnorm.h"
 #include "kernels/conv2d.h"
@@ -16,3 +23,40 @@
 #include "kernels/optimizer.h"
 #include "kernels/pooling.h"
 #include "kernels/softmax_xent.h"
+
+// Layers and networks
+#include "layers/activation.h"
+#include "layers/batchnorm.h"
+#include "layers/conv2d.h"
+#include "layers/dropout.h"
+#include "layers/fer_cnn.h"
+#include "layers/layer.h"
+#include "layers/linear.h"
+#include "layers/loss.h"
+#include "layers/pooling.h"
+#include "layers/sequential.h"
+
+// Optimizers, learning-rate schedules, checkpoints
+#include "optim/checkpoint.h"
+#include "optim/fer_cnn_checkpoint.h"
+#include "optim/optimizer.h"
+#include "optim/schedule.h"
+
+// Data: datasets, readers, the loader
+#include "data/dataset.h"
+#include "data/fer_csv.h"
+#include "data/image.h"
+#include "data/image_folder.h"
+#include "data/loader.h"
+#include "data/rng.h"
+#include "data/synthetic.h"
+
+// Analysis: metrics, figures, saliency, filters, the HTML report
+#include "analysis/canvas.h"
+#include "analysis/curves.h"
+#include "analysis/filters.h"
+#include "analysis/image.h"
+#include "analysis/metrics.h"
+#include "analysis/plot.h"
+#include "analysis/report.h"
+#include "analysis/saliency.h"
