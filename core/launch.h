@@ -59,4 +59,15 @@ inline unsigned grid_stride_blocks(int64_t work, int block, int64_t max_blocks) 
   return static_cast<unsigned>(blocks < max_blocks ? blocks : max_blocks);
 }
 
+// The launch shape of the memory-bound grid-stride kernels (activation, dropout, elementwise,
+// optimizer): 256-thread blocks and at most 2048 blocks, several waves on an H200 (132 SMs x 2048
+// threads) while each loop stays long enough to amortise its per-thread setup.
+constexpr int kStreamBlock = 256;
+constexpr int64_t kStreamMaxBlocks = 2048;
+
+// Blocks of kStreamBlock threads for a grid-stride loop over `work` items.
+inline unsigned stream_grid(int64_t work) {
+  return grid_stride_blocks(work, kStreamBlock, kStreamMaxBlocks);
+}
+
 }  // namespace kiln

@@ -18,17 +18,19 @@ void leaky_relu_forward(Tensor& y, const Tensor& x, double slope) {
              "): y must have the shape of x");
   KILN_CHECK(std::isfinite(slope), op, "(y ", y.str(), ", x ", x.str(), "): slope ", slope,
              " is not finite");
-  if (device == Device::cuda) {
-#if KILN_WITH_CUDA
-    cuda::leaky_relu_forward(y.data<float>(), x.data<float>(), x.numel(), slope, current_stream());
-#else
-    detail::check_cuda_built(op);
-#endif
-  } else if (x.dtype() == DType::f64) {
-    cpu::leaky_relu_forward(y.data<double>(), x.data<double>(), x.numel(), slope);
-  } else {
-    cpu::leaky_relu_forward(y.data<float>(), x.data<float>(), x.numel(), slope);
-  }
+  detail::on_device(
+      op, device,
+      [&] {
+        if (x.dtype() == DType::f64) {
+          cpu::leaky_relu_forward(y.data<double>(), x.data<double>(), x.numel(), slope);
+        } else {
+          cpu::leaky_relu_forward(y.data<float>(), x.data<float>(), x.numel(), slope);
+        }
+      },
+      [&] {
+        cuda::leaky_relu_forward(y.data<float>(), x.data<float>(), x.numel(), slope,
+                                 current_stream());
+      });
 }
 
 void leaky_relu_backward(Tensor& dx, const Tensor& dy, const Tensor& x, double slope) {
@@ -38,19 +40,21 @@ void leaky_relu_backward(Tensor& dx, const Tensor& dy, const Tensor& x, double s
              dy.str(), ", x ", x.str(), "): dx, dy and x must have one shape");
   KILN_CHECK(std::isfinite(slope), op, "(dx ", dx.str(), ", x ", x.str(), "): slope ", slope,
              " is not finite");
-  if (device == Device::cuda) {
-#if KILN_WITH_CUDA
-    cuda::leaky_relu_backward(dx.data<float>(), dy.data<float>(), x.data<float>(), x.numel(), slope,
-                              current_stream());
-#else
-    detail::check_cuda_built(op);
-#endif
-  } else if (x.dtype() == DType::f64) {
-    cpu::leaky_relu_backward(dx.data<double>(), dy.data<double>(), x.data<double>(), x.numel(),
-                             slope);
-  } else {
-    cpu::leaky_relu_backward(dx.data<float>(), dy.data<float>(), x.data<float>(), x.numel(), slope);
-  }
+  detail::on_device(
+      op, device,
+      [&] {
+        if (x.dtype() == DType::f64) {
+          cpu::leaky_relu_backward(dx.data<double>(), dy.data<double>(), x.data<double>(),
+                                   x.numel(), slope);
+        } else {
+          cpu::leaky_relu_backward(dx.data<float>(), dy.data<float>(), x.data<float>(), x.numel(),
+                                   slope);
+        }
+      },
+      [&] {
+        cuda::leaky_relu_backward(dx.data<float>(), dy.data<float>(), x.data<float>(), x.numel(),
+                                  slope, current_stream());
+      });
 }
 
 }  // namespace kiln

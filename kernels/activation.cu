@@ -16,13 +16,6 @@
 namespace kiln::cuda {
 namespace {
 
-constexpr int kBlock = 256;
-constexpr int64_t kMaxBlocks = 2048;
-
-unsigned grid_for(int64_t work) {
-  return grid_stride_blocks(work, kBlock, kMaxBlocks);
-}
-
 __device__ __forceinline__ float leaky(float x, float slope) {
   return x > 0.f ? x : slope * x;
 }
@@ -32,7 +25,7 @@ __device__ __forceinline__ float leaky_grad(float dy, float x, float slope) {
 
 // kVec: y and x 16-byte aligned.
 template <bool kVec>
-__global__ void KILN_LAUNCH_BOUNDS(kBlock)
+__global__ void KILN_LAUNCH_BOUNDS(kStreamBlock)
     leaky_relu_forward_kernel(float* y, const float* x, int64_t n, float slope) {
   int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
@@ -51,7 +44,7 @@ __global__ void KILN_LAUNCH_BOUNDS(kBlock)
 
 // kVec: dx, dy and x 16-byte aligned.
 template <bool kVec>
-__global__ void KILN_LAUNCH_BOUNDS(kBlock)
+__global__ void KILN_LAUNCH_BOUNDS(kStreamBlock)
     leaky_relu_backward_kernel(float* dx, const float* dy, const float* x, int64_t n, float slope) {
   int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
@@ -78,9 +71,10 @@ void leaky_relu_forward(float* y, const float* x, int64_t n, double slope, Strea
   KILN_CHECK(y != nullptr && x != nullptr, "cuda::leaky_relu_forward: null pointer");
   const float s = static_cast<float>(slope);
   if (aligned16(y) && aligned16(x)) {
-    launch({grid_for(n / 4 + 1), kBlock, 0, stream}, leaky_relu_forward_kernel<true>, y, x, n, s);
+    launch({stream_grid(n / 4 + 1), kStreamBlock, 0, stream}, leaky_relu_forward_kernel<true>, y, x,
+           n, s);
   } else {
-    launch({grid_for(n), kBlock, 0, stream}, leaky_relu_forward_kernel<false>, y, x, n, s);
+    launch({stream_grid(n), kStreamBlock, 0, stream}, leaky_relu_forward_kernel<false>, y, x, n, s);
   }
 }
 
@@ -92,10 +86,11 @@ void leaky_relu_backward(float* dx, const float* dy, const float* x, int64_t n, 
              "cuda::leaky_relu_backward: null pointer");
   const float s = static_cast<float>(slope);
   if (aligned16(dx) && aligned16(dy) && aligned16(x)) {
-    launch({grid_for(n / 4 + 1), kBlock, 0, stream}, leaky_relu_backward_kernel<true>, dx, dy, x, n,
-           s);
+    launch({stream_grid(n / 4 + 1), kStreamBlock, 0, stream}, leaky_relu_backward_kernel<true>, dx,
+           dy, x, n, s);
   } else {
-    launch({grid_for(n), kBlock, 0, stream}, leaky_relu_backward_kernel<false>, dx, dy, x, n, s);
+    launch({stream_grid(n), kStreamBlock, 0, stream}, leaky_relu_backward_kernel<false>, dx, dy, x,
+           n, s);
   }
 }
 

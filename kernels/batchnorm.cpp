@@ -5,7 +5,6 @@
 // C elements.
 #include "kernels/batchnorm.h"
 
-#include <string>
 #include <vector>
 
 #include "kernels/checks.h"
@@ -13,19 +12,15 @@
 namespace kiln {
 namespace {
 
-using Named = std::initializer_list<std::pair<const char*, const Tensor*>>;
+using Named = std::initializer_list<detail::NamedTensor>;
 
 // Checks one device and dtype for all, the activations' shape (that of x) and the per-channel
 // tensors' size; returns the [M][C] view of x. Every message starts "op(x [..], y [..], ...)".
 BatchNormShape check_batchnorm(const char* op, const Tensor& x, Named activations, Named channels,
                                Device* device) {
-  std::vector<std::pair<const char*, const Tensor*>> all(activations);
+  std::vector<detail::NamedTensor> all(activations);
   all.insert(all.end(), channels.begin(), channels.end());
-  std::string call = std::string(op) + "(";
-  for (size_t i = 0; i < all.size(); ++i)
-    call += std::string(i ? ", " : "") + all[i].first + " " +
-            (all[i].second->defined() ? all[i].second->str() : "undefined");
-  call += ")";
+  const detail::Call<> call{op, all.data(), all.size()};
   for (auto& [name, t] : all) KILN_CHECK(t->defined(), call, ": ", name, " is undefined");
   *device = detail::check_float_same(op, activations);
   for (auto& [name, t] : channels)
@@ -63,26 +58,27 @@ void batchnorm_forward_train(Tensor& y, Tensor& save_mean, Tensor& save_invstd,
              " has one value per channel; training needs at least 2 (as PyTorch)");
   KILN_CHECK(eps > 0 && momentum >= 0 && momentum <= 1, op, ": x ", x.str(),
              ": need eps > 0 and momentum in [0, 1], got eps ", eps, ", momentum ", momentum);
-  if (device == Device::cuda) {
-#if KILN_WITH_CUDA
-    cuda::batchnorm_forward_train(y.data<float>(), save_mean.data<float>(),
-                                  save_invstd.data<float>(), running_mean.data<float>(),
-                                  running_var.data<float>(), x.data<float>(), gamma.data<float>(),
-                                  beta.data<float>(), s, eps, momentum, current_stream());
-#else
-    detail::check_cuda_built(op);
-#endif
-  } else if (x.dtype() == DType::f64) {
-    cpu::batchnorm_forward_train(y.data<double>(), save_mean.data<double>(),
-                                 save_invstd.data<double>(), running_mean.data<double>(),
-                                 running_var.data<double>(), x.data<double>(), gamma.data<double>(),
-                                 beta.data<double>(), s, eps, momentum);
-  } else {
-    cpu::batchnorm_forward_train(y.data<float>(), save_mean.data<float>(),
-                                 save_invstd.data<float>(), running_mean.data<float>(),
-                                 running_var.data<float>(), x.data<float>(), gamma.data<float>(),
-                                 beta.data<float>(), s, eps, momentum);
-  }
+  detail::on_device(
+      op, device,
+      [&] {
+        if (x.dtype() == DType::f64) {
+          cpu::batchnorm_forward_train(y.data<double>(), save_mean.data<double>(),
+                                       save_invstd.data<double>(), running_mean.data<double>(),
+                                       running_var.data<double>(), x.data<double>(),
+                                       gamma.data<double>(), beta.data<double>(), s, eps, momentum);
+        } else {
+          cpu::batchnorm_forward_train(y.data<float>(), save_mean.data<float>(),
+                                       save_invstd.data<float>(), running_mean.data<float>(),
+                                       running_var.data<float>(), x.data<float>(),
+                                       gamma.data<float>(), beta.data<float>(), s, eps, momentum);
+        }
+      },
+      [&] {
+        cuda::batchnorm_forward_train(
+            y.data<float>(), save_mean.data<float>(), save_invstd.data<float>(),
+            running_mean.data<float>(), running_var.data<float>(), x.data<float>(),
+            gamma.data<float>(), beta.data<float>(), s, eps, momentum, current_stream());
+      });
 }
 
 void batchnorm_forward_eval(Tensor& y, const Tensor& x, const Tensor& gamma, const Tensor& beta,
@@ -96,23 +92,24 @@ void batchnorm_forward_eval(Tensor& y, const Tensor& x, const Tensor& gamma, con
                                             {"running_var", &running_var}},
                                            &device);
   KILN_CHECK(eps > 0, op, ": x ", x.str(), ": need eps > 0, got ", eps);
-  if (device == Device::cuda) {
-#if KILN_WITH_CUDA
-    cuda::batchnorm_forward_eval(y.data<float>(), x.data<float>(), gamma.data<float>(),
-                                 beta.data<float>(), running_mean.data<float>(),
-                                 running_var.data<float>(), s, eps, current_stream());
-#else
-    detail::check_cuda_built(op);
-#endif
-  } else if (x.dtype() == DType::f64) {
-    cpu::batchnorm_forward_eval(y.data<double>(), x.data<double>(), gamma.data<double>(),
-                                beta.data<double>(), running_mean.data<double>(),
-                                running_var.data<double>(), s, eps);
-  } else {
-    cpu::batchnorm_forward_eval(y.data<float>(), x.data<float>(), gamma.data<float>(),
-                                beta.data<float>(), running_mean.data<float>(),
-                                running_var.data<float>(), s, eps);
-  }
+  detail::on_device(
+      op, device,
+      [&] {
+        if (x.dtype() == DType::f64) {
+          cpu::batchnorm_forward_eval(y.data<double>(), x.data<double>(), gamma.data<double>(),
+                                      beta.data<double>(), running_mean.data<double>(),
+                                      running_var.data<double>(), s, eps);
+        } else {
+          cpu::batchnorm_forward_eval(y.data<float>(), x.data<float>(), gamma.data<float>(),
+                                      beta.data<float>(), running_mean.data<float>(),
+                                      running_var.data<float>(), s, eps);
+        }
+      },
+      [&] {
+        cuda::batchnorm_forward_eval(y.data<float>(), x.data<float>(), gamma.data<float>(),
+                                     beta.data<float>(), running_mean.data<float>(),
+                                     running_var.data<float>(), s, eps, current_stream());
+      });
 }
 
 void batchnorm_backward(Tensor& dx, Tensor& dgamma, Tensor& dbeta, const Tensor& dy,
@@ -127,24 +124,25 @@ void batchnorm_backward(Tensor& dx, Tensor& dgamma, Tensor& dbeta, const Tensor&
                                             {"save_mean", &save_mean},
                                             {"save_invstd", &save_invstd}},
                                            &device);
-  if (device == Device::cuda) {
-#if KILN_WITH_CUDA
-    cuda::batchnorm_backward(dx.data<float>(), dgamma.data<float>(), dbeta.data<float>(),
-                             dy.data<float>(), x.data<float>(), gamma.data<float>(),
-                             save_mean.data<float>(), save_invstd.data<float>(), s,
-                             current_stream());
-#else
-    detail::check_cuda_built(op);
-#endif
-  } else if (x.dtype() == DType::f64) {
-    cpu::batchnorm_backward(dx.data<double>(), dgamma.data<double>(), dbeta.data<double>(),
-                            dy.data<double>(), x.data<double>(), gamma.data<double>(),
-                            save_mean.data<double>(), save_invstd.data<double>(), s);
-  } else {
-    cpu::batchnorm_backward(dx.data<float>(), dgamma.data<float>(), dbeta.data<float>(),
-                            dy.data<float>(), x.data<float>(), gamma.data<float>(),
-                            save_mean.data<float>(), save_invstd.data<float>(), s);
-  }
+  detail::on_device(
+      op, device,
+      [&] {
+        if (x.dtype() == DType::f64) {
+          cpu::batchnorm_backward(dx.data<double>(), dgamma.data<double>(), dbeta.data<double>(),
+                                  dy.data<double>(), x.data<double>(), gamma.data<double>(),
+                                  save_mean.data<double>(), save_invstd.data<double>(), s);
+        } else {
+          cpu::batchnorm_backward(dx.data<float>(), dgamma.data<float>(), dbeta.data<float>(),
+                                  dy.data<float>(), x.data<float>(), gamma.data<float>(),
+                                  save_mean.data<float>(), save_invstd.data<float>(), s);
+        }
+      },
+      [&] {
+        cuda::batchnorm_backward(dx.data<float>(), dgamma.data<float>(), dbeta.data<float>(),
+                                 dy.data<float>(), x.data<float>(), gamma.data<float>(),
+                                 save_mean.data<float>(), save_invstd.data<float>(), s,
+                                 current_stream());
+      });
 }
 
 void batchnorm_backward_eval(Tensor& dx, const Tensor& dy, const Tensor& gamma,
@@ -155,20 +153,21 @@ void batchnorm_backward_eval(Tensor& dx, const Tensor& dy, const Tensor& gamma,
       check_batchnorm(op, dy, {{"dy", &dy}, {"dx", &dx}},
                       {{"gamma", &gamma}, {"running_var", &running_var}}, &device);
   KILN_CHECK(eps > 0, op, ": dy ", dy.str(), ": need eps > 0, got ", eps);
-  if (device == Device::cuda) {
-#if KILN_WITH_CUDA
-    cuda::batchnorm_backward_eval(dx.data<float>(), dy.data<float>(), gamma.data<float>(),
-                                  running_var.data<float>(), s, eps, current_stream());
-#else
-    detail::check_cuda_built(op);
-#endif
-  } else if (dy.dtype() == DType::f64) {
-    cpu::batchnorm_backward_eval(dx.data<double>(), dy.data<double>(), gamma.data<double>(),
-                                 running_var.data<double>(), s, eps);
-  } else {
-    cpu::batchnorm_backward_eval(dx.data<float>(), dy.data<float>(), gamma.data<float>(),
-                                 running_var.data<float>(), s, eps);
-  }
+  detail::on_device(
+      op, device,
+      [&] {
+        if (dy.dtype() == DType::f64) {
+          cpu::batchnorm_backward_eval(dx.data<double>(), dy.data<double>(), gamma.data<double>(),
+                                       running_var.data<double>(), s, eps);
+        } else {
+          cpu::batchnorm_backward_eval(dx.data<float>(), dy.data<float>(), gamma.data<float>(),
+                                       running_var.data<float>(), s, eps);
+        }
+      },
+      [&] {
+        cuda::batchnorm_backward_eval(dx.data<float>(), dy.data<float>(), gamma.data<float>(),
+                                      running_var.data<float>(), s, eps, current_stream());
+      });
 }
 
 }  // namespace kiln

@@ -4,29 +4,26 @@
 // sgemm), CUDA f32 → kiln::cuda:: on the current stream.
 #include "kernels/conv2d.h"
 
-#include <string>
+#include <ostream>
 
 #include "kernels/checks.h"
 
 namespace kiln {
 namespace {
 
-// "conv2d_forward(y [..], x [..], w [..], b [..], stride 1x1, pad 0x0)" — every message starts so.
-std::string describe_call(const char* op,
-                          std::initializer_list<std::pair<const char*, const Tensor*>> ts,
-                          const Conv2dParams& p) {
-  std::string out = std::string(op) + "(";
-  for (auto& [name, t] : ts) {
-    if (t == nullptr) continue;
-    out += std::string(name) + " " + (t->defined() ? t->str() : "undefined") + ", ";
+// The parameters at the end of every message, "conv2d_forward(y [..], x [..], w [..], b [..],
+// stride 1x1, pad 0x0)": written only when a check fails.
+struct ConvParamsText {
+  const Conv2dParams* p;
+  void operator()(std::ostream& os) const {
+    os << "stride " << p->stride_h << "x" << p->stride_w << ", pad " << p->pad_h << "x" << p->pad_w;
   }
-  return out + "stride " + std::to_string(p.stride_h) + "x" + std::to_string(p.stride_w) +
-         ", pad " + std::to_string(p.pad_h) + "x" + std::to_string(p.pad_w) + ")";
-}
+};
+using ConvCall = detail::Call<ConvParamsText>;
 
 // Shape of the convolution from the input extents [N, H, W, C_in] and the filter w; checks that the
 // parameters make sense and the kernel fits the padded input.
-Conv2dShape conv_shape(const std::string& call, const Tensor& x_like, const Tensor& w,
+Conv2dShape conv_shape(const ConvCall& call, const Tensor& x_like, const Tensor& w,
                        const Conv2dParams& p) {
   KILN_CHECK(x_like.rank() == 4, call, ": activations must be 4-D [N, H, W, C] (NHWC)");
   KILN_CHECK(w.rank() == 4, call, ": w must be 4-D [C_out, KH, KW, C_in]");
@@ -61,45 +58,49 @@ void conv2d_forward(Tensor& y, const Tensor& x, const Tensor& w, const Tensor* b
                     const Conv2dParams& p) {
   const char* op = "conv2d_forward";
   const Device device = detail::check_float_same(op, {{"y", &y}, {"x", &x}, {"w", &w}, {"b", b}});
-  const std::string call = describe_call(op, {{"y", &y}, {"x", &x}, {"w", &w}, {"b", b}}, p);
+  const detail::NamedTensor tensors[] = {{"y", &y}, {"x", &x}, {"w", &w}, {"b", b}};
+  const ConvCall call = detail::make_call(op, tensors, ConvParamsText{&p});
   const Conv2dShape s = conv_shape(call, x, w, p);
   KILN_CHECK(y.shape() == out_shape(s), call, ": y must have shape ", out_shape(s).str());
   KILN_CHECK(b == nullptr || b->shape() == Shape({s.c_out}), call, ": b must have shape [", s.c_out,
              "]");
-  if (device == Device::cuda) {
-#if KILN_WITH_CUDA
-    cuda::conv2d_forward(y.data<float>(), x.data<float>(), w.data<float>(),
-                         b ? b->data<float>() : nullptr, s, current_stream());
-#else
-    detail::check_cuda_built(op);
-#endif
-  } else if (x.dtype() == DType::f64) {
-    cpu::conv2d_forward(y.data<double>(), x.data<double>(), w.data<double>(),
-                        b ? b->data<double>() : nullptr, s);
-  } else {
-    cpu::fast::conv2d_forward(y.data<float>(), x.data<float>(), w.data<float>(),
-                              b ? b->data<float>() : nullptr, s);
-  }
+  detail::on_device(
+      op, device,
+      [&] {
+        if (x.dtype() == DType::f64) {
+          cpu::conv2d_forward(y.data<double>(), x.data<double>(), w.data<double>(),
+                              b ? b->data<double>() : nullptr, s);
+        } else {
+          cpu::fast::conv2d_forward(y.data<float>(), x.data<float>(), w.data<float>(),
+                                    b ? b->data<float>() : nullptr, s);
+        }
+      },
+      [&] {
+        cuda::conv2d_forward(y.data<float>(), x.data<float>(), w.data<float>(),
+                             b ? b->data<float>() : nullptr, s, current_stream());
+      });
 }
 
 void conv2d_backward_data(Tensor& dx, const Tensor& dy, const Tensor& w, const Conv2dParams& p) {
   const char* op = "conv2d_backward_data";
   const Device device = detail::check_float_same(op, {{"dx", &dx}, {"dy", &dy}, {"w", &w}});
-  const std::string call = describe_call(op, {{"dx", &dx}, {"dy", &dy}, {"w", &w}}, p);
+  const detail::NamedTensor tensors[] = {{"dx", &dx}, {"dy", &dy}, {"w", &w}};
+  const ConvCall call = detail::make_call(op, tensors, ConvParamsText{&p});
   const Conv2dShape s = conv_shape(call, dx, w, p);
   KILN_CHECK(dy.shape() == out_shape(s), call, ": dy must have shape ", out_shape(s).str());
-  if (device == Device::cuda) {
-#if KILN_WITH_CUDA
-    cuda::conv2d_backward_data(dx.data<float>(), dy.data<float>(), w.data<float>(), s,
-                               current_stream());
-#else
-    detail::check_cuda_built(op);
-#endif
-  } else if (dx.dtype() == DType::f64) {
-    cpu::conv2d_backward_data(dx.data<double>(), dy.data<double>(), w.data<double>(), s);
-  } else {
-    cpu::fast::conv2d_backward_data(dx.data<float>(), dy.data<float>(), w.data<float>(), s);
-  }
+  detail::on_device(
+      op, device,
+      [&] {
+        if (dx.dtype() == DType::f64) {
+          cpu::conv2d_backward_data(dx.data<double>(), dy.data<double>(), w.data<double>(), s);
+        } else {
+          cpu::fast::conv2d_backward_data(dx.data<float>(), dy.data<float>(), w.data<float>(), s);
+        }
+      },
+      [&] {
+        cuda::conv2d_backward_data(dx.data<float>(), dy.data<float>(), w.data<float>(), s,
+                                   current_stream());
+      });
 }
 
 void conv2d_backward_filter(Tensor& dw, Tensor* db, const Tensor& dy, const Tensor& x,
@@ -107,25 +108,27 @@ void conv2d_backward_filter(Tensor& dw, Tensor* db, const Tensor& dy, const Tens
   const char* op = "conv2d_backward_filter";
   const Device device =
       detail::check_float_same(op, {{"dw", &dw}, {"db", db}, {"dy", &dy}, {"x", &x}});
-  const std::string call = describe_call(op, {{"dw", &dw}, {"db", db}, {"dy", &dy}, {"x", &x}}, p);
+  const detail::NamedTensor tensors[] = {{"dw", &dw}, {"db", db}, {"dy", &dy}, {"x", &x}};
+  const ConvCall call = detail::make_call(op, tensors, ConvParamsText{&p});
   const Conv2dShape s = conv_shape(call, x, dw, p);
   KILN_CHECK(dy.shape() == out_shape(s), call, ": dy must have shape ", out_shape(s).str());
   KILN_CHECK(db == nullptr || db->shape() == Shape({s.c_out}), call, ": db must have shape [",
              s.c_out, "]");
-  if (device == Device::cuda) {
-#if KILN_WITH_CUDA
-    cuda::conv2d_backward_filter(dw.data<float>(), db ? db->data<float>() : nullptr,
-                                 dy.data<float>(), x.data<float>(), s, current_stream());
-#else
-    detail::check_cuda_built(op);
-#endif
-  } else if (x.dtype() == DType::f64) {
-    cpu::conv2d_backward_filter(dw.data<double>(), db ? db->data<double>() : nullptr,
-                                dy.data<double>(), x.data<double>(), s);
-  } else {
-    cpu::fast::conv2d_backward_filter(dw.data<float>(), db ? db->data<float>() : nullptr,
-                                      dy.data<float>(), x.data<float>(), s);
-  }
+  detail::on_device(
+      op, device,
+      [&] {
+        if (x.dtype() == DType::f64) {
+          cpu::conv2d_backward_filter(dw.data<double>(), db ? db->data<double>() : nullptr,
+                                      dy.data<double>(), x.data<double>(), s);
+        } else {
+          cpu::fast::conv2d_backward_filter(dw.data<float>(), db ? db->data<float>() : nullptr,
+                                            dy.data<float>(), x.data<float>(), s);
+        }
+      },
+      [&] {
+        cuda::conv2d_backward_filter(dw.data<float>(), db ? db->data<float>() : nullptr,
+                                     dy.data<float>(), x.data<float>(), s, current_stream());
+      });
 }
 
 }  // namespace kiln

@@ -21,18 +21,19 @@ void dropout_forward(Tensor& y, const Tensor& x, float p, uint64_t seed, uint64_
   check_p(op, p, "x", x);
   detail::check_shape(op, "y", y, x.shape());
   const Device device = detail::check_float_same(op, {{"y", &y}, {"x", &x}});
-  if (device == Device::cuda) {
-#if KILN_WITH_CUDA
-    cuda::dropout_forward(y.data<float>(), x.data<float>(), x.numel(), p, seed, offset,
-                          current_stream());
-#else
-    detail::check_cuda_built(op);
-#endif
-  } else if (x.dtype() == DType::f64) {
-    cpu::dropout_forward(y.data<double>(), x.data<double>(), x.numel(), p, seed, offset);
-  } else {
-    cpu::dropout_forward(y.data<float>(), x.data<float>(), x.numel(), p, seed, offset);
-  }
+  detail::on_device(
+      op, device,
+      [&] {
+        if (x.dtype() == DType::f64) {
+          cpu::dropout_forward(y.data<double>(), x.data<double>(), x.numel(), p, seed, offset);
+        } else {
+          cpu::dropout_forward(y.data<float>(), x.data<float>(), x.numel(), p, seed, offset);
+        }
+      },
+      [&] {
+        cuda::dropout_forward(y.data<float>(), x.data<float>(), x.numel(), p, seed, offset,
+                              current_stream());
+      });
 }
 
 void dropout_backward(Tensor& dx, const Tensor& dy, float p, uint64_t seed, uint64_t offset) {
@@ -41,18 +42,19 @@ void dropout_backward(Tensor& dx, const Tensor& dy, float p, uint64_t seed, uint
   check_p(op, p, "dy", dy);
   detail::check_shape(op, "dx", dx, dy.shape());
   const Device device = detail::check_float_same(op, {{"dx", &dx}, {"dy", &dy}});
-  if (device == Device::cuda) {
-#if KILN_WITH_CUDA
-    cuda::dropout_backward(dx.data<float>(), dy.data<float>(), dy.numel(), p, seed, offset,
-                           current_stream());
-#else
-    detail::check_cuda_built(op);
-#endif
-  } else if (dy.dtype() == DType::f64) {
-    cpu::dropout_backward(dx.data<double>(), dy.data<double>(), dy.numel(), p, seed, offset);
-  } else {
-    cpu::dropout_backward(dx.data<float>(), dy.data<float>(), dy.numel(), p, seed, offset);
-  }
+  detail::on_device(
+      op, device,
+      [&] {
+        if (dy.dtype() == DType::f64) {
+          cpu::dropout_backward(dx.data<double>(), dy.data<double>(), dy.numel(), p, seed, offset);
+        } else {
+          cpu::dropout_backward(dx.data<float>(), dy.data<float>(), dy.numel(), p, seed, offset);
+        }
+      },
+      [&] {
+        cuda::dropout_backward(dx.data<float>(), dy.data<float>(), dy.numel(), p, seed, offset,
+                               current_stream());
+      });
 }
 
 }  // namespace kiln

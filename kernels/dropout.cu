@@ -19,13 +19,6 @@
 namespace kiln::cuda {
 namespace {
 
-constexpr int kBlock = 256;
-constexpr int64_t kMaxBlocks = 2048;
-
-unsigned grid_for(int64_t work) {
-  return grid_stride_blocks(work, kBlock, kMaxBlocks);
-}
-
 __device__ __forceinline__ float keep_scale(uint32_t word, float p, float scale) {
   return philox_word_to_uniform(word) >= p ? scale : 0.f;
 }
@@ -33,7 +26,7 @@ __device__ __forceinline__ float keep_scale(uint32_t word, float p, float scale)
 // out[i] = in[i]·(kept ? scale : 0); forward (in = x) and backward (in = dy) are the same map.
 // kVec: out and in 16-byte aligned.
 template <bool kVec>
-__global__ void KILN_LAUNCH_BOUNDS(kBlock)
+__global__ void KILN_LAUNCH_BOUNDS(kStreamBlock)
     dropout_kernel(float* out, const float* in, int64_t n, float p, float scale, uint64_t seed,
                    uint64_t offset) {
   const int64_t groups = (n + 3) / 4;
@@ -63,11 +56,13 @@ void run_dropout(const char* op, float* out, const float* in, int64_t n, float p
   if (n == 0) return;
   KILN_CHECK(out != nullptr && in != nullptr, op, ": null pointer");
   const float scale = 1.f / (1.f - p);
-  const unsigned grid = grid_for((n + 3) / 4);
+  const unsigned grid = stream_grid((n + 3) / 4);
   if (aligned16(out) && aligned16(in)) {
-    launch({grid, kBlock, 0, stream}, dropout_kernel<true>, out, in, n, p, scale, seed, offset);
+    launch({grid, kStreamBlock, 0, stream}, dropout_kernel<true>, out, in, n, p, scale, seed,
+           offset);
   } else {
-    launch({grid, kBlock, 0, stream}, dropout_kernel<false>, out, in, n, p, scale, seed, offset);
+    launch({grid, kStreamBlock, 0, stream}, dropout_kernel<false>, out, in, n, p, scale, seed,
+           offset);
   }
 }
 

@@ -12,17 +12,18 @@ namespace kiln {
 void scale(Tensor& x, double alpha) {
   constexpr const char* op = "scale";
   const Device device = detail::check_float_same(op, {{"x", &x}});
-  if (device == Device::cuda) {
-#if KILN_WITH_CUDA
-    cuda::scale(x.data<float>(), x.numel(), static_cast<float>(alpha), current_stream());
-#else
-    detail::check_cuda_built(op);
-#endif
-  } else if (x.dtype() == DType::f64) {
-    cpu::scale(x.data<double>(), x.numel(), alpha);
-  } else {
-    cpu::scale(x.data<float>(), x.numel(), static_cast<float>(alpha));
-  }
+  detail::on_device(
+      op, device,
+      [&] {
+        if (x.dtype() == DType::f64) {
+          cpu::scale(x.data<double>(), x.numel(), alpha);
+        } else {
+          cpu::scale(x.data<float>(), x.numel(), static_cast<float>(alpha));
+        }
+      },
+      [&] {
+        cuda::scale(x.data<float>(), x.numel(), static_cast<float>(alpha), current_stream());
+      });
 }
 
 void bias_add(Tensor& y, const Tensor& b) {
@@ -36,48 +37,48 @@ void bias_add(Tensor& y, const Tensor& b) {
   KILN_CHECK(c <= std::numeric_limits<int>::max(), detail::describe(op, "b", b), ": too large");
   const Device device = detail::check_float_same(op, {{"y", &y}, {"b", &b}});
   const int64_t m = y.numel() / c;
-  if (device == Device::cuda) {
-#if KILN_WITH_CUDA
-    cuda::bias_add(y.data<float>(), b.data<float>(), m, static_cast<int>(c), current_stream());
-#else
-    detail::check_cuda_built(op);
-#endif
-  } else if (y.dtype() == DType::f64) {
-    cpu::bias_add(y.data<double>(), b.data<double>(), m, static_cast<int>(c));
-  } else {
-    cpu::bias_add(y.data<float>(), b.data<float>(), m, static_cast<int>(c));
-  }
+  detail::on_device(
+      op, device,
+      [&] {
+        if (y.dtype() == DType::f64) {
+          cpu::bias_add(y.data<double>(), b.data<double>(), m, static_cast<int>(c));
+        } else {
+          cpu::bias_add(y.data<float>(), b.data<float>(), m, static_cast<int>(c));
+        }
+      },
+      [&] {
+        cuda::bias_add(y.data<float>(), b.data<float>(), m, static_cast<int>(c), current_stream());
+      });
 }
 
 double l2_norm(const Tensor& x) {
   constexpr const char* op = "l2_norm";
   const Device device = detail::check_float_same(op, {{"x", &x}});
-  if (device == Device::cuda) {
-#if KILN_WITH_CUDA
-    // The result lives in the stream's workspace too (clipping calls this every step, and a
-    // steady-state step allocates no device memory): one request, [result | partials].
-    const Stream stream = current_stream();
-    const int64_t partials = cuda::l2_norm_workspace_floats(x.numel());
-    auto* work =
-        static_cast<float*>(workspace(static_cast<size_t>(1 + partials) * sizeof(float), stream));
-    cuda::l2_norm(work, x.data<float>(), x.numel(), work + 1, stream);
-    // A device → host copy returns once the value has arrived (it synchronises the stream).
-    float host = 0;
-    copy_bytes(&host, Device::cpu, work, Device::cuda, sizeof(float), stream);
-    return host;
-#else
-    detail::check_cuda_built(op);
-    return 0;
-#endif
-  }
-  if (x.dtype() == DType::f64) {
-    double out = 0;
-    cpu::l2_norm(&out, x.data<double>(), x.numel());
-    return out;
-  }
-  float out = 0;
-  cpu::l2_norm(&out, x.data<float>(), x.numel());
-  return out;
+  return detail::on_device(
+      op, device,
+      [&]() -> double {
+        if (x.dtype() == DType::f64) {
+          double out = 0;
+          cpu::l2_norm(&out, x.data<double>(), x.numel());
+          return out;
+        }
+        float out = 0;
+        cpu::l2_norm(&out, x.data<float>(), x.numel());
+        return out;
+      },
+      [&]() -> double {
+        // The result lives in the stream's workspace too (clipping calls this every step, and a
+        // steady-state step allocates no device memory): one request, [result | partials].
+        const Stream stream = current_stream();
+        const int64_t partials = cuda::l2_norm_workspace_floats(x.numel());
+        auto* work = static_cast<float*>(
+            workspace(static_cast<size_t>(1 + partials) * sizeof(float), stream));
+        cuda::l2_norm(work, x.data<float>(), x.numel(), work + 1, stream);
+        // A device → host copy returns once the value has arrived (it synchronises the stream).
+        float host = 0;
+        copy_bytes(&host, Device::cpu, work, Device::cuda, sizeof(float), stream);
+        return host;
+      });
 }
 
 }  // namespace kiln

@@ -23,16 +23,8 @@
 namespace kiln::cuda {
 namespace {
 
-constexpr int kBlock = 256;
-// Enough blocks for several waves on an H200 (132 SMs x 2048 threads) while keeping the grid-stride
-// loops long enough to amortise the per-thread setup.
-constexpr int64_t kMaxBlocks = 2048;
 // The L2 norm's first stage: at most this many partial sums.
 constexpr int kNormMaxBlocks = 1024;
-
-unsigned grid_for(int64_t work) {
-  return grid_stride_blocks(work, kBlock, kMaxBlocks);
-}
 
 __device__ __forceinline__ int64_t global_thread() {
   return static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
@@ -45,7 +37,7 @@ __device__ __forceinline__ int64_t grid_threads() {
 
 // x[i] = value. kVec: x is 16-byte aligned.
 template <bool kVec>
-__global__ void KILN_LAUNCH_BOUNDS(kBlock)
+__global__ void KILN_LAUNCH_BOUNDS(kStreamBlock)
     fill_kernel(float* __restrict__ x, int64_t n, float value) {
   int64_t i = global_thread();
   const int64_t stride = grid_threads();
@@ -60,7 +52,7 @@ __global__ void KILN_LAUNCH_BOUNDS(kBlock)
 
 // dst[i] = src[i]; the ranges do not overlap. kVec: both 16-byte aligned.
 template <bool kVec>
-__global__ void KILN_LAUNCH_BOUNDS(kBlock)
+__global__ void KILN_LAUNCH_BOUNDS(kStreamBlock)
     copy_kernel(float* __restrict__ dst, const float* __restrict__ src, int64_t n) {
   int64_t i = global_thread();
   const int64_t stride = grid_threads();
@@ -75,7 +67,7 @@ __global__ void KILN_LAUNCH_BOUNDS(kBlock)
 
 // x[i] *= alpha. kVec: x 16-byte aligned.
 template <bool kVec>
-__global__ void KILN_LAUNCH_BOUNDS(kBlock)
+__global__ void KILN_LAUNCH_BOUNDS(kStreamBlock)
     scale_kernel(float* __restrict__ x, int64_t n, float alpha) {
   int64_t i = global_thread();
   const int64_t stride = grid_threads();
@@ -99,7 +91,7 @@ __global__ void KILN_LAUNCH_BOUNDS(kBlock)
 // covers blockDim.y whole rows of the tile), and each thread's channel group never changes, so its
 // bias is loaded once.
 template <int kV>
-__global__ void KILN_LAUNCH_BOUNDS(kBlock)
+__global__ void KILN_LAUNCH_BOUNDS(kStreamBlock)
     bias_add_kernel(float* __restrict__ y, const float* __restrict__ b, int64_t m, int c) {
   using VecT = std::conditional_t<kV == 4, float4, float>;
   const int cv = c / kV;                                  // channel groups per row
@@ -126,9 +118,9 @@ __global__ void KILN_LAUNCH_BOUNDS(kBlock)
 
 // Stage 1 of the L2 norm: partials[blockIdx.x] = Σ x² over this block's grid-stride share.
 template <bool kVec>
-__global__ void KILN_LAUNCH_BOUNDS(kBlock)
+__global__ void KILN_LAUNCH_BOUNDS(kStreamBlock)
     l2_norm_partial_kernel(float* __restrict__ partials, const float* __restrict__ x, int64_t n) {
-  using BlockReduce = cub::BlockReduce<float, kBlock>;
+  using BlockReduce = cub::BlockReduce<float, kStreamBlock>;
   KILN_SHARED(typename BlockReduce::TempStorage, temp, [1]);
   int64_t i = global_thread();
   const int64_t stride = grid_threads();
@@ -151,13 +143,13 @@ __global__ void KILN_LAUNCH_BOUNDS(kBlock)
 }
 
 // Stage 2: out[0] = sqrt(Σ partials), summed by one block in a fixed order.
-__global__ void KILN_LAUNCH_BOUNDS(kBlock)
+__global__ void KILN_LAUNCH_BOUNDS(kStreamBlock)
     l2_norm_finalize_kernel(float* __restrict__ out, const float* __restrict__ partials,
                             int count) {
-  using BlockReduce = cub::BlockReduce<float, kBlock>;
+  using BlockReduce = cub::BlockReduce<float, kStreamBlock>;
   KILN_SHARED(typename BlockReduce::TempStorage, temp, [1]);
   float s = 0.f;
-  for (int i = threadIdx.x; i < count; i += kBlock) s += partials[i];
+  for (int i = threadIdx.x; i < count; i += kStreamBlock) s += partials[i];
   const float total = BlockReduce(temp[0]).Sum(s);
   if (threadIdx.x == 0) out[0] = sqrtf(total);
 }
@@ -171,9 +163,9 @@ void fill(float* x, int64_t n, float value, Stream stream) {
   if (n == 0) return;
   KILN_CHECK(x != nullptr, "cuda::fill: null pointer");
   if (aligned16(x)) {
-    launch({grid_for(n / 4 + 1), kBlock, 0, stream}, fill_kernel<true>, x, n, value);
+    launch({stream_grid(n / 4 + 1), kStreamBlock, 0, stream}, fill_kernel<true>, x, n, value);
   } else {
-    launch({grid_for(n), kBlock, 0, stream}, fill_kernel<false>, x, n, value);
+    launch({stream_grid(n), kStreamBlock, 0, stream}, fill_kernel<false>, x, n, value);
   }
 }
 
@@ -183,9 +175,9 @@ void copy(float* dst, const float* src, int64_t n, Stream stream) {
   KILN_CHECK(dst != nullptr && src != nullptr, "cuda::copy: null pointer");
   KILN_CHECK(dst + n <= src || src + n <= dst, "cuda::copy: overlapping ranges");
   if (aligned16(dst) && aligned16(src)) {
-    launch({grid_for(n / 4 + 1), kBlock, 0, stream}, copy_kernel<true>, dst, src, n);
+    launch({stream_grid(n / 4 + 1), kStreamBlock, 0, stream}, copy_kernel<true>, dst, src, n);
   } else {
-    launch({grid_for(n), kBlock, 0, stream}, copy_kernel<false>, dst, src, n);
+    launch({stream_grid(n), kStreamBlock, 0, stream}, copy_kernel<false>, dst, src, n);
   }
 }
 
@@ -194,9 +186,9 @@ void scale(float* x, int64_t n, float alpha, Stream stream) {
   if (n == 0) return;
   KILN_CHECK(x != nullptr, "cuda::scale: null pointer");
   if (aligned16(x)) {
-    launch({grid_for(n / 4 + 1), kBlock, 0, stream}, scale_kernel<true>, x, n, alpha);
+    launch({stream_grid(n / 4 + 1), kStreamBlock, 0, stream}, scale_kernel<true>, x, n, alpha);
   } else {
-    launch({grid_for(n), kBlock, 0, stream}, scale_kernel<false>, x, n, alpha);
+    launch({stream_grid(n), kStreamBlock, 0, stream}, scale_kernel<false>, x, n, alpha);
   }
 }
 
@@ -206,13 +198,13 @@ void bias_add(float* y, const float* b, int64_t m, int c, Stream stream) {
   KILN_CHECK(y != nullptr && b != nullptr, "cuda::bias_add: null pointer");
   const int v = (c % 4 == 0 && aligned16(y) && aligned16(b)) ? 4 : 1;
   const int cv = c / v;
-  // Block: tx over channel groups, ty over rows, kBlock threads in all.
-  const int tx = cv < kBlock ? cv : kBlock;
-  const int ty = kBlock / tx;
+  // Block: tx over channel groups, ty over rows, kStreamBlock threads in all.
+  const int tx = cv < kStreamBlock ? cv : kStreamBlock;
+  const int ty = kStreamBlock / tx;
   const unsigned gx = static_cast<unsigned>((cv + tx - 1) / tx);
   // About four rows per thread, capped so the grid stays a few waves.
   int64_t gy = (m + 4 * ty - 1) / (4 * ty);
-  const int64_t gy_cap = (kMaxBlocks + gx - 1) / gx;
+  const int64_t gy_cap = (kStreamMaxBlocks + gx - 1) / gx;
   if (gy > gy_cap) gy = gy_cap;
   if (gy > 65535) gy = 65535;
   const LaunchConfig cfg{dim3(gx, static_cast<unsigned>(gy)), dim3(tx, ty), 0, stream};
@@ -226,7 +218,7 @@ void bias_add(float* y, const float* b, int64_t m, int c, Stream stream) {
 namespace {
 // The grid depends on n only, so the summation order (and the result) is the same on every run.
 unsigned l2_norm_blocks(int64_t n) {
-  int64_t blocks = (n + kBlock * 16 - 1) / (kBlock * 16);  // >= 16 elements per thread
+  int64_t blocks = (n + kStreamBlock * 16 - 1) / (kStreamBlock * 16);  // >= 16 elements per thread
   if (blocks < 1) blocks = 1;
   if (blocks > kNormMaxBlocks) blocks = kNormMaxBlocks;
   return static_cast<unsigned>(blocks);
@@ -246,12 +238,12 @@ void l2_norm(float* out, const float* x, int64_t n, float* workspace, Stream str
   KILN_CHECK(out + 1 <= partials || partials + grid <= out,
              "cuda::l2_norm: the workspace overlaps the result");
   if (aligned16(x)) {
-    launch({grid, kBlock, 0, stream}, l2_norm_partial_kernel<true>, partials, x, n);
+    launch({grid, kStreamBlock, 0, stream}, l2_norm_partial_kernel<true>, partials, x, n);
   } else {
-    launch({grid, kBlock, 0, stream}, l2_norm_partial_kernel<false>, partials, x, n);
+    launch({grid, kStreamBlock, 0, stream}, l2_norm_partial_kernel<false>, partials, x, n);
   }
-  launch({1, kBlock, 0, stream}, l2_norm_finalize_kernel, out, static_cast<const float*>(partials),
-         static_cast<int>(grid));
+  launch({1, kStreamBlock, 0, stream}, l2_norm_finalize_kernel, out,
+         static_cast<const float*>(partials), static_cast<int>(grid));
 }
 
 }  // namespace kiln::cuda

@@ -36,20 +36,21 @@ void linear_forward(Tensor& y, const Tensor& x, const Tensor& w, const Tensor* b
   detail::check_shape(op, "y", y, {s.n, s.out});
   if (b != nullptr) detail::check_shape(op, "b", *b, {s.out});
   const Device device = detail::check_float_same(op, {{"y", &y}, {"x", &x}, {"w", &w}, {"b", b}});
-  if (device == Device::cuda) {
-#if KILN_WITH_CUDA
-    cuda::linear_forward(y.data<float>(), x.data<float>(), w.data<float>(),
-                         b != nullptr ? b->data<float>() : nullptr, s, current_stream());
-#else
-    detail::check_cuda_built(op);
-#endif
-  } else if (y.dtype() == DType::f64) {
-    cpu::linear_forward(y.data<double>(), x.data<double>(), w.data<double>(),
-                        b != nullptr ? b->data<double>() : nullptr, s);
-  } else {
-    cpu::fast::linear_forward(y.data<float>(), x.data<float>(), w.data<float>(),
-                              b != nullptr ? b->data<float>() : nullptr, s);
-  }
+  detail::on_device(
+      op, device,
+      [&] {
+        if (y.dtype() == DType::f64) {
+          cpu::linear_forward(y.data<double>(), x.data<double>(), w.data<double>(),
+                              b != nullptr ? b->data<double>() : nullptr, s);
+        } else {
+          cpu::fast::linear_forward(y.data<float>(), x.data<float>(), w.data<float>(),
+                                    b != nullptr ? b->data<float>() : nullptr, s);
+        }
+      },
+      [&] {
+        cuda::linear_forward(y.data<float>(), x.data<float>(), w.data<float>(),
+                             b != nullptr ? b->data<float>() : nullptr, s, current_stream());
+      });
 }
 
 void linear_backward_data(Tensor& dx, const Tensor& dy, const Tensor& w) {
@@ -57,18 +58,19 @@ void linear_backward_data(Tensor& dx, const Tensor& dy, const Tensor& w) {
   const LinearShape s = shape_of(op, "dx", dx, "w", w);
   detail::check_shape(op, "dy", dy, {s.n, s.out});
   const Device device = detail::check_float_same(op, {{"dx", &dx}, {"dy", &dy}, {"w", &w}});
-  if (device == Device::cuda) {
-#if KILN_WITH_CUDA
-    cuda::linear_backward_data(dx.data<float>(), dy.data<float>(), w.data<float>(), s,
-                               current_stream());
-#else
-    detail::check_cuda_built(op);
-#endif
-  } else if (dx.dtype() == DType::f64) {
-    cpu::linear_backward_data(dx.data<double>(), dy.data<double>(), w.data<double>(), s);
-  } else {
-    cpu::fast::linear_backward_data(dx.data<float>(), dy.data<float>(), w.data<float>(), s);
-  }
+  detail::on_device(
+      op, device,
+      [&] {
+        if (dx.dtype() == DType::f64) {
+          cpu::linear_backward_data(dx.data<double>(), dy.data<double>(), w.data<double>(), s);
+        } else {
+          cpu::fast::linear_backward_data(dx.data<float>(), dy.data<float>(), w.data<float>(), s);
+        }
+      },
+      [&] {
+        cuda::linear_backward_data(dx.data<float>(), dy.data<float>(), w.data<float>(), s,
+                                   current_stream());
+      });
 }
 
 void linear_backward_weight(Tensor& dw, Tensor* db, const Tensor& dy, const Tensor& x) {
@@ -78,20 +80,23 @@ void linear_backward_weight(Tensor& dw, Tensor* db, const Tensor& dy, const Tens
   if (db != nullptr) detail::check_shape(op, "db", *db, {s.out});
   const Device device =
       detail::check_float_same(op, {{"dw", &dw}, {"db", db}, {"dy", &dy}, {"x", &x}});
-  if (device == Device::cuda) {
-#if KILN_WITH_CUDA
-    cuda::linear_backward_weight(dw.data<float>(), db != nullptr ? db->data<float>() : nullptr,
-                                 dy.data<float>(), x.data<float>(), s, current_stream());
-#else
-    detail::check_cuda_built(op);
-#endif
-  } else if (dw.dtype() == DType::f64) {
-    cpu::linear_backward_weight(dw.data<double>(), db != nullptr ? db->data<double>() : nullptr,
-                                dy.data<double>(), x.data<double>(), s);
-  } else {
-    cpu::fast::linear_backward_weight(dw.data<float>(), db != nullptr ? db->data<float>() : nullptr,
-                                      dy.data<float>(), x.data<float>(), s);
-  }
+  detail::on_device(
+      op, device,
+      [&] {
+        if (dw.dtype() == DType::f64) {
+          cpu::linear_backward_weight(dw.data<double>(),
+                                      db != nullptr ? db->data<double>() : nullptr,
+                                      dy.data<double>(), x.data<double>(), s);
+        } else {
+          cpu::fast::linear_backward_weight(dw.data<float>(),
+                                            db != nullptr ? db->data<float>() : nullptr,
+                                            dy.data<float>(), x.data<float>(), s);
+        }
+      },
+      [&] {
+        cuda::linear_backward_weight(dw.data<float>(), db != nullptr ? db->data<float>() : nullptr,
+                                     dy.data<float>(), x.data<float>(), s, current_stream());
+      });
 }
 
 }  // namespace kiln

@@ -37,20 +37,24 @@ void sgd_update(Tensor& param, Tensor* momentum_buf, const Tensor& grad, const S
   const Device device =
       detail::check_float_same(op, {{"param", &param}, {"momentum_buf", buf}, {"grad", &grad}});
   const int64_t n = param.numel();
-  if (device == Device::cuda) {
-#if KILN_WITH_CUDA
-    cuda::sgd_update(param.data<float>(), buf != nullptr ? momentum_buf->data<float>() : nullptr,
-                     grad.data<float>(), n, p, current_stream());
-#else
-    detail::check_cuda_built(op);
-#endif
-  } else if (param.dtype() == DType::f64) {
-    cpu::sgd_update(param.data<double>(), buf != nullptr ? momentum_buf->data<double>() : nullptr,
-                    grad.data<double>(), n, p);
-  } else {
-    cpu::sgd_update(param.data<float>(), buf != nullptr ? momentum_buf->data<float>() : nullptr,
-                    grad.data<float>(), n, p);
-  }
+  detail::on_device(
+      op, device,
+      [&] {
+        if (param.dtype() == DType::f64) {
+          cpu::sgd_update(param.data<double>(),
+                          buf != nullptr ? momentum_buf->data<double>() : nullptr,
+                          grad.data<double>(), n, p);
+        } else {
+          cpu::sgd_update(param.data<float>(),
+                          buf != nullptr ? momentum_buf->data<float>() : nullptr,
+                          grad.data<float>(), n, p);
+        }
+      },
+      [&] {
+        cuda::sgd_update(param.data<float>(),
+                         buf != nullptr ? momentum_buf->data<float>() : nullptr, grad.data<float>(),
+                         n, p, current_stream());
+      });
 }
 
 void adam_update(Tensor& param, Tensor& m, Tensor& v, const Tensor& grad, const AdamParams& p) {
@@ -69,20 +73,21 @@ void adam_update(Tensor& param, Tensor& m, Tensor& v, const Tensor& grad, const 
   const Device device =
       detail::check_float_same(op, {{"param", &param}, {"m", &m}, {"v", &v}, {"grad", &grad}});
   const int64_t n = param.numel();
-  if (device == Device::cuda) {
-#if KILN_WITH_CUDA
-    cuda::adam_update(param.data<float>(), m.data<float>(), v.data<float>(), grad.data<float>(), n,
-                      p, current_stream());
-#else
-    detail::check_cuda_built(op);
-#endif
-  } else if (param.dtype() == DType::f64) {
-    cpu::adam_update(param.data<double>(), m.data<double>(), v.data<double>(), grad.data<double>(),
-                     n, p);
-  } else {
-    cpu::adam_update(param.data<float>(), m.data<float>(), v.data<float>(), grad.data<float>(), n,
-                     p);
-  }
+  detail::on_device(
+      op, device,
+      [&] {
+        if (param.dtype() == DType::f64) {
+          cpu::adam_update(param.data<double>(), m.data<double>(), v.data<double>(),
+                           grad.data<double>(), n, p);
+        } else {
+          cpu::adam_update(param.data<float>(), m.data<float>(), v.data<float>(),
+                           grad.data<float>(), n, p);
+        }
+      },
+      [&] {
+        cuda::adam_update(param.data<float>(), m.data<float>(), v.data<float>(), grad.data<float>(),
+                          n, p, current_stream());
+      });
 }
 
 }  // namespace kiln

@@ -17,13 +17,6 @@
 namespace kiln::cuda {
 namespace {
 
-constexpr int kBlock = 256;
-constexpr int64_t kMaxBlocks = 2048;
-
-unsigned grid_for(int64_t work) {
-  return grid_stride_blocks(work, kBlock, kMaxBlocks);
-}
-
 struct SgdCoef {
   float lr, momentum, one_minus_dampening, weight_decay;
   bool nesterov, first_step;
@@ -60,7 +53,7 @@ __device__ __forceinline__ void adam_element(float& p, float& m, float& v, float
 
 // kVec: every pointer 16-byte aligned. kMomentum: buf is used (momentum != 0).
 template <bool kVec, bool kMomentum>
-__global__ void KILN_LAUNCH_BOUNDS(kBlock)
+__global__ void KILN_LAUNCH_BOUNDS(kStreamBlock)
     sgd_update_kernel(float* __restrict__ param, float* __restrict__ buf,
                       const float* __restrict__ grad, int64_t n, SgdCoef c) {
   int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
@@ -94,7 +87,7 @@ __global__ void KILN_LAUNCH_BOUNDS(kBlock)
 
 // kVec: every pointer 16-byte aligned.
 template <bool kVec>
-__global__ void KILN_LAUNCH_BOUNDS(kBlock)
+__global__ void KILN_LAUNCH_BOUNDS(kStreamBlock)
     adam_update_kernel(float* __restrict__ param, float* __restrict__ m, float* __restrict__ v,
                        const float* __restrict__ grad, int64_t n, AdamCoef c) {
   int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
@@ -135,7 +128,7 @@ void sgd_update(float* param, float* momentum_buf, const float* grad, int64_t n,
   const SgdCoef c{p.lr, p.momentum, 1.f - p.dampening, p.weight_decay, p.nesterov, p.step == 1};
   const bool vec =
       aligned16(param) && aligned16(grad) && (!has_momentum || aligned16(momentum_buf));
-  const LaunchConfig cfg{grid_for(vec ? n / 4 + 1 : n), kBlock, 0, stream};
+  const LaunchConfig cfg{stream_grid(vec ? n / 4 + 1 : n), kStreamBlock, 0, stream};
   if (has_momentum) {
     if (vec) {
       launch(cfg, sgd_update_kernel<true, true>, param, momentum_buf, grad, n, c);
@@ -174,7 +167,7 @@ void adam_update(float* param, float* m, float* v, const float* grad, int64_t n,
       static_cast<float>(std::sqrt(bc2)),
       p.eps};
   const bool vec = aligned16(param) && aligned16(m) && aligned16(v) && aligned16(grad);
-  const LaunchConfig cfg{grid_for(vec ? n / 4 + 1 : n), kBlock, 0, stream};
+  const LaunchConfig cfg{stream_grid(vec ? n / 4 + 1 : n), kStreamBlock, 0, stream};
   if (vec) {
     launch(cfg, adam_update_kernel<true>, param, m, v, grad, n, c);
   } else {

@@ -4,25 +4,26 @@
 // current stream (core/stream.h).
 #include "kernels/pooling.h"
 
-#include <string>
+#include <ostream>
 
 #include "kernels/checks.h"
 
 namespace kiln {
 namespace {
 
-std::string describe_call(const char* op, const char* a, const Tensor& ta, const char* b,
-                          const Tensor& tb, const char* c, const Tensor& tc,
-                          const Pool2dParams& p) {
-  auto str = [](const Tensor& t) { return t.defined() ? t.str() : std::string("undefined"); };
-  return std::string(op) + "(" + a + " " + str(ta) + ", " + b + " " + str(tb) + ", " + c + " " +
-         str(tc) + ", kernel " + std::to_string(p.kh) + "x" + std::to_string(p.kw) + ", stride " +
-         std::to_string(p.stride_h) + "x" + std::to_string(p.stride_w) + ", pad " +
-         std::to_string(p.pad_h) + "x" + std::to_string(p.pad_w) + ")";
-}
+// The parameters at the end of every message, "maxpool2d_forward(y [..], argmax [..], x [..],
+// kernel 2x2, stride 2x2, pad 0x0)": written only when a check fails.
+struct PoolParamsText {
+  const Pool2dParams* p;
+  void operator()(std::ostream& os) const {
+    os << "kernel " << p->kh << "x" << p->kw << ", stride " << p->stride_h << "x" << p->stride_w
+       << ", pad " << p->pad_h << "x" << p->pad_w;
+  }
+};
+using PoolCall = detail::Call<PoolParamsText>;
 
 // The pooling shape from the input extents [N, H, W, C]; checks the parameters.
-Pool2dShape pool_shape(const std::string& call, const Tensor& x_like, const Pool2dParams& p) {
+Pool2dShape pool_shape(const PoolCall& call, const Tensor& x_like, const Pool2dParams& p) {
   KILN_CHECK(x_like.rank() == 4, call, ": activations must be 4-D [N, H, W, C] (NHWC)");
   KILN_CHECK(p.kh >= 1 && p.kw >= 1 && p.stride_h >= 1 && p.stride_w >= 1, call,
              ": kernel and stride must be >= 1");
@@ -57,48 +58,52 @@ void maxpool2d_forward(Tensor& y, Tensor& argmax, const Tensor& x, const Pool2dP
   const char* op = "maxpool2d_forward";
   const Device device = detail::check_float_same(op, {{"y", &y}, {"x", &x}});
   detail::check_defined(op, "argmax", argmax);
-  const std::string call = describe_call(op, "y", y, "argmax", argmax, "x", x, p);
+  const detail::NamedTensor tensors[] = {{"y", &y}, {"argmax", &argmax}, {"x", &x}};
+  const PoolCall call = detail::make_call(op, tensors, PoolParamsText{&p});
   KILN_CHECK(argmax.dtype() == DType::u8 && argmax.device() == device, call,
              ": argmax must be u8 on the device of x");
   const Pool2dShape s = pool_shape(call, x, p);
   KILN_CHECK(y.shape() == out_shape(s) && argmax.shape() == out_shape(s), call,
              ": y and argmax must have shape ", out_shape(s).str());
-  if (device == Device::cuda) {
-#if KILN_WITH_CUDA
-    cuda::maxpool2d_forward(y.data<float>(), argmax.data<uint8_t>(), x.data<float>(), s,
-                            current_stream());
-#else
-    detail::check_cuda_built(op);
-#endif
-  } else if (x.dtype() == DType::f64) {
-    cpu::maxpool2d_forward(y.data<double>(), argmax.data<uint8_t>(), x.data<double>(), s);
-  } else {
-    cpu::maxpool2d_forward(y.data<float>(), argmax.data<uint8_t>(), x.data<float>(), s);
-  }
+  detail::on_device(
+      op, device,
+      [&] {
+        if (x.dtype() == DType::f64) {
+          cpu::maxpool2d_forward(y.data<double>(), argmax.data<uint8_t>(), x.data<double>(), s);
+        } else {
+          cpu::maxpool2d_forward(y.data<float>(), argmax.data<uint8_t>(), x.data<float>(), s);
+        }
+      },
+      [&] {
+        cuda::maxpool2d_forward(y.data<float>(), argmax.data<uint8_t>(), x.data<float>(), s,
+                                current_stream());
+      });
 }
 
 void maxpool2d_backward(Tensor& dx, const Tensor& dy, const Tensor& argmax, const Pool2dParams& p) {
   const char* op = "maxpool2d_backward";
   const Device device = detail::check_float_same(op, {{"dx", &dx}, {"dy", &dy}});
   detail::check_defined(op, "argmax", argmax);
-  const std::string call = describe_call(op, "dx", dx, "dy", dy, "argmax", argmax, p);
+  const detail::NamedTensor tensors[] = {{"dx", &dx}, {"dy", &dy}, {"argmax", &argmax}};
+  const PoolCall call = detail::make_call(op, tensors, PoolParamsText{&p});
   KILN_CHECK(argmax.dtype() == DType::u8 && argmax.device() == device, call,
              ": argmax must be u8 on the device of dy");
   const Pool2dShape s = pool_shape(call, dx, p);
   KILN_CHECK(dy.shape() == out_shape(s) && argmax.shape() == out_shape(s), call,
              ": dy and argmax must have shape ", out_shape(s).str());
-  if (device == Device::cuda) {
-#if KILN_WITH_CUDA
-    cuda::maxpool2d_backward(dx.data<float>(), dy.data<float>(), argmax.data<uint8_t>(), s,
-                             current_stream());
-#else
-    detail::check_cuda_built(op);
-#endif
-  } else if (dx.dtype() == DType::f64) {
-    cpu::maxpool2d_backward(dx.data<double>(), dy.data<double>(), argmax.data<uint8_t>(), s);
-  } else {
-    cpu::maxpool2d_backward(dx.data<float>(), dy.data<float>(), argmax.data<uint8_t>(), s);
-  }
+  detail::on_device(
+      op, device,
+      [&] {
+        if (dx.dtype() == DType::f64) {
+          cpu::maxpool2d_backward(dx.data<double>(), dy.data<double>(), argmax.data<uint8_t>(), s);
+        } else {
+          cpu::maxpool2d_backward(dx.data<float>(), dy.data<float>(), argmax.data<uint8_t>(), s);
+        }
+      },
+      [&] {
+        cuda::maxpool2d_backward(dx.data<float>(), dy.data<float>(), argmax.data<uint8_t>(), s,
+                                 current_stream());
+      });
 }
 
 }  // namespace kiln

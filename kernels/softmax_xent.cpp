@@ -31,30 +31,29 @@ void softmax_cross_entropy(Tensor& loss, Tensor* dlogits, Tensor* correct, const
   }
   const SoftmaxXentShape s{static_cast<int>(n), static_cast<int>(k)};
   int32_t* correct_ptr = correct != nullptr ? correct->data<int32_t>() : nullptr;
-  if (device == Device::cuda) {
-    // Labels on the device are not read back here (that would synchronise every step).
-#if KILN_WITH_CUDA
-    cuda::softmax_cross_entropy(loss.data<float>(),
-                                dlogits != nullptr ? dlogits->data<float>() : nullptr, correct_ptr,
-                                logits.data<float>(), labels.data<int32_t>(), s, current_stream());
-#else
-    detail::check_cuda_built(op);
-#endif
-    return;
-  }
-  const int32_t* label = labels.data<int32_t>();
-  for (int64_t i = 0; i < n; ++i)
-    KILN_CHECK(label[i] >= 0 && label[i] < k, op, ": label ", label[i], " at index ", i,
-               " is outside [0, ", k, ") for logits ", logits.str());
-  if (logits.dtype() == DType::f64) {
-    cpu::softmax_cross_entropy(loss.data<double>(),
-                               dlogits != nullptr ? dlogits->data<double>() : nullptr, correct_ptr,
-                               logits.data<double>(), label, s);
-  } else {
-    cpu::softmax_cross_entropy(loss.data<float>(),
-                               dlogits != nullptr ? dlogits->data<float>() : nullptr, correct_ptr,
-                               logits.data<float>(), label, s);
-  }
+  detail::on_device(
+      op, device,
+      [&] {
+        const int32_t* label = labels.data<int32_t>();
+        for (int64_t i = 0; i < n; ++i)
+          KILN_CHECK(label[i] >= 0 && label[i] < k, op, ": label ", label[i], " at index ", i,
+                     " is outside [0, ", k, ") for logits ", logits.str());
+        if (logits.dtype() == DType::f64) {
+          cpu::softmax_cross_entropy(loss.data<double>(),
+                                     dlogits != nullptr ? dlogits->data<double>() : nullptr,
+                                     correct_ptr, logits.data<double>(), label, s);
+        } else {
+          cpu::softmax_cross_entropy(loss.data<float>(),
+                                     dlogits != nullptr ? dlogits->data<float>() : nullptr,
+                                     correct_ptr, logits.data<float>(), label, s);
+        }
+      },
+      [&] {
+        // Labels on the device are not read back here (that would synchronise every step).
+        cuda::softmax_cross_entropy(
+            loss.data<float>(), dlogits != nullptr ? dlogits->data<float>() : nullptr, correct_ptr,
+            logits.data<float>(), labels.data<int32_t>(), s, current_stream());
+      });
 }
 
 }  // namespace kiln
