@@ -25,37 +25,67 @@ Loader::Loader(const Dataset& data, const LoaderOptions& options) : data_(data),
   KILN_CHECK(data.pixels.size() == data.size() * data.image_bytes(), "loader: the data set holds ",
              data.pixels.size(), " bytes, expected ", data.size(), " images of ",
              data.image_bytes());
+  // order(0) runs while epoch_size_ is still 0: it sets the length every later epoch must have.
+  epoch_size_ = options_.sampler ? order(0).size() : data.size();
 }
 
 Loader::~Loader() {
   stop_producer();
 }
 
+std::vector<uint32_t> default_order(size_t size, bool shuffle, uint64_t seed, int64_t epoch) {
+  std::vector<uint32_t> o(size);
+  for (size_t i = 0; i < o.size(); ++i) o[i] = uint32_t(i);
+  if (shuffle) {
+    detail::Rng rng(detail::hash_keys(seed, kOrderStream, uint64_t(epoch)));
+    for (size_t i = o.size(); i > 1; --i) std::swap(o[i - 1], o[rng.below(i)]);  // Fisher-Yates
+  }
+  return o;
+}
+
+Sampler shard_sampler(int rank, int ranks, uint64_t seed) {
+  KILN_CHECK(ranks > 0 && rank >= 0 && rank < ranks, "shard_sampler: rank ", rank,
+             " is outside 0..", ranks - 1, " (ranks = ", ranks, ")");
+  return [rank, ranks, seed](int64_t epoch, size_t size) {
+    KILN_CHECK(size >= size_t(ranks), "shard_sampler: ", size, " samples cannot be dealt to ",
+               ranks, " ranks (each needs at least one)");
+    const std::vector<uint32_t> all = default_order(size, /*shuffle=*/true, seed, epoch);
+    std::vector<uint32_t> mine;
+    mine.reserve(size / size_t(ranks) + 1);
+    for (size_t p = size_t(rank); p < all.size(); p += size_t(ranks)) mine.push_back(all[p]);
+    return mine;
+  };
+}
+
 size_t Loader::batches_per_epoch() const {
-  return (data_.size() + size_t(options_.batch_size) - 1) / size_t(options_.batch_size);
+  return (epoch_size_ + size_t(options_.batch_size) - 1) / size_t(options_.batch_size);
 }
 
 std::vector<uint32_t> Loader::order(int64_t epoch) const {
-  std::vector<uint32_t> o(data_.size());
-  for (size_t i = 0; i < o.size(); ++i) o[i] = uint32_t(i);
-  if (options_.shuffle) {
-    detail::Rng rng(detail::hash_keys(options_.seed, kOrderStream, uint64_t(epoch)));
-    for (size_t i = o.size(); i > 1; --i) std::swap(o[i - 1], o[rng.below(i)]);  // Fisher-Yates
-  }
+  if (!options_.sampler) return default_order(data_.size(), options_.shuffle, options_.seed, epoch);
+  std::vector<uint32_t> o = options_.sampler(epoch, data_.size());
+  KILN_CHECK(!o.empty(), "loader: the sampler gave no samples for epoch ", epoch,
+             ": a sampler must return at least one index");
+  KILN_CHECK(epoch_size_ == 0 || o.size() == epoch_size_, "loader: the sampler gave ", o.size(),
+             " samples for epoch ", epoch, " but ", epoch_size_,
+             " for epoch 0: a sampler must return the same number every epoch");
+  for (uint32_t i : o)
+    KILN_CHECK(i < data_.size(), "loader: the sampler gave index ", i, " for epoch ", epoch,
+               ", outside the data set's ", data_.size(), " samples");
   return o;
 }
 
 void Loader::fill(int64_t epoch, int64_t index, const std::vector<uint32_t>& order,
                   Batch& out) const {
   const size_t begin = size_t(index) * size_t(options_.batch_size);
-  KILN_CHECK(index >= 0 && begin < data_.size(), "loader: batch ", index,
+  KILN_CHECK(index >= 0 && begin < order.size(), "loader: batch ", index,
              " is outside the epoch's ", batches_per_epoch(), " batches");
   KILN_CHECK(data_.pixels.size() == data_.size() * data_.image_bytes() &&
                  data_.labels.size() == data_.size(),
              "loader: the data set changed while the loader used it (", data_.pixels.size(),
              " bytes for ", data_.size(),
              " images): keep a Dataset unchanged while its Loader lives");
-  const size_t n = std::min(size_t(options_.batch_size), data_.size() - begin);
+  const size_t n = std::min(size_t(options_.batch_size), order.size() - begin);
   const int H = data_.height, W = data_.width, C = data_.channels;
   const size_t image = data_.image_bytes();
   out.epoch = epoch;

@@ -1,20 +1,27 @@
 // data/loader.h — mini-batches of a Dataset: shuffling, augmentation, a background thread.
 //
 // Batch (epoch e, index b) is a pure function of (seed, e, b) and the options: the order of epoch e
-// is a Fisher-Yates shuffle seeded from (seed, e), and the augmentation of the image at position p
-// of epoch e is drawn from (seed, e, p). So a run resumed from LoaderState{e, b} sees exactly the
-// batches the uninterrupted run saw, whether or not the background thread is on.
+// is the sampler's (by default a Fisher-Yates shuffle seeded from (seed, e)), and the augmentation
+// of the image at position p of epoch e's order is drawn from (seed, e, p). So a run resumed from
+// LoaderState{e, b} sees exactly the batches the uninterrupted run saw, whether or not the
+// background thread is on.
+//
+// The sampler is the hook that decides which samples an epoch visits and in which order: a
+// data-parallel run gives each rank its own disjoint shard of the shared shuffled order
+// (shard_sampler), and each rank's loader then batches only its shard.
 //
 // Batches are float NHWC, [n][H][W][C], each value pixel / 255 in [0, 1] (no mean subtraction: the
 // model's first BatchNorm does that), plus int32 labels. Every epoch has
-// batches_per_epoch() = ceil(N / batch_size) batches; the last one keeps the remainder (it is
-// smaller, never dropped or padded).
+// batches_per_epoch() = ceil(epoch_size() / batch_size) batches (epoch_size() = N unless a
+// sampler says otherwise); the last one keeps the remainder (it is smaller, never dropped or
+// padded).
 #pragma once
 
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
 #include <exception>
+#include <functional>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -34,13 +41,31 @@ struct Augment {
   Padding padding = Padding::kZero;
 };
 
+// The order of the samples of epoch `epoch` of a data set of `size` samples: indices in
+// [0, size). It must be a pure function of its arguments (resume recomputes it), never empty, and
+// of the same length every epoch; it may leave samples out (a shard) but should not repeat one.
+using Sampler = std::function<std::vector<uint32_t>(int64_t epoch, size_t size)>;
+
 struct LoaderOptions {
   int batch_size = 64;
   bool shuffle = true;
   uint64_t seed = 0;
   Augment augment;   // none by default (evaluation); training turns it on
   int prefetch = 2;  // batches prepared ahead by a background thread; 0 prepares them in next()
+  // Empty: default_order(size, shuffle, seed, epoch), every sample once. Else it replaces
+  // `shuffle`; `seed` still keys the augmentation.
+  Sampler sampler;
 };
+
+// The default order: a Fisher-Yates shuffle of 0..size-1 seeded from (seed, epoch), or the
+// identity without `shuffle`.
+std::vector<uint32_t> default_order(size_t size, bool shuffle, uint64_t seed, int64_t epoch);
+
+// A sampler that deals default_order(size, true, seed, epoch) to `ranks` ranks like cards: rank r
+// gets the positions r, r + ranks, r + 2 ranks, ... So the shards of one epoch are disjoint and
+// cover every sample once; the first size % ranks ranks get one sample more (every rank's shard
+// has the same length in every epoch). Requires 0 <= rank < ranks <= size.
+Sampler shard_sampler(int rank, int ranks, uint64_t seed);
 
 struct Batch {
   int64_t epoch = 0, index = 0;  // which batch this is
@@ -82,8 +107,11 @@ class Loader {
   // The batch (epoch, index), computed on the calling thread: what next() delivers, for tests and
   // for callers that want random access.
   void make_batch(int64_t epoch, int64_t index, Batch& out) const;
-  // The order of epoch `epoch`: a permutation of 0..N-1 (identity without shuffle).
+  // The order of epoch `epoch`: the sampler's, checked (by default a permutation of 0..N-1,
+  // the identity without shuffle).
   std::vector<uint32_t> order(int64_t epoch) const;
+  // Samples per epoch: the length of the sampler's order (N by default).
+  size_t epoch_size() const { return epoch_size_; }
 
  private:
   void stop_producer();
@@ -92,6 +120,7 @@ class Loader {
 
   const Dataset& data_;
   LoaderOptions options_;
+  size_t epoch_size_ = 0;
   int64_t epoch_ = 0, next_batch_ = 0;
   bool started_ = false;
   std::vector<uint32_t> order_;  // of epoch_, for the synchronous path

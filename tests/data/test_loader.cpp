@@ -273,3 +273,73 @@ TEST_CASE("loader: errors in the background thread reach the caller, shutdown is
     CHECK_THROWS_AS(Loader(empty, LoaderOptions{}), kiln::Error);
   }
 }
+
+TEST_CASE("loader: the default sampler is today's shuffled order, bit for bit", "[cpu][data]") {
+  Dataset d = numbered(23);
+  LoaderOptions plain;
+  plain.batch_size = 4;
+  plain.seed = 9;
+  plain.augment = {.hflip = true, .max_shift = 1};
+  LoaderOptions hooked = plain;
+  hooked.sampler = [](int64_t epoch, size_t size) {
+    return kiln::data::default_order(size, /*shuffle=*/true, 9, epoch);
+  };
+  Loader a(d, plain), b(d, hooked);
+  CHECK(b.epoch_size() == 23);
+  CHECK(b.batches_per_epoch() == a.batches_per_epoch());
+  for (int64_t epoch : {0, 1, 4}) {
+    const auto x = epoch_batches(a, epoch), y = epoch_batches(b, epoch);
+    REQUIRE(x.size() == y.size());
+    for (size_t i = 0; i < x.size(); ++i) CHECK(same(x[i], y[i]));
+  }
+  // The order is a shuffle (not the identity) and a permutation.
+  const std::vector<uint32_t> o = a.order(0);
+  std::vector<uint32_t> sorted = o;
+  std::sort(sorted.begin(), sorted.end());
+  for (size_t i = 0; i < sorted.size(); ++i) REQUIRE(sorted[i] == i);
+  CHECK_FALSE(o == sorted);
+}
+
+TEST_CASE("loader: two shards of an epoch are disjoint and cover every sample once",
+          "[cpu][data]") {
+  Dataset d = numbered(11);  // odd: rank 0 gets 6, rank 1 gets 5
+  for (int64_t epoch : {0, 3}) {
+    std::multiset<int> seen;
+    std::vector<size_t> sizes;
+    for (int rank = 0; rank < 2; ++rank) {
+      LoaderOptions o;
+      o.batch_size = 4;
+      o.seed = 7;
+      o.sampler = kiln::data::shard_sampler(rank, 2, 7);
+      Loader loader(d, o);
+      sizes.push_back(loader.epoch_size());
+      CHECK(loader.batches_per_epoch() == 2);
+      for (const Batch& b : epoch_batches(loader, epoch))
+        for (int i = 0; i < b.size; ++i) seen.insert(source_of(b, i));
+    }
+    CHECK(sizes == std::vector<size_t>{6, 5});
+    REQUIRE(seen.size() == 11);
+    for (int i = 0; i < 11; ++i) CHECK(seen.count(i) == 1);
+    // Dealt from the shared shuffled order: rank 0 holds its even positions.
+    LoaderOptions o;
+    o.sampler = kiln::data::shard_sampler(0, 2, 7);
+    const std::vector<uint32_t> all = kiln::data::default_order(11, true, 7, epoch);
+    const std::vector<uint32_t> mine = Loader(d, o).order(epoch);
+    for (size_t p = 0; p < mine.size(); ++p) CHECK(mine[p] == all[2 * p]);
+  }
+}
+
+TEST_CASE("loader: a bad sampler is refused with a message", "[cpu][data]") {
+  Dataset d = numbered(5);
+  LoaderOptions o;
+  o.sampler = [](int64_t, size_t) { return std::vector<uint32_t>{}; };
+  CHECK_THROWS_WITH(Loader(d, o), Catch::Contains("no samples"));
+  o.sampler = [](int64_t, size_t) { return std::vector<uint32_t>{0, 7}; };
+  CHECK_THROWS_WITH(Loader(d, o), Catch::Contains("index 7") && Catch::Contains("5 samples"));
+  o.sampler = [](int64_t epoch, size_t) { return std::vector<uint32_t>(size_t(epoch + 1), 0); };
+  Loader growing(d, o);
+  CHECK_THROWS_WITH(growing.start_epoch(1), Catch::Contains("same number every epoch"));
+  CHECK_THROWS_WITH(kiln::data::shard_sampler(2, 2, 1), Catch::Contains("rank 2"));
+  o.sampler = kiln::data::shard_sampler(0, 6, 1);
+  CHECK_THROWS_WITH(Loader(d, o), Catch::Contains("cannot be dealt to 6 ranks"));
+}
