@@ -51,6 +51,11 @@
 #include "data/rng.h"
 #include "data/synthetic.h"
 
+// Training: the loop, the eager step, the progress line
+#include "train/eager_step.h"
+#include "train/progress.h"
+#include "train/trainer.h"
+
 // Analysis: metrics, figures, saliency, filters, the HTML report
 #include "analysis/canvas.h"
 #include "analysis/curves.h"

@@ -3,7 +3,8 @@
 // best.safetensors, history.csv and the curves to --out after every epoch, each file replaced
 // atomically. Everything but the state is derived from the state, so a run interrupted at any
 // instant resumes (--resume brings the derived files up to the state first). The protocol is in
-// docs/checkpoints.md, "The run folder".
+// docs/checkpoints.md, "The run folder". The loop itself is the library's kiln::Trainer
+// (train/trainer.h); this file is its client: options, defaults, data, model and the run folder.
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -20,6 +21,9 @@
 #include "optim/checkpoint.h"
 #include "optim/optimizer.h"
 #include "optim/schedule.h"
+#include "train/eager_step.h"
+#include "train/progress.h"
+#include "train/trainer.h"
 
 namespace fer {
 namespace {
@@ -33,12 +37,6 @@ constexpr double kCpuWidth = 0.25;
 constexpr int kCpuEpochs = 5;
 constexpr int kCpuTrainPerClass = 1000;
 constexpr int kGpuEpochs = 30;
-// Divergence: an epoch whose mean training or validation loss exceeds kDivergence times
-// max(ln(classes), the first epoch's training loss) stops the run. ln(classes) is the loss of a
-// uniform guess, so the limit is never below 10 x chance (a model that averages probability
-// e^-19.5 on the true class of 7 is not learning), and a first epoch that already sits above
-// 10 x chance is itself divergence. docs/checkpoints.md, "Numbers that mean something".
-constexpr double kDivergence = 10;
 
 struct Options {
   std::string data = "synthetic", preset, optimizer = "adam", device = "auto", schedule;
@@ -55,15 +53,12 @@ std::string fmt(const char* f, double v) {
   return buf;
 }
 
-struct HistoryRow {
-  int64_t epoch;
-  double train_loss, train_acc, val_loss, val_acc, lr, seconds;
-};
+using History = std::vector<kiln::EpochRecord>;
 
-std::string history_csv(const std::vector<HistoryRow>& rows) {
+std::string history_csv(const History& rows) {
   std::ostringstream os;
   os << "epoch,train_loss,train_acc,val_loss,val_acc,lr,seconds\n";
-  for (const HistoryRow& r : rows) {
+  for (const kiln::EpochRecord& r : rows) {
     char buf[256];
     std::snprintf(buf, sizeof buf, "%lld,%.6f,%.6f,%.6f,%.6f,%.6g,%.2f\n",
                   static_cast<long long>(r.epoch), r.train_loss, r.train_acc, r.val_loss, r.val_acc,
@@ -73,25 +68,30 @@ std::string history_csv(const std::vector<HistoryRow>& rows) {
   return os.str();
 }
 
-nlohmann::json history_json(const std::vector<HistoryRow>& rows) {
+nlohmann::json history_json(const History& rows) {
   nlohmann::json a = nlohmann::json::array();
-  for (const HistoryRow& r : rows)
+  for (const kiln::EpochRecord& r : rows)
     a.push_back({r.epoch, r.train_loss, r.train_acc, r.val_loss, r.val_acc, r.lr, r.seconds});
   return a;
 }
 
 // Every entry is checked: indexing a short entry was undefined behaviour (a crash on --resume).
-std::vector<HistoryRow> history_from_json(const nlohmann::json& a) {
+History history_from_json(const nlohmann::json& a) {
   if (!a.is_array()) throw std::runtime_error("kiln.history is not a JSON array");
-  std::vector<HistoryRow> rows;
+  History rows;
   for (const auto& r : a) {
     bool ok = r.is_array() && r.size() == 7 && r[0].is_number_integer();
     for (size_t i = 1; ok && i < 7; ++i) ok = r[i].is_number();
     if (!ok)
       throw std::runtime_error("kiln.history entry " + std::to_string(rows.size() + 1) + " is " +
                                r.dump().substr(0, 80) + ", not [epoch, 6 numbers]");
-    rows.push_back({r[0].get<int64_t>(), r[1].get<double>(), r[2].get<double>(), r[3].get<double>(),
-                    r[4].get<double>(), r[5].get<double>(), r[6].get<double>()});
+    rows.push_back({.epoch = r[0].get<int64_t>(),
+                    .train_loss = r[1].get<double>(),
+                    .train_acc = r[2].get<double>(),
+                    .val_loss = r[3].get<double>(),
+                    .val_acc = r[4].get<double>(),
+                    .lr = r[5].get<double>(),
+                    .seconds = r[6].get<double>()});
   }
   return rows;
 }
@@ -120,7 +120,7 @@ struct RunFiles {
 // What a committed training state says about the run.
 struct Committed {
   int64_t steps = 0, best_steps = -1;
-  std::vector<HistoryRow> history;
+  History history;
 };
 
 std::string steps_of(const std::string& path) {
@@ -162,15 +162,20 @@ void write_derived(const RunFiles& f, kiln::Sequential& net, const ModelInfo& in
   kiln::analysis::update_training_curves(f.history, f.curves);
 }
 
-// Loads the model's weights from a training state ("model.<name>" tensors).
-void load_state_weights(const std::string& path, kiln::Layer& net) {
-  kiln::StFile file = kiln::read_safetensors(path);
+// Loads the model's weights from a training state already read (its "model.<name>" tensors,
+// which it takes out of `file`; the optimizer's stay for kiln::restore_training_state).
+void load_state_weights(kiln::StFile& file, const std::string& path, kiln::Layer& net) {
   kiln::StFile weights;
-  for (kiln::StTensor& t : file.tensors)
+  std::vector<kiln::StTensor> rest;
+  for (kiln::StTensor& t : file.tensors) {
     if (t.name.rfind("model.", 0) == 0) {
       t.name.erase(0, 6);
       weights.tensors.push_back(std::move(t));
+    } else {
+      rest.push_back(std::move(t));
     }
+  }
+  file.tensors = std::move(rest);
   if (weights.tensors.empty())
     throw UsageError(path +
                      " holds no model weights: it was written by an older fer_cnn whose runs "
@@ -179,28 +184,26 @@ void load_state_weights(const std::string& path, kiln::Layer& net) {
   check_model_values(net, path);
 }
 
-// Throws if an epoch's losses show divergence (see kDivergence); nothing of the epoch is saved.
-void check_divergence(const HistoryRow& h, const std::vector<HistoryRow>& history, int classes,
-                      const std::string& out) {
-  const double chance = std::log(double(classes));
-  const double limit =
-      kDivergence * (history.size() > 1 ? std::max(chance, history.front().train_loss) : chance);
-  for (const auto& [what, loss] : {std::pair<const char*, double>{"training", h.train_loss},
-                                   std::pair<const char*, double>{"validation", h.val_loss}}) {
-    const bool finite = std::isfinite(loss);
-    if (finite && loss <= limit) continue;
-    throw kiln::Error("", __FILE__, __LINE__,
-                      std::string("the ") + what + " loss " +
-                          (finite ? fmt("%g", loss) + " is above the divergence limit " +
-                                        fmt("%.3g", limit) + " (" + fmt("%g", kDivergence) +
-                                        " x max(ln(classes), the first epoch's training loss))"
-                                  : "is not finite (" + fmt("%g", loss) + ")") +
-                          " at epoch " + std::to_string(h.epoch) +
-                          ": the run diverged; the learning rate is probably too high (--lr " +
-                          fmt("%g", opts.lr) +
-                          "); try --lr 1e-3 or --clip 5. Nothing of this epoch was saved; " +
-                          "files saved before it in " + out + " are intact.");
+// The library's divergence error, with advice in this program's terms (its options and folder).
+kiln::Error diverged_error(const kiln::Diverged& e) {
+  const std::string lr = "the learning rate is probably too high (--lr " + fmt("%g", opts.lr) +
+                         "); try --lr 1e-3 or --clip 5";
+  const std::string intact = "Files saved before this epoch in " + opts.out + " are intact.";
+  std::string message;
+  switch (e.kind()) {
+    case kiln::Diverged::Kind::batch_loss:
+      message = e.fact() + ": " + lr + ". " + intact;
+      break;
+    case kiln::Diverged::Kind::gradient_norm:
+      message = e.fact() + "; lower --lr. " + intact;
+      break;
+    case kiln::Diverged::Kind::epoch_loss:
+      message = e.fact() + "; " + lr +
+                ". Nothing of this epoch was saved; files saved before it in " + opts.out +
+                " are intact.";
+      break;
   }
+  return kiln::Error("", __FILE__, __LINE__, message);
 }
 
 std::unique_ptr<kiln::Optimizer> make_optimizer(kiln::Sequential& net) {
@@ -221,39 +224,6 @@ std::unique_ptr<kiln::Optimizer> make_optimizer(kiln::Sequential& net) {
                        .weight_decay = float(opts.weight_decay < 0 ? 0 : opts.weight_decay),
                        .nesterov = opts.momentum > 0});
 }
-
-// The live progress line: \r-updated on a terminal (at most 10 times a second), plain lines
-// (five per epoch) otherwise.
-class Progress {
- public:
-  Progress(int64_t epochs, int64_t batches) : epochs_(epochs), batches_(batches) {}
-  void update(int64_t epoch, int64_t batch, double loss, double acc, double images_per_s,
-              double seconds_left) {
-    const bool last = batch + 1 == batches_;
-    const auto now = std::chrono::steady_clock::now();
-    if (tty_) {
-      if (!last && now - shown_ < std::chrono::milliseconds(100)) return;
-    } else {
-      const int64_t every = std::max<int64_t>(1, batches_ / 5);
-      if (!last && (batch + 1) % every != 0) return;
-    }
-    shown_ = now;
-    std::printf("%sepoch %lld/%lld  batch %lld/%lld  loss %.4f  acc %5.1f%%  %.0f img/s  %s left%s",
-                tty_ ? "\r" : "  ", static_cast<long long>(epoch + 1),
-                static_cast<long long>(epochs_), static_cast<long long>(batch + 1),
-                static_cast<long long>(batches_), loss, 100 * acc, images_per_s,
-                format_seconds(seconds_left).c_str(), tty_ ? "\033[K" : "\n");
-    std::fflush(stdout);
-  }
-  void end_epoch() {
-    if (tty_) std::printf("\r\033[K");
-  }
-
- private:
-  int64_t epochs_, batches_;
-  bool tty_ = stdout_is_tty();
-  std::chrono::steady_clock::time_point shown_{};
-};
 
 int run_train() {
   namespace fs = std::filesystem;
@@ -338,35 +308,42 @@ int run_train() {
     std::printf("--replace: deleted the previous run in %s\n", opts.out.c_str());
   }
 
-  int64_t start_epoch = 0;
-  double best_acc = -1;
+  kiln::EagerStep step(*net, *optimizer, schedule, device, {.clip = opts.clip});
+  kiln::Trainer trainer(loader, step,
+                        {.epochs = epochs,
+                         .classes = info.config.classes,
+                         .stop_after = opts.stop_after,
+                         .checkpoint_every = 1});
   Committed committed;
-  std::vector<HistoryRow>& history = committed.history;
   if (opts.resume) {
     // The state is the commit record: the weights, the optimizer and the history all come from
-    // it; the derived files are then brought up to it.
-    load_state_weights(state_path, *net);
-    const auto meta = kiln::load_training_state(state_path, *optimizer, *net);
+    // it (read once); the derived files are then brought up to it.
+    kiln::StFile state = kiln::read_safetensors(state_path);
+    load_state_weights(state, state_path, *net);
+    const auto meta = kiln::restore_training_state(std::move(state), state_path, *optimizer, *net);
+    int64_t epochs_done = 0;
+    double best_acc = -1;
     try {
-      start_epoch = std::stoll(meta.at("kiln.epochs_done"));
+      epochs_done = std::stoll(meta.at("kiln.epochs_done"));
       best_acc = std::stod(meta.at("kiln.best_val_acc"));
       committed.best_steps = std::stoll(meta.at("kiln.best_steps"));
-      history = history_from_json(nlohmann::json::parse(meta.at("kiln.history")));
+      committed.history = history_from_json(nlohmann::json::parse(meta.at("kiln.history")));
+      trainer.resume(committed.history, best_acc);
     } catch (const std::exception& e) {
       throw UsageError(state_path + ": malformed training state (" + e.what() + ")");
     }
-    if (history.empty() || int64_t(history.size()) != start_epoch)
+    if (committed.history.empty() || int64_t(committed.history.size()) != epochs_done)
       throw UsageError(state_path + ": malformed training state (its history has " +
-                       std::to_string(history.size()) + " epochs, not " +
-                       std::to_string(start_epoch) + ")");
+                       std::to_string(committed.history.size()) + " epochs, not " +
+                       std::to_string(epochs_done) + ")");
     committed.steps = optimizer->steps();
     write_derived(files, *net, info, committed, /*repair=*/true);
-    if (start_epoch >= epochs) {
+    if (epochs_done >= epochs) {
       std::printf(
           "--resume: the run in %s already trained %lld epochs, nothing to train (pass "
           "--epochs N with N > %lld to train further)\n",
-          opts.out.c_str(), static_cast<long long>(start_epoch),
-          static_cast<long long>(start_epoch));
+          opts.out.c_str(), static_cast<long long>(epochs_done),
+          static_cast<long long>(epochs_done));
       return 0;
     }
   }
@@ -379,7 +356,9 @@ int run_train() {
               static_cast<long long>(net->num_params()),
               width == 1.0 ? ", the report's network" : ", --width 1 for the report's network");
   std::printf("training: %d epochs%s, batch %d, %s lr %g (%s), %s, seed %llu, out %s\n", epochs,
-              opts.resume ? (", resuming after epoch " + std::to_string(start_epoch)).c_str() : "",
+              opts.resume
+                  ? (", resuming after epoch " + std::to_string(trainer.epochs_done())).c_str()
+                  : "",
               opts.batch_size, opts.optimizer.c_str(), opts.lr, schedule.describe().c_str(),
               !augment ? "no augmentation" : "augmentation: flip + shift",
               static_cast<unsigned long long>(opts.seed), opts.out.c_str());
@@ -395,101 +374,50 @@ int run_train() {
                                    {"val_images", data.val.size()},
                                    {"device", on_cpu ? "cpu" : "cuda"}};
 
-  kiln::SoftmaxCrossEntropy xent;
-  DeviceBatch db;
-  kiln::data::Batch batch;
-  Progress progress(epochs, batches);
-  const auto t_run = std::chrono::steady_clock::now();
-  int64_t images_run = 0;
-  int epochs_this_run = 0;
-  for (int64_t epoch = start_epoch; epoch < epochs; ++epoch) {
-    const auto t_epoch = std::chrono::steady_clock::now();
-    loader.start_epoch(epoch);
-    double loss_sum = 0;
-    int64_t correct = 0, seen = 0;
-    double lr = opts.lr;
-    while (loader.next(batch)) {
-      db.upload(batch.images, batch.labels, batch.size, spec, device);
-      lr = schedule.lr(optimizer->steps());
-      optimizer->set_lr(lr);
-      net->zero_grad();
-      const double loss = xent.forward(net->forward(db.x, kiln::Mode::train), db.y);
-      if (!std::isfinite(loss))
-        throw kiln::Error(
-            "", __FILE__, __LINE__,
-            "the training loss is not finite (" + fmt("%g", loss) + ") at epoch " +
-                std::to_string(epoch + 1) + ", batch " + std::to_string(batch.index + 1) +
-                ": the learning rate is probably too high (--lr " + fmt("%g", opts.lr) +
-                "); try --lr 1e-3 or --clip 5. Files saved "
-                "before this epoch in " +
-                opts.out + " are intact.");
-      net->backward(xent.backward(), {.need_dx = false});
-      if (opts.clip > 0) {
-        const double norm = kiln::clip_grad_norm(net->flat_grads(), opts.clip);
-        if (!std::isfinite(norm))
-          throw kiln::Error("", __FILE__, __LINE__,
-                            "the gradient norm is not finite at epoch " +
-                                std::to_string(epoch + 1) +
-                                "; lower --lr. Files saved before "
-                                "this epoch in " +
-                                opts.out + " are intact.");
-      }
-      optimizer->step();
-      loss_sum += loss * batch.size;
-      correct += xent.correct();
-      seen += batch.size;
-      images_run += batch.size;
-      const double elapsed =
-          std::chrono::duration<double>(std::chrono::steady_clock::now() - t_run).count();
-      const double done = double(epoch - start_epoch) * batches + batch.index + 1;
-      const double total = double(epochs - start_epoch) * batches;
-      progress.update(epoch, batch.index, loss_sum / seen, double(correct) / seen,
-                      images_run / elapsed, elapsed / done * (total - done));
-    }
-    progress.end_epoch();
+  trainer.validate = [&] {
     const EvalResult val = evaluate(*net, data.val, opts.batch_size, device);
-    const double seconds =
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - t_epoch).count();
-    history.push_back(
-        {epoch + 1, loss_sum / seen, double(correct) / seen, val.loss, val.accuracy, lr, seconds});
-    check_divergence(history.back(), history, info.config.classes, opts.out);
-    const bool best = val.accuracy > best_acc;
-    if (best) {
-      best_acc = val.accuracy;
-      committed.best_steps = optimizer->steps();
-    }
+    return kiln::MetricValues{val.loss, val.accuracy, val.count};
+  };
+  // The commit: the training state, with everything a resume needs. Then the files derived from
+  // it; a kill before they are all written is repaired by --resume.
+  trainer.checkpoint = [&](const kiln::EpochRecord& r) {
+    if (r.best) committed.best_steps = optimizer->steps();
     committed.steps = optimizer->steps();
-
-    // The commit: the training state, with everything a resume needs. Then the files derived
-    // from it; a kill before they are all written is repaired by --resume.
+    committed.history = trainer.history();
     kiln::test_phase("before-save", state_path);
     std::map<std::string, std::string> state_meta = model_metadata(info);
-    state_meta.insert({{"kiln.epochs_done", std::to_string(epoch + 1)},
-                       {"kiln.best_val_acc", fmt("%.17g", best_acc)},
+    state_meta.insert({{"kiln.epochs_done", std::to_string(r.epoch)},
+                       {"kiln.best_val_acc", fmt("%.17g", trainer.best_val_accuracy())},
                        {"kiln.best_steps", std::to_string(committed.best_steps)},
-                       {"kiln.history", history_json(history).dump()},
+                       {"kiln.history", history_json(committed.history).dump()},
                        {"kiln.data", opts.data},
                        {"kiln.seed", std::to_string(opts.seed)},
                        {"kiln.training", training.dump()}});
     kiln::save_training_state(state_path, *optimizer, *net, state_meta);
     write_derived(files, *net, info, committed, /*repair=*/false);
-
-    const HistoryRow& h = history.back();
+  };
+  trainer.epoch_end = [&](const kiln::EpochRecord& h) {
     std::printf(
         "epoch %lld/%d  train loss %.4f acc %5.1f%%  val loss %.4f acc %5.1f%%  lr %.2e  %s%s\n",
-        static_cast<long long>(epoch + 1), epochs, h.train_loss, 100 * h.train_acc, h.val_loss,
-        100 * h.val_acc, h.lr, format_seconds(seconds).c_str(), best ? "  (best)" : "");
-    if (opts.stop_after > 0 && ++epochs_this_run >= opts.stop_after && epoch + 1 < epochs) {
-      std::printf("stopping after %d epochs as asked (--stop-after); continue with --resume\n",
-                  opts.stop_after);
-      return 0;
-    }
+        static_cast<long long>(h.epoch), epochs, h.train_loss, 100 * h.train_acc, h.val_loss,
+        100 * h.val_acc, h.lr, kiln::format_seconds(h.seconds).c_str(), h.best ? "  (best)" : "");
+  };
+
+  kiln::TrainResult result;
+  try {
+    result = trainer.run();
+  } catch (const kiln::Diverged& e) {
+    throw diverged_error(e);
   }
-  const double total =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - t_run).count();
+  if (result.stopped_early) {
+    std::printf("stopping after %d epochs as asked (--stop-after); continue with --resume\n",
+                opts.stop_after);
+    return 0;
+  }
   std::printf("done: best val acc %.1f%%, %s of training, %.0f images/s; wrote %s, %s, %s\n",
-              100 * best_acc, format_seconds(total).c_str(), images_run / total, files.best.c_str(),
-              files.last.c_str(), files.history.c_str());
+              100 * result.best_val_accuracy, kiln::format_seconds(result.seconds).c_str(),
+              result.images / result.seconds, files.best.c_str(), files.last.c_str(),
+              files.history.c_str());
   return 0;
 }
 

@@ -1,6 +1,4 @@
 // examples/fer_cnn/common.cpp — helpers shared by the subcommands (see fer_cnn.h).
-#include <unistd.h>
-
 #include <algorithm>
 #include <cctype>
 #include <cerrno>
@@ -17,6 +15,7 @@
 #include "layers/loss.h"
 #include "optim/checkpoint.h"
 #include "optim/fer_cnn_checkpoint.h"
+#include "train/eager_step.h"
 
 namespace fer {
 
@@ -123,9 +122,8 @@ ModelInfo read_model_info(const std::string& checkpoint, const std::string& tens
   // Only the header is read; the description is checked against the tensors it lists before
   // any model is built.
   try {
-    kiln::FerCnnCheckpointInfo checked =
-        kiln::fer_cnn_info_from_header(kiln::read_safetensors_header(checkpoint), checkpoint,
-                                       tensor_prefix);
+    kiln::FerCnnCheckpointInfo checked = kiln::fer_cnn_info_from_header(
+        kiln::read_safetensors_header(checkpoint), checkpoint, tensor_prefix);
     ModelInfo info;
     info.config = checked.config;
     info.class_names = std::move(checked.class_names);
@@ -236,19 +234,6 @@ const kiln::data::Dataset& choose_split(const kiln::data::Splits& data, const st
   return *set;
 }
 
-void DeviceBatch::upload(const std::vector<float>& images, const std::vector<int32_t>& labels,
-                         int n, const kiln::data::ImageSpec& spec, kiln::Device device) {
-  const int64_t per = static_cast<int64_t>(spec.pixels());
-  if (!store_x.defined() || store_x.device() != device || store_x.numel() < n * per) {
-    store_x = kiln::Tensor({n * per}, kiln::DType::f32, device);
-    store_y = kiln::Tensor({n}, kiln::DType::i32, device);
-  }
-  x = store_x.slice(0, {n, spec.height, spec.width, spec.channels});
-  y = store_y.slice(0, {n});
-  kiln::copy_bytes(x.raw(), device, images.data(), kiln::Device::cpu, x.bytes());
-  kiln::copy_bytes(y.raw(), device, labels.data(), kiln::Device::cpu, y.bytes());
-}
-
 EvalResult evaluate(kiln::Sequential& net, const kiln::data::Dataset& data, int batch_size,
                     kiln::Device device) {
   EvalResult r;
@@ -262,12 +247,12 @@ EvalResult evaluate(kiln::Sequential& net, const kiln::data::Dataset& data, int 
   kiln::data::Loader loader(data, lo);
   loader.start_epoch(0);
   kiln::data::Batch batch;
-  DeviceBatch db;
+  kiln::DeviceBatch db;
   kiln::SoftmaxCrossEntropy xent;
   double loss_sum = 0;
   int64_t correct = 0;
   while (loader.next(batch)) {
-    db.upload(batch.images, batch.labels, batch.size, data.spec(), device);
+    db.upload(batch, device);
     const kiln::Tensor& logits = net.forward(db.x, kiln::Mode::eval);
     loss_sum += xent.forward(logits, db.y) * batch.size;
     correct += xent.correct();
@@ -298,23 +283,6 @@ void print_confusion(const EvalResult& r, const std::vector<std::string>& names)
     std::printf("   %5.1f%% of %lld\n", row ? 100.0 * r.confusion[t][t] / row : 0.0,
                 static_cast<long long>(row));
   }
-}
-
-bool stdout_is_tty() {
-  return ::isatty(STDOUT_FILENO) != 0;
-}
-
-std::string format_seconds(double s) {
-  if (!std::isfinite(s) || s < 0) return "?";
-  char buf[32];
-  const long t = std::lround(s);
-  if (t >= 3600)
-    std::snprintf(buf, sizeof buf, "%ldh%02ldm", t / 3600, (t / 60) % 60);
-  else if (t >= 60)
-    std::snprintf(buf, sizeof buf, "%ldm%02lds", t / 60, t % 60);
-  else
-    std::snprintf(buf, sizeof buf, "%lds", t);
-  return buf;
 }
 
 std::string join_path(const std::string& dir, const std::string& file) {

@@ -116,14 +116,6 @@ OpenedCheckpoint open_checkpoint(const CheckpointOptions& options);
 // <the checkpoint's folder>/analysis: where eval, saliency and filters write unless told otherwise.
 std::string analysis_dir(const std::string& checkpoint);
 
-// Copies a batch's images and labels to device tensors (reused buffers, no steady-state
-// allocation on the device).
-struct DeviceBatch {
-  kiln::Tensor store_x, store_y, x, y;
-  void upload(const std::vector<float>& images, const std::vector<int32_t>& labels, int n,
-              const kiln::data::ImageSpec& spec, kiln::Device device);
-};
-
 // Evaluation over a whole data set in Mode::eval: mean loss, accuracy and the confusion matrix
 // (rows: true class, columns: predicted).
 struct EvalResult {
@@ -155,8 +147,6 @@ kiln::analysis::Image feature_map_figure(kiln::Sequential& net, const kiln::data
                                          const std::string& what);
 
 // ---- output ------------------------------------------------------------------------------------
-bool stdout_is_tty();
-std::string format_seconds(double seconds);  // "1m05s"
 std::string join_path(const std::string& dir, const std::string& file);
 
 }  // namespace fer

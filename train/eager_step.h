@@ -1,0 +1,62 @@
+// train/eager_step.h — the eager training step, and a batch's home on the device.
+//
+// EagerStep::run(batch): copy the batch to the device; set the learning rate the schedule gives
+// for the optimizer's step; zero the gradients; forward in Mode::train; softmax cross-entropy;
+// backward (no dx for the input); clip the gradients' global L2 norm (if asked); one optimizer
+// update. Each op is its own launch and the loss comes back to the host every step (two small
+// synchronous copies in SoftmaxCrossEntropy); a fused or graph-captured step replaces this one
+// through kiln::Step without changing the loop.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "core/tensor.h"
+#include "data/loader.h"
+#include "layers/loss.h"
+#include "layers/sequential.h"
+#include "optim/optimizer.h"
+#include "optim/schedule.h"
+#include "train/trainer.h"
+
+namespace kiln {
+
+// A batch's images ([n][H][W][C] f32) and labels ([n] i32) on a device, in buffers reused from
+// batch to batch (a smaller batch is a view of the larger buffers: no steady-state allocation).
+struct DeviceBatch {
+  Tensor x, y;  // views of the current batch
+  void upload(const data::Batch& batch, Device device);
+
+ private:
+  Tensor store_x_, store_y_;
+};
+
+struct EagerStepOptions {
+  double clip = 0;  // clip the gradients to this global L2 norm; 0: no clipping
+};
+
+class EagerStep : public Step {
+ public:
+  // `net`, `optimizer` (over net's flat parameters and gradients) must outlive the step; the
+  // schedule is copied.
+  EagerStep(Sequential& net, Optimizer& optimizer, const LrSchedule& schedule, Device device,
+            const EagerStepOptions& options = {});
+  // Throws Diverged (batch_loss) before the backward pass if the loss is not finite, and
+  // (gradient_norm) before the update if clipping finds a non-finite norm.
+  void run(const data::Batch& batch, Metrics& metrics) override;
+  double lr() const override { return lr_; }
+  // The criterion of the last run(): its loss() and correct().
+  const SoftmaxCrossEntropy& criterion() const { return criterion_; }
+
+ private:
+  Sequential& net_;
+  Optimizer& optimizer_;
+  LrSchedule schedule_;
+  Device device_;
+  EagerStepOptions options_;
+  SoftmaxCrossEntropy criterion_;
+  DeviceBatch batch_;
+  double lr_ = 0;
+};
+
+}  // namespace kiln
