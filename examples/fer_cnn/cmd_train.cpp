@@ -6,7 +6,6 @@
 // docs/checkpoints.md, "The run folder". The loop itself is the library's kiln::Trainer
 // (train/trainer.h); this file is its client: options, defaults, data, model and the run folder.
 #include <chrono>
-#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <nlohmann/json.hpp>
@@ -17,7 +16,6 @@
 #include "core/file.h"
 #include "data/loader.h"
 #include "examples/fer_cnn/fer_cnn.h"
-#include "layers/loss.h"
 #include "optim/checkpoint.h"
 #include "optim/optimizer.h"
 #include "optim/schedule.h"

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "core/memory.h"
 #include "data/loader.h"
 #include "layers/activation.h"
 #include "layers/dropout.h"
@@ -396,4 +397,34 @@ TEST_CASE("trainer: the checkpoint hook runs every N epochs and at the end, befo
         std::vector<std::string>{"checkpoint 3", "epoch 3", "checkpoint 4 best", "epoch 4 best"});
   // A history that does not list epochs 1, 2, ... is refused.
   CHECK_THROWS_WITH(train(7, 1, 0, {{.epoch = 2}}), Catch::Contains("epochs 1, 2, ... in order"));
+}
+
+TEST_CASE("eager step: a non-finite loss stops the run before the update, naming the batch",
+          "[cpu][train]") {
+  const Dataset data = faces(10);
+  auto net = tiny_net(5);
+  kiln::Adam adam(net->flat_params(), net->flat_grads(), kiln::AdamOptions{.lr = 1e-2f});
+  Loader loader(data, loader_options());
+  kiln::EagerStep step(*net, adam, cosine(10), kiln::Device::cpu);
+  kiln::Trainer trainer(loader, step, {.epochs = 2, .classes = 3});
+  Quiet quiet;
+  trainer.progress = &quiet;
+  std::vector<float> poisoned = params_of(*net);
+  poisoned[3] = NAN;
+  kiln::copy_bytes(net->flat_params().raw(), kiln::Device::cpu, poisoned.data(), kiln::Device::cpu,
+                   poisoned.size() * sizeof(float));
+  try {
+    trainer.run();
+    FAIL("no divergence reported");
+  } catch (const kiln::Diverged& e) {
+    CHECK(e.kind() == kiln::Diverged::Kind::batch_loss);
+    CHECK(e.epoch() == 1);
+    CHECK_THAT(e.fact(), Catch::Matches("the training loss is not finite \\(-?nan\\) at epoch 1, "
+                                        "batch 1"));
+    CHECK_THAT(std::string(e.what()), Catch::Contains("the learning rate is probably too high"));
+  }
+  CHECK(adam.steps() == 0);  // no update was applied
+  CHECK(quiet.shown.empty());
+  CHECK_THROWS_WITH(kiln::EagerStep(*net, adam, cosine(10), kiln::Device::cpu, {.clip = -1}),
+                    Catch::Contains("clip must be a finite number >= 0"));
 }
