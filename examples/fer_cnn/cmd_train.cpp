@@ -182,6 +182,33 @@ void load_state_weights(kiln::StFile& file, const std::string& path, kiln::Layer
   check_model_values(net, path);
 }
 
+// --resume: the state is the commit record, read once. The weights, the optimizer and the
+// history all come from it; the derived files are then brought up to it.
+Committed resume_run(const RunFiles& files, kiln::Sequential& net, kiln::Optimizer& optimizer,
+                     const ModelInfo& info, kiln::Trainer& trainer) {
+  kiln::StFile state = kiln::read_safetensors(files.state);
+  load_state_weights(state, files.state, net);
+  const auto meta = kiln::restore_training_state(std::move(state), files.state, optimizer, net);
+  Committed committed;
+  int64_t epochs_done = 0;
+  try {
+    epochs_done = std::stoll(meta.at("kiln.epochs_done"));
+    const double best_acc = std::stod(meta.at("kiln.best_val_acc"));
+    committed.best_steps = std::stoll(meta.at("kiln.best_steps"));
+    committed.history = history_from_json(nlohmann::json::parse(meta.at("kiln.history")));
+    trainer.resume(committed.history, best_acc);
+  } catch (const std::exception& e) {
+    throw UsageError(files.state + ": malformed training state (" + e.what() + ")");
+  }
+  if (committed.history.empty() || int64_t(committed.history.size()) != epochs_done)
+    throw UsageError(files.state + ": malformed training state (its history has " +
+                     std::to_string(committed.history.size()) + " epochs, not " +
+                     std::to_string(epochs_done) + ")");
+  committed.steps = optimizer.steps();
+  write_derived(files, net, info, committed, /*repair=*/true);
+  return committed;
+}
+
 // The library's divergence error, with advice in this program's terms (its options and folder).
 kiln::Error diverged_error(const kiln::Diverged& e) {
   const std::string lr = "the learning rate is probably too high (--lr " + fmt("%g", opts.lr) +
@@ -314,34 +341,13 @@ int run_train() {
                          .checkpoint_every = 1});
   Committed committed;
   if (opts.resume) {
-    // The state is the commit record: the weights, the optimizer and the history all come from
-    // it (read once); the derived files are then brought up to it.
-    kiln::StFile state = kiln::read_safetensors(state_path);
-    load_state_weights(state, state_path, *net);
-    const auto meta = kiln::restore_training_state(std::move(state), state_path, *optimizer, *net);
-    int64_t epochs_done = 0;
-    double best_acc = -1;
-    try {
-      epochs_done = std::stoll(meta.at("kiln.epochs_done"));
-      best_acc = std::stod(meta.at("kiln.best_val_acc"));
-      committed.best_steps = std::stoll(meta.at("kiln.best_steps"));
-      committed.history = history_from_json(nlohmann::json::parse(meta.at("kiln.history")));
-      trainer.resume(committed.history, best_acc);
-    } catch (const std::exception& e) {
-      throw UsageError(state_path + ": malformed training state (" + e.what() + ")");
-    }
-    if (committed.history.empty() || int64_t(committed.history.size()) != epochs_done)
-      throw UsageError(state_path + ": malformed training state (its history has " +
-                       std::to_string(committed.history.size()) + " epochs, not " +
-                       std::to_string(epochs_done) + ")");
-    committed.steps = optimizer->steps();
-    write_derived(files, *net, info, committed, /*repair=*/true);
-    if (epochs_done >= epochs) {
+    committed = resume_run(files, *net, *optimizer, info, trainer);
+    if (trainer.epochs_done() >= epochs) {
       std::printf(
           "--resume: the run in %s already trained %lld epochs, nothing to train (pass "
           "--epochs N with N > %lld to train further)\n",
-          opts.out.c_str(), static_cast<long long>(epochs_done),
-          static_cast<long long>(epochs_done));
+          opts.out.c_str(), static_cast<long long>(trainer.epochs_done()),
+          static_cast<long long>(trainer.epochs_done()));
       return 0;
     }
   }
