@@ -264,7 +264,8 @@ TEST_CASE("trainer: the progress hook is shown at its cadence, with the metrics 
   CHECK(quiet.shown[1].train.count == 22);
 }
 
-TEST_CASE("progress line: today's text, five lines per epoch off a terminal", "[cpu][train]") {
+TEST_CASE("progress line: today's text, in place on a terminal, five lines per epoch otherwise",
+          "[cpu][train]") {
   std::FILE* f = std::tmpfile();
   REQUIRE(f != nullptr);
   kiln::ProgressLine line(f, /*tty=*/false);
@@ -290,6 +291,27 @@ TEST_CASE("progress line: today's text, five lines per epoch off a terminal", "[
   CHECK(std::string(buf) ==
         "  epoch 1/3  batch 2/11  loss 0.5000  acc  25.0%  100 img/s  1m05s left\n");
   std::fclose(f);
+  // On a terminal: one line rewritten in place, cleared at the end of the epoch; the last batch
+  // is always shown.
+  std::FILE* t = std::tmpfile();
+  REQUIRE(t != nullptr);
+  kiln::ProgressLine tty(t, /*tty=*/true);
+  CHECK(tty.due(10, 11));
+  kiln::ProgressInfo p;
+  p.epochs = 2;
+  p.batch = 10;
+  p.batches = 11;
+  p.train = {1.25, 0.5, 40};
+  p.images_per_s = 12.4;
+  p.seconds_left = 3600;
+  tty.show(p);
+  tty.end_epoch();
+  std::rewind(t);
+  std::string text(256, '\0');
+  text.resize(std::fread(text.data(), 1, text.size(), t));
+  CHECK(text ==
+        "\repoch 1/2  batch 11/11  loss 1.2500  acc  50.0%  12 img/s  1h00m left\033[K\r\033[K");
+  std::fclose(t);
   CHECK(kiln::format_seconds(45) == "45s");
   CHECK(kiln::format_seconds(7380) == "2h03m");
   CHECK(kiln::format_seconds(NAN) == "?");
