@@ -16,8 +16,8 @@
 #include <thread>
 
 #include "core/error.h"
-#include "core/file.h"
 #include "data/image.h"
+#include "io/file.h"
 
 namespace kiln::data {
 namespace {
