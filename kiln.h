@@ -12,7 +12,8 @@
 #include "core/stream.h"
 #include "core/tensor.h"
 
-// Files: the reader of regular files, the atomic writer, the safetensors format
+// Files: the reader of regular files, the atomic writer, CSV, the safetensors format
+#include "io/csv.h"
 #include "io/file.h"
 #include "io/safetensors.h"
 
