@@ -21,6 +21,7 @@ using kiln::data::test::TempDir;
 
 TEST_CASE("read_regular_file: exact bytes, a size limit, clear errors", "[cpu][io]") {
   const TempDir dir;
+  auto at = [&](const std::string& f) { return (dir.path() / f).string(); };
   std::string bytes(70000, '\0');
   for (size_t i = 0; i < bytes.size(); ++i) bytes[i] = char((i * 131) % 251);
   const std::string path = dir.write("data.bin", bytes);
@@ -31,12 +32,12 @@ TEST_CASE("read_regular_file: exact bytes, a size limit, clear errors", "[cpu][i
                         Catch::Contains("70000 bytes") && Catch::Contains("limit of 69999"));
   CHECK(kiln::read_regular_file(dir.write("empty", ""), "data file").empty());
 
-  CHECK_THROWS_WITH(kiln::read_regular_file(dir.str("none"), "data file"),
+  CHECK_THROWS_WITH(kiln::read_regular_file(at("none"), "data file"),
                     Catch::Contains("data file") && Catch::Contains("does not exist") &&
                         Catch::Contains("check the path"));
-  CHECK_THROWS_WITH(kiln::read_regular_file(dir.str("none"), "data file", "make one first"),
+  CHECK_THROWS_WITH(kiln::read_regular_file(at("none"), "data file", "make one first"),
                     Catch::Contains("does not exist: make one first"));
-  const std::string fifo = dir.str("pipe");
+  const std::string fifo = at("pipe");
   REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
   // Regression: a FIFO blocked the reader for ever, /dev/zero filled memory.
   CHECK_THROWS_WITH(kiln::read_regular_file(fifo, "data file"),
@@ -63,9 +64,10 @@ TEST_CASE("InputFile: a file that shrinks while it is read is an error, not shor
 
 TEST_CASE("write_file_atomic: unique temporaries, stale ones removed, clear errors", "[cpu][io]") {
   const TempDir dir;
-  kiln::write_file_atomic(dir.str("a.txt"), "first");
-  kiln::write_file_atomic(dir.str("a.txt"), "second");
-  CHECK(kiln::read_regular_file(dir.str("a.txt"), "file") == "second");
+  auto at = [&](const std::string& f) { return (dir.path() / f).string(); };
+  kiln::write_file_atomic(at("a.txt"), "first");
+  kiln::write_file_atomic(at("a.txt"), "second");
+  CHECK(kiln::read_regular_file(at("a.txt"), "file") == "second");
   CHECK(std::distance(fs::directory_iterator(dir.path()), fs::directory_iterator()) == 1);
 
   CHECK(kiln::is_atomic_temporary(".a.txt.123-0.kiln-tmp"));
@@ -87,11 +89,11 @@ TEST_CASE("write_file_atomic: unique temporaries, stale ones removed, clear erro
     dir.write(f, "x");
   const std::vector<std::string> removed = kiln::remove_stale_temporaries(dir.str());
   REQUIRE(removed.size() == 1);
-  CHECK(removed[0] == dir.str(stale));
-  CHECK_FALSE(fs::exists(dir.str(stale)));
-  for (const char* f : {"keep.tmp", ".keep", "a.txt"}) CHECK(fs::exists(dir.str(f)));
-  CHECK(fs::exists(dir.str(live)));
+  CHECK(removed[0] == at(stale));
+  CHECK_FALSE(fs::exists(at(stale)));
+  for (const char* f : {"keep.tmp", ".keep", "a.txt"}) CHECK(fs::exists(at(f)));
+  CHECK(fs::exists(at(live)));
 
-  CHECK_THROWS_WITH(kiln::write_file_atomic(dir.str("no/such/folder.txt"), "x"),
+  CHECK_THROWS_WITH(kiln::write_file_atomic(at("no/such/folder.txt"), "x"),
                     Catch::Contains("no/such/folder.txt") && Catch::Contains("writable"));
 }

@@ -119,7 +119,8 @@ TEST_CASE("safetensors: every rule of the specification is checked", "[cpu][io]"
 
 TEST_CASE("safetensors: only regular files are read", "[cpu][io]") {
   const TempDir dir;
-  const std::string fifo = dir.str("m.safetensors");
+  auto at = [&](const std::string& f) { return (dir.path() / f).string(); };
+  const std::string fifo = at("m.safetensors");
   REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
   // Regression: a FIFO passed as a checkpoint blocked for ever.
   CHECK_THROWS_WITH(read_safetensors(fifo), Contains("FIFO") && Contains("not a regular file"));
@@ -139,7 +140,8 @@ TEST_CASE("safetensors: what write_safetensors writes reads back exactly", "[cpu
                {"empty", "F64", {0, 4}, {}}};
   f.metadata = {{"format", "pt"}, {"note", "a \"quoted\" value"}};
   const TempDir dir;
-  const std::string path = dir.str("t.safetensors");
+  auto at = [&](const std::string& f) { return (dir.path() / f).string(); };
+  const std::string path = at("t.safetensors");
   write_safetensors(path, f);
 
   const StFile all = read_safetensors(path), header = read_safetensors_header(path);
