@@ -5,13 +5,17 @@
 // other headers of this list.
 #pragma once
 
-// Tensors, memory, streams, errors, files
+// Tensors, memory, streams, errors
 #include "core/error.h"
-#include "core/file.h"
 #include "core/memory.h"
 #include "core/philox.h"
 #include "core/stream.h"
 #include "core/tensor.h"
+
+// Files: the reader of regular files, the atomic writer, CSV, the safetensors format
+#include "io/csv.h"
+#include "io/file.h"
+#include "io/safetensors.h"
 
 // Kernels: the forward and backward ops on tensors (CPU or CUDA by the tensors' device)
 #include "kernels/activation.h"

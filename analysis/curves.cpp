@@ -4,30 +4,20 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <deque>
 #include <limits>
-#include <sstream>
+#include <string_view>
 
 #include "analysis/plot.h"
 #include "core/error.h"
+#include "io/csv.h"
 
 namespace kiln::analysis {
 namespace {
 
-std::vector<std::string> split_csv_line(const std::string& line) {
-  std::vector<std::string> out;
-  std::string cell;
-  std::istringstream is(line);
-  while (std::getline(is, cell, ',')) {
-    while (!cell.empty() && (cell.back() == '\r' || cell.back() == ' ')) cell.pop_back();
-    while (!cell.empty() && cell.front() == ' ') cell.erase(cell.begin());
-    out.push_back(cell);
-  }
-  if (!line.empty() && line.back() == ',') out.push_back("");
-  return out;
-}
-
-double number(const std::string& s) {
-  if (s.empty()) return std::numeric_limits<double>::quiet_NaN();
+double number(std::string_view cell) {
+  if (cell.empty()) return std::numeric_limits<double>::quiet_NaN();
+  const std::string s(cell);
   char* end = nullptr;
   const double v = std::strtod(s.c_str(), &end);
   return end == s.c_str() + s.size() ? v : std::numeric_limits<double>::quiet_NaN();
@@ -71,10 +61,15 @@ std::vector<LineChart> curve_panels(const std::vector<EpochRecord>& h) {
 }  // namespace
 
 std::vector<EpochRecord> parse_history_csv(const std::string& text) {
-  std::istringstream is(text);
-  std::string line;
-  KILN_CHECK(static_cast<bool>(std::getline(is, line)), "history.csv: empty document");
-  const std::vector<std::string> header = split_csv_line(line);
+  const std::vector<CsvRecord> records = split_csv_records(text);
+  KILN_CHECK(!records.empty(), "history.csv: empty document");
+  std::vector<std::string_view> header, cells;
+  std::deque<std::string> storage;
+  auto split = [&](const CsvRecord& r, std::vector<std::string_view>& fields) {
+    const std::string err = split_csv_fields(r.text, fields, storage);
+    KILN_CHECK(err.empty(), "history.csv: line ", r.number, ": ", err);
+  };
+  split(records[0], header);
   const char* names[] = {"epoch",   "train_loss", "train_acc", "val_loss",
                          "val_acc", "lr",         "seconds"};
   int col[7];
@@ -83,12 +78,11 @@ std::vector<EpochRecord> parse_history_csv(const std::string& text) {
     for (size_t i = 0; i < header.size(); ++i)
       if (header[i] == names[k]) col[k] = int(i);
   }
-  KILN_CHECK(col[0] >= 0, "history.csv: no 'epoch' column in header '", line, "'");
+  KILN_CHECK(col[0] >= 0, "history.csv: no 'epoch' column in header '", records[0].text, "'");
   std::vector<EpochRecord> out;
   bool percent = false;
-  while (std::getline(is, line)) {
-    if (line.empty() || line == "\r") continue;
-    const std::vector<std::string> cells = split_csv_line(line);
+  for (size_t r = 1; r < records.size(); ++r) {
+    split(records[r], cells);
     double v[7];
     for (int k = 0; k < 7; ++k)
       v[k] = col[k] >= 0 && size_t(col[k]) < cells.size()

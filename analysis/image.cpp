@@ -12,7 +12,7 @@
 #include <sstream>
 
 #include "core/error.h"
-#include "core/file.h"
+#include "io/file.h"
 
 namespace kiln::analysis {
 

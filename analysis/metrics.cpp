@@ -6,6 +6,7 @@
 
 #include "analysis/plot.h"
 #include "core/error.h"
+#include "io/csv.h"
 
 namespace kiln::analysis {
 
@@ -107,10 +108,10 @@ std::string confusion_csv(const ConfusionMatrix& cm, const std::vector<std::stri
   check_names(n, class_names, "confusion_csv");
   std::ostringstream os;
   os << "true\\predicted";
-  for (const auto& name : class_names) os << ',' << name;
+  for (const auto& name : class_names) os << ',' << csv_field(name);
   os << '\n';
   for (int t = 0; t < n; ++t) {
-    os << class_names[size_t(t)];
+    os << csv_field(class_names[size_t(t)]);
     for (int p = 0; p < n; ++p)
       os << ',' << (normalised ? fixed(cm.row_fraction(t, p), 4) : std::to_string(cm.count(t, p)));
     os << '\n';
@@ -126,8 +127,8 @@ std::string metrics_csv(const Metrics& m, const std::vector<std::string>& class_
   for (size_t c = 0; c < m.per_class.size(); ++c) {
     const ClassMetrics& k = m.per_class[c];
     total += k.support;
-    os << class_names[c] << ',' << fixed(k.precision, 4) << ',' << fixed(k.recall, 4) << ','
-       << fixed(k.f1, 4) << ',' << k.support << '\n';
+    os << csv_field(class_names[c]) << ',' << fixed(k.precision, 4) << ',' << fixed(k.recall, 4)
+       << ',' << fixed(k.f1, 4) << ',' << k.support << '\n';
   }
   os << "macro_avg," << fixed(m.macro_precision, 4) << ',' << fixed(m.macro_recall, 4) << ','
      << fixed(m.macro_f1, 4) << ',' << total << '\n';

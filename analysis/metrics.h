@@ -58,7 +58,8 @@ Metrics compute_metrics(const ConfusionMatrix& cm);
 // counts, or row fractions to 4 decimals when `normalised`. Metrics: header
 // "class,precision,recall,f1, support", one row per class, then "macro_avg" (unweighted means) and
 // "accuracy" (in the f1 column, as scikit-learn's classification_report places it), both with the
-// total support.
+// total support. A class name that needs it (a comma, a quote, ...) is quoted as RFC 4180 says
+// (io/csv.h), so the documents read back with any CSV reader.
 std::string confusion_csv(const ConfusionMatrix& cm, const std::vector<std::string>& class_names,
                           bool normalised);
 std::string metrics_csv(const Metrics& m, const std::vector<std::string>& class_names);

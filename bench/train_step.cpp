@@ -20,7 +20,6 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
-#include <fstream>
 #include <random>
 #include <string>
 #include <vector>
@@ -30,6 +29,7 @@
 #include "core/tensor.h"
 #include "data/loader.h"
 #include "data/synthetic.h"
+#include "io/file.h"
 #include "layers/fer_cnn.h"
 #include "layers/loss.h"
 #include "optim/optimizer.h"
@@ -280,11 +280,7 @@ int run(const Options& o) {
                 b["zero_grad_ms"].get<double>(), b["loss_ms"].get<double>(),
                 b["optimizer_ms"].get<double>(), b["total_ms"].get<double>());
   }
-  if (!o.json.empty()) {
-    std::ofstream f(o.json);
-    KILN_CHECK(f.good(), "cannot write ", o.json);
-    f << out.dump(2) << "\n";
-  }
+  if (!o.json.empty()) kiln::write_file_atomic(o.json, out.dump(2) + "\n");
   return 0;
 }
 

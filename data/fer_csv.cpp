@@ -16,8 +16,9 @@
 #include <thread>
 
 #include "core/error.h"
-#include "core/file.h"
 #include "data/image.h"
+#include "io/csv.h"
+#include "io/file.h"
 
 namespace kiln::data {
 namespace {
@@ -34,98 +35,6 @@ std::string_view trim(std::string_view s) {
   while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r'))
     s.remove_suffix(1);
   return s;
-}
-
-// Splits one CSV record (RFC 4180) into fields. A field may be "quoted": the quotes are removed,
-// "" inside stands for one ", commas and line breaks inside are part of the field, and only blanks
-// may follow the closing quote. Unquoted fields and quoted ones without "" are views into `record`;
-// the others are unescaped into `storage`, a deque so that earlier views stay valid as it grows.
-// Returns "" or what is malformed.
-std::string split_fields(std::string_view record, std::vector<std::string_view>& fields,
-                         std::deque<std::string>& storage) {
-  fields.clear();
-  size_t i = 0;
-  while (true) {
-    while (i < record.size() && (record[i] == ' ' || record[i] == '\t')) ++i;
-    if (i < record.size() && record[i] == '"') {
-      const size_t begin = i + 1;
-      size_t j = begin;
-      bool escaped = false;
-      while (true) {
-        j = record.find('"', j);
-        if (j == std::string_view::npos)
-          return "unterminated quote: a field opens a \" that never closes; fix or delete that "
-                 "line";
-        if (j + 1 < record.size() && record[j + 1] == '"') {
-          escaped = true;
-          j += 2;
-          continue;
-        }
-        break;
-      }
-      std::string_view raw = record.substr(begin, j - begin);
-      if (escaped) {
-        std::string& value = storage.emplace_back();
-        value.reserve(raw.size());
-        for (size_t k = 0; k < raw.size(); ++k) {
-          value += raw[k];
-          if (raw[k] == '"') ++k;  // the second quote of ""
-        }
-        fields.push_back(value);
-      } else {
-        fields.push_back(raw);
-      }
-      i = j + 1;
-      while (i < record.size() && (record[i] == ' ' || record[i] == '\t' || record[i] == '\r')) ++i;
-      if (i < record.size() && record[i] != ',')
-        return "text after the closing quote of field " + std::to_string(fields.size()) +
-               ": a quoted field must end at a comma (write a \" inside it as \"\"); fix that "
-               "line";
-    } else {
-      size_t j = record.find(',', i);
-      if (j == std::string_view::npos) j = record.size();
-      fields.push_back(record.substr(i, j - i));
-      i = j;
-    }
-    if (i >= record.size()) break;
-    ++i;  // skip the comma
-    if (i == record.size()) {
-      fields.push_back({});
-      break;
-    }
-  }
-  return {};
-}
-
-// Splits `text` into records: a record ends at a line break outside quotes (LF or CRLF; the CR is
-// dropped). Blank records are skipped; `number` is the line the record starts on, as an editor
-// shows it. A quote left open runs to the end of the text, and its field split then says so.
-struct Record {
-  size_t number;
-  std::string_view text;
-};
-std::vector<Record> split_records(std::string_view all) {
-  std::vector<Record> records;
-  size_t number = 1, pos = 0;
-  while (pos < all.size()) {
-    size_t end = pos, quotes = 0, breaks = 0;
-    while (true) {
-      const size_t nl = all.find('\n', end);
-      const size_t stop = nl == std::string_view::npos ? all.size() : nl;
-      quotes += size_t(
-          std::count(all.begin() + std::ptrdiff_t(end), all.begin() + std::ptrdiff_t(stop), '"'));
-      end = stop;
-      if (quotes % 2 == 0 || end == all.size()) break;
-      ++breaks;  // a line break inside a quoted field
-      ++end;
-    }
-    std::string_view r = all.substr(pos, end - pos);
-    if (!r.empty() && r.back() == '\r') r.remove_suffix(1);
-    if (!trim(r).empty()) records.push_back({number, r});
-    number += breaks + 1;
-    pos = end + 1;
-  }
-  return records;
 }
 
 enum Usage { kTrain = 0, kVal = 1, kTest = 2 };
@@ -198,7 +107,7 @@ std::optional<Usage> usage_of(std::string_view line, const Columns& cols) {
   if (cols.usage < 0) return kTrain;
   std::vector<std::string_view> fields;
   std::deque<std::string> storage;
-  if (!split_fields(line, fields, storage).empty() || fields.size() != cols.count)
+  if (!split_csv_fields(line, fields, storage).empty() || fields.size() != cols.count)
     return std::nullopt;
   return parse_usage(fields[size_t(cols.usage)]);
 }
@@ -210,7 +119,7 @@ std::string parse_row(std::string_view line, const Columns& cols, const ImageSpe
                       uint8_t* dest) {
   std::vector<std::string_view> fields;
   std::deque<std::string> storage;
-  if (std::string err = split_fields(line, fields, storage); !err.empty()) return err;
+  if (std::string err = split_csv_fields(line, fields, storage); !err.empty()) return err;
   if (fields.size() != cols.count)
     return "row has " + std::to_string(fields.size()) + " comma-separated fields, the header has " +
            std::to_string(cols.count) +
@@ -269,7 +178,7 @@ Splits parse_fer_csv(std::string_view text, const std::string& path, const Image
   KILN_CHECK(spec.channels == 1 || spec.channels == 3,
              "FER CSV: target channels must be 1 or 3, got ", spec.channels);
   if (text.substr(0, 3) == "\xEF\xBB\xBF") text.remove_prefix(3);  // UTF-8 byte order mark
-  const std::vector<Record> lines = split_records(text);
+  const std::vector<CsvRecord> lines = split_csv_records(text);
   KILN_CHECK(!lines.empty(), "FER CSV file '", path,
              "' is empty: it needs a header line 'emotion,pixels,Usage' and one row per image");
 
@@ -277,7 +186,7 @@ Splits parse_fer_csv(std::string_view text, const std::string& path, const Image
   {
     std::vector<std::string_view> header;
     std::deque<std::string> storage;
-    const std::string err = split_fields(lines[0].text, header, storage);
+    const std::string err = split_csv_fields(lines[0].text, header, storage);
     KILN_CHECK(err.empty(), where(path, lines[0].number), "the header: ", err);
     cols.count = header.size();
     for (size_t i = 0; i < header.size(); ++i) {

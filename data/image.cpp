@@ -14,7 +14,7 @@
 #include <memory>
 
 #include "core/error.h"
-#include "core/file.h"
+#include "io/file.h"
 
 namespace kiln::data {
 namespace {

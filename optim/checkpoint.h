@@ -9,7 +9,7 @@
 // step, dropout RNG counters, plus whatever the caller adds: epoch, data order, ...) goes to a
 // sibling file, so the model file stays a plain state_dict.
 //
-// Every file is written with write_file_atomic (core/file.h: temporary, fsync, rename, fsync of
+// Every file is written with write_file_atomic (io/file.h: temporary, fsync, rename, fsync of
 // the folder): an interrupted save never destroys the previous file. Loading checks every name, dtype and shape and
 // throws a kiln::Error naming the first mismatching tensor.
 //
@@ -23,42 +23,11 @@
 #include <string_view>
 #include <vector>
 
-#include "core/file.h"
+#include "io/safetensors.h"
 #include "layers/layer.h"
 #include "optim/optimizer.h"
 
 namespace kiln {
-
-// ---- safetensors files -------------------------------------------------------------------------
-struct StTensor {
-  std::string name;
-  std::string dtype;           // "F32", "F64", "I64", "I32", "U8"
-  std::vector<int64_t> shape;  // empty: a 0-d scalar
-  std::vector<uint8_t> bytes;  // little-endian, row-major
-};
-
-struct StFile {
-  std::vector<StTensor> tensors;  // written in this order
-  std::map<std::string, std::string> metadata;
-  const StTensor* find(const std::string& name) const;
-};
-
-// "[2, 3]": a shape as error messages show it.
-std::string shape_str(const std::vector<int64_t>& shape);
-
-void write_safetensors(const std::string& path, const StFile& file);
-// Reads a safetensors file, checked against the specification before anything is allocated or
-// copied (header length bounded by the file and 100 MB; JSON without duplicate keys; every entry's
-// dtype, integer shape and data_offsets; the tensors' bytes contiguous, non-overlapping and
-// covering the data exactly; metadata strings only). Throws kiln::Error naming the file and the
-// rule broken for a missing, truncated or malformed file, or one that is not a regular file.
-StFile read_safetensors(const std::string& path);
-// The same from the file's bytes in memory; `name` names it in errors.
-StFile parse_safetensors(std::string_view bytes, const std::string& name);
-// Only the header, checked as above: the tensors' names, dtypes and shapes (no bytes) and the
-// metadata; the tensors' data is not read.
-StFile read_safetensors_header(const std::string& path);
-std::map<std::string, std::string> read_safetensors_metadata(const std::string& path);
 
 // ---- models ------------------------------------------------------------------------------------
 // The model's state_dict in PyTorch's names, layouts and order (parameters, then buffers,

@@ -13,7 +13,7 @@
 
 #include "analysis/curves.h"
 #include "core/error.h"
-#include "core/file.h"
+#include "io/file.h"
 #include "data/loader.h"
 #include "examples/fer_cnn/fer_cnn.h"
 #include "optim/checkpoint.h"

@@ -99,6 +99,24 @@ TEST_CASE("history.csv is parsed by column name, percentages become fractions", 
   CHECK(h[1].train_loss == 1.0);
 }
 
+TEST_CASE(
+    "history.csv is read as RFC 4180 CSV: quotes, blanks, CRLF, and a bad quote names its line",
+    "[cpu]") {
+  const auto h = parse_history_csv(
+      "\"epoch\", train_loss ,\"val_acc\"\r\n\r\n1, 2.5 ,\"0.25\"\r\n2,\"1.5\",\r\n");
+  REQUIRE(h.size() == 2);
+  CHECK(h[0].epoch == 1);
+  CHECK(h[0].train_loss == 2.5);
+  CHECK(h[0].val_acc == 0.25);
+  CHECK(h[1].train_loss == 1.5);
+  CHECK(std::isnan(h[1].val_acc));
+  CHECK(std::isnan(h[1].lr));  // no such column
+  CHECK_THROWS_WITH(
+      parse_history_csv("epoch,lr\n1,0.1\n2,\"0.1\n"),
+      Catch::Contains("history.csv: line 3") && Catch::Contains("unterminated quote"));
+  CHECK_THROWS_WITH(parse_history_csv("\n \n"), Catch::Contains("empty document"));
+}
+
 TEST_CASE("training curves: PNG 2 panels of 520x380 with ink, SVG document, files on disk",
           "[cpu]") {
   const auto dir = scratch_dir("curves");

@@ -46,3 +46,13 @@ TEST_CASE("confusion and metrics CSV", "[cpu]") {
   CHECK(csv.find("\naccuracy,,,0.7500,4\n") != std::string::npos);
   CHECK_THROWS_AS(ConfusionMatrix({0, 3}, {0, 0}, 2), kiln::Error);
 }
+
+TEST_CASE("class names that need it are quoted in the CSV documents", "[cpu]") {
+  // Image-folder class names are folder names: a comma or a quote in one must not add a column.
+  const ConfusionMatrix cm({0, 1}, {0, 1}, 2);
+  CHECK(confusion_csv(cm, {"sad, a bit", "say \"hi\""}, false) ==
+        "true\\predicted,\"sad, a bit\",\"say \"\"hi\"\"\"\n"
+        "\"sad, a bit\",1,0\n\"say \"\"hi\"\"\",0,1\n");
+  const std::string csv = metrics_csv(compute_metrics(cm), {"a,b", "c"});
+  CHECK(csv.find("\n\"a,b\",1.0000,1.0000,1.0000,1\nc,1.0000,") != std::string::npos);
+}

@@ -7,7 +7,7 @@
 //
 // The run folder's crash consistency is tested through the writer's test hook
 // (KILN_TEST_STOP_AT kills the process at a named write phase, KILN_TEST_PHASE_LOG records the
-// order of the phases; core/file.h): a run killed at every phase of every file resumes to the
+// order of the phases; io/file.h): a run killed at every phase of every file resumes to the
 // uninterrupted run's weights, bit for bit.
 #include <catch2/catch.hpp>
 
@@ -28,6 +28,7 @@
 #include <tuple>
 #include <vector>
 
+#include "io/file.h"
 #include "optim/checkpoint.h"
 
 namespace fs = std::filesystem;
@@ -471,42 +472,6 @@ std::string history_without_seconds(const std::string& path) {
 }
 
 }  // namespace
-
-TEST_CASE("write_file_atomic: unique temporaries, stale ones removed, clear errors",
-          "[cpu][fer_cnn]") {
-  TempDir dir("atomic");
-  kiln::write_file_atomic(dir / "a.txt", "first");
-  kiln::write_file_atomic(dir / "a.txt", "second");
-  CHECK(slurp(dir / "a.txt") == "second");
-  CHECK(std::distance(fs::directory_iterator(dir.path), fs::directory_iterator()) == 1);
-
-  CHECK(kiln::is_atomic_temporary(".a.txt.123-0.kiln-tmp"));
-  CHECK(kiln::is_atomic_temporary(".best.safetensors.99-12.kiln-tmp"));
-  CHECK_FALSE(kiln::is_atomic_temporary("a.txt.tmp-123"));  // the old writer's name: not ours
-  CHECK_FALSE(kiln::is_atomic_temporary(".a.txt.kiln-tmp"));
-  CHECK_FALSE(kiln::is_atomic_temporary(".a.txt.12x-0.kiln-tmp"));
-  CHECK_FALSE(kiln::is_atomic_temporary("notes.kiln-tmp"));
-
-  // A temporary of a process that has exited is stale; a live process's and other files stay.
-  const pid_t child = ::fork();
-  if (child == 0) ::_exit(0);
-  ::waitpid(child, nullptr, 0);
-  // Built by appending: g++ 12 -O2 warns falsely on "literal" + std::string (-Wrestrict).
-  std::string stale = ".best.safetensors.", live = stale;
-  stale += std::to_string(child) + "-0.kiln-tmp";
-  live += std::to_string(::getppid()) + "-0.kiln-tmp";
-  for (const std::string& f : {stale, live, std::string("keep.tmp"), std::string(".keep")})
-    write(dir / f, "x");
-  const std::vector<std::string> removed = kiln::remove_stale_temporaries(dir.path.string());
-  REQUIRE(removed.size() == 1);
-  CHECK(removed[0] == dir / stale);
-  CHECK_FALSE(fs::exists(dir / stale));
-  for (const char* f : {"keep.tmp", ".keep", "a.txt"}) CHECK(fs::exists(dir / f));
-  CHECK(fs::exists(dir / live));
-
-  CHECK_THROWS_WITH(kiln::write_file_atomic(dir / "no/such/folder.txt", "x"),
-                    Catch::Contains("no/such/folder.txt") && Catch::Contains("writable"));
-}
 
 TEST_CASE("a save writes, fsyncs, renames and syncs the folder, the training state first",
           "[cpu][fer_cnn]") {

@@ -1,4 +1,4 @@
-// core/file.h — the one way Kiln reads a data file and the one way it writes any file.
+// io/file.h — the one way Kiln reads a data file and the one way it writes any file.
 //
 // READING. Every reader (checkpoints, CSVs, images) goes through InputFile, so that only regular
 // files are read: a FIFO would block a read for ever and /dev/zero never ends, so both are refused

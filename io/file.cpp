@@ -1,5 +1,5 @@
-// core/file.cpp — InputFile, read_regular_file, write_file_atomic and its test hook (see file.h).
-#include "core/file.h"
+// io/file.cpp — InputFile, read_regular_file, write_file_atomic and its test hook (see file.h).
+#include "io/file.h"
 
 #include <fcntl.h>
 #include <fnmatch.h>
