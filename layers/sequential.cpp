@@ -160,8 +160,22 @@ void Sequential::zero_grad() {
   fill_tensor(flat_grads_, 0.0);
 }
 
+void Sequential::check_no_outside_views(const std::string& move) const {
+  if (!flat_) return;
+  // The flat buffers are shared by the network's own tensors only: itself and one slice per
+  // parameter. Anything more is a view held outside, which the move would leave behind.
+  long inside = 1;
+  for (auto& l : layers_) inside += static_cast<long>(l->params().size());
+  KILN_CHECK(flat_params_.storage_users() == inside && flat_grads_.storage_users() == inside,
+             "Sequential::to(", move,
+             "): something outside the network holds views of its flat parameter or gradient "
+             "buffers (an optimizer built over flat_params() / flat_grads()?), which would keep "
+             "working on the old buffers; move the network first, then build the optimizer");
+}
+
 void Sequential::to(Device device) {
   if (device == device_) return;
+  check_no_outside_views(device_name(device));
   for (auto& l : layers_) l->to(device);
   flat_params_ = Tensor();
   flat_grads_ = Tensor();
@@ -173,6 +187,7 @@ void Sequential::to(Device device) {
 
 void Sequential::to(DType dtype) {
   if (dtype == dtype_) return;
+  check_no_outside_views(dtype_name(dtype));
   for (auto& l : layers_) l->to(dtype);
   flat_params_ = Tensor();
   flat_grads_ = Tensor();

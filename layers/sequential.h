@@ -68,6 +68,8 @@ class Sequential : public Layer {
   std::vector<BufferRef> buffers() override;
   std::vector<CounterRef> counters() override;
   void zero_grad() override;
+  // Moves / converts every layer and rebuilds the flat buffers. Refused while views of the old
+  // flat buffers are held outside the network (an optimizer's): build optimizers after moving.
   void to(Device device) override;
   void to(DType dtype) override;
 
@@ -82,6 +84,7 @@ class Sequential : public Layer {
 
  private:
   void ensure_flat();
+  void check_no_outside_views(const std::string& move) const;
   void check_index(int k, const char* what) const;
 
   std::vector<std::unique_ptr<Layer>> layers_;
