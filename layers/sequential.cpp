@@ -107,10 +107,7 @@ Shape Sequential::set_input_shape(const Shape& x) {
       KILN_FAIL("layer ", i, " (", layers_[i]->describe(), ") does not accept input ", s.str(),
                 ": ", e.what());
     }
-    if (layers_[i]->kind() == "Flatten" && s.rank() == 4 && i + 1 < size()) {
-      if (auto* lin = dynamic_cast<Linear*>(layers_[i + 1].get()))
-        lin->set_flattened_input(s[3], s[1], s[2]);
-    }
+    if (auto* flatten = dynamic_cast<Flatten*>(layers_[i].get())) flatten->record_input_shape(s);
     s = next;
   }
   return s;
@@ -124,8 +121,17 @@ std::string Sequential::describe() const {
   return os.str();
 }
 
+void Sequential::update_flatten_layouts() {
+  for (int i = 0; i + 1 < size(); ++i) {
+    const auto* flatten = dynamic_cast<const Flatten*>(layers_[i].get());
+    auto* linear = dynamic_cast<Linear*>(layers_[i + 1].get());
+    if (flatten && linear) linear->set_flattened_input(flatten->input_shape());
+  }
+}
+
 std::vector<ParamRef> Sequential::params() {
   ensure_flat();
+  update_flatten_layouts();
   std::vector<ParamRef> out;
   for (int i = 0; i < size(); ++i)
     for (ParamRef p : layers_[i]->params()) {
