@@ -130,6 +130,9 @@ std::string Tensor::str() const {
 
 void* Tensor::raw() {
   KILN_CHECK(defined(), "access to an undefined tensor");
+  KILN_CHECK(!read_only_, "write access to ", str(),
+             ", a read-only view (taken from a const Tensor): write through the tensor it views, "
+             "or clone() it");
   return static_cast<char*>(storage_->data()) + offset_bytes_;
 }
 
@@ -161,25 +164,46 @@ Tensor Tensor::to(Device device) const {
   return t;
 }
 
-Tensor Tensor::view(Shape shape) const {
-  KILN_CHECK(shape.numel() == numel(), "view: cannot view ", str(), " as ", shape.str(),
-             " (element counts differ)");
+Tensor Tensor::alias(Shape shape, int64_t offset, bool read_only) const {
   Tensor t;
   t.storage_ = storage_;
-  t.offset_bytes_ = offset_bytes_;
+  t.offset_bytes_ = offset_bytes_ + static_cast<size_t>(offset) * dtype_size(dtype_);
+  t.read_only_ = read_only;
   t.shape_ = shape;
   t.dtype_ = dtype_;
   t.device_ = device_;
   return t;
 }
 
+namespace {
+void check_view(const Tensor& t, const Shape& shape) {
+  KILN_CHECK(shape.numel() == t.numel(), "view: cannot view ", t.str(), " as ", shape.str(),
+             " (element counts differ)");
+}
+void check_slice(const Tensor& t, int64_t offset, const Shape& shape) {
+  KILN_CHECK(offset >= 0 && offset + shape.numel() <= t.numel(), "slice: ", shape.str(),
+             " at offset ", offset, " does not fit in ", t.str());
+}
+}  // namespace
+
+Tensor Tensor::view(Shape shape) {
+  check_view(*this, shape);
+  return alias(shape, 0, read_only_);
+}
+
+Tensor Tensor::view(Shape shape) const {
+  check_view(*this, shape);
+  return alias(shape, 0, true);
+}
+
+Tensor Tensor::slice(int64_t offset, Shape shape) {
+  check_slice(*this, offset, shape);
+  return alias(shape, offset, read_only_);
+}
+
 Tensor Tensor::slice(int64_t offset, Shape shape) const {
-  KILN_CHECK(offset >= 0 && offset + shape.numel() <= numel(), "slice: ", shape.str(),
-             " at offset ", offset, " does not fit in ", str());
-  Tensor t = view({numel()});
-  t.offset_bytes_ += static_cast<size_t>(offset) * dtype_size(dtype_);
-  t.shape_ = shape;
-  return t;
+  check_slice(*this, offset, shape);
+  return alias(shape, offset, true);
 }
 
 namespace {

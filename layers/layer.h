@@ -53,6 +53,8 @@ struct TorchLayout {
     same,        // identical (biases, BatchNorm vectors, linear weights after a linear layer)
     conv_ohwi,   // Kiln [O][KH][KW][I]  <->  PyTorch [O][I][KH][KW]
     linear_hwc,  // Kiln [OUT][H*W*C] (NHWC flatten)  <->  PyTorch [OUT][C*H*W] (NCHW flatten)
+    unknown,     // a Linear after a Flatten that has seen no input shape yet: the column order is
+                 // not known, so checkpoints refuse to save or load it (optim/checkpoint.h)
   } kind = Kind::same;
   int64_t c = 0, h = 0, w = 0;  // linear_hwc: the flattened activation's channels and size
 };

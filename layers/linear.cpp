@@ -37,11 +37,19 @@ std::vector<ParamRef> Linear::params() {
   return out;
 }
 
-void Linear::set_flattened_input(int64_t c, int64_t h, int64_t w) {
-  KILN_CHECK(c * h * w == in_, describe(), ": a flattened input of ", c, " channels x ", h, " x ",
-             w, " has ", c * h * w, " features, not ", in_);
-  weight_.torch_layout = {TorchLayout::Kind::linear_hwc, c, h, w};
-  if (c == 1 || h * w == 1) weight_.torch_layout = {};  // both orders agree
+void Linear::set_flattened_input(const std::optional<Shape>& x) {
+  if (!x) {
+    weight_.torch_layout = {TorchLayout::Kind::unknown};
+    return;
+  }
+  weight_.torch_layout = {};
+  if (x->rank() != 4) return;  // both orders agree
+  const int64_t h = (*x)[1], w = (*x)[2], c = (*x)[3];
+  // A shape this layer does not accept was seen by a forward that then failed here: not known.
+  if (c * h * w != in_)
+    weight_.torch_layout = {TorchLayout::Kind::unknown};
+  else if (c > 1 && h * w > 1)
+    weight_.torch_layout = {TorchLayout::Kind::linear_hwc, c, h, w};
 }
 
 void Linear::forward_impl(const Tensor& x, Tensor& y, Mode) {
@@ -58,8 +66,14 @@ Shape Flatten::output_shape(const Shape& x) const {
   return {x[0], x.numel() / x[0]};
 }
 
+void Flatten::record_input_shape(const Shape& x) {
+  output_shape(x);  // throws for a shape Flatten does not accept
+  input_shape_ = x;
+}
+
 void Flatten::forward_impl(const Tensor& x, Tensor& y, Mode) {
-  y = x.view(output_shape(x.shape()));
+  input_shape_ = x.shape();
+  y = x.view(output_shape(x.shape()));  // read-only: x is the caller's const input
 }
 
 void Flatten::backward_impl(const Tensor& dy, const Tensor& x, Tensor* dx, bool, Mode) {

@@ -107,10 +107,7 @@ Shape Sequential::set_input_shape(const Shape& x) {
       KILN_FAIL("layer ", i, " (", layers_[i]->describe(), ") does not accept input ", s.str(),
                 ": ", e.what());
     }
-    if (layers_[i]->kind() == "Flatten" && s.rank() == 4 && i + 1 < size()) {
-      if (auto* lin = dynamic_cast<Linear*>(layers_[i + 1].get()))
-        lin->set_flattened_input(s[3], s[1], s[2]);
-    }
+    if (auto* flatten = dynamic_cast<Flatten*>(layers_[i].get())) flatten->record_input_shape(s);
     s = next;
   }
   return s;
@@ -124,8 +121,17 @@ std::string Sequential::describe() const {
   return os.str();
 }
 
+void Sequential::update_flatten_layouts() {
+  for (int i = 0; i + 1 < size(); ++i) {
+    const auto* flatten = dynamic_cast<const Flatten*>(layers_[i].get());
+    auto* linear = dynamic_cast<Linear*>(layers_[i + 1].get());
+    if (flatten && linear) linear->set_flattened_input(flatten->input_shape());
+  }
+}
+
 std::vector<ParamRef> Sequential::params() {
   ensure_flat();
+  update_flatten_layouts();
   std::vector<ParamRef> out;
   for (int i = 0; i < size(); ++i)
     for (ParamRef p : layers_[i]->params()) {
@@ -160,8 +166,22 @@ void Sequential::zero_grad() {
   fill_tensor(flat_grads_, 0.0);
 }
 
+void Sequential::check_no_outside_views(const std::string& move) const {
+  if (!flat_) return;
+  // The flat buffers are shared by the network's own tensors only: itself and one slice per
+  // parameter. Anything more is a view held outside, which the move would leave behind.
+  long inside = 1;
+  for (auto& l : layers_) inside += static_cast<long>(l->params().size());
+  KILN_CHECK(flat_params_.storage_users() == inside && flat_grads_.storage_users() == inside,
+             "Sequential::to(", move,
+             "): something outside the network holds views of its flat parameter or gradient "
+             "buffers (an optimizer built over flat_params() / flat_grads()?), which would keep "
+             "working on the old buffers; move the network first, then build the optimizer");
+}
+
 void Sequential::to(Device device) {
   if (device == device_) return;
+  check_no_outside_views(device_name(device));
   for (auto& l : layers_) l->to(device);
   flat_params_ = Tensor();
   flat_grads_ = Tensor();
@@ -173,6 +193,7 @@ void Sequential::to(Device device) {
 
 void Sequential::to(DType dtype) {
   if (dtype == dtype_) return;
+  check_no_outside_views(dtype_name(dtype));
   for (auto& l : layers_) l->to(dtype);
   flat_params_ = Tensor();
   flat_grads_ = Tensor();

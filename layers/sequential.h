@@ -53,8 +53,8 @@ class Sequential : public Layer {
                               const BackwardOptions& options = {});
 
   // Records the input shape [N][H][W][C] (any N): checks that every layer accepts its input and
-  // tells a Linear layer after a Flatten the shape it flattens (for PyTorch's CHW column order in
-  // checkpoints). Returns the output shape.
+  // tells every Flatten the shape it will flatten, as a forward would (a Linear after a Flatten
+  // needs it for PyTorch's CHW column order in checkpoints). Returns the output shape.
   Shape set_input_shape(const Shape& x);
 
   // The flat buffers: every parameter value / gradient is a slice of these.
@@ -64,10 +64,14 @@ class Sequential : public Layer {
   Shape output_shape(const Shape& x) const override;
   std::string kind() const override { return "Sequential"; }
   std::string describe() const override;  // one line per layer, PyTorch's print style
+  // Every layer's parameters, named "<i>.<name>"; a Linear directly after a Flatten has its
+  // weight's TorchLayout from the shape that Flatten last saw (layers/linear.h).
   std::vector<ParamRef> params() override;
   std::vector<BufferRef> buffers() override;
   std::vector<CounterRef> counters() override;
   void zero_grad() override;
+  // Moves / converts every layer and rebuilds the flat buffers. Refused while views of the old
+  // flat buffers are held outside the network (an optimizer's): build optimizers after moving.
   void to(Device device) override;
   void to(DType dtype) override;
 
@@ -82,6 +86,8 @@ class Sequential : public Layer {
 
  private:
   void ensure_flat();
+  void update_flatten_layouts();
+  void check_no_outside_views(const std::string& move) const;
   void check_index(int k, const char* what) const;
 
   std::vector<std::unique_ptr<Layer>> layers_;

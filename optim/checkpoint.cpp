@@ -71,10 +71,20 @@ void set_values(Tensor& t, const std::vector<double>& values) {
   t.copy_from(host);  // copies across devices
 }
 
-// The PyTorch shape of a parameter, and the permutations between the two layouts.
-std::vector<int64_t> torch_shape(const Tensor& t, const TorchLayout& layout) {
-  std::vector<int64_t> s = t.shape().dims();
-  if (layout.kind == TorchLayout::Kind::conv_ohwi) return {s[0], s[3], s[1], s[2]};
+// The layer index of a Sequential's "<i>.<name>", or -1.
+int layer_index(const std::string& name);
+
+// The PyTorch shape of a parameter, and the permutations between the two layouts. A layout not
+// known yet is refused here, before a file is written or a model changed.
+std::vector<int64_t> torch_shape(const ParamRef& p) {
+  const int layer = layer_index(p.name);
+  KILN_CHECK(p.torch_layout.kind != TorchLayout::Kind::unknown, "checkpoint: cannot save or load '",
+             p.name, "': ", layer >= 0 ? "layer " + std::to_string(layer) : std::string("it"),
+             " is a Linear after a Flatten that has not seen an input shape yet, so the order of "
+             "its input columns (PyTorch's C*H*W or Kiln's H*W*C) is not known; call "
+             "set_input_shape({1, H, W, C}) on the Sequential or run one forward through it first");
+  std::vector<int64_t> s = p.value->shape().dims();
+  if (p.torch_layout.kind == TorchLayout::Kind::conv_ohwi) return {s[0], s[3], s[1], s[2]};
   return s;
 }
 
@@ -135,9 +145,9 @@ StFile model_state_dict(Layer& model) {
   };
   std::vector<Item> items;
   for (ParamRef& p : model.params()) {
+    const std::vector<int64_t> shape = torch_shape(p);
     std::vector<double> v = to_torch(host_values(*p.value), *p.value, p.torch_layout);
-    items.push_back({layer_index(p.name), float_entry(p.name, p.value->dtype(),
-                                                      torch_shape(*p.value, p.torch_layout), v)});
+    items.push_back({layer_index(p.name), float_entry(p.name, p.value->dtype(), shape, v)});
   }
   for (BufferRef& b : model.buffers()) {
     if (b.tensor) {
@@ -158,7 +168,12 @@ StFile model_state_dict(Layer& model) {
   return file;
 }
 
-void load_model_state_dict(Layer& model, const StFile& file, const std::string& source) {
+namespace {
+
+// Checks that `file` holds exactly the model's state_dict: every name, dtype, shape and byte count
+// (the last check: no tensor the model does not have). Throws naming `source` and the first
+// mismatch; changes nothing.
+void check_model_state_dict(Layer& model, const StFile& file, const std::string& source) {
   const std::string hint =
       " (the checkpoint is of another architecture or input shape: build the model with the "
       "options it was trained with, e.g. the same --preset and --width)";
@@ -177,9 +192,10 @@ void load_model_state_dict(Layer& model, const StFile& file, const std::string& 
                shape_str(t.shape), " but the model expects ", shape_str(shape), hint);
     check_bytes(t, source);
   };
-  // Check everything before changing anything: a failed load leaves the model as it was.
-  for (ParamRef& p : model.params())
-    check_float(find(p.name), torch_shape(*p.value, p.torch_layout));
+  for (ParamRef& p : model.params()) {
+    const std::vector<int64_t> shape = torch_shape(p);
+    check_float(find(p.name), shape);
+  }
   for (BufferRef& b : model.buffers()) {
     const StTensor& t = find(b.name);
     if (b.tensor) {
@@ -194,6 +210,10 @@ void load_model_state_dict(Layer& model, const StFile& file, const std::string& 
     KILN_CHECK(std::find(expected.begin(), expected.end(), t.name) != expected.end(),
                "checkpoint '", source, "' has a tensor '", t.name, "' ", shape_str(t.shape),
                " that the model does not have", hint);
+}
+
+// Copies a state_dict that check_model_state_dict accepted into the model.
+void apply_model_state_dict(Layer& model, const StFile& file) {
   for (ParamRef& p : model.params())
     set_values(*p.value, from_torch(entry_values(*file.find(p.name)), *p.value, p.torch_layout));
   for (BufferRef& b : model.buffers()) {
@@ -203,6 +223,14 @@ void load_model_state_dict(Layer& model, const StFile& file, const std::string& 
     else
       std::memcpy(b.scalar, t.bytes.data(), 8);
   }
+}
+
+}  // namespace
+
+void load_model_state_dict(Layer& model, const StFile& file, const std::string& source) {
+  // Everything is checked before anything changes: a failed load leaves the model as it was.
+  check_model_state_dict(model, file, source);
+  apply_model_state_dict(model, file);
 }
 
 void save_model(const std::string& path, Layer& model,
@@ -219,17 +247,24 @@ std::map<std::string, std::string> load_model(const std::string& path, Layer& mo
   return file.metadata;
 }
 
+namespace {
+constexpr const char* kModelPrefix = "model.";
+constexpr const char* kOptimizerPrefix = "optimizer.";
+}  // namespace
+
 void save_training_state(const std::string& path, Optimizer& optimizer, Layer& model,
                          const std::map<std::string, std::string>& metadata) {
+  // The model's weights too, as "model.<name>": the state alone restores a run, so it can be the
+  // one file whose rename commits an epoch (docs/checkpoints.md, "The run folder"). Gathered first:
+  // a model whose layout is not known yet is refused before the optimizer allocates its state.
+  StFile weights = model_state_dict(model);
   optimizer.ensure_state();
   StFile file;
   for (OptimizerStateRef& s : optimizer.state())
-    file.tensors.push_back(float_entry("optimizer." + s.name, s.tensor->dtype(),
+    file.tensors.push_back(float_entry(kOptimizerPrefix + s.name, s.tensor->dtype(),
                                        s.tensor->shape().dims(), host_values(*s.tensor)));
-  // The model's weights too, as "model.<name>": the state alone restores a run, so it can be the
-  // one file whose rename commits an epoch (docs/checkpoints.md, "The run folder").
-  for (StTensor& t : model_state_dict(model).tensors) {
-    t.name = "model." + t.name;
+  for (StTensor& t : weights.tensors) {
+    t.name = kModelPrefix + t.name;
     file.tensors.push_back(std::move(t));
   }
   ordered_json state = {
@@ -249,6 +284,10 @@ std::map<std::string, std::string> load_training_state(const std::string& path,
 
 std::map<std::string, std::string> restore_training_state(StFile file, const std::string& path,
                                                           Optimizer& optimizer, Layer& model) {
+  // Everything is checked before anything changes (phase 1), then applied (phase 2): a failed
+  // load leaves the optimizer (state, steps, lr) and the model (weights, buffers, counters) as
+  // they were. The order of the checks: the metadata, the counters, the optimizer's tensors, the
+  // model's state_dict.
   auto it = file.metadata.find("kiln.optimizer_state");
   KILN_CHECK(it != file.metadata.end(), "'", path,
              "' is not a Kiln training-state file (no kiln.optimizer_state metadata)");
@@ -259,7 +298,6 @@ std::map<std::string, std::string> restore_training_state(StFile file, const std
   } catch (const nlohmann::json::exception& e) {
     KILN_FAIL(bad, "kiln.optimizer_state is not valid JSON (", e.what(), ")");
   }
-  // Everything is checked before anything changes: a failed load leaves the run as it was.
   KILN_CHECK(state.is_object() && state.contains("optimizer") && state["optimizer"].is_string(),
              bad, "no optimizer name");
   const std::string kind = state["optimizer"].get<std::string>();
@@ -281,23 +319,34 @@ std::map<std::string, std::string> restore_training_state(StFile file, const std
     KILN_CHECK(counters[c.name].is_number_unsigned(), bad, "counter '", c.name,
                "' must be a non-negative integer");
   }
-  optimizer.ensure_state();
+  // The optimizer's state tensors are checked against the parameters (the state has their shape
+  // and dtype), so that checking allocates nothing.
+  const Tensor& params = optimizer.params();
+  const char* dtype = params.dtype() == DType::f64 ? "F64" : "F32";
   for (OptimizerStateRef& s : optimizer.state()) {
-    const StTensor* t = file.find("optimizer." + s.name);
-    KILN_CHECK(t != nullptr && t->shape == s.tensor->shape().dims(), "'", path,
-               "': optimizer state '", s.name, "' is missing or of another size (",
-               t ? shape_str(t->shape) : "absent", " vs ", s.tensor->str(),
-               "): the checkpoint is of another architecture");
-    const char* dtype = s.tensor->dtype() == DType::f64 ? "F64" : "F32";
+    const StTensor* t = file.find(kOptimizerPrefix + s.name);
+    KILN_CHECK(t != nullptr && t->shape == params.shape().dims(), "'", path, "': optimizer state '",
+               s.name, "' is missing or of another size (", t ? shape_str(t->shape) : "absent",
+               " vs ", params.str(), "): the checkpoint is of another architecture");
     KILN_CHECK(t->dtype == dtype, "'", path, "': optimizer state '", s.name, "' is ", t->dtype,
                ", expected ", dtype, " (the file was not written by this optimizer)");
     check_bytes(*t, path);
   }
+  StFile weights;
+  for (StTensor& t : file.tensors)
+    if (t.name.rfind(kModelPrefix, 0) == 0) {
+      weights.tensors.push_back(std::move(t));
+      weights.tensors.back().name.erase(0, std::strlen(kModelPrefix));
+    }
+  check_model_state_dict(model, weights, path);
+
+  optimizer.ensure_state();
   for (OptimizerStateRef& s : optimizer.state())
-    set_values(*s.tensor, entry_values(*file.find("optimizer." + s.name)));
+    set_values(*s.tensor, entry_values(*file.find(kOptimizerPrefix + s.name)));
   optimizer.set_steps(static_cast<int64_t>(steps));
   optimizer.set_lr(lr);
   for (CounterRef& c : model.counters()) *c.value = counters[c.name].get<uint64_t>();
+  apply_model_state_dict(model, weights);
   file.metadata.erase("kiln.optimizer_state");
   file.metadata.erase("format");
   return file.metadata;

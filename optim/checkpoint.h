@@ -31,10 +31,13 @@ namespace kiln {
 
 // ---- models ------------------------------------------------------------------------------------
 // The model's state_dict in PyTorch's names, layouts and order (parameters, then buffers,
-// per layer).
+// per layer). Throws, naming the layer and the fix, for a Linear after a Flatten whose input
+// shape is not known yet (TorchLayout::Kind::unknown: call Sequential::set_input_shape or run one
+// forward first); saving and loading alike refuse it rather than guess the column order.
 StFile model_state_dict(Layer& model);
 // Copies a state_dict into the model (any device/dtype). Throws naming `source` and the first
-// tensor that is missing, unexpected, or of another dtype or shape.
+// tensor that is missing, unexpected, or of another dtype or shape; everything is checked before
+// anything is copied, so a failed load leaves the model as it was.
 void load_model_state_dict(Layer& model, const StFile& file, const std::string& source);
 
 void save_model(const std::string& path, Layer& model,
@@ -47,10 +50,12 @@ std::map<std::string, std::string> load_model(const std::string& path, Layer& mo
 // (dropout streams) and its state_dict (names prefixed "model."), with the caller's metadata.
 void save_training_state(const std::string& path, Optimizer& optimizer, Layer& model,
                          const std::map<std::string, std::string>& metadata = {});
-// Restores what save_training_state saved (the optimizer must be of the same kind and size);
-// returns the caller's metadata.
+// Restores what save_training_state saved (the optimizer must be of the same kind and size):
+// the optimizer's state tensors, steps and learning rate, the model's counters and its weights
+// and buffers; returns the caller's metadata.
 // Every value is checked (optimizer kind, steps, learning rate, counters, each state tensor's
-// dtype, shape and bytes) before anything changes, so a failed load leaves the run as it was.
+// dtype, shape and bytes, then the model's state_dict as load_model_state_dict checks it) before
+// anything changes, so a failed load leaves the optimizer and the model as they were.
 std::map<std::string, std::string> load_training_state(const std::string& path,
                                                        Optimizer& optimizer, Layer& model);
 // The same from a file already read; `path` names it in errors.

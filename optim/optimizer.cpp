@@ -9,19 +9,23 @@
 namespace kiln {
 
 namespace {
-// The optimizer state lives where the parameters live; a model that moved takes its state along.
-void follow(Tensor& state, const Tensor& params) {
-  if (state.defined() && state.device() != params.device()) state = state.to(params.device());
-}
 Tensor zeros_like(const Tensor& t) {
   return Tensor::zeros(t.shape(), t.dtype(), Device::cpu).to(t.device());
 }
+// A view of the caller's tensor, sharing (and keeping alive) its storage.
+Tensor share(Tensor& t) {
+  return t.defined() ? t.view(t.shape()) : Tensor();
+}
 }  // namespace
 
-Optimizer::Optimizer(Tensor& params, Tensor& grads) : params_(params), grads_(grads) {
-  KILN_CHECK(params.defined() && grads.defined() && params.shape() == grads.shape(),
-             "Optimizer: parameters ", params.str(), " and gradients ", grads.str(),
-             " must be defined and of one shape");
+Optimizer::Optimizer(Tensor& params, Tensor& grads) : params_(share(params)), grads_(share(grads)) {
+  KILN_CHECK(params_.defined() && grads_.defined() && params_.shape() == grads_.shape() &&
+                 params_.dtype() == grads_.dtype() && params_.device() == grads_.device(),
+             "Optimizer: parameters ", params_.str(), " and gradients ", grads_.str(),
+             " must be defined and of one shape, dtype and device");
+  KILN_CHECK(!params_.read_only() && !grads_.read_only(), "Optimizer: parameters ", params_.str(),
+             " and gradients ", grads_.str(),
+             " must be writable (pass the model's flat_params() and flat_grads())");
 }
 
 void Optimizer::step() {
@@ -34,10 +38,8 @@ void Optimizer::step() {
 
 void Optimizer::ensure_state() {
   bool missing = false;
-  for (OptimizerStateRef& s : state()) {
-    follow(*s.tensor, params_);
+  for (OptimizerStateRef& s : state())
     if (!s.tensor->defined()) missing = true;
-  }
   if (missing) allocate_state();
 }
 

@@ -2,9 +2,11 @@
 //
 // An optimizer sees the model only as two flat tensors, the parameter values and their gradients
 // (Sequential::flat_params() / flat_grads(), docs/design.md §5), and updates them with ONE fused
-// kernel launch per step (kernels/optimizer.h; PyTorch's update rules). It keeps pointers to the
-// two Tensor objects, so a model moved to another device with Sequential::to() keeps working: the
-// optimizer's state follows it at the next step.
+// kernel launch per step (kernels/optimizer.h; PyTorch's update rules). It keeps its own views of
+// the two tensors (core/tensor.h), which share their storage and keep it alive: nothing depends on
+// the caller's Tensor objects staying where they are. Its state lives on the parameters' device.
+// A Sequential moved with to() gets new flat buffers, so move the model before building its
+// optimizer; Sequential::to() refuses to move while an optimizer still holds views of them.
 //
 //   kiln::Adam opt(net.flat_params(), net.flat_grads(), {.lr = 1e-3f});
 //   net.zero_grad(); ...forward, backward...; opt.step();
@@ -28,7 +30,7 @@ struct OptimizerStateRef {
 
 class Optimizer {
  public:
-  // params and grads: flat tensors of equal shape that outlive the optimizer.
+  // params and grads: flat, writable tensors of one shape; the optimizer keeps views of them.
   Optimizer(Tensor& params, Tensor& grads);
   virtual ~Optimizer() = default;
   Optimizer(const Optimizer&) = delete;
@@ -42,6 +44,9 @@ class Optimizer {
   int64_t steps() const { return steps_; }
   void set_steps(int64_t steps) { steps_ = steps; }
   virtual std::string kind() const = 0;  // "adam", "adamw", "sgd"
+  // The views of the parameters and gradients the optimizer updates and reads.
+  const Tensor& params() const { return params_; }
+  const Tensor& grads() const { return grads_; }
 
   // The state tensors (allocated on the parameters' device on first use, or by ensure_state()),
   // for checkpoints.
@@ -51,8 +56,8 @@ class Optimizer {
  protected:
   virtual void update(int64_t step) = 0;
   virtual void allocate_state() = 0;
-  Tensor& params_;
-  Tensor& grads_;
+  Tensor params_;  // a view of the caller's parameters (shares the storage)
+  Tensor grads_;   // a view of the caller's gradients
   double lr_ = 1e-3;
   int64_t steps_ = 0;
 };

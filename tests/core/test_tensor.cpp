@@ -1,6 +1,8 @@
 // Tensor: shapes, views, copies, errors that name the shapes.
 #include <catch2/catch.hpp>
 
+#include <utility>
+
 #include "core/error.h"
 #include "core/memory.h"
 #include "core/tensor.h"
@@ -33,6 +35,42 @@ TEST_CASE("tensor views share the buffer, clone copies", "[cpu]") {
   CHECK(t.flatten().shape() == kiln::Shape({2, 3}));
   CHECK_THROWS_WITH(t.view({4, 2}), Catch::Contains("[2, 3]") && Catch::Contains("[4, 2]"));
   CHECK_THROWS_AS(t.slice(5, {2}), kiln::Error);
+}
+
+TEST_CASE("views of a const tensor are read-only", "[cpu]") {
+  Tensor t = Tensor::from_vector<float>({2, 3}, {1, 2, 3, 4, 5, 6});
+  const Tensor& ct = t;
+  // Bound to a non-const name, as guaranteed copy elision allows: still no write access.
+  Tensor v = ct.view({3, 2});
+  Tensor s = ct.slice(2, {2, 2});
+  Tensor f = ct.flatten();
+  for (Tensor* r : {&v, &s, &f}) {
+    CHECK(r->read_only());
+    CHECK_THROWS_WITH(r->data<float>(), Catch::Contains("read-only view") &&
+                                            Catch::Contains("clone()") &&
+                                            Catch::Contains(r->str()));
+    CHECK_THROWS_WITH(r->raw(), Catch::Contains("read-only view"));
+    CHECK_THROWS_WITH(r->fill(0.0), Catch::Contains("read-only view"));
+    CHECK_THROWS_WITH(r->copy_from(Tensor::zeros(r->shape())), Catch::Contains("read-only view"));
+    // A view of a read-only view is read-only too, even from a non-const object.
+    CHECK(r->view(r->shape()).read_only());
+    CHECK(r->slice(0, {1}).read_only());
+  }
+  CHECK(t.to_vector<float>() == std::vector<float>{1, 2, 3, 4, 5, 6});
+  // Reading works, and copies are writable.
+  CHECK(std::as_const(s).data<float>()[0] == 3);
+  CHECK(s.to_vector<float>() == std::vector<float>{3, 4, 5, 6});
+  Tensor c = v.clone();
+  CHECK(!c.read_only());
+  c.data<float>()[0] = 7;
+  CHECK(t.data<float>()[0] == 1);
+  // Views of a non-const tensor stay writable, and a view keeps the storage alive.
+  Tensor w = t.view({6});
+  CHECK(!w.read_only());
+  CHECK(t.storage_users() == 5);  // t, v, s, f, w
+  t = Tensor();
+  w.data<float>()[5] = 60;
+  CHECK(v.to_vector<float>()[5] == 60);
 }
 
 TEST_CASE("tensor fill, copy_from and device round trip", "[cpu]") {

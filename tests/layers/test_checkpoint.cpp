@@ -8,9 +8,16 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 
+#include "core/error.h"
+#include "layers/activation.h"
+#include "layers/conv2d.h"
 #include "layers/fer_cnn.h"
+#include "layers/linear.h"
 #include "layers/loss.h"
+#include "layers/pooling.h"
+#include "layers/sequential.h"
 #include "optim/checkpoint.h"
 #include "tests/layers/helpers.h"
 
@@ -82,6 +89,84 @@ TEST_CASE("the first linear layer's columns are in PyTorch's CHW order", "[cpu][
       for (int h = 0; h < H; ++h)
         for (int x = 0; x < W; ++x)
           CHECK(tw[r * cols + (c * H + h) * W + x] == float(w[r * cols + (h * W + x) * C + c]));
+}
+
+TEST_CASE("a hand-built network needs no set_input_shape, and an unknown layout is refused",
+          "[cpu][checkpoint]") {
+  // Conv -> LeakyReLU -> MaxPool -> Flatten -> Linear: the Flatten sees 4 channels x 3 x 2.
+  auto build = [] {
+    auto net = std::make_unique<Sequential>();
+    net->emplace<Conv2d>(3, 4, 3, 1, 1);
+    net->emplace<LeakyReLU>(0.01);
+    net->emplace<MaxPool2d>(2);
+    net->emplace<Flatten>();
+    net->emplace<Linear>(4 * 3 * 2, 5);
+    net->init(7);
+    return net;
+  };
+  const fs::path dir = temp_dir("handbuilt");
+  const std::string shaped_path = (dir / "shaped.safetensors").string();
+  const std::string forwarded_path = (dir / "forwarded.safetensors").string();
+  const Tensor x = kiln::test::random_tensor<float>({2, 6, 4, 3}, 3);
+  auto shaped = build();
+  shaped->set_input_shape({1, 6, 4, 3});
+  save_model(shaped_path, *shaped);
+  auto forwarded = build();  // no set_input_shape: one forward tells the Flatten its shape
+  forwarded->forward(x, Mode::eval);
+  save_model(forwarded_path, *forwarded);
+  CHECK(slurp(forwarded_path) == slurp(shaped_path));
+  // And the columns really are in PyTorch's C*H*W order (here unlike Kiln's H*W*C).
+  {
+    const std::vector<double> w = values(*(*forwarded)[4].params()[0].value);
+    const StFile f = model_state_dict(*forwarded);
+    const StTensor* t = f.find("4.weight");
+    REQUIRE(t != nullptr);
+    const float* tw = reinterpret_cast<const float*>(t->bytes.data());
+    const int C = 4, H = 3, W = 2, cols = C * H * W;
+    bool permuted = false;
+    for (int r = 0; r < 5; ++r)
+      for (int c = 0; c < C; ++c)
+        for (int h = 0; h < H; ++h)
+          for (int q = 0; q < W; ++q) {
+            CHECK(tw[r * cols + (c * H + h) * W + q] == float(w[r * cols + (h * W + q) * C + c]));
+            permuted |=
+                tw[r * cols + (c * H + h) * W + q] != float(w[r * cols + (c * H + h) * W + q]);
+          }
+    CHECK(permuted);
+  }
+
+  // Before any forward (and without set_input_shape) the order is not known: refused, naming
+  // the layer and the fix, and nothing is written or changed.
+  auto fresh = build();
+  const std::vector<double> fresh_params = values(fresh->flat_params());
+  auto refused = [](const std::function<void()>& f) {
+    try {
+      f();
+      FAIL("no exception");
+    } catch (const Error& e) {
+      const std::string m = e.what();
+      INFO(m);
+      for (const char* part : {"'4.weight'", "layer 4", "Flatten", "set_input_shape", "forward"})
+        CHECK(m.find(part) != std::string::npos);
+    }
+  };
+  const std::string refused_path = (dir / "refused.safetensors").string();
+  refused([&] { save_model(refused_path, *fresh); });
+  refused([&] { model_state_dict(*fresh); });
+  refused([&] { load_model(shaped_path, *fresh); });
+  CHECK(values(fresh->flat_params()) == fresh_params);
+  Adam opt(fresh->flat_params(), fresh->flat_grads());
+  refused([&] { save_training_state(refused_path, opt, *fresh); });
+  CHECK(!fs::exists(refused_path));
+  for (OptimizerStateRef& s : opt.state()) CHECK(!s.tensor->defined());  // nothing allocated
+  // After one forward a network of this shape loads the file and computes what the original does.
+  auto other = build();
+  other->init(8);
+  other->forward(x, Mode::eval);
+  load_model(shaped_path, *other);
+  CHECK(values(other->flat_params()) == values(shaped->flat_params()));
+  CHECK(values(other->forward(x, Mode::eval)) == values(shaped->forward(x, Mode::eval)));
+  fs::remove_all(dir);
 }
 
 TEST_CASE("save and load round-trip exactly, another architecture is refused by name",

@@ -5,13 +5,16 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <utility>
 #include <nlohmann/json.hpp>
 
 #include "layers/fer_cnn.h"
+#include "layers/loss.h"
 #include "optim/checkpoint.h"
 #include "optim/fer_cnn_checkpoint.h"
 #include "tests/layers/helpers.h"
@@ -92,6 +95,74 @@ TEST_CASE("the training-state loader checks dtypes, sizes and values before chan
     StFile f = good;
     f.metadata.at("kiln.optimizer_state") = "[1";
     CHECK_THROWS_WITH(restore(f), Contains("not valid JSON"));
+  }
+  SECTION("a failing last check leaves the run byte for byte as it was") {
+    auto train_step = [&](uint64_t seed) {
+      SoftmaxCrossEntropy xent;
+      const Tensor x = test::random_tensor<float>({4, 32, 32, 1}, seed, Device::cpu, 0.0, 1.0);
+      const Tensor y = Tensor::from_vector<int32_t>({4}, {int32_t(seed % 7), 1, 2, 3});
+      net->zero_grad();
+      xent.forward(net->forward(x, Mode::train), y);
+      net->backward(xent.backward(), {.need_dx = false});
+      adam.step();
+    };
+    // Everything a restore writes: the optimizer's state, steps and lr; the model's weights,
+    // buffers and counters.
+    struct Run {
+      std::vector<std::vector<double>> floats;
+      std::vector<uint64_t> ints;
+      bool operator==(const Run&) const = default;
+    };
+    auto snapshot = [&] {
+      Run r;
+      r.floats.push_back(test::values(net->flat_params()));
+      for (OptimizerStateRef& s : adam.state()) r.floats.push_back(test::values(*s.tensor));
+      r.floats.push_back({adam.lr()});
+      r.ints.push_back(uint64_t(adam.steps()));
+      for (BufferRef& b : net->buffers()) {
+        if (b.tensor)
+          r.floats.push_back(test::values(*b.tensor));
+        else
+          r.ints.push_back(uint64_t(*b.scalar));
+      }
+      for (CounterRef& c : net->counters()) r.ints.push_back(*c.value);
+      return r;
+    };
+    train_step(1);
+    train_step(2);
+    save_training_state(path, adam, *net);  // replaces the untrained state
+    const Run saved = snapshot();
+    train_step(3);  // the run moves on: every part of the snapshot changes
+    adam.set_lr(5e-4);
+    const Run now = snapshot();
+    REQUIRE(now.floats.size() == saved.floats.size());
+    REQUIRE(now.ints.size() == saved.ints.size());
+    for (size_t i = 0; i < now.floats.size(); ++i) CHECK(now.floats[i] != saved.floats[i]);
+    CHECK(now.ints[0] != saved.ints[0]);          // steps
+    CHECK(now.ints.back() != saved.ints.back());  // the last dropout counter
+
+    const StFile state = read_safetensors(path);
+    // The checks run: metadata, counters, optimizer tensors, then the model's state_dict, whose
+    // last check is for tensors the model does not have; before it, its last buffer.
+    const std::string last_buffer = "model." + net->buffers().back().name;
+    StFile extra = state;
+    extra.tensors.push_back({"model.31.weight", "F32", {1}, std::vector<uint8_t>(4)});
+    StFile bad_buffer = state;
+    auto last = std::find_if(bad_buffer.tensors.begin(), bad_buffer.tensors.end(),
+                             [&](const StTensor& t) { return t.name == last_buffer; });
+    REQUIRE(last != bad_buffer.tensors.end());
+    REQUIRE(last->dtype == "I64");  // num_batches_tracked
+    last->dtype = "F64";
+    for (const auto& [file, part] : {std::pair{&extra, std::string("'31.weight'")},
+                                     std::pair{&bad_buffer, std::string("0-d I64")}}) {
+      INFO(part);
+      CHECK_THROWS_WITH(restore_training_state(*file, "s", adam, *net),
+                        Contains("'s'") && Contains(part));
+      CHECK(snapshot() == now);
+    }
+    // The good file restores every part of it.
+    restore_training_state(state, "s", adam, *net);
+    CHECK(snapshot() == saved);
   }
   fs::remove_all(dir);
 }

@@ -4,6 +4,8 @@
 #include <catch2/catch.hpp>
 
 #include <cmath>
+#include <memory>
+#include <utility>
 
 #include "layers/fer_cnn.h"
 #include "layers/loss.h"
@@ -74,6 +76,48 @@ TEST_CASE("Adam and AdamW follow PyTorch's rule", "[cpu][optim]") {
     }
     kiln::test::expect_close(decoupled ? "adamw" : "adam", values(f.p), p, 1e-10, 1e-10);
   }
+}
+
+TEST_CASE("an optimizer keeps views: the caller's tensors may move", "[cpu][optim]") {
+  // Two identical runs of three SGD steps; in the second the caller's tensors are moved away
+  // (and the originals emptied) after the optimizer is built. The updates land in the same
+  // storage either way.
+  auto run = [](bool move_away) {
+    auto f = std::make_unique<Flat>();
+    Sgd opt(f->p, f->g, {.lr = 0.1f, .momentum = 0.9f});
+    Tensor p = std::move(f->p), g = std::move(f->g);
+    if (move_away) f.reset();
+    for (int step = 1; step <= 3; ++step) {
+      g.copy_from(Tensor::from_vector<double>({kN}, kiln::test::random_vector<double>(kN, step)));
+      opt.step();
+    }
+    CHECK(values(opt.params()) == values(p));
+    return values(p);
+  };
+  const std::vector<double> kept = run(false);
+  CHECK(kept != values(Flat().p));  // the steps changed the parameters
+  CHECK(run(true) == kept);
+  // A read-only view cannot be updated: refused when the optimizer is built.
+  Flat f;
+  Tensor ro = std::as_const(f.p).view(f.p.shape());
+  CHECK_THROWS_WITH(Sgd(ro, f.g), Catch::Contains("writable"));
+}
+
+TEST_CASE("a network is not moved while an optimizer holds its flat buffers", "[cpu][optim]") {
+  auto net = make_fer_cnn(1, 32, 32, 7, 1.0 / 16, 1);
+  const std::vector<double> before = values(net->flat_params());
+  {
+    Adam opt(net->flat_params(), net->flat_grads());
+    CHECK_THROWS_WITH(net->to(DType::f64), Catch::Contains("Sequential::to(f64)") &&
+                                               Catch::Contains("optimizer") &&
+                                               Catch::Contains("move the network first"));
+    CHECK(net->dtype() == DType::f32);  // refused before anything moved
+    CHECK(values(net->flat_params()) == before);
+  }
+  net->to(DType::f64);  // no optimizer left: the move goes ahead
+  CHECK(values(net->flat_params()) == before);
+  Adam opt(net->flat_params(), net->flat_grads());
+  CHECK(opt.params().dtype() == DType::f64);
 }
 
 TEST_CASE("learning-rate schedules", "[cpu][optim]") {
