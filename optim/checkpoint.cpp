@@ -286,8 +286,8 @@ std::map<std::string, std::string> restore_training_state(StFile file, const std
                                                           Optimizer& optimizer, Layer& model) {
   // Everything is checked before anything changes (phase 1), then applied (phase 2): a failed
   // load leaves the optimizer (state, steps, lr) and the model (weights, buffers, counters) as
-  // they were. The order of the checks: the metadata, the counters, the optimizer's tensors, the
-  // model's state_dict.
+  // they were. The order of the checks: the metadata, the counters, the model's state_dict (so a
+  // run of another architecture is named by its first differing layer), the optimizer's tensors.
   auto it = file.metadata.find("kiln.optimizer_state");
   KILN_CHECK(it != file.metadata.end(), "'", path,
              "' is not a Kiln training-state file (no kiln.optimizer_state metadata)");
@@ -319,6 +319,13 @@ std::map<std::string, std::string> restore_training_state(StFile file, const std
     KILN_CHECK(counters[c.name].is_number_unsigned(), bad, "counter '", c.name,
                "' must be a non-negative integer");
   }
+  StFile weights;
+  for (StTensor& t : file.tensors)
+    if (t.name.rfind(kModelPrefix, 0) == 0) {
+      weights.tensors.push_back(std::move(t));
+      weights.tensors.back().name.erase(0, std::strlen(kModelPrefix));
+    }
+  check_model_state_dict(model, weights, path);
   // The optimizer's state tensors are checked against the parameters (the state has their shape
   // and dtype), so that checking allocates nothing.
   const Tensor& params = optimizer.params();
@@ -332,13 +339,6 @@ std::map<std::string, std::string> restore_training_state(StFile file, const std
                ", expected ", dtype, " (the file was not written by this optimizer)");
     check_bytes(*t, path);
   }
-  StFile weights;
-  for (StTensor& t : file.tensors)
-    if (t.name.rfind(kModelPrefix, 0) == 0) {
-      weights.tensors.push_back(std::move(t));
-      weights.tensors.back().name.erase(0, std::strlen(kModelPrefix));
-    }
-  check_model_state_dict(model, weights, path);
 
   optimizer.ensure_state();
   for (OptimizerStateRef& s : optimizer.state())

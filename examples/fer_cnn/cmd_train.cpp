@@ -160,26 +160,14 @@ void write_derived(const RunFiles& f, kiln::Sequential& net, const ModelInfo& in
   kiln::analysis::update_training_curves(f.history, f.curves);
 }
 
-// Loads the model's weights from a training state already read (its "model.<name>" tensors,
-// which it takes out of `file`; the optimizer's stay for kiln::restore_training_state).
-void load_state_weights(kiln::StFile& file, const std::string& path, kiln::Layer& net) {
-  kiln::StFile weights;
-  std::vector<kiln::StTensor> rest;
-  for (kiln::StTensor& t : file.tensors) {
-    if (t.name.rfind("model.", 0) == 0) {
-      t.name.erase(0, 6);
-      weights.tensors.push_back(std::move(t));
-    } else {
-      rest.push_back(std::move(t));
-    }
-  }
-  file.tensors = std::move(rest);
-  if (weights.tensors.empty())
-    throw UsageError(path +
-                     " holds no model weights: it was written by an older fer_cnn whose runs "
-                     "cannot be resumed; start a new run (--replace)");
-  kiln::load_model_state_dict(net, weights, path);
-  check_model_values(net, path);
+// A training state written by an older fer_cnn holds no "model.<name>" tensors: its run cannot
+// be resumed (kiln::restore_training_state would name the first missing tensor; this says why).
+void check_state_has_weights(const kiln::StFile& file, const std::string& path) {
+  for (const kiln::StTensor& t : file.tensors)
+    if (t.name.rfind("model.", 0) == 0) return;
+  throw UsageError(path +
+                   " holds no model weights: it was written by an older fer_cnn whose runs "
+                   "cannot be resumed; start a new run (--replace)");
 }
 
 // --resume: the state is the commit record, read once. The weights, the optimizer and the
@@ -187,8 +175,10 @@ void load_state_weights(kiln::StFile& file, const std::string& path, kiln::Layer
 Committed resume_run(const RunFiles& files, kiln::Sequential& net, kiln::Optimizer& optimizer,
                      const ModelInfo& info, kiln::Trainer& trainer) {
   kiln::StFile state = kiln::read_safetensors(files.state);
-  load_state_weights(state, files.state, net);
+  check_state_has_weights(state, files.state);
+  // The weights, the optimizer's state and the counters, all checked before any is changed.
   const auto meta = kiln::restore_training_state(std::move(state), files.state, optimizer, net);
+  check_model_values(net, files.state);
   Committed committed;
   int64_t epochs_done = 0;
   try {

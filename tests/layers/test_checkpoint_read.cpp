@@ -142,8 +142,9 @@ TEST_CASE("the training-state loader checks dtypes, sizes and values before chan
     CHECK(now.ints.back() != saved.ints.back());  // the last dropout counter
 
     const StFile state = read_safetensors(path);
-    // The checks run: metadata, counters, optimizer tensors, then the model's state_dict, whose
-    // last check is for tensors the model does not have; before it, its last buffer.
+    // The checks run: metadata, counters, the model's state_dict (whose last checks are its last
+    // buffer, then tensors the model does not have), then the optimizer's tensors, the last
+    // check of all being the last state tensor's dtype.
     const std::string last_buffer = "model." + net->buffers().back().name;
     StFile extra = state;
     extra.tensors.push_back({"model.31.weight", "F32", {1}, std::vector<uint8_t>(4)});
@@ -153,8 +154,18 @@ TEST_CASE("the training-state loader checks dtypes, sizes and values before chan
     REQUIRE(last != bad_buffer.tensors.end());
     REQUIRE(last->dtype == "I64");  // num_batches_tracked
     last->dtype = "F64";
-    for (const auto& [file, part] : {std::pair{&extra, std::string("'31.weight'")},
-                                     std::pair{&bad_buffer, std::string("0-d I64")}}) {
+    StFile bad_state = state;
+    const std::string last_state = "optimizer." + adam.state().back().name;
+    auto st = std::find_if(bad_state.tensors.begin(), bad_state.tensors.end(),
+                           [&](const StTensor& t) { return t.name == last_state; });
+    REQUIRE(st != bad_state.tensors.end());
+    REQUIRE(st->dtype == "F32");
+    st->dtype = "F64";
+    st->bytes.resize(st->bytes.size() * 2);
+    for (const auto& [file, part] :
+         {std::pair{&extra, std::string("'31.weight'")},
+          std::pair{&bad_buffer, std::string("0-d I64")},
+          std::pair{&bad_state, "'" + adam.state().back().name + "' is F64, expected F32"}}) {
       INFO(part);
       CHECK_THROWS_WITH(restore_training_state(*file, "s", adam, *net),
                         Contains("'s'") && Contains(part));
