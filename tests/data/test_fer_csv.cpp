@@ -7,14 +7,11 @@
 
 #include <sys/stat.h>
 
-#ifdef _OPENMP
-#include <omp.h>
-#endif
-
 #include "core/error.h"
 #include "data/fer_csv.h"
 #include "data/image.h"
 #include "tests/data/temp_dir.h"
+#include "tests/support/thread_counts.h"
 
 using Catch::Matchers::Contains;
 using kiln::data::Dataset;
@@ -318,11 +315,8 @@ TEST_CASE("FER CSV: the same data and the same first error for any thread count"
   REQUIRE(want.train.size() == 450);
   REQUIRE(want.val.size() == 225);
   REQUIRE(want.test.size() == 225);
-#ifdef _OPENMP
-  const int threads = omp_get_max_threads();
-  for (int t : {1, 3, 8}) {
-    omp_set_num_threads(t);
-    INFO(t << " threads");
+  kiln::test::at_thread_counts({1, 3, 8}, [&](int threads) {
+    INFO(threads << " threads");
     const kiln::data::Splits s = parse(text);
     CHECK(s.train.pixels == want.train.pixels);
     CHECK(s.val.pixels == want.val.pixels);
@@ -330,9 +324,5 @@ TEST_CASE("FER CSV: the same data and the same first error for any thread count"
     CHECK(s.train.labels == want.train.labels);
     CHECK(s.test.labels == want.test.labels);
     CHECK_THROWS_WITH(parse(bad), Contains("t.csv:902: emotion 9 is outside 0..6"));
-  }
-  omp_set_num_threads(threads);
-#else
-  CHECK_THROWS_WITH(parse(bad), Contains("t.csv:902: emotion 9 is outside 0..6"));
-#endif
+  });
 }

@@ -9,14 +9,11 @@
 #include <string>
 #include <vector>
 
-#ifdef _OPENMP
-#include <omp.h>
-#endif
-
 #include "core/error.h"
 #include "data/image.h"
 #include "data/image_folder.h"
 #include "tests/data/temp_dir.h"
+#include "tests/support/thread_counts.h"
 
 using Catch::Matchers::Contains;
 using kiln::data::ImageSpec;
@@ -169,16 +166,9 @@ TEST_CASE("image folder: the first corrupt file in sorted order is named, for an
   const std::string first = dir.write("happy/17.png", "not a png");
   dir.write("happy/31.png", "not a png");
   dir.write("sad/02.png", "not a png");
-#ifdef _OPENMP
-  const int threads = omp_get_max_threads();
-  for (int t : {1, 3, 8}) {
-    omp_set_num_threads(t);
-    INFO(t << " threads");
+  kiln::test::at_thread_counts({1, 3, 8}, [&](int threads) {
+    INFO(threads << " threads");
     CHECK_THROWS_WITH(load_image_folder(dir.str(), ImageSpec{}),
                       Contains(first) && Contains("corrupt"));
-  }
-  omp_set_num_threads(threads);
-#else
-  CHECK_THROWS_WITH(load_image_folder(dir.str(), ImageSpec{}), Contains(first));
-#endif
+  });
 }
