@@ -68,6 +68,13 @@ Splits split_train_val(const Dataset& all, double val_fraction, uint64_t seed) {
   return s;
 }
 
+void hold_out_val_if_missing(Splits& s, uint64_t seed) {
+  if (!s.val.empty()) return;
+  Splits held = split_train_val(s.train, 0.1, seed);
+  s.train = std::move(held.train);
+  s.val = std::move(held.val);
+}
+
 Splits load_dataset(const std::string& source, const ImageSpec& spec, uint64_t seed) {
   namespace fs = std::filesystem;
   if (source == "synthetic") {

@@ -60,6 +60,11 @@ struct Splits {
 // val; both keep the images' original order. test is left empty.
 Splits split_train_val(const Dataset& all, double val_fraction, uint64_t seed);
 
+// For a source without validation images: when s.val is empty, s.train becomes split_train_val(
+// s.train, 0.1, seed)'s train and val (a stratified 10% held out); s.test is kept. Otherwise
+// nothing changes.
+void hold_out_val_if_missing(Splits& s, uint64_t seed);
+
 // Loads `source` converted to `spec`:
 //   "synthetic"   the built-in generated faces (data/synthetic.h) with default sizes and `seed`;
 //   a file        a FER2013-format CSV (data/fer_csv.h);

@@ -6,15 +6,14 @@
 #include "data/image_folder.h"
 
 #include <algorithm>
-#include <atomic>
 #include <cctype>
 #include <filesystem>
 #include <map>
 #include <optional>
-#include <thread>
 
 #include "core/error.h"
 #include "data/image.h"
+#include "data/parallel.h"
 
 namespace kiln::data {
 namespace {
@@ -95,25 +94,12 @@ Dataset decode(const std::vector<Item>& items, const ImageSpec& spec,
   Dataset d = Dataset::with_spec(spec, names);
   d.pixels.resize(items.size() * spec.pixels());
   d.labels.resize(items.size());
-  std::atomic<size_t> next{0};
-  std::vector<std::string> errors(items.size());
-  auto work = [&] {
-    for (size_t i = next++; i < items.size(); i = next++) {
-      try {
-        std::vector<uint8_t> img = load_image(items[i].file.string(), spec);
-        std::copy(img.begin(), img.end(), d.image(i));
-        d.labels[i] = index_of.at(items[i].class_folder);
-      } catch (const std::exception& e) {
-        errors[i] = e.what();
-      }
-    }
-  };
-  int threads = int(std::clamp<size_t>(std::thread::hardware_concurrency(), 1, 16));
-  std::vector<std::thread> pool;
-  for (int t = 0; t < threads; ++t) pool.emplace_back(work);
-  for (auto& th : pool) th.join();
-  for (const std::string& e : errors)  // the first bad file in sorted order, whatever the timing
-    if (!e.empty()) KILN_FAIL(e);
+  // The first bad file in sorted order is reported, whatever the timing (data/parallel.h).
+  detail::parallel_for(items.size(), [&](size_t i) {
+    const std::vector<uint8_t> img = load_image(items[i].file.string(), spec);
+    std::copy(img.begin(), img.end(), d.image(i));
+    d.labels[i] = index_of.at(items[i].class_folder);
+  });
   return d;
 }
 
@@ -161,11 +147,7 @@ Splits load_image_folder(const std::string& dir_name, const ImageSpec& spec, uin
   s.train = decode(train_items, spec, index_of, names);
   s.val = decode(val_items, spec, index_of, names);
   s.test = decode(test_items, spec, index_of, names);
-  if (s.val.empty()) {
-    Splits held = split_train_val(s.train, 0.1, seed);
-    s.train = std::move(held.train);
-    s.val = std::move(held.val);
-  }
+  hold_out_val_if_missing(s, seed);
   return s;
 }
 

@@ -9,10 +9,10 @@
 #include <algorithm>
 #include <array>
 #include <cmath>
-#include <thread>
 #include <vector>
 
 #include "core/error.h"
+#include "data/parallel.h"
 #include "data/rng.h"
 
 namespace kiln::data {
@@ -366,26 +366,19 @@ void render(uint8_t* out, const ImageSpec& spec, const Face& f, uint64_t noise_k
   }
 }
 
-void generate_split(Dataset& out, const SyntheticOptions& o, int per_class, uint64_t split,
-                    int threads) {
+void generate_split(Dataset& out, const SyntheticOptions& o, int per_class, uint64_t split) {
   out = Dataset::with_spec(o.spec, fer_class_names());
   const size_t n = size_t(per_class) * kFerClasses;
   out.pixels.resize(n * o.spec.pixels());
   out.labels.resize(n);
-  auto work = [&](size_t begin, size_t end) {
-    for (size_t i = begin; i < end; ++i) {
-      int label = int(i % kFerClasses);
-      out.labels[i] = label;
-      render_synthetic_face(out.image(i), o.spec, label, detail::hash_keys(o.seed, split, i));
-    }
-  };
-  if (threads <= 1 || n < 64) {
-    work(0, n);
-    return;
-  }
-  std::vector<std::thread> pool;
-  for (int t = 0; t < threads; ++t) pool.emplace_back(work, n * t / threads, n * (t + 1) / threads);
-  for (auto& th : pool) th.join();
+  detail::parallel_for(
+      n,
+      [&](size_t i) {
+        const int label = int(i % kFerClasses);
+        out.labels[i] = label;
+        render_synthetic_face(out.image(i), o.spec, label, detail::hash_keys(o.seed, split, i));
+      },
+      o.threads);
 }
 
 }  // namespace
@@ -405,11 +398,10 @@ Splits make_synthetic(const SyntheticOptions& o) {
              "synthetic data: images must be at least 8x8, got ", o.spec.height, "x", o.spec.width);
   KILN_CHECK(o.train_per_class > 0 && o.val_per_class > 0 && o.test_per_class >= 0,
              "synthetic data: need train_per_class > 0, val_per_class > 0, test_per_class >= 0");
-  int threads = o.threads > 0 ? o.threads : int(std::max(1u, std::thread::hardware_concurrency()));
   Splits s;
-  generate_split(s.train, o, o.train_per_class, 0, threads);
-  generate_split(s.val, o, o.val_per_class, 1, threads);
-  generate_split(s.test, o, o.test_per_class, 2, threads);
+  generate_split(s.train, o, o.train_per_class, 0);
+  generate_split(s.val, o, o.val_per_class, 1);
+  generate_split(s.test, o, o.test_per_class, 2);
   return s;
 }
 

@@ -23,7 +23,9 @@ struct SyntheticOptions {
   int val_per_class = 200;
   int test_per_class = 200;
   uint64_t seed = 1;
-  int threads = 0;  // 0: std::thread::hardware_concurrency()
+  // Threads generating the images (data/parallel.h); 0 or less: OpenMP's default (OMP_NUM_THREADS,
+  // else one per core). The images do not depend on it.
+  int threads = 0;
 };
 
 // Generates train/val/test. Labels cycle 0..6 within each split (exact class balance); the three

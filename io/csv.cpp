@@ -94,6 +94,12 @@ std::vector<CsvRecord> split_csv_records(std::string_view all) {
   return records;
 }
 
+std::string_view trim_blanks(std::string_view s) {
+  const size_t first = s.find_first_not_of(kBlanks);
+  if (first == std::string_view::npos) return {};
+  return s.substr(first, s.find_last_not_of(kBlanks) + 1 - first);
+}
+
 std::string csv_field(std::string_view value) {
   const bool plain = value.find_first_of(",\"\r\n") == std::string_view::npos &&
                      (value.empty() || (value.front() != ' ' && value.front() != '\t' &&

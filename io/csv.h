@@ -33,6 +33,10 @@ std::vector<CsvRecord> split_csv_records(std::string_view text);
 std::string split_csv_fields(std::string_view record, std::vector<std::string_view>& fields,
                              std::deque<std::string>& storage);
 
+// `s` without the blanks (space, tab, CR) at either end: what a caller trims from a quoted field
+// whose blanks it does not keep.
+std::string_view trim_blanks(std::string_view s);
+
 // `value` as one CSV field: unchanged when that reads back as `value`, otherwise quoted (with ""
 // for each ") — when it holds a comma, a quote or a line break, or starts or ends with a blank.
 std::string csv_field(std::string_view value);

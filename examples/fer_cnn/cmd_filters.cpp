@@ -3,6 +3,7 @@
 // (b) the feature maps of one image at a layer (the first 64 channels). The methods are in
 // analysis/filters.h.
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 
@@ -67,10 +68,37 @@ kiln::analysis::Image feature_map_figure(kiln::Sequential& net, const kiln::data
       std::max(64, std::min(120, 8 * f.width)));
 }
 
+// The class whose image the model is surest of (rule in fer_cnn.h). Also used by report.
+int surest_class(kiln::Sequential& net, const kiln::data::ImageSpec& spec,
+                 const std::vector<float>& images) {
+  const int n = int(images.size() / spec.pixels());
+  const kiln::Tensor x = kiln::Tensor::from_vector<float>(
+      {n, spec.height, spec.width, spec.channels}, images, net.device());
+  const std::vector<float> z = net.forward(x, kiln::Mode::eval).to_vector<float>();
+  if (z.size() != size_t(n) * size_t(n))
+    throw UsageError("the data has " + std::to_string(n) + " classes but the model has " +
+                     std::to_string(z.size() / size_t(n)) +
+                     ": pass --data with the classes the model was trained on");
+  int best = 0;
+  double best_log_p = -INFINITY;
+  for (int c = 0; c < n; ++c) {
+    const float* row = z.data() + size_t(c) * size_t(n);
+    const float zmax = *std::max_element(row, row + n);
+    double sum = 0;
+    for (int k = 0; k < n; ++k) sum += std::exp(double(row[k]) - zmax);
+    const double log_p = double(row[c]) - zmax - std::log(sum);  // log softmax of the true class
+    if (log_p > best_log_p) {
+      best_log_p = log_p;
+      best = c;
+    }
+  }
+  return best;
+}
+
 namespace {
 
 struct Options : CheckpointOptions {
-  std::string out, image_class = "happy";
+  std::string out, image_class;  // empty: the class the model is surest of
   std::vector<int> layers;
   int filters = 16, steps = 150, feature_layer = -1;
 } opts;
@@ -93,20 +121,21 @@ int run_filters() {
 
   // Feature maps of the first test image of the chosen class.
   const auto& names = opened.info.class_names;
-  const auto it = std::find(names.begin(), names.end(), opts.image_class);
-  if (it == names.end())
+  const auto named = std::find(names.begin(), names.end(), opts.image_class);
+  if (!opts.image_class.empty() && named == names.end())
     throw UsageError("--image-class '" + opts.image_class + "' is not a class of this model");
   const kiln::data::Dataset& set = opened.data.test.empty() ? opened.data.val : opened.data.test;
   std::vector<int> labels;
   const std::vector<float> all = pick_per_class(set, 1, &labels);
-  const size_t c = size_t(it - names.begin());
+  const size_t c = opts.image_class.empty() ? size_t(surest_class(net, spec, all))
+                                            : size_t(named - names.begin());
   const std::vector<float> image(all.begin() + std::ptrdiff_t(c * spec.pixels()),
                                  all.begin() + std::ptrdiff_t((c + 1) * spec.pixels()));
   const int layer = opts.feature_layer >= 0 ? opts.feature_layer
                                             : kiln::analysis::conv_block_activations(net).back();
   const std::string path = join_path(dir, "feature_maps_layer_" + std::to_string(layer) + ".png");
   kiln::analysis::write_png(path,
-                            feature_map_figure(net, spec, image, layer, "a " + *it + " face"));
+                            feature_map_figure(net, spec, image, layer, "a " + names[c] + " face"));
   std::printf("wrote %s\n", path.c_str());
   return 0;
 }
@@ -128,8 +157,8 @@ const Registration reg{
                       "layer of the feature maps (default: the last conv block)")
            ->check(integer_in(0, 100000));
        app.add_option("--image-class", opts.image_class,
-                      "class of the test image whose feature maps are shown")
-           ->capture_default_str();
+                      "class of the test image whose feature maps are shown (default: the class "
+                      "whose first test image the model is surest of)");
        app.add_option("--out", opts.out, "output folder (default: <checkpoint dir>/analysis)");
      },
      run_filters}};

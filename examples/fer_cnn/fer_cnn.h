@@ -145,6 +145,13 @@ std::vector<std::pair<std::string, kiln::analysis::Image>> filter_figures(
 kiln::analysis::Image feature_map_figure(kiln::Sequential& net, const kiln::data::ImageSpec& spec,
                                          const std::vector<float>& image, int layer,
                                          const std::string& what);
+// The class whose image the model is surest of, given one image per class in class order
+// (pick_per_class(set, 1)): the largest softmax probability of the true class, ties to the first.
+// Throws UsageError when the model has another number of classes.
+// It picks the image of the feature maps by what the model does, not by a class name, so it works
+// for any classes a checkpoint carries.
+int surest_class(kiln::Sequential& net, const kiln::data::ImageSpec& spec,
+                 const std::vector<float>& images);
 
 // ---- output ------------------------------------------------------------------------------------
 std::string join_path(const std::string& dir, const std::string& file);

@@ -11,6 +11,7 @@
 #include "data/fer_csv.h"
 #include "data/image.h"
 #include "tests/data/temp_dir.h"
+#include "tests/support/thread_counts.h"
 
 using Catch::Matchers::Contains;
 using kiln::data::Dataset;
@@ -298,4 +299,30 @@ TEST_CASE("FER CSV: only regular files are read", "[cpu][data]") {
   CHECK_THROWS_WITH(load_fer_csv("/dev/zero", ImageSpec{}),
                     Contains("character device") && Contains("/dev/zero"));
   CHECK_THROWS_WITH(load_fer_csv(dir.str(), ImageSpec{}), Contains("directory"));
+}
+
+TEST_CASE("FER CSV: the same data and the same first error for any thread count", "[cpu][data]") {
+  std::string text = kHeader;
+  const char* usages[] = {"Training", "PublicTest", "Training", "PrivateTest"};
+  for (int i = 0; i < 900; ++i) text += row(i % 7, pattern(6, i), usages[i % 4]);
+  std::string bad = text;
+  bad += row(9, pattern(6, 1), "Training");  // line 902
+  for (int i = 0; i < 300; ++i) bad += row(8, pattern(6, 1), "Holdout");
+  const auto parse = [](const std::string& t) {
+    return kiln::data::parse_fer_csv(t, "t.csv", ImageSpec{3, 9, 9}, 5);
+  };
+  const kiln::data::Splits want = parse(text);
+  REQUIRE(want.train.size() == 450);
+  REQUIRE(want.val.size() == 225);
+  REQUIRE(want.test.size() == 225);
+  kiln::test::at_thread_counts({1, 3, 8}, [&](int threads) {
+    INFO(threads << " threads");
+    const kiln::data::Splits s = parse(text);
+    CHECK(s.train.pixels == want.train.pixels);
+    CHECK(s.val.pixels == want.val.pixels);
+    CHECK(s.test.pixels == want.test.pixels);
+    CHECK(s.train.labels == want.train.labels);
+    CHECK(s.test.labels == want.test.labels);
+    CHECK_THROWS_WITH(parse(bad), Contains("t.csv:902: emotion 9 is outside 0..6"));
+  });
 }

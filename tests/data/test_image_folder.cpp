@@ -4,6 +4,7 @@
 
 #include <stb/stb_image_write.h>
 
+#include <cstdio>
 #include <filesystem>
 #include <string>
 #include <vector>
@@ -12,6 +13,7 @@
 #include "data/image.h"
 #include "data/image_folder.h"
 #include "tests/data/temp_dir.h"
+#include "tests/support/thread_counts.h"
 
 using Catch::Matchers::Contains;
 using kiln::data::ImageSpec;
@@ -151,4 +153,22 @@ TEST_CASE("image folder: bad inputs give clear errors", "[cpu][data]") {
   SECTION("a missing image file") {
     CHECK_THROWS_WITH(load_image(dir.str("none.png"), ImageSpec{}), Contains("does not exist"));
   }
+}
+
+TEST_CASE("image folder: the first corrupt file in sorted order is named, for any thread count",
+          "[cpu][data]") {
+  TempDir dir;
+  for (int i = 0; i < 40; ++i) {
+    char name[16];
+    std::snprintf(name, sizeof name, "%02d.png", i);
+    for (const char* c : {"happy", "sad"}) write_image(dir.path() / c / name, 4, 4, {uint8_t(i)});
+  }
+  const std::string first = dir.write("happy/17.png", "not a png");
+  dir.write("happy/31.png", "not a png");
+  dir.write("sad/02.png", "not a png");
+  kiln::test::at_thread_counts({1, 3, 8}, [&](int threads) {
+    INFO(threads << " threads");
+    CHECK_THROWS_WITH(load_image_folder(dir.str(), ImageSpec{}),
+                      Contains(first) && Contains("corrupt"));
+  });
 }

@@ -193,6 +193,70 @@ TEST_CASE("a FER2013 CSV trains, evaluates and predicts on the emulated CUDA dev
   train_eval_predict(kEmuExe, "cuda");
 }
 
+// The probability `predict` prints for class `name` (4 decimals).
+double predicted_probability(const std::string& output, const std::string& name) {
+  const size_t at = output.find("  " + name + " ");
+  REQUIRE(at != std::string::npos);
+  return std::stod(output.substr(output.find_first_of("0123456789", at + name.size() + 2)));
+}
+
+TEST_CASE("report and filters work for any class names the checkpoint carries", "[cpu][fer_cnn]") {
+  // An image folder of three classes that are not FER's: train/ and test/ (one image per class,
+  // so the first test image of each class is known).
+  TempDir dir("classes");
+  const std::vector<std::string> names = {"cat", "dog", "owl"};
+  for (size_t c = 0; c < names.size(); ++c) {
+    fs::create_directories(dir.path / "img/train" / names[c]);
+    fs::create_directories(dir.path / "img/test" / names[c]);
+    for (int i = 0; i < 6; ++i)
+      write_bmp(dir / ("img/train/" + names[c] + "/" + std::to_string(i) + ".bmp"), 24, 24,
+                int(60 * c) + 10 * i);
+    write_bmp(dir / ("img/test/" + names[c] + "/a.bmp"), 24, 24, int(60 * c) + 25);
+  }
+  REQUIRE(run(kExe, "train --data " + (dir / "img") + " --epochs 2 --device cpu --out " +
+                        (dir / "run") + kTiny)
+              .code == 0);
+  const Result r = run(
+      kExe, "report --run " + (dir / "run") + " --steps 2 --filters 1 --per-class 1 --device cpu");
+  REQUIRE(r.code == 0);
+  const std::string html = slurp(dir / "run/report.html");
+  for (const std::string& n : names) CHECK_THAT(html, Catch::Contains(n));
+  // No FER class name and no comparison with the FER2013 run, which concern FER's classes only.
+  for (const char* fer : {"happy", "angry", "neutral", "FER2013"})
+    CHECK_THAT(html, !Catch::Contains(fer));
+  CHECK(fs::exists(dir.path / "run/analysis/saliency.png"));
+
+  // The feature maps show the test image the model is surest of: the largest probability of
+  // its true class, as `predict` prints it (4 decimals, so a near tie may go either way).
+  std::vector<double> p;
+  for (const std::string& n : names) {
+    const Result pr = run(kExe, "predict " + (dir / ("img/test/" + n + "/a.bmp")) +
+                                    " --device cpu --checkpoint " + (dir / "run/best.safetensors"));
+    REQUIRE(pr.code == 0);
+    p.push_back(predicted_probability(pr.output, n));
+  }
+  const double best = *std::max_element(p.begin(), p.end());
+  std::vector<std::string> candidates;
+  for (size_t c = 0; c < names.size(); ++c)
+    if (p[c] >= best - 2e-4) candidates.push_back(names[c]);
+  bool shown = false;
+  for (const std::string& n : candidates)  // the page escapes ' as &#39;
+    shown = shown || html.find("image of class &#39;" + n + "&#39;") != std::string::npos;
+  INFO("probabilities of the true class: " << p[0] << " " << p[1] << " " << p[2]);
+  CHECK(shown);
+
+  // `filters` needs no --image-class either.
+  const Result f = run(kExe, "filters --checkpoint " + (dir / "run/best.safetensors") + " --data " +
+                                 (dir / "img") + " --steps 2 --filters 1 --device cpu");
+  REQUIRE(f.code == 0);
+  CHECK_THAT(f.output, Catch::Contains("feature_maps_layer_"));
+  const Result bad =
+      run(kExe, "filters --checkpoint " + (dir / "run/best.safetensors") + " --data " +
+                    (dir / "img") + " --steps 2 --filters 1 --device cpu --image-class happy");
+  CHECK(bad.code == 2);
+  CHECK_THAT(bad.output, Catch::Contains("--image-class 'happy' is not a class of this model"));
+}
+
 TEST_CASE("fer_cnn train --resume continues a run bit for bit", "[cpu][fer_cnn]") {
   TempDir dir("resume");
   write(dir / "fer.csv", fer_csv(3));
