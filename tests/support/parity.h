@@ -1,7 +1,7 @@
 // tests/support/parity.h — what every CUDA-kernel parity test
-// (tests/cuda/test_*_parity.cpp) shares.
+// (tests/parity/test_*_parity.cpp) shares.
 //
-// Each parity file is built twice (tests/cuda/CMakeLists.txt, tests/gpu/CMakeLists.txt):
+// Each parity file is built twice (tests/parity/CMakeLists.txt, tests/gpu_native/CMakeLists.txt):
 //  - under the SIMT emulator (tag [simt]): run_in_every_order runs the work in the three thread
 //    orders of tests/support/every_order.h and the results must be bitwise identical;
 //  - natively on a GPU (KILN_TEST_GPU, tag [gpu]): there are no thread orders to choose, so the

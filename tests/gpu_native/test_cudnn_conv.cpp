@@ -1,4 +1,4 @@
-// tests/gpu/test_cudnn_conv.cpp — kiln::cuda::conv2d_* against cuDNN on a real GPU ([gpu]).
+// tests/gpu_native/test_cudnn_conv.cpp — kiln::cuda::conv2d_* against cuDNN on a real GPU ([gpu]).
 //
 // Same layouts on both sides: NHWC tensors, filters in cuDNN's NHWC filter format [K][R][S][C]
 // (= Kiln's [C_out][KH][KW][C_in]). cuDNN runs in CUDNN_FMA_MATH (no TF32 tensor cores), so both
@@ -20,7 +20,7 @@
 #include "core/cuda_check.h"
 #include "core/tensor.h"
 #include "kernels/conv2d.h"
-#include "tests/gpu/gpu_support.h"
+#include "tests/gpu_native/gpu_support.h"
 #include "tests/support/compare.h"
 
 namespace {

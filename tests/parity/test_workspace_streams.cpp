@@ -1,4 +1,4 @@
-// tests/cuda/test_workspace_streams.cpp — the per-stream workspace and the current stream.
+// tests/parity/test_workspace_streams.cpp — the per-stream workspace and the current stream.
 //
 // Every CUDA op of the functional API is run as the first op on an empty workspace (after
 // kiln::reset_workspace()), so each one grows its stream's area from nothing: an op that asks for
@@ -8,7 +8,7 @@
 // on a stream of its own, set as the current stream, and must give the legacy stream's bits while
 // leaving the legacy stream's workspace untouched.
 //
-// Built twice like every parity test (tests/cuda/CMakeLists.txt): under the SIMT emulator and,
+// Built twice like every parity test (tests/parity/CMakeLists.txt): under the SIMT emulator and,
 // with KILN_TEST_GPU, natively on a GPU.
 #include <catch2/catch.hpp>
 

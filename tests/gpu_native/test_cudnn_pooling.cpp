@@ -1,5 +1,6 @@
-// tests/gpu/test_cudnn_pooling.cpp — kiln::cuda max pooling against cuDNN's max pooling on a real
-// GPU ([gpu]; built only into kiln_tests_gpu, which exits 77 — skipped — without a GPU).
+// tests/gpu_native/test_cudnn_pooling.cpp — kiln::cuda max pooling against cuDNN's max pooling on
+// a real GPU ([gpu]; built only into kiln_tests_gpu_native, which exits 77 — skipped — without a
+// GPU).
 //
 // Inputs are distinct random values (no ties, whose routing cuDNN leaves open), so y and dx must
 // match exactly for non-overlapping windows; the overlapping case uses
@@ -17,7 +18,7 @@
 
 #include "core/tensor.h"
 #include "kernels/pooling.h"
-#include "tests/gpu/gpu_support.h"
+#include "tests/gpu_native/gpu_support.h"
 #include "tests/support/compare.h"
 
 namespace {

@@ -1,9 +1,10 @@
-// tests/gpu/test_cudnn_batchnorm.cpp — kiln::cuda batchnorm against cuDNN's spatial batchnorm on
-// a real GPU ([gpu]; built only into kiln_tests_gpu, which exits 77 — skipped — without a GPU).
+// tests/gpu_native/test_cudnn_batchnorm.cpp — kiln::cuda batchnorm against cuDNN's spatial
+// batchnorm on a real GPU ([gpu]; built only into kiln_tests_gpu_native, which exits 77 — skipped —
+// without a GPU).
 //
-// cuDNN's legacy batchnorm (deprecated in cuDNN 9, hence -Wno-deprecated-declarations on tests/gpu)
-// has the same conventions as Kiln: biased variance to normalise, unbiased for the running
-// variance, running = (1 − factor)·running + factor·batch, saved inverse std; with
+// cuDNN's legacy batchnorm (deprecated in cuDNN 9, hence -Wno-deprecated-declarations on
+// kiln_tests_gpu_native) has the same conventions as Kiln: biased variance to normalise, unbiased
+// for the running variance, running = (1 − factor)·running + factor·batch, saved inverse std; with
 // betaParamDiff = 1 it accumulates dgamma/dbeta as Kiln does. Tolerances are relative to the
 // largest magnitude of each output (both sides are float with their own summation orders).
 #include <catch2/catch.hpp>
@@ -19,7 +20,7 @@
 
 #include "core/tensor.h"
 #include "kernels/batchnorm.h"
-#include "tests/gpu/gpu_support.h"
+#include "tests/gpu_native/gpu_support.h"
 #include "tests/support/compare.h"
 
 namespace {

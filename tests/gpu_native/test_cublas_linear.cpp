@@ -1,4 +1,4 @@
-// tests/gpu/test_cublas_linear.cpp — kiln::cuda::linear_* against cuBLAS SGEMM on a real
+// tests/gpu_native/test_cublas_linear.cpp — kiln::cuda::linear_* against cuBLAS SGEMM on a real
 // GPU ([gpu]).
 //
 // Row-major Kiln buffers are column-major transposes for cuBLAS:
@@ -21,7 +21,7 @@
 #include "core/cuda_check.h"
 #include "core/tensor.h"
 #include "kernels/linear.h"
-#include "tests/gpu/gpu_support.h"
+#include "tests/gpu_native/gpu_support.h"
 #include "tests/support/compare.h"
 
 namespace {

@@ -1,6 +1,6 @@
-// tests/gpu/gpu_support.h — what the [gpu] comparisons with cuDNN and cuBLAS share: random device
-// tensors, a tolerance relative to the reference's magnitude, and RAII cuDNN handles whose every
-// call is REQUIREd to succeed (naming the call and cuDNN's message when it does not).
+// tests/gpu_native/gpu_support.h — what the [gpu] comparisons with cuDNN and cuBLAS share: random
+// device tensors, a tolerance relative to the reference's magnitude, and RAII cuDNN handles whose
+// every call is REQUIREd to succeed (naming the call and cuDNN's message when it does not).
 #pragma once
 
 #include <catch2/catch.hpp>

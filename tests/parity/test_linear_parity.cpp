@@ -1,9 +1,9 @@
-// tests/cuda/test_linear_parity.cpp — kiln::cuda::linear_{forward,backward_data,backward_weight}
+// tests/parity/test_linear_parity.cpp — kiln::cuda::linear_{forward,backward_data,backward_weight}
 // against the double oracle kiln::cpu::linear_*<double>.
 //
-// Built twice (tests/cuda/CMakeLists.txt): under the SIMT emulator, where every case runs in every
-// thread order and the three results must be bitwise equal; and natively on a GPU (KILN_TEST_GPU,
-// tag [gpu]), where the three runs check repeated-run determinism instead.
+// Built twice (tests/parity/CMakeLists.txt): under the SIMT emulator, where every case runs in
+// every thread order and the three results must be bitwise equal; and natively on a GPU
+// (KILN_TEST_GPU, tag [gpu]), where the three runs check repeated-run determinism instead.
 // The cases reach every path of kernels/linear.cu: float4 and scalar loads (sizes not multiples of
 // 4, and a misaligned view), 64×64 and 128×128 tiles, edge tiles, split-K in backward-weight, the
 // multi-split column sum of db, and the flagship's three linear layers (512→1024→512→7) at batch 2.

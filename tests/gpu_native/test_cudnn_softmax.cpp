@@ -1,5 +1,6 @@
-// tests/gpu/test_cudnn_softmax.cpp — kiln::cuda::softmax_cross_entropy against cuDNN's log-softmax
-// on a real GPU ([gpu]; built only into kiln_tests_gpu, which exits 77 — skipped — without a GPU).
+// tests/gpu_native/test_cudnn_softmax.cpp — kiln::cuda::softmax_cross_entropy against cuDNN's
+// log-softmax on a real GPU ([gpu]; built only into kiln_tests_gpu_native, which exits 77 — skipped
+// — without a GPU).
 //
 // cuDNN computes log ŷ (CUDNN_SOFTMAX_LOG over each sample's K classes); the loss −mean log ŷ_label
 // and the gradient (ŷ − y)/N are formed from it on the host and compared with Kiln's fused kernel,
@@ -17,7 +18,7 @@
 
 #include "core/tensor.h"
 #include "kernels/softmax_xent.h"
-#include "tests/gpu/gpu_support.h"
+#include "tests/gpu_native/gpu_support.h"
 #include "tests/support/compare.h"
 
 namespace {

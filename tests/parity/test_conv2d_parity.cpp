@@ -1,9 +1,9 @@
-// tests/cuda/test_conv2d_parity.cpp — kiln::cuda::conv2d_{forward,backward_data,backward_filter}
+// tests/parity/test_conv2d_parity.cpp — kiln::cuda::conv2d_{forward,backward_data,backward_filter}
 // against the double oracle kiln::cpu::conv2d_*<double>.
 //
-// Built twice (tests/cuda/CMakeLists.txt): under the SIMT emulator, where every case runs in every
-// thread order and the three results must be bitwise equal; and natively on a GPU (KILN_TEST_GPU,
-// tag [gpu]), where the three runs check repeated-run determinism instead.
+// Built twice (tests/parity/CMakeLists.txt): under the SIMT emulator, where every case runs in
+// every thread order and the three results must be bitwise equal; and natively on a GPU
+// (KILN_TEST_GPU, tag [gpu]), where the three runs check repeated-run determinism instead.
 // The cases reach every path of kernels/conv2d.cu: the 3×3/stride-1/pad-1 fast path, the general
 // path with float4 loads, the scalar path (channel counts not multiples of 4), the first-layer
 // direct kernel (C_in 1..3), 64×64 and 128×128 tiles, split-K with several splits, and the

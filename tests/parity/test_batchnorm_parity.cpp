@@ -1,4 +1,4 @@
-// tests/cuda/test_batchnorm_parity.cpp — kiln::cuda batchnorm (training forward with running
+// tests/parity/test_batchnorm_parity.cpp — kiln::cuda batchnorm (training forward with running
 // stats, eval forward, backward, backward through eval) against the double oracle
 // (kiln::cpu::batchnorm_*<double>). Shapes: odd channel counts (C = 1, 3, 5, 7), M = 1 and M not a
 // multiple of the rows a block covers, the flagship's five batchnorm layers at batch 1-2, several
