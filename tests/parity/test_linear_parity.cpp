@@ -34,7 +34,7 @@ using kiln::Device;
 using kiln::LinearShape;
 using kiln::Tensor;
 using kiln::test::check_dot;
-using kiln::test::DeviceBuffer;
+using DeviceBuffer = kiln::test::DeviceBuffer<float>;
 using kiln::test::same_in_every_order;
 using kiln::test::to_double;
 using kiln::test::uniform_floats;
@@ -87,9 +87,9 @@ TEST_CASE("linear forward matches the double oracle in every order", PARITY_TAG 
       DeviceBuffer y(int64_t{c.s.n} * c.s.out, c.misaligned);
       const std::vector<float> got = same_in_every_order("linear_forward", [&] {
         y.fill(std::numeric_limits<float>::quiet_NaN());
-        kiln::cuda::linear_forward(y.data(), x.data(), w.data(), with_bias ? b.data() : nullptr,
-                                   c.s, nullptr);
-        return y.to_vector();
+        kiln::cuda::linear_forward(y.get(), x.get(), w.get(), with_bias ? b.get() : nullptr, c.s,
+                                   nullptr);
+        return y.download();
       });
       std::vector<double> ref(got.size()), ref_abs(got.size());
       const auto xd = to_double(d.x), wd = to_double(d.w), bd = to_double(d.b);
@@ -112,8 +112,8 @@ TEST_CASE("linear backward-data matches the double oracle in every order", PARIT
     DeviceBuffer dx(int64_t{c.s.n} * c.s.in, c.misaligned);
     const std::vector<float> got = same_in_every_order("linear_backward_data", [&] {
       dx.fill(std::numeric_limits<float>::quiet_NaN());
-      kiln::cuda::linear_backward_data(dx.data(), dy.data(), w.data(), c.s, nullptr);
-      return dx.to_vector();
+      kiln::cuda::linear_backward_data(dx.get(), dy.get(), w.get(), c.s, nullptr);
+      return dx.download();
     });
     std::vector<double> ref(got.size()), ref_abs(got.size());
     const auto dyd = to_double(d.dy), wd = to_double(d.w);
@@ -136,9 +136,9 @@ TEST_CASE("linear backward-weight accumulates the double oracle's gradient in ev
     const std::vector<float> got = same_in_every_order("linear_backward_weight", [&] {
       dw.fill(kDwSentinel);
       db.fill(kDbSentinel);
-      kiln::cuda::linear_backward_weight(dw.data(), db.data(), dy.data(), x.data(), c.s, nullptr);
-      std::vector<float> out = dw.to_vector();
-      const std::vector<float> b = db.to_vector();
+      kiln::cuda::linear_backward_weight(dw.get(), db.get(), dy.get(), x.get(), c.s, nullptr);
+      std::vector<float> out = dw.download();
+      const std::vector<float> b = db.download();
       out.insert(out.end(), b.begin(), b.end());
       return out;
     });
@@ -157,8 +157,8 @@ TEST_CASE("linear backward-weight accumulates the double oracle's gradient in ev
 
     // Without db: dw alone, the same values bit for bit.
     dw.fill(kDwSentinel);
-    kiln::cuda::linear_backward_weight(dw.data(), nullptr, dy.data(), x.data(), c.s, nullptr);
-    const std::vector<float> dw_only = dw.to_vector();
+    kiln::cuda::linear_backward_weight(dw.get(), nullptr, dy.get(), x.get(), c.s, nullptr);
+    const std::vector<float> dw_only = dw.download();
     CHECK(std::memcmp(dw_only.data(), got.data(), dw_only.size() * sizeof(float)) == 0);
   }
 }

@@ -6,8 +6,8 @@
 //    orders of tests/support/every_order.h and the results must be bitwise identical;
 //  - natively on a GPU (KILN_TEST_GPU, tag [gpu]): there are no thread orders to choose, so the
 //    same call runs the work three times and checks repeated-run determinism instead.
-// Around that: random inputs, device buffers with sentinel guards or a deliberate misalignment, and
-// the dot-product error bound of docs/kernels.md.
+// Around that: random inputs, device buffers with sentinel guards (Guarded) or a deliberate
+// misalignment (tests/support/device_buffer.h), and the dot-product error bound of docs/kernels.md.
 #pragma once
 
 #include <catch2/catch.hpp>
@@ -22,8 +22,8 @@
 #include <type_traits>
 #include <vector>
 
-#include "core/tensor.h"
 #include "tests/support/compare.h"
+#include "tests/support/device_buffer.h"
 
 #if defined(KILN_TEST_GPU)
 #define PARITY_TAG "[gpu]"
@@ -80,45 +80,24 @@ inline std::vector<double> to_double(const std::vector<float>& v, bool absolute 
 // A device buffer holding kGuard sentinels, then `v`, then kGuard sentinels; `misalign` shifts
 // the payload by one more float (breaking 16-byte alignment).
 struct Guarded {
-  Tensor storage;
   int64_t offset, n;
-  Guarded(const std::vector<float>& v, bool misalign) : n(static_cast<int64_t>(v.size())) {
-    offset = kGuard + (misalign ? 1 : 0);
-    std::vector<float> all(static_cast<size_t>(offset + n + kGuard), kSentinel);
+  DeviceBuffer<float> storage;
+  Guarded(const std::vector<float>& v, bool misalign)
+      : offset(kGuard + (misalign ? 1 : 0)),
+        n(static_cast<int64_t>(v.size())),
+        storage(static_cast<size_t>(offset + n + kGuard)) {
+    std::vector<float> all(storage.size(), kSentinel);
     std::copy(v.begin(), v.end(), all.begin() + offset);
-    storage = Tensor::from_vector<float>({static_cast<int64_t>(all.size())}, all, Device::cuda);
+    storage.upload(all);
   }
-  float* data() { return storage.data<float>() + offset; }
+  float* data() { return storage.get() + offset; }
   // The payload; CHECKs that every guard still holds the sentinel.
   std::vector<float> payload() const {
-    const std::vector<float> all = storage.to_vector<float>();
+    const std::vector<float> all = storage.download();
     int64_t bad = 0;
     for (int64_t i = 0; i < static_cast<int64_t>(all.size()); ++i)
       if ((i < offset || i >= offset + n) && all[static_cast<size_t>(i)] != kSentinel) ++bad;
     CHECK(bad == 0);
-    return {all.begin() + offset, all.begin() + offset + n};
-  }
-};
-
-// A device buffer of n floats, starting one float past a 16-byte boundary when `misaligned`.
-struct DeviceBuffer {
-  Tensor storage;
-  int64_t offset, n;
-  DeviceBuffer(int64_t n_, bool misaligned)
-      : storage({n_ + 4}, DType::f32, Device::cuda), offset(misaligned ? 1 : 0), n(n_) {}
-  DeviceBuffer(const std::vector<float>& v, bool misaligned)
-      : DeviceBuffer(static_cast<int64_t>(v.size()), misaligned) {
-    std::vector<float> all(static_cast<size_t>(n + 4), 0.f);
-    std::copy(v.begin(), v.end(), all.begin() + offset);
-    storage.copy_from(Tensor::from_vector<float>({n + 4}, all));
-  }
-  float* data() { return storage.data<float>() + offset; }
-  void fill(float value) {
-    std::vector<float> all(static_cast<size_t>(n + 4), value);
-    storage.copy_from(Tensor::from_vector<float>({n + 4}, all));
-  }
-  std::vector<float> to_vector() const {
-    const std::vector<float> all = storage.to_vector<float>();
     return {all.begin() + offset, all.begin() + offset + n};
   }
 };
