@@ -29,8 +29,10 @@
 #include <vector>
 
 #include "optim/checkpoint.h"
+#include "tests/support/temp_dir.h"
 
 namespace fs = std::filesystem;
+using namespace kiln::test;
 
 namespace {
 
@@ -65,22 +67,6 @@ std::vector<Result> run_all(const std::vector<std::string>& commands) {
 
 Result run(const std::string& exe, const std::string& args) {
   return run_all({exe + " " + args})[0];
-}
-
-struct TempDir {
-  fs::path path;
-  explicit TempDir(const std::string& name) {
-    path = fs::temp_directory_path() / ("kiln_fer_" + name + "_" + std::to_string(::getpid()));
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() { fs::remove_all(path); }
-  std::string operator/(const std::string& f) const { return (path / f).string(); }
-};
-
-std::string slurp(const std::string& p) {
-  std::ifstream in(p, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), {});
 }
 
 void write(const std::string& p, const std::string& s) {
@@ -152,8 +138,8 @@ void train_eval_predict(const std::string& exe, const std::string& device) {
   CHECK_THAT(t.output, Catch::Contains("21 train / 21 val images"));
   CHECK_THAT(t.output, Catch::Contains("epoch 2/2"));
   for (const char* f : {"best.safetensors", "last.safetensors", "last.train.safetensors"})
-    CHECK(fs::exists(dir.path / "run" / f));
-  const std::string history = slurp(dir / "run/history.csv");
+    CHECK(fs::exists(dir.path() / "run" / f));
+  const std::string history = file_contents(dir / "run/history.csv");
   CHECK_THAT(history,
              Catch::StartsWith("epoch,train_loss,train_acc,val_loss,val_acc,lr,seconds\n1,"));
   CHECK(std::count(history.begin(), history.end(), '\n') == 3);
@@ -213,7 +199,7 @@ TEST_CASE("fer_cnn train --resume continues a run bit for bit", "[cpu][fer_cnn]"
     CHECK(a.tensors[i].bytes == b.tensors[i].bytes);
   }
   // history.csv of the resumed run has all three epochs.
-  const std::string history = slurp(dir / "b/history.csv");
+  const std::string history = file_contents(dir / "b/history.csv");
   CHECK(std::count(history.begin(), history.end(), '\n') == 4);
 }
 
@@ -262,8 +248,8 @@ TEST_CASE("bad data: a clear message, a non-zero exit", "[cpu][fer_cnn]") {
     CHECK_THAT(r.output, Catch::Contains("s.csv") && Catch::Contains("50"));
   }
   SECTION("a folder with no images") {
-    fs::create_directories(dir.path / "empty/happy");
-    fs::create_directories(dir.path / "empty/sad");
+    fs::create_directories(dir.path() / "empty/happy");
+    fs::create_directories(dir.path() / "empty/sad");
     write(dir / "empty/happy/readme.txt", "no images here");
     Result r = train(dir / "empty");
     CHECK(r.code != 0);
@@ -271,11 +257,11 @@ TEST_CASE("bad data: a clear message, a non-zero exit", "[cpu][fer_cnn]") {
   }
   SECTION("a corrupt image in a folder") {
     for (const char* c : {"happy", "sad"}) {
-      fs::create_directories(dir.path / "faces" / c);
+      fs::create_directories(dir.path() / "faces" / c);
       for (int i = 0; i < 3; ++i)
         // std::string("f") first: g++ 12 -O2 warns falsely on "literal" + std::string (-Wrestrict).
         write_bmp(
-            (dir.path / "faces" / c / (std::string("f") += std::to_string(i) + ".bmp")).string(),
+            (dir.path() / "faces" / c / (std::string("f") += std::to_string(i) + ".bmp")).string(),
             48, 48, 60 + 40 * i);
     }
     write(dir / "faces/sad/broken.png", "\x89PNG\r\n\x1a\n this is not really a png");
@@ -288,7 +274,7 @@ TEST_CASE("bad data: a clear message, a non-zero exit", "[cpu][fer_cnn]") {
     CHECK(r.code != 0);
     CHECK_THAT(r.output, Catch::Contains("nope.csv"));
   }
-  CHECK_FALSE(fs::exists(dir.path / "run" / "last.safetensors"));
+  CHECK_FALSE(fs::exists(dir.path() / "run" / "last.safetensors"));
 }
 
 TEST_CASE("hostile checkpoints and inputs: refused with a clear message, never a crash or a hang",
@@ -337,7 +323,7 @@ TEST_CASE("hostile checkpoints and inputs: refused with a clear message, never a
   SECTION("an image declaring more pixels than the cap") {
     // A 4x4 BMP whose header is made to claim 20000x20000 (its data stays 48 bytes).
     write_bmp(dir / "huge.bmp", 4, 4, 90);
-    std::string bmp = slurp(dir / "huge.bmp");
+    std::string bmp = file_contents(dir / "huge.bmp");
     for (int at : {18, 22})
       for (int i = 0; i < 4; ++i) bmp[size_t(at + i)] = char((20000u >> (8 * i)) & 0xff);
     write(dir / "huge.bmp", bmp);
@@ -352,15 +338,15 @@ TEST_CASE("bad checkpoints and images, non-finite loss: clear messages, saved fi
           "[cpu][fer_cnn]") {
   TempDir dir("bad_ckpt");
   const std::string base = train_tiny_run(dir);
-  const std::string last = slurp(dir / "run/last.safetensors");
-  const std::string best = slurp(dir / "run/best.safetensors");
-  const std::string state = slurp(dir / "run/last.train.safetensors");
-  const std::string history = slurp(dir / "run/history.csv");
+  const std::string last = file_contents(dir / "run/last.safetensors");
+  const std::string best = file_contents(dir / "run/best.safetensors");
+  const std::string state = file_contents(dir / "run/last.train.safetensors");
+  const std::string history = file_contents(dir / "run/history.csv");
   auto intact = [&] {
-    CHECK(slurp(dir / "run/last.safetensors") == last);
-    CHECK(slurp(dir / "run/best.safetensors") == best);
-    CHECK(slurp(dir / "run/last.train.safetensors") == state);
-    CHECK(slurp(dir / "run/history.csv") == history);
+    CHECK(file_contents(dir / "run/last.safetensors") == last);
+    CHECK(file_contents(dir / "run/best.safetensors") == best);
+    CHECK(file_contents(dir / "run/last.train.safetensors") == state);
+    CHECK(file_contents(dir / "run/history.csv") == history);
   };
 
   SECTION("resuming with another architecture names the tensor") {
@@ -440,7 +426,7 @@ void check_files_load(const fs::path& dir) {
     CHECK_NOTHROW(kiln::read_safetensors((dir / f).string()));
   }
   if (fs::exists(dir / "history.csv")) {
-    std::istringstream in(slurp((dir / "history.csv").string()));
+    std::istringstream in(file_contents((dir / "history.csv").string()));
     std::string line;
     REQUIRE(std::getline(in, line));
     CHECK(line == "epoch,train_loss,train_acc,val_loss,val_acc,lr,seconds");
@@ -464,7 +450,7 @@ void check_same_tensors(const std::string& a_path, const std::string& b_path) {
 
 // history.csv without its last column (the seconds an epoch took).
 std::string history_without_seconds(const std::string& path) {
-  std::istringstream in(slurp(path));
+  std::istringstream in(file_contents(path));
   std::string line, out;
   while (std::getline(in, line)) out += line.substr(0, line.rfind(',')) + "\n";
   return out;
@@ -477,8 +463,8 @@ TEST_CASE("write_file_atomic: unique temporaries, stale ones removed, clear erro
   TempDir dir("atomic");
   kiln::write_file_atomic(dir / "a.txt", "first");
   kiln::write_file_atomic(dir / "a.txt", "second");
-  CHECK(slurp(dir / "a.txt") == "second");
-  CHECK(std::distance(fs::directory_iterator(dir.path), fs::directory_iterator()) == 1);
+  CHECK(file_contents(dir / "a.txt") == "second");
+  CHECK(std::distance(fs::directory_iterator(dir.path()), fs::directory_iterator()) == 1);
 
   CHECK(kiln::is_atomic_temporary(".a.txt.123-0.kiln-tmp"));
   CHECK(kiln::is_atomic_temporary(".best.safetensors.99-12.kiln-tmp"));
@@ -497,7 +483,7 @@ TEST_CASE("write_file_atomic: unique temporaries, stale ones removed, clear erro
   live += std::to_string(::getppid()) + "-0.kiln-tmp";
   for (const std::string& f : {stale, live, std::string("keep.tmp"), std::string(".keep")})
     write(dir / f, "x");
-  const std::vector<std::string> removed = kiln::remove_stale_temporaries(dir.path.string());
+  const std::vector<std::string> removed = kiln::remove_stale_temporaries(dir.path().string());
   REQUIRE(removed.size() == 1);
   CHECK(removed[0] == dir / stale);
   CHECK_FALSE(fs::exists(dir / stale));
@@ -521,7 +507,7 @@ TEST_CASE("a save writes, fsyncs, renames and syncs the folder, the training sta
                         "history.csv", "curves.png", "curves.svg"})
     for (const char* phase : {"after-write", "after-fsync", "after-rename", "after-dirsync"})
       expected.push_back(std::string(phase) + " " + f);
-  std::istringstream in(slurp(dir / "log"));
+  std::istringstream in(file_contents(dir / "log"));
   std::vector<std::string> got;
   for (std::string line; std::getline(in, line);)
     got.push_back(line.substr(0, line.find(' ') + 1) +
@@ -535,18 +521,18 @@ TEST_CASE("train refuses to replace a run unless told to resume or replace it", 
   const std::string train = "train --data " + (dir / "fer.csv") + " --epochs 1 --device cpu " +
                             "--out " + (dir / "run") + kTiny;
   REQUIRE(run(kExe, train).code == 0);
-  const std::string best = slurp(dir / "run/best.safetensors");
+  const std::string best = file_contents(dir / "run/best.safetensors");
   Result again = run(kExe, train + " --seed 2");
   CHECK(again.code == 2);
   CHECK_THAT(again.output, Catch::Contains("already holds a training run") &&
                                Catch::Contains("--resume") && Catch::Contains("--replace"));
-  CHECK(slurp(dir / "run/best.safetensors") == best);
+  CHECK(file_contents(dir / "run/best.safetensors") == best);
   CHECK(run(kExe, train + " --resume --replace").code == 2);
-  CHECK(slurp(dir / "run/best.safetensors") == best);
+  CHECK(file_contents(dir / "run/best.safetensors") == best);
   Result replaced = run(kExe, train + " --seed 2 --replace");
   CHECK(replaced.code == 0);
   CHECK_THAT(replaced.output, Catch::Contains("deleted the previous run"));
-  CHECK(slurp(dir / "run/best.safetensors") != best);
+  CHECK(file_contents(dir / "run/best.safetensors") != best);
 }
 
 TEST_CASE("a run killed at any write phase resumes to the uninterrupted run's weights",
@@ -575,7 +561,7 @@ TEST_CASE("a run killed at any write phase resumes to the uninterrupted run's we
   const std::string env = "env KILN_TEST_STOP_AT=";
   for (size_t first = 0; first < points.size(); first += 4) {
     const size_t last = std::min(points.size(), first + 4);
-    auto out = [&](size_t i) { return dir.path / (std::string("k") += std::to_string(i)); };
+    auto out = [&](size_t i) { return dir.path() / (std::string("k") += std::to_string(i)); };
     std::vector<std::string> kills, resumes;
     for (size_t i = first; i < last; ++i)
       kills.push_back(env + points[i] + " " + kExe + " " + common + " --out " + out(i).string());
@@ -657,18 +643,18 @@ TEST_CASE("a diverging run stops with a message and saves nothing after it", "[c
     CHECK(r.code == 1);
     CHECK_THAT(r.output, Catch::Contains("diverged") && Catch::Contains("--lr 100") &&
                              Catch::Contains("divergence limit"));
-    CHECK_FALSE(fs::exists(dir.path / "run/best.safetensors"));
-    CHECK_FALSE(fs::exists(dir.path / "run/last.train.safetensors"));
+    CHECK_FALSE(fs::exists(dir.path() / "run/best.safetensors"));
+    CHECK_FALSE(fs::exists(dir.path() / "run/last.train.safetensors"));
   }
   SECTION("after a good epoch: the saved files stay as they were") {
     REQUIRE(run(kExe, base + " --epochs 1 --out " + (dir / "run")).code == 0);
-    const std::string best = slurp(dir / "run/best.safetensors");
-    const std::string state = slurp(dir / "run/last.train.safetensors");
+    const std::string best = file_contents(dir / "run/best.safetensors");
+    const std::string state = file_contents(dir / "run/last.train.safetensors");
     Result r = run(kExe, base + " --epochs 2 --lr 50 --resume --out " + (dir / "run"));
     CHECK(r.code == 1);
     CHECK_THAT(r.output, Catch::Contains("diverged") || Catch::Contains("not finite"));
-    CHECK(slurp(dir / "run/best.safetensors") == best);
-    CHECK(slurp(dir / "run/last.train.safetensors") == state);
+    CHECK(file_contents(dir / "run/best.safetensors") == best);
+    CHECK(file_contents(dir / "run/last.train.safetensors") == state);
   }
 }
 

@@ -15,11 +15,13 @@
 #include "layers/fer_cnn.h"
 #include "optim/checkpoint.h"
 #include "optim/fer_cnn_checkpoint.h"
-#include "tests/layers/helpers.h"
+#include "tests/support/tensors.h"
+#include "tests/support/temp_dir.h"
 
 using namespace kiln;
 using Catch::Contains;
 namespace fs = std::filesystem;
+using kiln::test::TempDir;
 
 namespace {
 
@@ -39,14 +41,6 @@ void refused(const std::string& bytes, const std::string& part) {
 }
 
 const std::string k8(8, '\1');  // 8 data bytes
-
-fs::path temp_dir(const std::string& name) {
-  fs::path p =
-      fs::temp_directory_path() / ("kiln_ckread_" + name + "_" + std::to_string(::getpid()));
-  fs::remove_all(p);
-  fs::create_directories(p);
-  return p;
-}
 
 }  // namespace
 
@@ -132,7 +126,8 @@ TEST_CASE("safetensors: every rule of the specification is checked", "[cpu][chec
 }
 
 TEST_CASE("checkpoints: only regular files are read", "[cpu][checkpoint]") {
-  const fs::path dir = temp_dir("fifo");
+  const TempDir tmp("ckread_fifo");
+  const fs::path& dir = tmp.path();
   const std::string fifo = (dir / "m.safetensors").string();
   REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
   // Regression: a FIFO passed as a checkpoint blocked for ever.
@@ -156,7 +151,8 @@ TEST_CASE("the model loader checks bytes against dtype and shape before copying"
 
 TEST_CASE("the training-state loader checks dtypes, sizes and values before changing anything",
           "[cpu][checkpoint]") {
-  const fs::path dir = temp_dir("state");
+  const TempDir tmp("ckread_state");
+  const fs::path& dir = tmp.path();
   const std::string path = (dir / "s.safetensors").string();
   auto net = make_fer_cnn(1, 32, 32, 7, 1.0 / 16, 3);
   Adam adam(net->flat_params(), net->flat_grads());

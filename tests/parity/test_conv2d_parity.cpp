@@ -21,7 +21,6 @@
 #include <cstdint>
 #include <cstring>
 #include <limits>
-#include <random>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -30,16 +29,14 @@
 #include "kernels/conv2d.h"
 #include "tests/support/compare.h"
 #include "tests/support/parity.h"
+#include "tests/support/tensors.h"
 
 namespace {
 
 using kiln::Conv2dShape;
 using kiln::Device;
 using kiln::Tensor;
-using kiln::test::check_dot;
-using kiln::test::same_in_every_order;
-using kiln::test::to_double;
-using kiln::test::uniform_floats;
+using namespace kiln::test;
 
 constexpr float kDwSentinel = 0.5f, kDbSentinel = -0.25f;
 
@@ -79,10 +76,6 @@ std::vector<Case> cases() {
       {"flagship conv4: 256->512, 1x6x6", shape(1, 6, 6, 256, 512, 3, 3, 1, 1, 1, 1)},
       {"flagship conv5: 512->512, 1x3x3", shape(1, 3, 3, 512, 512, 3, 3, 1, 1, 1, 1)},
   };
-}
-
-Tensor device_tensor(const std::vector<float>& v) {
-  return Tensor::from_vector<float>({static_cast<int64_t>(v.size())}, v, Device::cuda);
 }
 
 struct Data {

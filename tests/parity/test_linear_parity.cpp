@@ -18,7 +18,6 @@
 #include <cstdint>
 #include <cstring>
 #include <limits>
-#include <random>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -33,11 +32,7 @@ namespace {
 using kiln::Device;
 using kiln::LinearShape;
 using kiln::Tensor;
-using kiln::test::check_dot;
-using DeviceBuffer = kiln::test::DeviceBuffer<float>;
-using kiln::test::same_in_every_order;
-using kiln::test::to_double;
-using kiln::test::uniform_floats;
+using namespace kiln::test;
 
 constexpr float kDwSentinel = 0.5f, kDbSentinel = -0.25f;
 
@@ -83,8 +78,8 @@ TEST_CASE("linear forward matches the double oracle in every order", PARITY_TAG 
     const Data d(c.s, seed += 10);
     for (const bool with_bias : {true, false}) {
       INFO("bias: " << with_bias);
-      DeviceBuffer x(d.x, c.misaligned), w(d.w, c.misaligned), b(d.b, c.misaligned);
-      DeviceBuffer y(int64_t{c.s.n} * c.s.out, c.misaligned);
+      DeviceBuffer<float> x(d.x, c.misaligned), w(d.w, c.misaligned), b(d.b, c.misaligned);
+      DeviceBuffer<float> y(int64_t{c.s.n} * c.s.out, c.misaligned);
       const std::vector<float> got = same_in_every_order("linear_forward", [&] {
         y.fill(std::numeric_limits<float>::quiet_NaN());
         kiln::cuda::linear_forward(y.get(), x.get(), w.get(), with_bias ? b.get() : nullptr, c.s,
@@ -108,8 +103,8 @@ TEST_CASE("linear backward-data matches the double oracle in every order", PARIT
   for (const Case& c : cases()) {
     INFO("case: " << c.name);
     const Data d(c.s, seed += 10);
-    DeviceBuffer dy(d.dy, c.misaligned), w(d.w, c.misaligned);
-    DeviceBuffer dx(int64_t{c.s.n} * c.s.in, c.misaligned);
+    DeviceBuffer<float> dy(d.dy, c.misaligned), w(d.w, c.misaligned);
+    DeviceBuffer<float> dx(int64_t{c.s.n} * c.s.in, c.misaligned);
     const std::vector<float> got = same_in_every_order("linear_backward_data", [&] {
       dx.fill(std::numeric_limits<float>::quiet_NaN());
       kiln::cuda::linear_backward_data(dx.get(), dy.get(), w.get(), c.s, nullptr);
@@ -130,8 +125,8 @@ TEST_CASE("linear backward-weight accumulates the double oracle's gradient in ev
   for (const Case& c : cases()) {
     INFO("case: " << c.name);
     const Data d(c.s, seed += 10);
-    DeviceBuffer dy(d.dy, c.misaligned), x(d.x, c.misaligned);
-    DeviceBuffer dw(int64_t{c.s.out} * c.s.in, c.misaligned), db(c.s.out, c.misaligned);
+    DeviceBuffer<float> dy(d.dy, c.misaligned), x(d.x, c.misaligned);
+    DeviceBuffer<float> dw(int64_t{c.s.out} * c.s.in, c.misaligned), db(c.s.out, c.misaligned);
     // One run returns dw followed by db.
     const std::vector<float> got = same_in_every_order("linear_backward_weight", [&] {
       dw.fill(kDwSentinel);
