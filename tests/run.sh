@@ -35,19 +35,19 @@ if [[ "${KILN_SKIP_SANITIZER:-0}" != 1 ]]; then
   echo "== kiln: sanitizer build (ASan + UBSan): emulator and kernel-parity tests =="
   cmake -S "$root" -B "$root/build-asan" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
     -DKILN_SANITIZE=ON -DKILN_NVCC=OFF -DKILN_BUILD_EXAMPLES=OFF -DKILN_BUILD_BENCH=OFF >/dev/null
-  cmake --build "$root/build-asan" -j "$jobs" --target kiln_tests_simt kiln_tests_cuda
+  cmake --build "$root/build-asan" -j "$jobs" --target kiln_tests_simt kiln_tests_parity
   ASAN_OPTIONS=detect_leaks=0 ctest --test-dir "$root/build-asan" -j "$jobs" --output-on-failure \
-    --timeout 1800 -R '^kiln_tests_(simt|cuda)|^simt_'
+    --timeout 1800 -R '^kiln_tests_(simt|parity)|^simt_'
   stage_done "sanitizer stage"
 fi
 if [[ "${KILN_SKIP_RACE:-0}" != 1 ]]; then
   echo "== kiln: race-detector build (ThreadSanitizer): emulator, kernel-parity and layer tests =="
   cmake -S "$root" -B "$root/build-tsan" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
     -DKILN_TSAN=ON -DKILN_NVCC=OFF -DKILN_BUILD_EXAMPLES=OFF -DKILN_BUILD_BENCH=OFF >/dev/null
-  cmake --build "$root/build-tsan" -j "$jobs" --target kiln_tests_simt kiln_tests_cuda \
+  cmake --build "$root/build-tsan" -j "$jobs" --target kiln_tests_simt kiln_tests_parity \
     kiln_tests_layers
   ctest --test-dir "$root/build-tsan" -j "$jobs" --output-on-failure --timeout 1800 \
-    -R '^kiln_tests_(simt|cuda|layers)|^simt_race'
+    -R '^kiln_tests_(simt|parity|layers)|^simt_race'
   stage_done "race-detector stage"
 fi
 if [[ "${KILN_SKIP_FUZZ:-0}" != 1 ]]; then

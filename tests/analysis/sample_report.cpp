@@ -16,7 +16,7 @@
 #include "analysis/saliency.h"
 #include "core/error.h"
 #include "layers/fer_cnn.h"
-#include "tests/analysis/png_check.h"
+#include "tests/support/png.h"
 
 using namespace kiln;
 using namespace kiln::analysis;

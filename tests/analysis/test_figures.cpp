@@ -10,11 +10,11 @@
 #include "analysis/image.h"
 #include "analysis/metrics.h"
 #include "analysis/plot.h"
-#include "tests/analysis/png_check.h"
+#include "tests/support/png.h"
+#include "tests/support/temp_dir.h"
 
 using namespace kiln::analysis;
-using kiln::test::decode_png;
-using kiln::test::decode_png_file;
+using namespace kiln::test;
 
 namespace {
 
@@ -27,13 +27,6 @@ std::string sample_history() {
            std::to_string(vl) + "," + std::to_string(va) + ",0.001,3.5\n";
   }
   return csv;
-}
-
-std::filesystem::path scratch_dir(const std::string& name) {
-  auto dir = std::filesystem::temp_directory_path() / ("kiln_analysis_" + name);
-  std::filesystem::remove_all(dir);
-  std::filesystem::create_directories(dir);
-  return dir;
 }
 
 }  // namespace
@@ -119,7 +112,8 @@ TEST_CASE(
 
 TEST_CASE("training curves: PNG 2 panels of 520x380 with ink, SVG document, files on disk",
           "[cpu]") {
-  const auto dir = scratch_dir("curves");
+  const kiln::test::TempDir tmp("analysis_curves");
+  const std::filesystem::path& dir = tmp.path();
   write_file((dir / "history.csv").string(), sample_history());
   update_training_curves((dir / "history.csv").string(), (dir / "curves").string());
   const auto d = decode_png_file((dir / "curves.png").string());

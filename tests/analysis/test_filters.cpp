@@ -8,7 +8,7 @@
 
 #include "analysis/filters.h"
 #include "layers/fer_cnn.h"
-#include "tests/analysis/png_check.h"
+#include "tests/support/png.h"
 
 using namespace kiln;
 using namespace kiln::analysis;

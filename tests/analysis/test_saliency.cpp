@@ -6,8 +6,8 @@
 #include <sstream>
 
 #include "analysis/saliency.h"
-#include "tests/analysis/png_check.h"
-#include "tests/analysis/small_model.h"
+#include "tests/support/png.h"
+#include "tests/support/models.h"
 
 using namespace kiln;
 using namespace kiln::analysis;

@@ -9,12 +9,11 @@
 #include "kernels/activation.h"
 #include "tests/support/compare.h"
 #include "tests/support/gradcheck.h"
+#include "tests/support/random.h"
 
 using kiln::DType;
 using kiln::Tensor;
-using kiln::test::expect_close;
-using kiln::test::max_abs;
-using kiln::test::random_vector;
+using namespace kiln::test;
 
 TEST_CASE("leaky_relu hand values, default slope 0.01, in place", "[cpu]") {
   Tensor x = Tensor::from_vector<double>({5}, {-2, -0.5, 0, 0.5, 3});
@@ -44,13 +43,11 @@ TEST_CASE("leaky_relu gradient check of the double oracle (kinks skipped)", "[cp
     std::vector<double> y(n);
     auto loss = [&] {  // L = Σ r·y + ½Σy²
       kiln::cpu::leaky_relu_forward(y.data(), x.data(), n, slope);
-      double l = 0;
-      for (int64_t i = 0; i < n; ++i) l += r[i] * y[i] + 0.5 * y[i] * y[i];
-      return l;
+      return probe_loss(y, r);
     };
     loss();
-    std::vector<double> dy(n), dx(n);
-    for (int64_t i = 0; i < n; ++i) dy[i] = r[i] + y[i];
+    const std::vector<double> dy = probe_loss_grad(y, r);
+    std::vector<double> dx(n);
     kiln::cpu::leaky_relu_backward(dx.data(), dy.data(), x.data(), n, slope);
     kiln::test::expect_gradient_close("x", x.data(), n, dx.data(), loss, 1e-6, {},
                                       [&](int64_t i) { return std::fabs(x[i]) < 1e-4; });

@@ -10,15 +10,13 @@
 #include "kernels/batchnorm.h"
 #include "tests/support/compare.h"
 #include "tests/support/gradcheck.h"
+#include "tests/support/random.h"
+#include "tests/support/tensors.h"
 
 using kiln::BatchNormShape;
 using kiln::DType;
 using kiln::Tensor;
-using kiln::test::expect_close;
-using kiln::test::expect_gradient_close;
-using kiln::test::max_abs;
-using kiln::test::numeric_partial;
-using kiln::test::random_vector;
+using namespace kiln::test;
 
 namespace {
 
@@ -214,20 +212,8 @@ TEST_CASE("batchnorm running statistics follow PyTorch (hand-computed)", "[cpu]"
   // unbiased 5/3); channel 1: 2, 2, 2, 6 (μ 3, biased σ² 3, unbiased 4).
   for (DType dtype : {DType::f64, DType::f32}) {
     INFO("dtype " << kiln::dtype_name(dtype));
-    auto make = [&](kiln::Shape shape, std::vector<double> v) {
-      Tensor t(shape, dtype);
-      for (int64_t i = 0; i < t.numel(); ++i) {
-        if (dtype == DType::f64)
-          t.data<double>()[i] = v[i];
-        else
-          t.data<float>()[i] = float(v[i]);
-      }
-      return t;
-    };
-    auto values = [](const Tensor& t) {
-      if (t.dtype() == DType::f64) return t.to_vector<double>();
-      std::vector<float> v = t.to_vector<float>();
-      return std::vector<double>(v.begin(), v.end());
+    auto make = [&](kiln::Shape shape, const std::vector<double>& v) {
+      return make_tensor(shape, v, dtype);
     };
     Tensor x = make({2, 1, 2, 2}, {1, 2, 2, 2, 3, 2, 4, 6});
     Tensor gamma = make({2}, {2, 0.5}), beta = make({2}, {1, -1});
@@ -340,19 +326,7 @@ TEST_CASE("batchnorm gradient semantics: dx overwritten, dgamma and dbeta accumu
     for (double sentinel : {double(NAN), 1e30}) {
       INFO("dtype " << kiln::dtype_name(dtype) << ", dx pre-filled with " << sentinel);
       auto make = [&](kiln::Shape shape, const std::vector<double>& v) {
-        Tensor t(shape, dtype);
-        for (int64_t i = 0; i < t.numel(); ++i) {
-          if (dtype == DType::f64)
-            t.data<double>()[i] = v[i];
-          else
-            t.data<float>()[i] = float(v[i]);
-        }
-        return t;
-      };
-      auto values = [](const Tensor& t) {
-        if (t.dtype() == DType::f64) return t.to_vector<double>();
-        std::vector<float> v = t.to_vector<float>();
-        return std::vector<double>(v.begin(), v.end());
+        return make_tensor(shape, v, dtype);
       };
       Tensor xt = make({5, 6, s.c}, x), dyt = make({5, 6, s.c}, dy), g = make({s.c}, gamma);
       Tensor mt = make({s.c}, f.mean), ist = make({s.c}, f.invstd);

@@ -13,14 +13,14 @@
 #include "kernels/conv2d.h"
 #include "tests/support/compare.h"
 #include "tests/support/gradcheck.h"
+#include "tests/support/random.h"
+#include "tests/support/tensors.h"
 
 using kiln::Conv2dParams;
 using kiln::Conv2dShape;
 using kiln::DType;
 using kiln::Tensor;
-using kiln::test::expect_close;
-using kiln::test::max_abs;
-using kiln::test::random_vector;
+using namespace kiln::test;
 
 namespace {
 
@@ -59,12 +59,6 @@ std::string describe(const Case& c) {
 template <typename T, typename U>
 std::vector<T> cast(const std::vector<U>& v) {
   return std::vector<T>(v.begin(), v.end());
-}
-
-// A tensor's values as doubles, whatever its floating dtype.
-std::vector<double> values(const Tensor& t) {
-  if (t.dtype() == DType::f64) return t.to_vector<double>();
-  return cast<double>(t.to_vector<float>());
 }
 
 }  // namespace
@@ -172,18 +166,14 @@ TEST_CASE("conv2d gradient check of the double oracle (x, w, b)", "[cpu][gradche
     // L = Σ r·y + ½ Σ y² (nonlinear in x and w), so dL/dy = r + y.
     auto loss = [&] {
       kiln::cpu::conv2d_forward(y.data(), x.data(), w.data(), c.bias ? b.data() : nullptr, s);
-      double l = 0;
-      for (int64_t i = 0; i < n.y; ++i) l += r[i] * y[i] + 0.5 * y[i] * y[i];
-      return l;
+      return probe_loss(y, r);
     };
     loss();
-    std::vector<double> dy(n.y);
-    for (int64_t i = 0; i < n.y; ++i) dy[i] = r[i] + y[i];
+    const std::vector<double> dy = probe_loss_grad(y, r);
     std::vector<double> dx(n.x), dw(n.w, 0.0), db(c.c_out, 0.0);
     kiln::cpu::conv2d_backward_data(dx.data(), dy.data(), w.data(), s);
     kiln::cpu::conv2d_backward_filter(dw.data(), c.bias ? db.data() : nullptr, dy.data(), x.data(),
                                       s);
-    using kiln::test::sample_indices;
     kiln::test::expect_gradient_close("x", x.data(), n.x, dx.data(), loss, 1e-6,
                                       sample_indices(n.x, 48, seed));
     kiln::test::expect_gradient_close("w", w.data(), n.w, dw.data(), loss, 1e-6,
@@ -271,14 +261,7 @@ TEST_CASE("conv2d gradient semantics: dx overwritten, dw and db accumulate", "[c
     for (double sentinel : {double(NAN), 1e30}) {
       INFO("dtype " << kiln::dtype_name(dtype) << ", dx pre-filled with " << sentinel);
       auto make = [&](kiln::Shape shape, const std::vector<double>& v) {
-        Tensor t(shape, dtype);
-        for (int64_t i = 0; i < t.numel(); ++i) {
-          if (dtype == DType::f64)
-            t.data<double>()[i] = v[i];
-          else
-            t.data<float>()[i] = float(v[i]);
-        }
-        return t;
+        return make_tensor(shape, v, dtype);
       };
       Tensor xt = make({c.n, c.h, c.w, c.c_in}, x), wt = make({c.c_out, c.kh, c.kw, c.c_in}, w);
       Tensor dyt = make({c.n, s.out_h(), s.out_w(), c.c_out}, dy);

@@ -19,7 +19,7 @@
 #include "kernels/conv2d.h"
 #include "kernels/cpu/fast/gemm.h"
 #include "kernels/linear.h"
-#include "tests/support/gradcheck.h"
+#include "tests/support/random.h"
 
 using kiln::Conv2dShape;
 using kiln::LinearShape;

@@ -17,13 +17,12 @@
 #include "kernels/dropout.h"
 #include "tests/support/compare.h"
 #include "tests/support/gradcheck.h"
+#include "tests/support/random.h"
 #include "tests/support/tensors.h"
 
 using kiln::DType;
 using kiln::Tensor;
-using kiln::test::make_tensor;
-using kiln::test::random_vector;
-using kiln::test::read_doubles;
+using namespace kiln::test;
 
 namespace {
 
@@ -43,8 +42,7 @@ TEST_CASE("dropout: the mask is philox_uniform(seed, offset, i) >= p", "[cpu]") 
     const Tensor xt = make_tensor({n}, x, dtype);
     kiln::dropout_forward(y, xt, p, kSeed, kOffset);
     kiln::dropout_backward(dx, xt, p, kSeed, kOffset);
-    const std::vector<double> xs = read_doubles(xt), got = read_doubles(y),
-                              got_back = read_doubles(dx);
+    const std::vector<double> xs = values(xt), got = values(y), got_back = values(dx);
     std::vector<double> want(n);
     int64_t kept = 0;
     for (int64_t i = 0; i < n; ++i) {
@@ -104,8 +102,7 @@ TEST_CASE("dropout: backward regenerates the forward's mask", "[cpu]") {
     Tensor y = Tensor::full({n}, NAN, dtype), dx = Tensor::full({n}, NAN, dtype);
     kiln::dropout_forward(y, x, p, kSeed, kOffset);
     kiln::dropout_backward(dx, dy, p, kSeed, kOffset);
-    const std::vector<double> xs = read_doubles(x), ys = read_doubles(y), dys = read_doubles(dy),
-                              dxs = read_doubles(dx);
+    const std::vector<double> xs = values(x), ys = values(y), dys = values(dy), dxs = values(dx);
     int64_t mismatches = 0;
     for (int64_t i = 0; i < n; ++i) {
       const bool kept_forward = ys[i] != 0, kept_backward = dxs[i] != 0;
@@ -125,8 +122,8 @@ TEST_CASE("dropout: p = 0 is the identity", "[cpu]") {
     Tensor y = Tensor::full({n}, NAN, dtype), dx = Tensor::full({n}, NAN, dtype);
     kiln::dropout_forward(y, x, 0.f, kSeed, kOffset);
     kiln::dropout_backward(dx, x, 0.f, kSeed, kOffset);
-    kiln::test::expect_close("y", read_doubles(y), read_doubles(x), 0, 0);
-    kiln::test::expect_close("dx", read_doubles(dx), read_doubles(x), 0, 0);
+    kiln::test::expect_close("y", values(y), values(x), 0, 0);
+    kiln::test::expect_close("dx", values(dx), values(x), 0, 0);
   }
 }
 
@@ -171,8 +168,8 @@ TEST_CASE("dropout: the float path matches the double oracle", "[cpu]") {
       kiln::dropout_forward(yt, xt, p, kSeed, kOffset);
       kiln::dropout_backward(dxt, xt, p, kSeed, kOffset);
       const double rtol = 4 * std::ldexp(1.0, -24);
-      kiln::test::expect_close("y", read_doubles(yt), y, 0, rtol);
-      kiln::test::expect_close("dx", read_doubles(dxt), dx, 0, rtol);
+      kiln::test::expect_close("y", values(yt), y, 0, rtol);
+      kiln::test::expect_close("dx", values(dxt), dx, 0, rtol);
     }
   }
 }

@@ -14,14 +14,12 @@
 #include "core/memory.h"
 #include "kernels/elementwise.h"
 #include "tests/support/compare.h"
-#include "tests/support/gradcheck.h"
+#include "tests/support/random.h"
 #include "tests/support/tensors.h"
 
 using kiln::DType;
 using kiln::Tensor;
-using kiln::test::make_tensor;
-using kiln::test::random_vector;
-using kiln::test::read_doubles;
+using namespace kiln::test;
 
 namespace {
 
@@ -43,14 +41,14 @@ TEST_CASE("elementwise: scale and bias_add on known values", "[cpu]") {
     INFO("dtype " << kiln::dtype_name(dtype));
     Tensor x = make_tensor({3}, {1, -2, 3}, dtype);
     kiln::scale(x, 0.5);
-    CHECK(read_doubles(x) == std::vector<double>{0.5, -1, 1.5});
+    CHECK(values(x) == std::vector<double>{0.5, -1, 1.5});
     // y [2][2][3] += b [3] along the last (channel) dimension, NHWC style.
     Tensor y = make_tensor({2, 2, 3}, {0, 0, 0, 1, 1, 1, 2, 2, 2, 3, 3, 3}, dtype);
     kiln::bias_add(y, make_tensor({3}, {10, 20, 30}, dtype));
-    CHECK(read_doubles(y) == std::vector<double>{10, 20, 30, 11, 21, 31, 12, 22, 32, 13, 23, 33});
+    CHECK(values(y) == std::vector<double>{10, 20, 30, 11, 21, 31, 12, 22, 32, 13, 23, 33});
     Tensor row = make_tensor({3}, {1, 2, 3}, dtype);
     kiln::bias_add(row, make_tensor({3}, {-1, -2, -3}, dtype));
-    CHECK(read_doubles(row) == std::vector<double>{0, 0, 0});
+    CHECK(values(row) == std::vector<double>{0, 0, 0});
   }
 }
 
@@ -85,7 +83,7 @@ TEST_CASE("elementwise: the float path matches the double oracle", "[cpu]") {
     kiln::cpu::scale(scaled.data(), n, double(0.3f));
     Tensor xt = Tensor::from_vector<float>({n}, xf);
     kiln::scale(xt, 0.3f);
-    kiln::test::expect_close("scale", read_doubles(xt), scaled, 0, kUnit);
+    kiln::test::expect_close("scale", values(xt), scaled, 0, kUnit);
 
     const int c = 7;
     const std::vector<float> bf = random_vector<float>(c, 320 + n);
@@ -96,7 +94,7 @@ TEST_CASE("elementwise: the float path matches the double oracle", "[cpu]") {
     kiln::cpu::bias_add(y.data(), std::vector<double>(bf.begin(), bf.end()).data(), n, c);
     Tensor yt = Tensor::from_vector<float>({n, c}, yf);
     kiln::bias_add(yt, Tensor::from_vector<float>({c}, bf));
-    kiln::test::expect_close("bias_add", read_doubles(yt), y, 0, kUnit);
+    kiln::test::expect_close("bias_add", values(yt), y, 0, kUnit);
   }
 }
 

@@ -20,14 +20,13 @@
 #include "kernels/linear.h"
 #include "tests/support/compare.h"
 #include "tests/support/gradcheck.h"
+#include "tests/support/random.h"
 #include "tests/support/tensors.h"
 
 using kiln::DType;
 using kiln::LinearShape;
 using kiln::Tensor;
-using kiln::test::make_tensor;
-using kiln::test::random_vector;
-using kiln::test::read_doubles;
+using namespace kiln::test;
 
 namespace {
 
@@ -78,13 +77,13 @@ TEST_CASE("linear: hand-computed forward and backward", "[cpu]") {
     kiln::linear_forward(y, x, w, &b);
     kiln::linear_backward_data(dx, dy, w);
     kiln::linear_backward_weight(dw, &db, dy, x);
-    kiln::test::expect_close("y", read_doubles(y), std::vector<double>{1.5, 1, 3}, 0, 0);
-    kiln::test::expect_close("dx", read_doubles(dx), std::vector<double>{4, 5}, 0, 0);
-    kiln::test::expect_close("dw", read_doubles(dw), std::vector<double>{1, 2, 2, 4, 3, 6}, 0, 0);
-    kiln::test::expect_close("db", read_doubles(db), std::vector<double>{1, 2, 3}, 0, 0);
+    kiln::test::expect_close("y", values(y), std::vector<double>{1.5, 1, 3}, 0, 0);
+    kiln::test::expect_close("dx", values(dx), std::vector<double>{4, 5}, 0, 0);
+    kiln::test::expect_close("dw", values(dw), std::vector<double>{1, 2, 2, 4, 3, 6}, 0, 0);
+    kiln::test::expect_close("db", values(db), std::vector<double>{1, 2, 3}, 0, 0);
     // Without a bias the forward is x · wᵀ alone.
     kiln::linear_forward(y, x, w, nullptr);
-    kiln::test::expect_close("y without bias", read_doubles(y), std::vector<double>{1, 2, 3}, 0, 0);
+    kiln::test::expect_close("y without bias", values(y), std::vector<double>{1, 2, 3}, 0, 0);
   }
 }
 
@@ -140,12 +139,12 @@ TEST_CASE("linear: dx is overwritten, dw and db accumulate", "[cpu]") {
     kiln::linear_backward_weight(dw, &db, dy, x);
     kiln::linear_backward_weight(dw, &db, dy, x);  // twice: sentinel + 2·grad
     const double tol = dtype == DType::f64 ? 1e-14 : 1e-6;
-    std::vector<double> want_dw = read_doubles(dw0), want_db = read_doubles(db0);
+    std::vector<double> want_dw = values(dw0), want_db = values(db0);
     for (double& v : want_dw) v = sentinel_w + 2 * v;
     for (double& v : want_db) v = sentinel_b + 2 * v;
-    kiln::test::expect_close("dx (NaN-filled before)", read_doubles(dx), read_doubles(dx0), 0, 0);
-    kiln::test::expect_close("dw (0.25 + 2 grad)", read_doubles(dw), want_dw, tol, tol);
-    kiln::test::expect_close("db (-0.5 + 2 grad)", read_doubles(db), want_db, tol, tol);
+    kiln::test::expect_close("dx (NaN-filled before)", values(dx), values(dx0), 0, 0);
+    kiln::test::expect_close("dw (0.25 + 2 grad)", values(dw), want_dw, tol, tol);
+    kiln::test::expect_close("db (-0.5 + 2 grad)", values(db), want_db, tol, tol);
   }
 }
 
@@ -191,10 +190,10 @@ TEST_CASE("linear: the float fast path matches the double oracle", "[cpu]") {
     kiln::linear_forward(yt, xt, wt, &bt);
     kiln::linear_backward_data(dxt, dyt, wt);
     kiln::linear_backward_weight(dwt, &dbt, dyt, xt);
-    expect_within_sum_bound("y", read_doubles(yt), y, y_abs, s.in + 1);
-    expect_within_sum_bound("dx", read_doubles(dxt), dx, dx_abs, s.out);
-    expect_within_sum_bound("dw", read_doubles(dwt), dw, dw_abs, s.n + 1);
-    expect_within_sum_bound("db", read_doubles(dbt), db, db_abs, s.n + 1);
+    expect_within_sum_bound("y", values(yt), y, y_abs, s.in + 1);
+    expect_within_sum_bound("dx", values(dxt), dx, dx_abs, s.out);
+    expect_within_sum_bound("dw", values(dwt), dw, dw_abs, s.n + 1);
+    expect_within_sum_bound("db", values(dbt), db, db_abs, s.n + 1);
   }
 }
 

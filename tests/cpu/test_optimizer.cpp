@@ -16,16 +16,14 @@
 #include "core/memory.h"
 #include "kernels/optimizer.h"
 #include "tests/support/compare.h"
-#include "tests/support/gradcheck.h"
+#include "tests/support/random.h"
 #include "tests/support/tensors.h"
 
 using kiln::AdamParams;
 using kiln::DType;
 using kiln::SgdParams;
 using kiln::Tensor;
-using kiln::test::make_tensor;
-using kiln::test::random_vector;
-using kiln::test::read_doubles;
+using namespace kiln::test;
 
 namespace {
 
@@ -41,7 +39,7 @@ std::vector<std::vector<double>> run_sgd(SgdParams p, DType dtype) {
   for (size_t s = 0; s < kGrads.size(); ++s) {
     p.step = static_cast<int64_t>(s) + 1;
     kiln::sgd_update(param, &buf, make_tensor({4}, kGrads[s], dtype), p);
-    out.push_back(read_doubles(param));
+    out.push_back(values(param));
   }
   return out;
 }
@@ -53,7 +51,7 @@ std::vector<std::vector<double>> run_adam(AdamParams p, DType dtype) {
   for (size_t s = 0; s < kGrads.size(); ++s) {
     p.step = static_cast<int64_t>(s) + 1;
     kiln::adam_update(param, m, v, make_tensor({4}, kGrads[s], dtype), p);
-    out.push_back(read_doubles(param));
+    out.push_back(values(param));
   }
   return out;
 }
@@ -90,12 +88,12 @@ TEST_CASE("optimizer: SGD, two steps by hand with momentum, Nesterov and weight 
       const Tensor grad = make_tensor({1}, {0.5}, dtype);
       p.step = 1;
       kiln::sgd_update(param, &buf, grad, p);
-      CHECK(read_doubles(param)[0] == (nesterov ? 0.8359375 : 0.90625));
-      CHECK(read_doubles(buf)[0] == 0.75);
+      CHECK(values(param)[0] == (nesterov ? 0.8359375 : 0.90625));
+      CHECK(values(buf)[0] == 0.75);
       p.step = 2;
       kiln::sgd_update(param, &buf, grad, p);
-      CHECK(read_doubles(param)[0] == (nesterov ? 0.62811279296875 : 0.7451171875));
-      CHECK(read_doubles(buf)[0] == (nesterov ? 1.271484375 : 1.2890625));
+      CHECK(values(param)[0] == (nesterov ? 0.62811279296875 : 0.7451171875));
+      CHECK(values(buf)[0] == (nesterov ? 1.271484375 : 1.2890625));
     }
   }
   // Without momentum the buffer may be absent: p = 1 − 0.125·(0.5 + 0.25) = 0.90625.
@@ -104,7 +102,7 @@ TEST_CASE("optimizer: SGD, two steps by hand with momentum, Nesterov and weight 
   plain.weight_decay = 0.25f;
   Tensor param = make_tensor({1}, {1.0}, DType::f64);
   kiln::sgd_update(param, nullptr, make_tensor({1}, {0.5}, DType::f64), plain);
-  CHECK(read_doubles(param)[0] == 0.90625);
+  CHECK(values(param)[0] == 0.90625);
 }
 
 TEST_CASE("optimizer: Adam and AdamW, one step by hand", "[cpu]") {
@@ -128,7 +126,7 @@ TEST_CASE("optimizer: Adam and AdamW, one step by hand", "[cpu]") {
       Tensor param = make_tensor({1}, {1.0}, dtype), m = Tensor::zeros({1}, dtype),
              v = Tensor::zeros({1}, dtype);
       kiln::adam_update(param, m, v, make_tensor({1}, {0.5}, dtype), params);
-      return std::vector<double>{read_doubles(param)[0], read_doubles(m)[0], read_doubles(v)[0]};
+      return std::vector<double>{values(param)[0], values(m)[0], values(v)[0]};
     };
     const std::vector<double> adam = step(p);
     CHECK(adam == std::vector<double>{0.9375, 0.125, 0.015625});
@@ -254,7 +252,7 @@ TEST_CASE("optimizer: the float path matches the double oracle", "[cpu]") {
           kiln::adam_update(pt, mt, vt, gt, adam);
         }
       }
-      kiln::test::expect_close("param", read_doubles(pt), p, 1e-6, 1e-6);
+      kiln::test::expect_close("param", values(pt), p, 1e-6, 1e-6);
     }
   }
 }

@@ -16,14 +16,13 @@
 #include "kernels/softmax_xent.h"
 #include "tests/support/compare.h"
 #include "tests/support/gradcheck.h"
+#include "tests/support/random.h"
 #include "tests/support/tensors.h"
 
 using kiln::DType;
 using kiln::SoftmaxXentShape;
 using kiln::Tensor;
-using kiln::test::make_tensor;
-using kiln::test::random_vector;
-using kiln::test::read_doubles;
+using namespace kiln::test;
 
 namespace {
 
@@ -42,7 +41,7 @@ Result run(const std::vector<double>& logits, const std::vector<int32_t>& labels
   Tensor loss = Tensor::full({1}, NAN, dtype), dz = Tensor::full({n, classes}, NAN, dtype);
   Tensor correct = Tensor::full({n}, -7, DType::i32);
   kiln::softmax_cross_entropy(loss, &dz, &correct, z, y);
-  return {read_doubles(loss)[0], read_doubles(dz), correct.to_vector<int32_t>()};
+  return {values(loss)[0], values(dz), correct.to_vector<int32_t>()};
 }
 
 }  // namespace

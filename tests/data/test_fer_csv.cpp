@@ -10,14 +10,14 @@
 #include "core/error.h"
 #include "data/fer_csv.h"
 #include "data/image.h"
-#include "tests/data/temp_dir.h"
+#include "tests/support/temp_dir.h"
 #include "tests/support/thread_counts.h"
 
 using Catch::Matchers::Contains;
 using kiln::data::Dataset;
 using kiln::data::ImageSpec;
 using kiln::data::load_fer_csv;
-using kiln::data::test::TempDir;
+using kiln::test::TempDir;
 
 namespace {
 
@@ -228,7 +228,7 @@ TEST_CASE("load_dataset picks the source by what the path is", "[cpu][data]") {
   auto s = kiln::data::load_dataset(csv, ImageSpec{1, 48, 48}, 0);
   CHECK(s.train.size() == 1);
   CHECK(s.val.size() == 1);
-  CHECK_THROWS_WITH(kiln::data::load_dataset(dir.str("missing"), ImageSpec{}, 0),
+  CHECK_THROWS_WITH(kiln::data::load_dataset((dir / "missing"), ImageSpec{}, 0),
                     Contains("does not exist") && Contains("synthetic"));
 }
 
@@ -292,7 +292,7 @@ TEST_CASE("FER CSV: emotions that overflow an int are out of range, not wrapped"
 
 TEST_CASE("FER CSV: only regular files are read", "[cpu][data]") {
   TempDir dir;
-  const std::string fifo = dir.str("fifo.csv");
+  const std::string fifo = (dir / "fifo.csv");
   REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
   CHECK_THROWS_WITH(load_fer_csv(fifo, ImageSpec{}),
                     Contains("FIFO") && Contains("not a regular file") && Contains("fifo.csv"));

@@ -12,14 +12,14 @@
 #include "core/error.h"
 #include "data/image.h"
 #include "data/image_folder.h"
-#include "tests/data/temp_dir.h"
+#include "tests/support/temp_dir.h"
 #include "tests/support/thread_counts.h"
 
 using Catch::Matchers::Contains;
 using kiln::data::ImageSpec;
 using kiln::data::load_image;
 using kiln::data::load_image_folder;
-using kiln::data::test::TempDir;
+using kiln::test::TempDir;
 
 namespace {
 
@@ -119,10 +119,10 @@ TEST_CASE("image folder: other names are sorted alphabetically, train/val/test l
 TEST_CASE("load_image converts one file for predict", "[cpu][data]") {
   TempDir dir;
   write_image(dir.path() / "face.png", 96, 64, {10, 20, 30, 255});
-  auto gray = load_image(dir.str("face.png"), 1, 48, 48);
+  auto gray = load_image((dir / "face.png"), 1, 48, 48);
   REQUIRE(gray.size() == 48 * 48);
   CHECK(int(gray[100]) == 18);  // 0.299*10 + 0.587*20 + 0.114*30 = 18.2
-  auto rgb = load_image(dir.str("face.png"), ImageSpec{3, 128, 128});
+  auto rgb = load_image((dir / "face.png"), ImageSpec{3, 128, 128});
   REQUIRE(rgb.size() == 3 * 128 * 128);
   CHECK((int(rgb[0]) == 10 && int(rgb[1]) == 20 && int(rgb[2]) == 30));
 }
@@ -130,7 +130,7 @@ TEST_CASE("load_image converts one file for predict", "[cpu][data]") {
 TEST_CASE("image folder: bad inputs give clear errors", "[cpu][data]") {
   TempDir dir;
   SECTION("missing directory") {
-    CHECK_THROWS_WITH(load_image_folder(dir.str("nope"), ImageSpec{}),
+    CHECK_THROWS_WITH(load_image_folder((dir / "nope"), ImageSpec{}),
                       Contains("does not exist") && Contains("nope"));
   }
   SECTION("no class folders") {
@@ -151,7 +151,7 @@ TEST_CASE("image folder: bad inputs give clear errors", "[cpu][data]") {
     CHECK_THROWS_WITH(load_image(bad, ImageSpec{}), Contains(bad) && Contains("corrupt"));
   }
   SECTION("a missing image file") {
-    CHECK_THROWS_WITH(load_image(dir.str("none.png"), ImageSpec{}), Contains("does not exist"));
+    CHECK_THROWS_WITH(load_image((dir / "none.png"), ImageSpec{}), Contains("does not exist"));
   }
 }
 

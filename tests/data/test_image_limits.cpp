@@ -12,7 +12,7 @@
 
 #include "core/error.h"
 #include "data/image.h"
-#include "tests/data/temp_dir.h"
+#include "tests/support/temp_dir.h"
 
 using Catch::Matchers::Contains;
 using kiln::data::decode_image;
@@ -135,8 +135,8 @@ TEST_CASE("images: the caps are raised or lowered through the environment", "[cp
 }
 
 TEST_CASE("images: only regular files are read", "[cpu][data]") {
-  kiln::data::test::TempDir dir;
-  const std::string fifo = dir.str("fifo.png");
+  kiln::test::TempDir dir;
+  const std::string fifo = (dir / "fifo.png");
   REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
   CHECK_THROWS_WITH(kiln::data::load_image(fifo, ImageSpec{}), Contains("FIFO"));
   CHECK_THROWS_WITH(kiln::data::load_image("/dev/zero", ImageSpec{}), Contains("character device"));

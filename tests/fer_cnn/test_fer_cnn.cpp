@@ -30,8 +30,10 @@
 
 #include "io/file.h"
 #include "optim/checkpoint.h"
+#include "tests/support/temp_dir.h"
 
 namespace fs = std::filesystem;
+using namespace kiln::test;
 
 namespace {
 
@@ -66,22 +68,6 @@ std::vector<Result> run_all(const std::vector<std::string>& commands) {
 
 Result run(const std::string& exe, const std::string& args) {
   return run_all({exe + " " + args})[0];
-}
-
-struct TempDir {
-  fs::path path;
-  explicit TempDir(const std::string& name) {
-    path = fs::temp_directory_path() / ("kiln_fer_" + name + "_" + std::to_string(::getpid()));
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() { fs::remove_all(path); }
-  std::string operator/(const std::string& f) const { return (path / f).string(); }
-};
-
-std::string slurp(const std::string& p) {
-  std::ifstream in(p, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), {});
 }
 
 void write(const std::string& p, const std::string& s) {
@@ -153,8 +139,8 @@ void train_eval_predict(const std::string& exe, const std::string& device) {
   CHECK_THAT(t.output, Catch::Contains("21 train / 21 val images"));
   CHECK_THAT(t.output, Catch::Contains("epoch 2/2"));
   for (const char* f : {"best.safetensors", "last.safetensors", "last.train.safetensors"})
-    CHECK(fs::exists(dir.path / "run" / f));
-  const std::string history = slurp(dir / "run/history.csv");
+    CHECK(fs::exists(dir.path() / "run" / f));
+  const std::string history = file_contents(dir / "run/history.csv");
   CHECK_THAT(history,
              Catch::StartsWith("epoch,train_loss,train_acc,val_loss,val_acc,lr,seconds\n1,"));
   CHECK(std::count(history.begin(), history.end(), '\n') == 3);
@@ -206,8 +192,8 @@ TEST_CASE("report and filters work for any class names the checkpoint carries", 
   TempDir dir("classes");
   const std::vector<std::string> names = {"cat", "dog", "owl"};
   for (size_t c = 0; c < names.size(); ++c) {
-    fs::create_directories(dir.path / "img/train" / names[c]);
-    fs::create_directories(dir.path / "img/test" / names[c]);
+    fs::create_directories(dir.path() / "img/train" / names[c]);
+    fs::create_directories(dir.path() / "img/test" / names[c]);
     for (int i = 0; i < 6; ++i)
       write_bmp(dir / ("img/train/" + names[c] + "/" + std::to_string(i) + ".bmp"), 24, 24,
                 int(60 * c) + 10 * i);
@@ -219,12 +205,12 @@ TEST_CASE("report and filters work for any class names the checkpoint carries", 
   const Result r = run(
       kExe, "report --run " + (dir / "run") + " --steps 2 --filters 1 --per-class 1 --device cpu");
   REQUIRE(r.code == 0);
-  const std::string html = slurp(dir / "run/report.html");
+  const std::string html = file_contents(dir / "run/report.html");
   for (const std::string& n : names) CHECK_THAT(html, Catch::Contains(n));
   // No FER class name and no comparison with the FER2013 run, which concern FER's classes only.
   for (const char* fer : {"happy", "angry", "neutral", "FER2013"})
     CHECK_THAT(html, !Catch::Contains(fer));
-  CHECK(fs::exists(dir.path / "run/analysis/saliency.png"));
+  CHECK(fs::exists(dir.path() / "run/analysis/saliency.png"));
 
   // The feature maps show the test image the model is surest of: the largest probability of
   // its true class, as `predict` prints it (4 decimals, so a near tie may go either way).
@@ -278,7 +264,7 @@ TEST_CASE("fer_cnn train --resume continues a run bit for bit", "[cpu][fer_cnn]"
     CHECK(a.tensors[i].bytes == b.tensors[i].bytes);
   }
   // history.csv of the resumed run has all three epochs.
-  const std::string history = slurp(dir / "b/history.csv");
+  const std::string history = file_contents(dir / "b/history.csv");
   CHECK(std::count(history.begin(), history.end(), '\n') == 4);
 }
 
@@ -327,8 +313,8 @@ TEST_CASE("bad data: a clear message, a non-zero exit", "[cpu][fer_cnn]") {
     CHECK_THAT(r.output, Catch::Contains("s.csv") && Catch::Contains("50"));
   }
   SECTION("a folder with no images") {
-    fs::create_directories(dir.path / "empty/happy");
-    fs::create_directories(dir.path / "empty/sad");
+    fs::create_directories(dir.path() / "empty/happy");
+    fs::create_directories(dir.path() / "empty/sad");
     write(dir / "empty/happy/readme.txt", "no images here");
     Result r = train(dir / "empty");
     CHECK(r.code != 0);
@@ -336,11 +322,11 @@ TEST_CASE("bad data: a clear message, a non-zero exit", "[cpu][fer_cnn]") {
   }
   SECTION("a corrupt image in a folder") {
     for (const char* c : {"happy", "sad"}) {
-      fs::create_directories(dir.path / "faces" / c);
+      fs::create_directories(dir.path() / "faces" / c);
       for (int i = 0; i < 3; ++i)
         // std::string("f") first: g++ 12 -O2 warns falsely on "literal" + std::string (-Wrestrict).
         write_bmp(
-            (dir.path / "faces" / c / (std::string("f") += std::to_string(i) + ".bmp")).string(),
+            (dir.path() / "faces" / c / (std::string("f") += std::to_string(i) + ".bmp")).string(),
             48, 48, 60 + 40 * i);
     }
     write(dir / "faces/sad/broken.png", "\x89PNG\r\n\x1a\n this is not really a png");
@@ -353,7 +339,7 @@ TEST_CASE("bad data: a clear message, a non-zero exit", "[cpu][fer_cnn]") {
     CHECK(r.code != 0);
     CHECK_THAT(r.output, Catch::Contains("nope.csv"));
   }
-  CHECK_FALSE(fs::exists(dir.path / "run" / "last.safetensors"));
+  CHECK_FALSE(fs::exists(dir.path() / "run" / "last.safetensors"));
 }
 
 TEST_CASE("hostile checkpoints and inputs: refused with a clear message, never a crash or a hang",
@@ -402,7 +388,7 @@ TEST_CASE("hostile checkpoints and inputs: refused with a clear message, never a
   SECTION("an image declaring more pixels than the cap") {
     // A 4x4 BMP whose header is made to claim 20000x20000 (its data stays 48 bytes).
     write_bmp(dir / "huge.bmp", 4, 4, 90);
-    std::string bmp = slurp(dir / "huge.bmp");
+    std::string bmp = file_contents(dir / "huge.bmp");
     for (int at : {18, 22})
       for (int i = 0; i < 4; ++i) bmp[size_t(at + i)] = char((20000u >> (8 * i)) & 0xff);
     write(dir / "huge.bmp", bmp);
@@ -417,15 +403,15 @@ TEST_CASE("bad checkpoints and images, non-finite loss: clear messages, saved fi
           "[cpu][fer_cnn]") {
   TempDir dir("bad_ckpt");
   const std::string base = train_tiny_run(dir);
-  const std::string last = slurp(dir / "run/last.safetensors");
-  const std::string best = slurp(dir / "run/best.safetensors");
-  const std::string state = slurp(dir / "run/last.train.safetensors");
-  const std::string history = slurp(dir / "run/history.csv");
+  const std::string last = file_contents(dir / "run/last.safetensors");
+  const std::string best = file_contents(dir / "run/best.safetensors");
+  const std::string state = file_contents(dir / "run/last.train.safetensors");
+  const std::string history = file_contents(dir / "run/history.csv");
   auto intact = [&] {
-    CHECK(slurp(dir / "run/last.safetensors") == last);
-    CHECK(slurp(dir / "run/best.safetensors") == best);
-    CHECK(slurp(dir / "run/last.train.safetensors") == state);
-    CHECK(slurp(dir / "run/history.csv") == history);
+    CHECK(file_contents(dir / "run/last.safetensors") == last);
+    CHECK(file_contents(dir / "run/best.safetensors") == best);
+    CHECK(file_contents(dir / "run/last.train.safetensors") == state);
+    CHECK(file_contents(dir / "run/history.csv") == history);
   };
 
   SECTION("resuming with another architecture names the tensor") {
@@ -505,7 +491,7 @@ void check_files_load(const fs::path& dir) {
     CHECK_NOTHROW(kiln::read_safetensors((dir / f).string()));
   }
   if (fs::exists(dir / "history.csv")) {
-    std::istringstream in(slurp((dir / "history.csv").string()));
+    std::istringstream in(file_contents((dir / "history.csv").string()));
     std::string line;
     REQUIRE(std::getline(in, line));
     CHECK(line == "epoch,train_loss,train_acc,val_loss,val_acc,lr,seconds");
@@ -529,7 +515,7 @@ void check_same_tensors(const std::string& a_path, const std::string& b_path) {
 
 // history.csv without its last column (the seconds an epoch took).
 std::string history_without_seconds(const std::string& path) {
-  std::istringstream in(slurp(path));
+  std::istringstream in(file_contents(path));
   std::string line, out;
   while (std::getline(in, line)) out += line.substr(0, line.rfind(',')) + "\n";
   return out;
@@ -550,7 +536,7 @@ TEST_CASE("a save writes, fsyncs, renames and syncs the folder, the training sta
                         "history.csv", "curves.png", "curves.svg"})
     for (const char* phase : {"after-write", "after-fsync", "after-rename", "after-dirsync"})
       expected.push_back(std::string(phase) + " " + f);
-  std::istringstream in(slurp(dir / "log"));
+  std::istringstream in(file_contents(dir / "log"));
   std::vector<std::string> got;
   for (std::string line; std::getline(in, line);)
     got.push_back(line.substr(0, line.find(' ') + 1) +
@@ -564,18 +550,18 @@ TEST_CASE("train refuses to replace a run unless told to resume or replace it", 
   const std::string train = "train --data " + (dir / "fer.csv") + " --epochs 1 --device cpu " +
                             "--out " + (dir / "run") + kTiny;
   REQUIRE(run(kExe, train).code == 0);
-  const std::string best = slurp(dir / "run/best.safetensors");
+  const std::string best = file_contents(dir / "run/best.safetensors");
   Result again = run(kExe, train + " --seed 2");
   CHECK(again.code == 2);
   CHECK_THAT(again.output, Catch::Contains("already holds a training run") &&
                                Catch::Contains("--resume") && Catch::Contains("--replace"));
-  CHECK(slurp(dir / "run/best.safetensors") == best);
+  CHECK(file_contents(dir / "run/best.safetensors") == best);
   CHECK(run(kExe, train + " --resume --replace").code == 2);
-  CHECK(slurp(dir / "run/best.safetensors") == best);
+  CHECK(file_contents(dir / "run/best.safetensors") == best);
   Result replaced = run(kExe, train + " --seed 2 --replace");
   CHECK(replaced.code == 0);
   CHECK_THAT(replaced.output, Catch::Contains("deleted the previous run"));
-  CHECK(slurp(dir / "run/best.safetensors") != best);
+  CHECK(file_contents(dir / "run/best.safetensors") != best);
 }
 
 TEST_CASE("a run killed at any write phase resumes to the uninterrupted run's weights",
@@ -604,7 +590,7 @@ TEST_CASE("a run killed at any write phase resumes to the uninterrupted run's we
   const std::string env = "env KILN_TEST_STOP_AT=";
   for (size_t first = 0; first < points.size(); first += 4) {
     const size_t last = std::min(points.size(), first + 4);
-    auto out = [&](size_t i) { return dir.path / (std::string("k") += std::to_string(i)); };
+    auto out = [&](size_t i) { return dir.path() / (std::string("k") += std::to_string(i)); };
     std::vector<std::string> kills, resumes;
     for (size_t i = first; i < last; ++i)
       kills.push_back(env + points[i] + " " + kExe + " " + common + " --out " + out(i).string());
@@ -686,18 +672,18 @@ TEST_CASE("a diverging run stops with a message and saves nothing after it", "[c
     CHECK(r.code == 1);
     CHECK_THAT(r.output, Catch::Contains("diverged") && Catch::Contains("--lr 100") &&
                              Catch::Contains("divergence limit"));
-    CHECK_FALSE(fs::exists(dir.path / "run/best.safetensors"));
-    CHECK_FALSE(fs::exists(dir.path / "run/last.train.safetensors"));
+    CHECK_FALSE(fs::exists(dir.path() / "run/best.safetensors"));
+    CHECK_FALSE(fs::exists(dir.path() / "run/last.train.safetensors"));
   }
   SECTION("after a good epoch: the saved files stay as they were") {
     REQUIRE(run(kExe, base + " --epochs 1 --out " + (dir / "run")).code == 0);
-    const std::string best = slurp(dir / "run/best.safetensors");
-    const std::string state = slurp(dir / "run/last.train.safetensors");
+    const std::string best = file_contents(dir / "run/best.safetensors");
+    const std::string state = file_contents(dir / "run/last.train.safetensors");
     Result r = run(kExe, base + " --epochs 2 --lr 50 --resume --out " + (dir / "run"));
     CHECK(r.code == 1);
     CHECK_THAT(r.output, Catch::Contains("diverged") || Catch::Contains("not finite"));
-    CHECK(slurp(dir / "run/best.safetensors") == best);
-    CHECK(slurp(dir / "run/last.train.safetensors") == state);
+    CHECK(file_contents(dir / "run/best.safetensors") == best);
+    CHECK(file_contents(dir / "run/last.train.safetensors") == state);
   }
 }
 

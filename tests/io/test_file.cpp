@@ -14,10 +14,10 @@
 #include <vector>
 
 #include "io/file.h"
-#include "tests/data/temp_dir.h"
+#include "tests/support/temp_dir.h"
 
 namespace fs = std::filesystem;
-using kiln::data::test::TempDir;
+using kiln::test::TempDir;
 
 TEST_CASE("read_regular_file: exact bytes, a size limit, clear errors", "[cpu][io]") {
   const TempDir dir;

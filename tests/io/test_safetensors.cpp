@@ -10,11 +10,11 @@
 #include <vector>
 
 #include "io/safetensors.h"
-#include "tests/data/temp_dir.h"
+#include "tests/support/temp_dir.h"
 
 using namespace kiln;
 using Catch::Contains;
-using kiln::data::test::TempDir;
+using kiln::test::TempDir;
 
 namespace {
 

@@ -19,24 +19,15 @@
 #include "layers/pooling.h"
 #include "layers/sequential.h"
 #include "optim/checkpoint.h"
-#include "tests/layers/helpers.h"
+#include "tests/support/random.h"
+#include "tests/support/tensors.h"
+#include "tests/support/temp_dir.h"
 
 using namespace kiln;
-using kiln::test::values;
+using namespace kiln::test;
 namespace fs = std::filesystem;
 
 namespace {
-fs::path temp_dir(const std::string& name) {
-  fs::path p = fs::temp_directory_path() / ("kiln_ckpt_" + name + "_" + std::to_string(::getpid()));
-  fs::remove_all(p);
-  fs::create_directories(p);
-  return p;
-}
-
-std::string slurp(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), {});
-}
 
 // One training step on fixed random data.
 double train_step(Sequential& net, Optimizer& opt, uint64_t seed, int size = 32, int channels = 1) {
@@ -104,7 +95,8 @@ TEST_CASE("a hand-built network needs no set_input_shape, and an unknown layout 
     net->init(7);
     return net;
   };
-  const fs::path dir = temp_dir("handbuilt");
+  const TempDir tmp("handbuilt");
+  const fs::path& dir = tmp.path();
   const std::string shaped_path = (dir / "shaped.safetensors").string();
   const std::string forwarded_path = (dir / "forwarded.safetensors").string();
   const Tensor x = kiln::test::random_tensor<float>({2, 6, 4, 3}, 3);
@@ -114,7 +106,7 @@ TEST_CASE("a hand-built network needs no set_input_shape, and an unknown layout 
   auto forwarded = build();  // no set_input_shape: one forward tells the Flatten its shape
   forwarded->forward(x, Mode::eval);
   save_model(forwarded_path, *forwarded);
-  CHECK(slurp(forwarded_path) == slurp(shaped_path));
+  CHECK(file_contents(forwarded_path) == file_contents(shaped_path));
   // And the columns really are in PyTorch's C*H*W order (here unlike Kiln's H*W*C).
   {
     const std::vector<double> w = values(*(*forwarded)[4].params()[0].value);
@@ -171,7 +163,8 @@ TEST_CASE("a hand-built network needs no set_input_shape, and an unknown layout 
 
 TEST_CASE("save and load round-trip exactly, another architecture is refused by name",
           "[cpu][checkpoint]") {
-  fs::path dir = temp_dir("roundtrip");
+  const TempDir tmp("ckpt_roundtrip");
+  const fs::path& dir = tmp.path();
   auto net = make_fer_cnn(3, 64, 64, 7, 1.0 / 8, 3);
   Adam opt(net->flat_params(), net->flat_grads());
   train_step(*net, opt, 1, 64, 3);  // running statistics and num_batches_tracked move
@@ -204,11 +197,12 @@ TEST_CASE("save and load round-trip exactly, another architecture is refused by 
 }
 
 TEST_CASE("corrupt checkpoints are refused with the file named", "[cpu][checkpoint]") {
-  fs::path dir = temp_dir("corrupt");
+  const TempDir tmp("ckpt_corrupt");
+  const fs::path& dir = tmp.path();
   auto net = make_fer_cnn(1, 32, 32, 7, 1.0 / 16, 3);
   const std::string path = (dir / "m.safetensors").string();
   save_model(path, *net);
-  const std::string good = slurp(path);
+  const std::string good = file_contents(path);
   { std::ofstream(path, std::ios::binary) << good.substr(0, good.size() / 2); }
   CHECK_THROWS_WITH(load_model(path, *net), Catch::Contains(path) && Catch::Contains("truncated"));
   { std::ofstream(path, std::ios::binary) << "not a checkpoint at all"; }
@@ -219,17 +213,18 @@ TEST_CASE("corrupt checkpoints are refused with the file named", "[cpu][checkpoi
 }
 
 TEST_CASE("a failed save leaves the previous file intact", "[cpu][checkpoint]") {
-  fs::path dir = temp_dir("atomic");
+  const TempDir tmp("ckpt_atomic");
+  const fs::path& dir = tmp.path();
   auto net = make_fer_cnn(1, 32, 32, 7, 1.0 / 16, 3);
   const std::string path = (dir / "m.safetensors").string();
   save_model(path, *net);
-  const std::string before = slurp(path);
+  const std::string before = file_contents(path);
   // A tensor whose bytes do not match its shape fails inside write_safetensors, after nothing
   // was renamed.
   StFile bad = model_state_dict(*net);
   bad.tensors[0].bytes.pop_back();
   CHECK_THROWS(write_safetensors(path, bad));
-  CHECK(slurp(path) == before);
+  CHECK(file_contents(path) == before);
   // No temporary files are left behind.
   int files = 0;
   for (auto& e : fs::directory_iterator(dir)) files += e.is_regular_file();
@@ -238,7 +233,8 @@ TEST_CASE("a failed save leaves the previous file intact", "[cpu][checkpoint]") 
 }
 
 TEST_CASE("training state: a resumed run continues bit for bit", "[cpu][checkpoint]") {
-  fs::path dir = temp_dir("resume");
+  const TempDir tmp("ckpt_resume");
+  const fs::path& dir = tmp.path();
   for (const std::string kind : {"adam", "sgd"}) {
     INFO(kind);
     auto make_opt = [&](Sequential& n) -> std::unique_ptr<Optimizer> {

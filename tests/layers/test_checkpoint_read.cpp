@@ -17,23 +17,14 @@
 #include "layers/loss.h"
 #include "optim/checkpoint.h"
 #include "optim/fer_cnn_checkpoint.h"
-#include "tests/layers/helpers.h"
+#include "tests/support/random.h"
+#include "tests/support/tensors.h"
+#include "tests/support/temp_dir.h"
 
 using namespace kiln;
 using Catch::Contains;
 namespace fs = std::filesystem;
-
-namespace {
-
-fs::path temp_dir(const std::string& name) {
-  fs::path p =
-      fs::temp_directory_path() / ("kiln_ckread_" + name + "_" + std::to_string(::getpid()));
-  fs::remove_all(p);
-  fs::create_directories(p);
-  return p;
-}
-
-}  // namespace
+using kiln::test::TempDir;
 
 TEST_CASE("the model loader checks bytes against dtype and shape before copying",
           "[cpu][checkpoint]") {
@@ -48,7 +39,8 @@ TEST_CASE("the model loader checks bytes against dtype and shape before copying"
 
 TEST_CASE("the training-state loader checks dtypes, sizes and values before changing anything",
           "[cpu][checkpoint]") {
-  const fs::path dir = temp_dir("state");
+  const TempDir tmp("ckread_state");
+  const fs::path& dir = tmp.path();
   const std::string path = (dir / "s.safetensors").string();
   auto net = make_fer_cnn(1, 32, 32, 7, 1.0 / 16, 3);
   Adam adam(net->flat_params(), net->flat_grads());
@@ -175,7 +167,6 @@ TEST_CASE("the training-state loader checks dtypes, sizes and values before chan
     restore_training_state(state, "s", adam, *net);
     CHECK(snapshot() == saved);
   }
-  fs::remove_all(dir);
 }
 
 TEST_CASE("fer_cnn_weight_shapes is the built network's weights", "[cpu][checkpoint]") {

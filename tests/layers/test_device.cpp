@@ -14,8 +14,9 @@
 #include "layers/loss.h"
 #include "layers/pooling.h"
 #include "optim/optimizer.h"
-#include "tests/layers/helpers.h"
 #include "tests/support/compare.h"
+#include "tests/support/random.h"
+#include "tests/support/tensors.h"
 
 using namespace kiln;
 using kiln::test::values;

@@ -7,8 +7,8 @@
 
 #include "layers/dropout.h"
 #include "layers/fer_cnn.h"
-#include "tests/layers/helpers.h"
 #include "tests/support/gradcheck.h"
+#include "tests/support/random.h"
 
 using namespace kiln;
 

@@ -16,12 +16,12 @@
 #include "layers/loss.h"
 #include "layers/pooling.h"
 #include "layers/sequential.h"
-#include "tests/layers/helpers.h"
 #include "tests/support/compare.h"
+#include "tests/support/random.h"
+#include "tests/support/tensors.h"
 
 using namespace kiln;
-using kiln::test::random_tensor;
-using kiln::test::values;
+using namespace kiln::test;
 
 namespace {
 

@@ -11,8 +11,9 @@
 #include "layers/loss.h"
 #include "optim/optimizer.h"
 #include "optim/schedule.h"
-#include "tests/layers/helpers.h"
 #include "tests/support/compare.h"
+#include "tests/support/random.h"
+#include "tests/support/tensors.h"
 
 using namespace kiln;
 using kiln::test::values;

@@ -5,12 +5,14 @@
 // right answer in the emulator (forward order), which is the point: only the detector sees them.
 #include "core/device_code.h"
 #include "core/launch.h"
-#include "tests/simt/device_buffer.h"
 #include "tests/simt/simt_race_kernels.h"
+#include "tests/support/device_buffer.h"
 
 namespace kiln::simt_test::race {
 
 namespace {
+
+using kiln::test::DeviceBuffer;
 
 constexpr int kThreads = 64;
 

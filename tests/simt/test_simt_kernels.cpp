@@ -9,12 +9,12 @@
 #include <random>
 #include <vector>
 
-#include "tests/simt/device_buffer.h"
 #include "tests/simt/simt_test_kernels.h"
+#include "tests/support/device_buffer.h"
 #include "tests/support/every_order.h"
 
 namespace kt = kiln::simt_test;
-using kiln::simt_test::DeviceBuffer;
+using kiln::test::DeviceBuffer;
 
 namespace {
 

@@ -12,13 +12,14 @@
 #include <vector>
 
 #include "core/error.h"
-#include "tests/simt/device_buffer.h"
+#include "tests/simt/kernel_error.h"
 #include "tests/simt/simt_only_kernels.h"
 #include "tests/simt/simt_test_kernels.h"
+#include "tests/support/device_buffer.h"
 #include "tests/support/every_order.h"
 
 namespace kt = kiln::simt_test;
-using kiln::simt_test::DeviceBuffer;
+using kiln::test::DeviceBuffer;
 
 namespace {
 

@@ -11,13 +11,14 @@
 
 #include "core/error.h"
 #include "core/simt/schedule.h"
-#include "tests/simt/device_buffer.h"
+#include "tests/simt/kernel_error.h"
 #include "tests/simt/simt_only_kernels.h"
 #include "tests/simt/simt_test_kernels.h"
+#include "tests/support/device_buffer.h"
 #include "tests/support/every_order.h"
 
 namespace kt = kiln::simt_test;
-using kiln::simt_test::DeviceBuffer;
+using kiln::test::DeviceBuffer;
 
 TEST_CASE("runtime shim: memory, copies, memset", "[simt]") {
   float* d = nullptr;
@@ -288,9 +289,9 @@ TEST_CASE("launch limits: static + dynamic shared memory is held to 227 KiB", "[
   // The block fails as it runs: in the asynchronous stream mode the error is the device's sticky
   // error, reported with its message by the next synchronising call.
   CHECK(kiln::simt_test::kernel_error_of([] { kt::static_plus_dynamic(27 * 1024); }).empty());
-  CHECK(kiln::simt_test::kernel_error_of([] { kt::static_plus_dynamic(27 * 1024 + 16); })
-            .find("more than 232448 bytes of shared memory (static + dynamic)") !=
-        std::string::npos);
+  CHECK(kiln::simt_test::kernel_error_of([] {
+          kt::static_plus_dynamic(27 * 1024 + 16);
+        }).find("more than 232448 bytes of shared memory (static + dynamic)") != std::string::npos);
 }
 
 TEST_CASE("launch limits: a block larger than the kernel's KILN_LAUNCH_BOUNDS is refused",

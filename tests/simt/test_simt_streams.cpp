@@ -17,13 +17,13 @@
 #include "core/cuda_check.h"
 #include "core/error.h"
 #include "core/simt/schedule.h"
-#include "tests/simt/device_buffer.h"
 #include "tests/simt/simt_stream_kernels.h"
+#include "tests/support/device_buffer.h"
 
 namespace kt = kiln::simt_test;
 using kiln::simt::ScopedStreamMode;
 using kiln::simt::StreamMode;
-using kiln::simt_test::DeviceBuffer;
+using kiln::test::DeviceBuffer;
 
 namespace {
 

@@ -55,6 +55,20 @@ inline void expect_gradient_close(const std::string& name, double* x, int64_t n,
   CHECK(bad == 0);
 }
 
+// The probe loss L = Σ r·y + ½Σy² of a gradient check: r a fixed random projection, the square
+// making L nonlinear in y (so a wrong scale of dy cannot cancel out). probe_loss_grad is dL/dy.
+inline double probe_loss(const std::vector<double>& y, const std::vector<double>& r) {
+  double l = 0;
+  for (size_t i = 0; i < y.size(); ++i) l += r[i] * y[i] + 0.5 * y[i] * y[i];
+  return l;
+}
+inline std::vector<double> probe_loss_grad(const std::vector<double>& y,
+                                           const std::vector<double>& r) {
+  std::vector<double> dy(y.size());
+  for (size_t i = 0; i < y.size(); ++i) dy[i] = r[i] + y[i];
+  return dy;
+}
+
 // n indices sampled without replacement from [0, size) (all of them when size <= n).
 inline std::vector<int64_t> sample_indices(int64_t size, int64_t n, uint64_t seed) {
   std::vector<int64_t> all(size);
@@ -64,15 +78,6 @@ inline std::vector<int64_t> sample_indices(int64_t size, int64_t n, uint64_t see
   std::shuffle(all.begin(), all.end(), rng);
   all.resize(n);
   return all;
-}
-
-template <typename T>
-std::vector<T> random_vector(int64_t n, uint64_t seed, double lo = -1.0, double hi = 1.0) {
-  std::mt19937_64 rng(seed);
-  std::uniform_real_distribution<double> dist(lo, hi);
-  std::vector<T> v(n);
-  for (auto& e : v) e = static_cast<T>(dist(rng));
-  return v;
 }
 
 }  // namespace kiln::test

@@ -1,5 +1,6 @@
-// tests/gpu/test_cudnn_softmax.cpp — kiln::cuda::softmax_cross_entropy against cuDNN's log-softmax
-// on a real GPU ([gpu]; built only into kiln_tests_gpu, which exits 77 — skipped — without a GPU).
+// tests/gpu_native/test_cudnn_softmax.cpp — kiln::cuda::softmax_cross_entropy against cuDNN's
+// log-softmax on a real GPU ([gpu]; built only into kiln_tests_gpu_native, which exits 77 — skipped
+// — without a GPU).
 //
 // cuDNN computes log ŷ (CUDNN_SOFTMAX_LOG over each sample's K classes); the loss −mean log ŷ_label
 // and the gradient (ŷ − y)/N are formed from it on the host and compared with Kiln's fused kernel,
@@ -12,22 +13,19 @@
 
 #include <cmath>
 #include <cstdint>
-#include <random>
 #include <vector>
 
 #include "core/tensor.h"
 #include "kernels/softmax_xent.h"
-#include "tests/gpu/gpu_support.h"
 #include "tests/support/compare.h"
+#include "tests/support/cudnn.h"
+#include "tests/support/random.h"
 
 namespace {
 
 using kiln::Device;
 using kiln::Tensor;
-using kiln::test::CudnnHandle;
-using kiln::test::device_random;
-using kiln::test::expect_rel;
-using kiln::test::TensorDesc;
+using namespace kiln::test;
 
 }  // namespace
 
@@ -36,7 +34,8 @@ TEST_CASE("cuda::softmax_cross_entropy agrees with cuDNN's log-softmax", "[gpu]"
   for (int n : {256, 1000}) {
     const int k = 7;
     INFO("n=" << n << " classes=" << k);
-    const Tensor logits = device_random(static_cast<int64_t>(n) * k, 21, -8.f, 8.f);
+    const Tensor logits =
+        uniform_tensor({static_cast<int64_t>(n) * k}, 21, Device::cuda, -8.f, 8.f);
     std::vector<int32_t> labels(static_cast<size_t>(n));
     for (int i = 0; i < n; ++i) labels[static_cast<size_t>(i)] = (i * 5 + 3) % k;
     const Tensor lab = Tensor::from_vector<int32_t>({n}, labels, Device::cuda);
@@ -50,7 +49,7 @@ TEST_CASE("cuda::softmax_cross_entropy agrees with cuDNN's log-softmax", "[gpu]"
     CUDNN_OK(cudnnSetTensor4dDescriptor(desc.d, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, n, k, 1, 1));
     Tensor logp({n * k}, kiln::DType::f32, Device::cuda);
     const float one = 1.f, zero = 0.f;
-    CUDNN_OK(cudnnSoftmaxForward(dnn.handle, CUDNN_SOFTMAX_LOG, CUDNN_SOFTMAX_MODE_INSTANCE, &one,
+    CUDNN_OK(cudnnSoftmaxForward(dnn.d, CUDNN_SOFTMAX_LOG, CUDNN_SOFTMAX_MODE_INSTANCE, &one,
                                  desc.d, logits.data<float>(), &zero, desc.d, logp.data<float>()));
     const std::vector<float> lp = logp.to_vector<float>(), z = logits.to_vector<float>();
     double ref_loss = 0;

@@ -1,4 +1,4 @@
-// tests/cuda/test_softmax_xent_parity.cpp — kiln::cuda fused softmax-cross-entropy against the
+// tests/parity/test_softmax_xent_parity.cpp — kiln::cuda fused softmax-cross-entropy against the
 // double oracle (kiln::cpu::softmax_cross_entropy<double>): mean loss, dlogits = (ŷ − y)/N and the
 // per-sample `correct` flags, for the flagship's 7 classes at batch 1-300 (more samples than
 // threads in the block), other class counts, and logits of ±1e4 (stability); every emulator thread

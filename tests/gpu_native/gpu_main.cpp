@@ -9,9 +9,10 @@
 
 int main(int argc, char** argv) {
   if (!kiln::cuda_available()) {
-    std::fprintf(stderr, "kiln_tests_gpu: SKIPPED: %s\n", kiln::cuda_unavailable_reason().c_str());
+    std::fprintf(stderr, "kiln_tests_gpu_native: SKIPPED: %s\n",
+                 kiln::cuda_unavailable_reason().c_str());
     return 77;
   }
-  std::fprintf(stderr, "kiln_tests_gpu: running on %s\n", kiln::cuda_device_name().c_str());
+  std::fprintf(stderr, "kiln_tests_gpu_native: running on %s\n", kiln::cuda_device_name().c_str());
   return Catch::Session().run(argc, argv);
 }

@@ -1,4 +1,4 @@
-// tests/cuda/test_optimizer_parity.cpp — kiln::cuda SGD (momentum, dampening, Nesterov, weight
+// tests/parity/test_optimizer_parity.cpp — kiln::cuda SGD (momentum, dampening, Nesterov, weight
 // decay) and Adam/AdamW against the double oracle (kiln::cpu::*_update<double>) over several steps
 // with fresh gradients each step (the momentum buffer's first-step rule included); every emulator
 // thread order (or three repeated runs on a GPU), aligned and misaligned, guard sentinels.
@@ -8,7 +8,6 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
-#include <random>
 #include <sstream>
 #include <string>
 #include <type_traits>

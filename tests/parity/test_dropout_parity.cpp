@@ -1,4 +1,4 @@
-// tests/cuda/test_dropout_parity.cpp — kiln::cuda dropout forward/backward against the CPU
+// tests/parity/test_dropout_parity.cpp — kiln::cuda dropout forward/backward against the CPU
 // reference: the Philox mask must be bit-identical to kiln::cpu::dropout_*<float> (same zero
 // positions), the values within a few roundings of the double oracle; every emulator thread order
 // (or three repeated runs on a GPU), aligned and misaligned, guard sentinels around every output.
@@ -8,7 +8,6 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
-#include <random>
 #include <sstream>
 #include <string>
 #include <type_traits>

@@ -1,13 +1,13 @@
-// tests/cuda/test_activation_parity.cpp — kiln::cuda LeakyReLU forward/backward against the double
-// oracle (kiln::cpu::leaky_relu_*<double>), in every emulator thread order (or, on a GPU, three
-// repeated runs), aligned and misaligned, with guard sentinels around every output, and in place.
+// tests/parity/test_activation_parity.cpp — kiln::cuda LeakyReLU forward/backward against the
+// double oracle (kiln::cpu::leaky_relu_*<double>), in every emulator thread order (or, on a GPU,
+// three repeated runs), aligned and misaligned, with guard sentinels around every output, and in
+// place.
 #include <catch2/catch.hpp>
 
 #include <array>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
-#include <random>
 #include <sstream>
 #include <string>
 #include <type_traits>

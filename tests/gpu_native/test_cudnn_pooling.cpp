@@ -1,5 +1,6 @@
-// tests/gpu/test_cudnn_pooling.cpp — kiln::cuda max pooling against cuDNN's max pooling on a real
-// GPU ([gpu]; built only into kiln_tests_gpu, which exits 77 — skipped — without a GPU).
+// tests/gpu_native/test_cudnn_pooling.cpp — kiln::cuda max pooling against cuDNN's max pooling on
+// a real GPU ([gpu]; built only into kiln_tests_gpu_native, which exits 77 — skipped — without a
+// GPU).
 //
 // Inputs are distinct random values (no ties, whose routing cuDNN leaves open), so y and dx must
 // match exactly for non-overlapping windows; the overlapping case uses
@@ -12,28 +13,19 @@
 
 #include <cmath>
 #include <cstdint>
-#include <random>
 #include <vector>
 
 #include "core/tensor.h"
 #include "kernels/pooling.h"
-#include "tests/gpu/gpu_support.h"
 #include "tests/support/compare.h"
+#include "tests/support/cudnn.h"
+#include "tests/support/random.h"
 
 namespace {
 
 using kiln::Device;
 using kiln::Tensor;
-using kiln::test::CudnnHandle;
-using kiln::test::device_random;
-using kiln::test::expect_rel;
-using kiln::test::TensorDesc;
-
-struct PoolDesc {
-  cudnnPoolingDescriptor_t d = nullptr;
-  PoolDesc() { CUDNN_OK(cudnnCreatePoolingDescriptor(&d)); }
-  ~PoolDesc() { cudnnDestroyPoolingDescriptor(d); }
-};
+using namespace kiln::test;
 
 }  // namespace
 
@@ -70,8 +62,8 @@ TEST_CASE("cuda::maxpool2d forward/backward agree with cuDNN (NHWC)", "[gpu]") {
         pool.d, overlap ? CUDNN_POOLING_MAX_DETERMINISTIC : CUDNN_POOLING_MAX,
         CUDNN_NOT_PROPAGATE_NAN, s.kh, s.kw, s.pad_h, s.pad_w, s.stride_h, s.stride_w));
 
-    const Tensor x = device_random(in, 11, -3.f, 3.f);
-    const Tensor dy = device_random(out, 12, -1.f, 1.f);
+    const Tensor x = uniform_tensor({in}, 11, Device::cuda, -3.f, 3.f);
+    const Tensor dy = uniform_tensor({out}, 12, Device::cuda, -1.f, 1.f);
     Tensor y({out}, kiln::DType::f32, Device::cuda), dx({in}, kiln::DType::f32, Device::cuda);
     Tensor argmax({out}, kiln::DType::u8, Device::cuda);
     kiln::cuda::maxpool2d_forward(y.data<float>(), argmax.data<uint8_t>(), x.data<float>(), s,
@@ -81,9 +73,9 @@ TEST_CASE("cuda::maxpool2d forward/backward agree with cuDNN (NHWC)", "[gpu]") {
 
     Tensor cy({out}, kiln::DType::f32, Device::cuda), cdx({in}, kiln::DType::f32, Device::cuda);
     const float one = 1.f, zero = 0.f;
-    CUDNN_OK(cudnnPoolingForward(dnn.handle, pool.d, &one, x_desc.d, x.data<float>(), &zero,
-                                 y_desc.d, cy.data<float>()));
-    CUDNN_OK(cudnnPoolingBackward(dnn.handle, pool.d, &one, y_desc.d, cy.data<float>(), y_desc.d,
+    CUDNN_OK(cudnnPoolingForward(dnn.d, pool.d, &one, x_desc.d, x.data<float>(), &zero, y_desc.d,
+                                 cy.data<float>()));
+    CUDNN_OK(cudnnPoolingBackward(dnn.d, pool.d, &one, y_desc.d, cy.data<float>(), y_desc.d,
                                   dy.data<float>(), x_desc.d, x.data<float>(), &zero, x_desc.d,
                                   cdx.data<float>()));
     expect_rel("y", y, cy, 0);

@@ -1,9 +1,9 @@
-// tests/cuda/test_linear_parity.cpp — kiln::cuda::linear_{forward,backward_data,backward_weight}
+// tests/parity/test_linear_parity.cpp — kiln::cuda::linear_{forward,backward_data,backward_weight}
 // against the double oracle kiln::cpu::linear_*<double>.
 //
-// Built twice (tests/cuda/CMakeLists.txt): under the SIMT emulator, where every case runs in every
-// thread order and the three results must be bitwise equal; and natively on a GPU (KILN_TEST_GPU,
-// tag [gpu]), where the three runs check repeated-run determinism instead.
+// Built twice (tests/parity/CMakeLists.txt): under the SIMT emulator, where every case runs in
+// every thread order and the three results must be bitwise equal; and natively on a GPU
+// (KILN_TEST_GPU, tag [gpu]), where the three runs check repeated-run determinism instead.
 // The cases reach every path of kernels/linear.cu: float4 and scalar loads (sizes not multiples of
 // 4, and a misaligned view), 64×64 and 128×128 tiles, edge tiles, split-K in backward-weight, the
 // multi-split column sum of db, and the flagship's three linear layers (512→1024→512→7) at batch 2.
@@ -18,7 +18,6 @@
 #include <cstdint>
 #include <cstring>
 #include <limits>
-#include <random>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -33,11 +32,7 @@ namespace {
 using kiln::Device;
 using kiln::LinearShape;
 using kiln::Tensor;
-using kiln::test::check_dot;
-using kiln::test::DeviceBuffer;
-using kiln::test::same_in_every_order;
-using kiln::test::to_double;
-using kiln::test::uniform_floats;
+using namespace kiln::test;
 
 constexpr float kDwSentinel = 0.5f, kDbSentinel = -0.25f;
 
@@ -83,13 +78,13 @@ TEST_CASE("linear forward matches the double oracle in every order", PARITY_TAG 
     const Data d(c.s, seed += 10);
     for (const bool with_bias : {true, false}) {
       INFO("bias: " << with_bias);
-      DeviceBuffer x(d.x, c.misaligned), w(d.w, c.misaligned), b(d.b, c.misaligned);
-      DeviceBuffer y(int64_t{c.s.n} * c.s.out, c.misaligned);
+      DeviceBuffer<float> x(d.x, c.misaligned), w(d.w, c.misaligned), b(d.b, c.misaligned);
+      DeviceBuffer<float> y(int64_t{c.s.n} * c.s.out, c.misaligned);
       const std::vector<float> got = same_in_every_order("linear_forward", [&] {
         y.fill(std::numeric_limits<float>::quiet_NaN());
-        kiln::cuda::linear_forward(y.data(), x.data(), w.data(), with_bias ? b.data() : nullptr,
-                                   c.s, nullptr);
-        return y.to_vector();
+        kiln::cuda::linear_forward(y.get(), x.get(), w.get(), with_bias ? b.get() : nullptr, c.s,
+                                   nullptr);
+        return y.download();
       });
       std::vector<double> ref(got.size()), ref_abs(got.size());
       const auto xd = to_double(d.x), wd = to_double(d.w), bd = to_double(d.b);
@@ -108,12 +103,12 @@ TEST_CASE("linear backward-data matches the double oracle in every order", PARIT
   for (const Case& c : cases()) {
     INFO("case: " << c.name);
     const Data d(c.s, seed += 10);
-    DeviceBuffer dy(d.dy, c.misaligned), w(d.w, c.misaligned);
-    DeviceBuffer dx(int64_t{c.s.n} * c.s.in, c.misaligned);
+    DeviceBuffer<float> dy(d.dy, c.misaligned), w(d.w, c.misaligned);
+    DeviceBuffer<float> dx(int64_t{c.s.n} * c.s.in, c.misaligned);
     const std::vector<float> got = same_in_every_order("linear_backward_data", [&] {
       dx.fill(std::numeric_limits<float>::quiet_NaN());
-      kiln::cuda::linear_backward_data(dx.data(), dy.data(), w.data(), c.s, nullptr);
-      return dx.to_vector();
+      kiln::cuda::linear_backward_data(dx.get(), dy.get(), w.get(), c.s, nullptr);
+      return dx.download();
     });
     std::vector<double> ref(got.size()), ref_abs(got.size());
     const auto dyd = to_double(d.dy), wd = to_double(d.w);
@@ -130,15 +125,15 @@ TEST_CASE("linear backward-weight accumulates the double oracle's gradient in ev
   for (const Case& c : cases()) {
     INFO("case: " << c.name);
     const Data d(c.s, seed += 10);
-    DeviceBuffer dy(d.dy, c.misaligned), x(d.x, c.misaligned);
-    DeviceBuffer dw(int64_t{c.s.out} * c.s.in, c.misaligned), db(c.s.out, c.misaligned);
+    DeviceBuffer<float> dy(d.dy, c.misaligned), x(d.x, c.misaligned);
+    DeviceBuffer<float> dw(int64_t{c.s.out} * c.s.in, c.misaligned), db(c.s.out, c.misaligned);
     // One run returns dw followed by db.
     const std::vector<float> got = same_in_every_order("linear_backward_weight", [&] {
       dw.fill(kDwSentinel);
       db.fill(kDbSentinel);
-      kiln::cuda::linear_backward_weight(dw.data(), db.data(), dy.data(), x.data(), c.s, nullptr);
-      std::vector<float> out = dw.to_vector();
-      const std::vector<float> b = db.to_vector();
+      kiln::cuda::linear_backward_weight(dw.get(), db.get(), dy.get(), x.get(), c.s, nullptr);
+      std::vector<float> out = dw.download();
+      const std::vector<float> b = db.download();
       out.insert(out.end(), b.begin(), b.end());
       return out;
     });
@@ -157,8 +152,8 @@ TEST_CASE("linear backward-weight accumulates the double oracle's gradient in ev
 
     // Without db: dw alone, the same values bit for bit.
     dw.fill(kDwSentinel);
-    kiln::cuda::linear_backward_weight(dw.data(), nullptr, dy.data(), x.data(), c.s, nullptr);
-    const std::vector<float> dw_only = dw.to_vector();
+    kiln::cuda::linear_backward_weight(dw.get(), nullptr, dy.get(), x.get(), c.s, nullptr);
+    const std::vector<float> dw_only = dw.download();
     CHECK(std::memcmp(dw_only.data(), got.data(), dw_only.size() * sizeof(float)) == 0);
   }
 }

@@ -1,9 +1,9 @@
-// tests/cuda/test_conv2d_parity.cpp — kiln::cuda::conv2d_{forward,backward_data,backward_filter}
+// tests/parity/test_conv2d_parity.cpp — kiln::cuda::conv2d_{forward,backward_data,backward_filter}
 // against the double oracle kiln::cpu::conv2d_*<double>.
 //
-// Built twice (tests/cuda/CMakeLists.txt): under the SIMT emulator, where every case runs in every
-// thread order and the three results must be bitwise equal; and natively on a GPU (KILN_TEST_GPU,
-// tag [gpu]), where the three runs check repeated-run determinism instead.
+// Built twice (tests/parity/CMakeLists.txt): under the SIMT emulator, where every case runs in
+// every thread order and the three results must be bitwise equal; and natively on a GPU
+// (KILN_TEST_GPU, tag [gpu]), where the three runs check repeated-run determinism instead.
 // The cases reach every path of kernels/conv2d.cu: the 3×3/stride-1/pad-1 fast path, the general
 // path with float4 loads, the scalar path (channel counts not multiples of 4), the first-layer
 // direct kernel (C_in 1..3), 64×64 and 128×128 tiles, split-K with several splits, and the
@@ -21,7 +21,6 @@
 #include <cstdint>
 #include <cstring>
 #include <limits>
-#include <random>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -30,16 +29,14 @@
 #include "kernels/conv2d.h"
 #include "tests/support/compare.h"
 #include "tests/support/parity.h"
+#include "tests/support/tensors.h"
 
 namespace {
 
 using kiln::Conv2dShape;
 using kiln::Device;
 using kiln::Tensor;
-using kiln::test::check_dot;
-using kiln::test::same_in_every_order;
-using kiln::test::to_double;
-using kiln::test::uniform_floats;
+using namespace kiln::test;
 
 constexpr float kDwSentinel = 0.5f, kDbSentinel = -0.25f;
 
@@ -79,10 +76,6 @@ std::vector<Case> cases() {
       {"flagship conv4: 256->512, 1x6x6", shape(1, 6, 6, 256, 512, 3, 3, 1, 1, 1, 1)},
       {"flagship conv5: 512->512, 1x3x3", shape(1, 3, 3, 512, 512, 3, 3, 1, 1, 1, 1)},
   };
-}
-
-Tensor device_tensor(const std::vector<float>& v) {
-  return Tensor::from_vector<float>({static_cast<int64_t>(v.size())}, v, Device::cuda);
 }
 
 struct Data {

@@ -1,4 +1,4 @@
-// tests/gpu/test_cudnn_conv.cpp — kiln::cuda::conv2d_* against cuDNN on a real GPU ([gpu]).
+// tests/gpu_native/test_cudnn_conv.cpp — kiln::cuda::conv2d_* against cuDNN on a real GPU ([gpu]).
 //
 // Same layouts on both sides: NHWC tensors, filters in cuDNN's NHWC filter format [K][R][S][C]
 // (= Kiln's [C_out][KH][KW][C_in]). cuDNN runs in CUDNN_FMA_MATH (no TF32 tensor cores), so both
@@ -13,24 +13,23 @@
 
 #include <cmath>
 #include <cstdint>
-#include <random>
 #include <string>
 #include <vector>
 
 #include "core/cuda_check.h"
 #include "core/tensor.h"
 #include "kernels/conv2d.h"
-#include "tests/gpu/gpu_support.h"
 #include "tests/support/compare.h"
+#include "tests/support/cudnn.h"
+#include "tests/support/random.h"
+#include "tests/support/tensors.h"
 
 namespace {
 
 using kiln::Conv2dShape;
 using kiln::Device;
 using kiln::Tensor;
-using kiln::test::abs_of;
-using kiln::test::kU;
-using kiln::test::uniform_floats;
+using namespace kiln::test;
 
 // cuDNN descriptors of one convolution, plus a workspace.
 struct Cudnn {
@@ -140,10 +139,10 @@ TEST_CASE("conv2d agrees with cuDNN (fp32, no TF32) on the flagship's layers", "
     const auto xv = uniform_floats(xn, seed++, -1.f, 1.f),
                wv = uniform_floats(wn, seed++, -1.f, 1.f);
     const auto dyv = uniform_floats(yn, seed++, -1.f, 1.f);
-    Tensor x = kiln::test::to_device(xv), w = kiln::test::to_device(wv),
-           dy = kiln::test::to_device(dyv);
-    Tensor xa = kiln::test::to_device(abs_of(xv)), wa = kiln::test::to_device(abs_of(wv)),
-           dya = kiln::test::to_device(abs_of(dyv));
+    Tensor x = kiln::test::device_tensor(xv), w = kiln::test::device_tensor(wv),
+           dy = kiln::test::device_tensor(dyv);
+    Tensor xa = kiln::test::device_tensor(abs_of(xv)), wa = kiln::test::device_tensor(abs_of(wv)),
+           dya = kiln::test::device_tensor(abs_of(dyv));
     Cudnn cd(s);
 
     Tensor y({yn}, kiln::DType::f32, Device::cuda), y_ref({yn}, kiln::DType::f32, Device::cuda),

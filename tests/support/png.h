@@ -1,4 +1,4 @@
-// tests/analysis/png_check.h — decoding the PNGs the analysis writes, to check them as pictures.
+// tests/support/png.h — decoding the PNGs Kiln writes, to check them as pictures.
 #pragma once
 
 #include <stb/stb_image.h>

@@ -1,4 +1,4 @@
-// tests/cuda/test_workspace_streams.cpp — the per-stream workspace and the current stream.
+// tests/parity/test_workspace_streams.cpp — the per-stream workspace and the current stream.
 //
 // Every CUDA op of the functional API is run as the first op on an empty workspace (after
 // kiln::reset_workspace()), so each one grows its stream's area from nothing: an op that asks for
@@ -8,7 +8,7 @@
 // on a stream of its own, set as the current stream, and must give the legacy stream's bits while
 // leaving the legacy stream's workspace untouched.
 //
-// Built twice like every parity test (tests/cuda/CMakeLists.txt): under the SIMT emulator and,
+// Built twice like every parity test (tests/parity/CMakeLists.txt): under the SIMT emulator and,
 // with KILN_TEST_GPU, natively on a GPU.
 #include <catch2/catch.hpp>
 
@@ -18,7 +18,6 @@
 #include <cstring>
 #include <functional>
 #include <limits>
-#include <random>
 #include <string>
 #include <thread>
 #include <vector>
@@ -36,6 +35,8 @@
 #include "kernels/pooling.h"
 #include "kernels/softmax_xent.h"
 #include "tests/support/parity.h"
+#include "tests/support/random.h"
+#include "tests/support/tensors.h"
 
 namespace {
 
@@ -43,17 +44,9 @@ using kiln::Device;
 using kiln::DType;
 using kiln::Shape;
 using kiln::Tensor;
+using namespace kiln::test;
 
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
-
-// Seeded uniform floats in [lo, hi) on `device`: the same values for every device.
-Tensor uniform(Shape shape, uint32_t seed, Device device, float lo = -1.f, float hi = 1.f) {
-  std::mt19937 rng(seed);
-  std::uniform_real_distribution<float> u(lo, hi);
-  std::vector<float> v(static_cast<size_t>(shape.numel()));
-  for (float& x : v) x = u(rng);
-  return Tensor::from_vector<float>(shape, v, device);
-}
 
 Tensor full(Shape shape, double value, Device device) {
   return Tensor::full(shape, value, DType::f32, device);
@@ -64,22 +57,6 @@ std::vector<Tensor> outputs(T&&... t) {
   std::vector<Tensor> v;
   (v.push_back(std::move(t)), ...);
   return v;
-}
-
-// A tensor's values as doubles, whatever its dtype and device.
-std::vector<double> values(const Tensor& t) {
-  auto widen = [](const auto& v) { return std::vector<double>(v.begin(), v.end()); };
-  switch (t.dtype()) {
-    case DType::f32:
-      return widen(t.to_vector<float>());
-    case DType::f64:
-      return t.to_vector<double>();
-    case DType::i32:
-      return widen(t.to_vector<int32_t>());
-    case DType::u8:
-      return widen(t.to_vector<uint8_t>());
-  }
-  return {};
 }
 
 // One op of the functional API: builds its inputs on `device` (the same values for every device),
@@ -94,141 +71,147 @@ const std::vector<Op>& functional_ops() {
   static const std::vector<Op> ops = {
       {"scale",
        [](Device d) {
-         Tensor x = uniform({1001}, 1, d);
+         Tensor x = uniform_tensor({1001}, 1, d);
          kiln::scale(x, 0.75);
          return outputs(std::move(x));
        }},
       {"bias_add",
        [](Device d) {
-         Tensor y = uniform({37, 64}, 2, d), b = uniform({64}, 3, d);
+         Tensor y = uniform_tensor({37, 64}, 2, d), b = uniform_tensor({64}, 3, d);
          kiln::bias_add(y, b);
          return outputs(std::move(y));
        }},
       {"l2_norm",  // 300001 elements: 74 partial sums, more than the smallest area (256 bytes)
        [](Device d) {
-         const double norm = kiln::l2_norm(uniform({300001}, 4, d));
+         const double norm = kiln::l2_norm(uniform_tensor({300001}, 4, d));
          return outputs(Tensor::full({1}, norm, DType::f64, Device::cpu));
        }},
       {"leaky_relu_forward",
        [](Device d) {
          Tensor y = full({3, 5, 7, 8}, kNaN, d);
-         kiln::leaky_relu_forward(y, uniform({3, 5, 7, 8}, 5, d), 0.1);
+         kiln::leaky_relu_forward(y, uniform_tensor({3, 5, 7, 8}, 5, d), 0.1);
          return outputs(std::move(y));
        }},
       {"leaky_relu_backward",
        [](Device d) {
          Tensor dx = full({3, 5, 7, 8}, kNaN, d);
-         kiln::leaky_relu_backward(dx, uniform({3, 5, 7, 8}, 6, d), uniform({3, 5, 7, 8}, 7, d),
-                                   0.1);
+         kiln::leaky_relu_backward(dx, uniform_tensor({3, 5, 7, 8}, 6, d),
+                                   uniform_tensor({3, 5, 7, 8}, 7, d), 0.1);
          return outputs(std::move(dx));
        }},
       {"batchnorm_forward_train",
        [](Device d) {
          Tensor y = full({64, 4, 4, 16}, kNaN, d), mean = full({16}, kNaN, d),
                 invstd = full({16}, kNaN, d), rmean = full({16}, 0.0, d), rvar = full({16}, 1.0, d);
-         kiln::batchnorm_forward_train(y, mean, invstd, rmean, rvar, uniform({64, 4, 4, 16}, 8, d),
-                                       uniform({16}, 9, d), uniform({16}, 10, d));
+         kiln::batchnorm_forward_train(y, mean, invstd, rmean, rvar,
+                                       uniform_tensor({64, 4, 4, 16}, 8, d),
+                                       uniform_tensor({16}, 9, d), uniform_tensor({16}, 10, d));
          return outputs(std::move(y), std::move(mean), std::move(invstd), std::move(rmean),
                         std::move(rvar));
        }},
       {"batchnorm_forward_eval",
        [](Device d) {
          Tensor y = full({64, 4, 4, 16}, kNaN, d);
-         kiln::batchnorm_forward_eval(y, uniform({64, 4, 4, 16}, 11, d), uniform({16}, 12, d),
-                                      uniform({16}, 13, d), uniform({16}, 14, d),
-                                      uniform({16}, 15, d, 0.5f, 1.5f));
+         kiln::batchnorm_forward_eval(y, uniform_tensor({64, 4, 4, 16}, 11, d),
+                                      uniform_tensor({16}, 12, d), uniform_tensor({16}, 13, d),
+                                      uniform_tensor({16}, 14, d),
+                                      uniform_tensor({16}, 15, d, 0.5f, 1.5f));
          return outputs(std::move(y));
        }},
       {"batchnorm_backward",
        [](Device d) {
          Tensor dx = full({64, 4, 4, 16}, kNaN, d), dgamma = full({16}, 0.25, d),
                 dbeta = full({16}, 0.25, d);
-         kiln::batchnorm_backward(dx, dgamma, dbeta, uniform({64, 4, 4, 16}, 16, d),
-                                  uniform({64, 4, 4, 16}, 17, d), uniform({16}, 18, d),
-                                  uniform({16}, 19, d, -0.1f, 0.1f),
-                                  uniform({16}, 20, d, 0.5f, 1.5f));
+         kiln::batchnorm_backward(
+             dx, dgamma, dbeta, uniform_tensor({64, 4, 4, 16}, 16, d),
+             uniform_tensor({64, 4, 4, 16}, 17, d), uniform_tensor({16}, 18, d),
+             uniform_tensor({16}, 19, d, -0.1f, 0.1f), uniform_tensor({16}, 20, d, 0.5f, 1.5f));
          return outputs(std::move(dx), std::move(dgamma), std::move(dbeta));
        }},
       {"batchnorm_backward_eval",
        [](Device d) {
          Tensor dx = full({64, 4, 4, 16}, kNaN, d);
-         kiln::batchnorm_backward_eval(dx, uniform({64, 4, 4, 16}, 21, d), uniform({16}, 22, d),
-                                       uniform({16}, 23, d, 0.5f, 1.5f));
+         kiln::batchnorm_backward_eval(dx, uniform_tensor({64, 4, 4, 16}, 21, d),
+                                       uniform_tensor({16}, 22, d),
+                                       uniform_tensor({16}, 23, d, 0.5f, 1.5f));
          return outputs(std::move(dx));
        }},
       {"conv2d_forward",  // one 6×6×64 image, 64 filters: a one-tile product that splits K
        [](Device d) {
-         Tensor y = full({1, 6, 6, 64}, kNaN, d), b = uniform({64}, 24, d);
-         kiln::conv2d_forward(y, uniform({1, 6, 6, 64}, 25, d), uniform({64, 3, 3, 64}, 26, d), &b,
-                              {1, 1, 1, 1});
+         Tensor y = full({1, 6, 6, 64}, kNaN, d), b = uniform_tensor({64}, 24, d);
+         kiln::conv2d_forward(y, uniform_tensor({1, 6, 6, 64}, 25, d),
+                              uniform_tensor({64, 3, 3, 64}, 26, d), &b, {1, 1, 1, 1});
          return outputs(std::move(y));
        }},
       {"conv2d_backward_data",
        [](Device d) {
          Tensor dx = full({1, 6, 6, 64}, kNaN, d);
-         kiln::conv2d_backward_data(dx, uniform({1, 6, 6, 64}, 27, d),
-                                    uniform({64, 3, 3, 64}, 28, d), {1, 1, 1, 1});
+         kiln::conv2d_backward_data(dx, uniform_tensor({1, 6, 6, 64}, 27, d),
+                                    uniform_tensor({64, 3, 3, 64}, 28, d), {1, 1, 1, 1});
          return outputs(std::move(dx));
        }},
       {"conv2d_backward_filter",
        [](Device d) {
          Tensor dw = full({16, 3, 3, 16}, 0.5, d), db = full({16}, 0.5, d);
-         kiln::conv2d_backward_filter(dw, &db, uniform({8, 6, 6, 16}, 29, d),
-                                      uniform({8, 6, 6, 16}, 30, d), {1, 1, 1, 1});
+         kiln::conv2d_backward_filter(dw, &db, uniform_tensor({8, 6, 6, 16}, 29, d),
+                                      uniform_tensor({8, 6, 6, 16}, 30, d), {1, 1, 1, 1});
          return outputs(std::move(dw), std::move(db));
        }},
       {"dropout_forward",
        [](Device d) {
          Tensor y = full({4099}, kNaN, d);
-         kiln::dropout_forward(y, uniform({4099}, 31, d), 0.3f, 7, 3);
+         kiln::dropout_forward(y, uniform_tensor({4099}, 31, d), 0.3f, 7, 3);
          return outputs(std::move(y));
        }},
       {"dropout_backward",
        [](Device d) {
          Tensor dx = full({4099}, kNaN, d);
-         kiln::dropout_backward(dx, uniform({4099}, 32, d), 0.3f, 7, 3);
+         kiln::dropout_backward(dx, uniform_tensor({4099}, 32, d), 0.3f, 7, 3);
          return outputs(std::move(dx));
        }},
       {"linear_forward",  // 4 rows, 1024 inputs: a one-tile product that splits K
        [](Device d) {
-         Tensor y = full({4, 32}, kNaN, d), b = uniform({32}, 33, d);
-         kiln::linear_forward(y, uniform({4, 1024}, 34, d), uniform({32, 1024}, 35, d), &b);
+         Tensor y = full({4, 32}, kNaN, d), b = uniform_tensor({32}, 33, d);
+         kiln::linear_forward(y, uniform_tensor({4, 1024}, 34, d),
+                              uniform_tensor({32, 1024}, 35, d), &b);
          return outputs(std::move(y));
        }},
       {"linear_backward_data",
        [](Device d) {
          Tensor dx = full({4, 1024}, kNaN, d);
-         kiln::linear_backward_data(dx, uniform({4, 32}, 36, d), uniform({32, 1024}, 37, d));
+         kiln::linear_backward_data(dx, uniform_tensor({4, 32}, 36, d),
+                                    uniform_tensor({32, 1024}, 37, d));
          return outputs(std::move(dx));
        }},
       {"linear_backward_weight",
        [](Device d) {
          Tensor dw = full({32, 256}, 0.5, d), db = full({32}, 0.5, d);
-         kiln::linear_backward_weight(dw, &db, uniform({512, 32}, 38, d),
-                                      uniform({512, 256}, 39, d));
+         kiln::linear_backward_weight(dw, &db, uniform_tensor({512, 32}, 38, d),
+                                      uniform_tensor({512, 256}, 39, d));
          return outputs(std::move(dw), std::move(db));
        }},
       {"sgd_update",
        [](Device d) {
-         Tensor param = uniform({1001}, 40, d), buf = full({1001}, 0.1, d);
+         Tensor param = uniform_tensor({1001}, 40, d), buf = full({1001}, 0.1, d);
          kiln::SgdParams p;
          p.lr = 0.1f;
          p.momentum = 0.9f;
          p.step = 2;
-         kiln::sgd_update(param, &buf, uniform({1001}, 41, d), p);
+         kiln::sgd_update(param, &buf, uniform_tensor({1001}, 41, d), p);
          return outputs(std::move(param), std::move(buf));
        }},
       {"adam_update",
        [](Device d) {
-         Tensor param = uniform({1001}, 42, d), m = full({1001}, 0.0, d), v = full({1001}, 0.0, d);
-         kiln::adam_update(param, m, v, uniform({1001}, 43, d), kiln::AdamParams{});
+         Tensor param = uniform_tensor({1001}, 42, d), m = full({1001}, 0.0, d),
+                v = full({1001}, 0.0, d);
+         kiln::adam_update(param, m, v, uniform_tensor({1001}, 43, d), kiln::AdamParams{});
          return outputs(std::move(param), std::move(m), std::move(v));
        }},
       {"maxpool2d_forward",
        [](Device d) {
          Tensor y = full({2, 4, 4, 8}, kNaN, d);
          Tensor argmax = Tensor::full({2, 4, 4, 8}, 255, DType::u8, d);
-         kiln::maxpool2d_forward(y, argmax, uniform({2, 8, 8, 8}, 44, d), {});
+         kiln::maxpool2d_forward(y, argmax, uniform_tensor({2, 8, 8, 8}, 44, d), {});
          return outputs(std::move(y), std::move(argmax));
        }},
       {"maxpool2d_backward",
@@ -236,7 +219,7 @@ const std::vector<Op>& functional_ops() {
          std::vector<uint8_t> where(2 * 4 * 4 * 8);
          for (size_t i = 0; i < where.size(); ++i) where[i] = static_cast<uint8_t>(i * 7 % 4);
          Tensor dx = full({2, 8, 8, 8}, kNaN, d);
-         kiln::maxpool2d_backward(dx, uniform({2, 4, 4, 8}, 45, d),
+         kiln::maxpool2d_backward(dx, uniform_tensor({2, 4, 4, 8}, 45, d),
                                   Tensor::from_vector<uint8_t>({2, 4, 4, 8}, where, d), {});
          return outputs(std::move(dx));
        }},
@@ -245,7 +228,8 @@ const std::vector<Op>& functional_ops() {
          const std::vector<int32_t> labels = {0, 6, 3, 3, 1, 2, 5, 4, 0};
          Tensor loss = full({1}, kNaN, d), dlogits = full({9, 7}, kNaN, d);
          Tensor correct = Tensor::full({9}, -1, DType::i32, d);
-         kiln::softmax_cross_entropy(loss, &dlogits, &correct, uniform({9, 7}, 46, d, -3.f, 3.f),
+         kiln::softmax_cross_entropy(loss, &dlogits, &correct,
+                                     uniform_tensor({9, 7}, 46, d, -3.f, 3.f),
                                      Tensor::from_vector<int32_t>({9}, labels, d));
          return outputs(std::move(loss), std::move(dlogits), std::move(correct));
        }},
@@ -366,7 +350,7 @@ TEST_CASE("every op on a current stream of its own gives the legacy stream's res
 
 TEST_CASE("copies run on the current stream, and reading one back waits for it", PARITY_TAG) {
   kiln::CudaStream stream;
-  const Tensor host = uniform({4099}, 47, Device::cpu);
+  const Tensor host = uniform_tensor({4099}, 47, Device::cpu);
   std::vector<float> back;
   {
     kiln::StreamGuard guard(stream.get());

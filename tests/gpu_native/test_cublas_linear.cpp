@@ -1,4 +1,4 @@
-// tests/gpu/test_cublas_linear.cpp — kiln::cuda::linear_* against cuBLAS SGEMM on a real
+// tests/gpu_native/test_cublas_linear.cpp — kiln::cuda::linear_* against cuBLAS SGEMM on a real
 // GPU ([gpu]).
 //
 // Row-major Kiln buffers are column-major transposes for cuBLAS:
@@ -14,24 +14,22 @@
 
 #include <cmath>
 #include <cstdint>
-#include <random>
 #include <string>
 #include <vector>
 
 #include "core/cuda_check.h"
 #include "core/tensor.h"
 #include "kernels/linear.h"
-#include "tests/gpu/gpu_support.h"
 #include "tests/support/compare.h"
+#include "tests/support/random.h"
+#include "tests/support/tensors.h"
 
 namespace {
 
 using kiln::Device;
 using kiln::LinearShape;
 using kiln::Tensor;
-using kiln::test::abs_of;
-using kiln::test::kU;
-using kiln::test::uniform_floats;
+using namespace kiln::test;
 
 #define CUBLAS_CHECK(expr)                               \
   do {                                                   \
@@ -46,8 +44,7 @@ Tensor zeros(int64_t n) {
 
 void check(const std::string& what, const Tensor& got, const Tensor& ref, const Tensor& mag,
            int64_t k) {
-  const double atol =
-      2.0 * (static_cast<double>(k) + 8.0) * kU * kiln::test::max_abs(mag.to_vector<float>());
+  const double atol = 2.0 * kiln::test::dot_bound(k, mag.to_vector<float>());
   kiln::test::expect_close(what, got.to_vector<float>(), ref.to_vector<float>(), atol, 4 * kU);
 }
 
@@ -81,10 +78,10 @@ TEST_CASE("linear agrees with cuBLAS (fp32, no TF32)", "[gpu][linear]") {
     const auto wv = uniform_floats(int64_t{s.out} * s.in, seed++, -1.f, 1.f);
     const auto bv = uniform_floats(s.out, seed++, -1.f, 1.f);
     const auto dyv = uniform_floats(int64_t{s.n} * s.out, seed++, -1.f, 1.f);
-    Tensor x = kiln::test::to_device(xv), w = kiln::test::to_device(wv),
-           dy = kiln::test::to_device(dyv);
-    Tensor xa = kiln::test::to_device(abs_of(xv)), wa = kiln::test::to_device(abs_of(wv)),
-           dya = kiln::test::to_device(abs_of(dyv));
+    Tensor x = kiln::test::device_tensor(xv), w = kiln::test::device_tensor(wv),
+           dy = kiln::test::device_tensor(dyv);
+    Tensor xa = kiln::test::device_tensor(abs_of(xv)), wa = kiln::test::device_tensor(abs_of(wv)),
+           dya = kiln::test::device_tensor(abs_of(dyv));
     const int64_t yn = int64_t{s.n} * s.out, xn = int64_t{s.n} * s.in, wn = int64_t{s.out} * s.in;
 
     // Forward, with bias: cuBLAS starts from y = broadcast b (beta = 1).
@@ -92,8 +89,8 @@ TEST_CASE("linear agrees with cuBLAS (fp32, no TF32)", "[gpu][linear]") {
     for (int64_t i = 0; i < yn; ++i)
       b_rows[static_cast<size_t>(i)] = bv[static_cast<size_t>(i % s.out)];
     std::vector<float> b_abs_rows = abs_of(b_rows);
-    Tensor b = kiln::test::to_device(bv), y = zeros(yn), y_ref = kiln::test::to_device(b_rows),
-           y_mag = kiln::test::to_device(b_abs_rows);
+    Tensor b = kiln::test::device_tensor(bv), y = zeros(yn),
+           y_ref = kiln::test::device_tensor(b_rows), y_mag = kiln::test::device_tensor(b_abs_rows);
     y.fill(std::nan(""));
     kiln::cuda::linear_forward(y.data<float>(), x.data<float>(), w.data<float>(), b.data<float>(),
                                s, nullptr);

@@ -1,9 +1,10 @@
-// tests/gpu/test_cudnn_batchnorm.cpp — kiln::cuda batchnorm against cuDNN's spatial batchnorm on
-// a real GPU ([gpu]; built only into kiln_tests_gpu, which exits 77 — skipped — without a GPU).
+// tests/gpu_native/test_cudnn_batchnorm.cpp — kiln::cuda batchnorm against cuDNN's spatial
+// batchnorm on a real GPU ([gpu]; built only into kiln_tests_gpu_native, which exits 77 — skipped —
+// without a GPU).
 //
-// cuDNN's legacy batchnorm (deprecated in cuDNN 9, hence -Wno-deprecated-declarations on tests/gpu)
-// has the same conventions as Kiln: biased variance to normalise, unbiased for the running
-// variance, running = (1 − factor)·running + factor·batch, saved inverse std; with
+// cuDNN's legacy batchnorm (deprecated in cuDNN 9, hence -Wno-deprecated-declarations on
+// kiln_tests_gpu_native) has the same conventions as Kiln: biased variance to normalise, unbiased
+// for the running variance, running = (1 − factor)·running + factor·batch, saved inverse std; with
 // betaParamDiff = 1 it accumulates dgamma/dbeta as Kiln does. Tolerances are relative to the
 // largest magnitude of each output (both sides are float with their own summation orders).
 #include <catch2/catch.hpp>
@@ -14,22 +15,19 @@
 
 #include <cmath>
 #include <cstdint>
-#include <random>
 #include <vector>
 
 #include "core/tensor.h"
 #include "kernels/batchnorm.h"
-#include "tests/gpu/gpu_support.h"
 #include "tests/support/compare.h"
+#include "tests/support/cudnn.h"
+#include "tests/support/random.h"
 
 namespace {
 
 using kiln::Device;
 using kiln::Tensor;
-using kiln::test::CudnnHandle;
-using kiln::test::device_random;
-using kiln::test::expect_rel;
-using kiln::test::TensorDesc;
+using namespace kiln::test;
 
 struct Shape4 {
   int n, h, w, c;
@@ -52,12 +50,14 @@ TEST_CASE("cuda::batchnorm forward/backward agree with cuDNN (NHWC, spatial)", "
                                         s.h, s.w));
     CUDNN_OK(cudnnDeriveBNTensorDescriptor(bn_desc.d, x_desc.d, CUDNN_BATCHNORM_SPATIAL));
 
-    const Tensor x = device_random(total, 1, -1.f, 3.f);
-    const Tensor dy = device_random(total, 2, -1.f, 1.f);
-    const Tensor gamma = device_random(s.c, 3, 0.5f, 1.5f);
-    const Tensor beta = device_random(s.c, 4, -1.f, 1.f);
-    const Tensor rm0 = device_random(s.c, 5, -1.f, 1.f), rv0 = device_random(s.c, 6, 0.5f, 1.5f);
-    const Tensor dg0 = device_random(s.c, 7, -1.f, 1.f), db0 = device_random(s.c, 8, -1.f, 1.f);
+    const Tensor x = uniform_tensor({total}, 1, Device::cuda, -1.f, 3.f);
+    const Tensor dy = uniform_tensor({total}, 2, Device::cuda, -1.f, 1.f);
+    const Tensor gamma = uniform_tensor({s.c}, 3, Device::cuda, 0.5f, 1.5f);
+    const Tensor beta = uniform_tensor({s.c}, 4, Device::cuda, -1.f, 1.f);
+    const Tensor rm0 = uniform_tensor({s.c}, 5, Device::cuda, -1.f, 1.f),
+                 rv0 = uniform_tensor({s.c}, 6, Device::cuda, 0.5f, 1.5f);
+    const Tensor dg0 = uniform_tensor({s.c}, 7, Device::cuda, -1.f, 1.f),
+                 db0 = uniform_tensor({s.c}, 8, Device::cuda, -1.f, 1.f);
 
     // Kiln.
     Tensor y({total}, kiln::DType::f32, Device::cuda), sm({s.c}, kiln::DType::f32, Device::cuda),
@@ -81,16 +81,16 @@ TEST_CASE("cuda::batchnorm forward/backward agree with cuDNN (NHWC, spatial)", "
     Tensor crm = rm0.clone(), crv = rv0.clone(), cdg = dg0.clone(), cdb = db0.clone();
     const float one = 1.f, zero = 0.f;
     CUDNN_OK(cudnnBatchNormalizationForwardTraining(
-        dnn.handle, CUDNN_BATCHNORM_SPATIAL, &one, &zero, x_desc.d, x.data<float>(), x_desc.d,
+        dnn.d, CUDNN_BATCHNORM_SPATIAL, &one, &zero, x_desc.d, x.data<float>(), x_desc.d,
         cy.data<float>(), bn_desc.d, gamma.data<float>(), beta.data<float>(), kMomentum,
         crm.data<float>(), crv.data<float>(), kEps, csm.data<float>(), csi.data<float>()));
     CUDNN_OK(cudnnBatchNormalizationBackward(
-        dnn.handle, CUDNN_BATCHNORM_SPATIAL, &one, &zero, &one, &one, x_desc.d, x.data<float>(),
+        dnn.d, CUDNN_BATCHNORM_SPATIAL, &one, &zero, &one, &one, x_desc.d, x.data<float>(),
         x_desc.d, dy.data<float>(), x_desc.d, cdx.data<float>(), bn_desc.d, gamma.data<float>(),
         cdg.data<float>(), cdb.data<float>(), kEps, csm.data<float>(), csi.data<float>()));
     Tensor cye({total}, kiln::DType::f32, Device::cuda);
     CUDNN_OK(cudnnBatchNormalizationForwardInference(
-        dnn.handle, CUDNN_BATCHNORM_SPATIAL, &one, &zero, x_desc.d, x.data<float>(), x_desc.d,
+        dnn.d, CUDNN_BATCHNORM_SPATIAL, &one, &zero, x_desc.d, x.data<float>(), x_desc.d,
         cye.data<float>(), bn_desc.d, gamma.data<float>(), beta.data<float>(), rm0.data<float>(),
         rv0.data<float>(), kEps));
 

@@ -1,8 +1,8 @@
-// tests/cuda/test_elementwise_parity.cpp — kiln::cuda fill, copy, scale, bias_add, l2_norm against
-// the double oracle (kiln::cpu::<op><double>).
+// tests/parity/test_elementwise_parity.cpp — kiln::cuda fill, copy, scale, bias_add, l2_norm
+// against the double oracle (kiln::cpu::<op><double>).
 //
-// Built twice (tests/cuda/CMakeLists.txt): under the SIMT emulator, where every case runs in every
-// thread order and the three results must be bitwise equal; and natively on a GPU
+// Built twice (tests/parity/CMakeLists.txt): under the SIMT emulator, where every case runs in
+// every thread order and the three results must be bitwise equal; and natively on a GPU
 // (KILN_TEST_GPU, tag [gpu]), where the three runs check repeated-run determinism instead.
 // Outputs live between guard elements pre-filled with a sentinel: a kernel writing outside its
 // range, or not writing at all, fails. Misaligned views (offset by one float) take the
@@ -14,7 +14,6 @@
 #include <cstdint>
 #include <cstring>
 #include <limits>
-#include <random>
 #include <sstream>
 #include <string>
 #include <type_traits>

@@ -1,4 +1,5 @@
-// tests/analysis/small_model.h — a small CNN of the flagship's kinds of layers, for analysis tests.
+// tests/support/models.h — small networks of the flagship's kinds of layers, for tests that need a
+// whole network (with BatchNorm statistics that are not the initial ones) but not the flagship.
 #pragma once
 
 #include <memory>

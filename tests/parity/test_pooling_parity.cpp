@@ -1,4 +1,4 @@
-// tests/cuda/test_pooling_parity.cpp — kiln::cuda max pooling forward/backward against the CPU
+// tests/parity/test_pooling_parity.cpp — kiln::cuda max pooling forward/backward against the CPU
 // reference: y and the argmax bytes must equal kiln::cpu::maxpool2d_forward<double> exactly (ties
 // included: inputs drawn from a few values), dx must equal the float CPU reference bit for bit (the
 // gather adds in the CPU's scatter order) and the double oracle within the stated bound. Shapes:

@@ -1,4 +1,4 @@
-// tests/cuda/test_batchnorm_parity.cpp — kiln::cuda batchnorm (training forward with running
+// tests/parity/test_batchnorm_parity.cpp — kiln::cuda batchnorm (training forward with running
 // stats, eval forward, backward, backward through eval) against the double oracle
 // (kiln::cpu::batchnorm_*<double>). Shapes: odd channel counts (C = 1, 3, 5, 7), M = 1 and M not a
 // multiple of the rows a block covers, the flagship's five batchnorm layers at batch 1-2, several
@@ -63,12 +63,6 @@ std::string describe(const BnCase& b) {
   std::ostringstream os;
   os << "m=" << b.m << " c=" << b.c << " offset=" << b.offset << " misaligned=" << b.misalign;
   return os.str();
-}
-
-double max_abs_f(const std::vector<float>& v) {
-  double m = 0;
-  for (float x : v) m = std::fmax(m, std::fabs(static_cast<double>(x)));
-  return m;
 }
 
 struct BnInputs {
@@ -233,8 +227,9 @@ TEST_CASE("cuda::batchnorm_backward matches the oracle (dx overwritten, dgamma/d
     for (int c = 0; c < b.c; ++c) k = std::fmax(k, std::fabs(g[c] * sid[c]));
     const double max_t = kiln::test::max_abs(t);
     const int64_t mc = b.m * b.c;
-    kiln::test::expect_close("dx", got, dx.data(), mc,
-                             16 * kU * k * max_abs_f(dy) * (1 + max_xhat) * (1 + max_xhat), 0);
+    kiln::test::expect_close(
+        "dx", got, dx.data(), mc,
+        16 * kU * k * kiln::test::max_abs(dy) * (1 + max_xhat) * (1 + max_xhat), 0);
     kiln::test::expect_close("dgamma", got + mc, dg.data(), b.c, 32 * kU * max_t, kU);
     kiln::test::expect_close("dbeta", got + mc + b.c, db.data(), b.c, 32 * kU * max_t, kU);
   }
