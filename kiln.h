@@ -8,6 +8,7 @@
 // Tensors, memory, streams, errors, files
 #include "core/error.h"
 #include "core/file.h"
+#include "core/host_device.h"
 #include "core/memory.h"
 #include "core/philox.h"
 #include "core/stream.h"
