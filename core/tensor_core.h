@@ -8,6 +8,7 @@
 //   kiln::tc::cvt_tf32(x)                     // cvt.rna.tf32.f32 → the tf32's 32 bits
 //   kiln::tc::cvt_bf16x2(lo, hi)              // cvt.rn.bf16x2.f32 → two bf16, lo in bits 0..15
 //   kiln::tc::cvt_bf16(x)                     // cvt.rn.bf16.f32 → the bf16's 16 bits
+//   kiln::tc::pack_fragment<S>(regs, value)   // A/B registers from element values (rounded)
 // mma and ldmatrix are warp-collective: all 32 lanes of the warp execute the same call (the same
 // source line), converged; d may be the same array as c (accumulate in place).
 //
@@ -49,6 +50,7 @@
 #include "core/device_code.h"
 
 #include <cstdint>
+#include <type_traits>
 
 #include "core/rounding.h"
 #include "core/tensor_core_layout.h"
@@ -292,5 +294,20 @@ inline std::uint16_t cvt_bf16(float x) {
 }
 
 #endif
+
+// The registers of an A or B fragment of shape S (MmaTf32 or MmaBf16) from its element values,
+// value(i) for element i, rounded as the tensor cores take them: tf32, register i = cvt_tf32(value(i));
+// bf16, register r = cvt_bf16x2(value(2r), value(2r + 1)).
+template <class S, int kRegs, class Value>
+__device__ __forceinline__ void pack_fragment(std::uint32_t (&regs)[kRegs], Value&& value) {
+  static_assert(std::is_same_v<S, MmaTf32> || std::is_same_v<S, MmaBf16>, "an mma shape");
+#pragma unroll
+  for (int r = 0; r < kRegs; ++r) {
+    if constexpr (std::is_same_v<S, MmaTf32>)
+      regs[r] = cvt_tf32(value(r));
+    else
+      regs[r] = cvt_bf16x2(value(2 * r), value(2 * r + 1));
+  }
+}
 
 }  // namespace kiln::tc

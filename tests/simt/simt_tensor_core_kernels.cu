@@ -5,7 +5,6 @@
 #include "core/device_code.h"
 
 #include <type_traits>
-
 #include "core/launch.h"
 #include "core/tensor_core.h"
 #include "tests/simt/simt_tensor_core_kernels.h"
@@ -38,19 +37,6 @@ __device__ void store_c(float* d, const float (&acc)[4], int lane) {
   }
 }
 
-// Registers of element values (i → value(i)) in the layout of shape S: tf32 one element per
-// register (cvt_tf32), bf16 two (cvt_bf16x2, element 2r in the low half of register r).
-template <class S, int kRegs, class Value>
-__device__ void pack(std::uint32_t (&regs)[kRegs], Value value) {
-#pragma unroll
-  for (int r = 0; r < kRegs; ++r) {
-    if constexpr (std::is_same_v<S, MmaTf32>)
-      regs[r] = kiln::tc::cvt_tf32(value(r));
-    else
-      regs[r] = kiln::tc::cvt_bf16x2(value(2 * r), value(2 * r + 1));
-  }
-}
-
 // One warp per problem: warp w reads a + w·16·K, b + w·K·8, c and d + w·128; K = S::K · ktiles.
 template <class S>
 __global__ void mma_kernel(float* __restrict__ d, const float* __restrict__ a,
@@ -64,11 +50,11 @@ __global__ void mma_kernel(float* __restrict__ d, const float* __restrict__ a,
   for (int t = 0; t < ktiles; ++t) {
     const int k0 = S::K * t;
     std::uint32_t ar[S::kARegs], br[S::kBRegs];
-    pack<S>(ar, [&](int i) {
+    kiln::tc::pack_fragment<S>(ar, [&](int i) {
       const RowCol p = S::a(lane, i);
       return a[p.row * K + k0 + p.col];
     });
-    pack<S>(br, [&](int i) {
+    kiln::tc::pack_fragment<S>(br, [&](int i) {
       const RowCol p = S::b(lane, i);
       return b[(k0 + p.row) * 8 + p.col];
     });
