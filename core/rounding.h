@@ -12,9 +12,10 @@
 //
 // Every finite input, subnormals included, rounds by its bits (no flush to zero); ±Inf stays ±Inf;
 // a value that rounds past the largest finite one becomes ±Inf, as IEEE round-to-nearest does.
-// NaN becomes NVIDIA's canonical NaN: 0x7FFFFFFF for tf32 (CUTLASS's nan_tf32), 0x7FFF for bf16
-// (CUDA's cuda_bf16.hpp fallback). Tested in tests/core/test_rounding.cpp against a rounding
-// computed independently in double.
+// NaN: tf32 keeps the upper 19 bits of the pattern (so a NaN whose payload lies only in the 13 low
+// bits becomes ±Inf, as on the GPU: see tf32_bits); bf16 gives NVIDIA's canonical NaN 0x7FFF (CUDA's
+// cuda_bf16.hpp fallback; the sm_80+ F2FP instruction's NaN is not verified without a GPU).
+// Tested in tests/core/test_rounding.cpp against a rounding computed independently in double.
 #pragma once
 
 #include <cstdint>
@@ -42,17 +43,16 @@ KILN_HD inline float bits_float(std::uint32_t u) {
   return x;
 #endif
 }
-KILN_HD inline bool is_nan_bits(std::uint32_t u) {
-  return (u & 0x7FFFFFFFu) > 0x7F800000u;
-}
 
 // Round half away from zero on the magnitude: adding half a tf32 ulp (bit 12) carries into the
 // kept bits exactly when the dropped part is at least half, across exponents too (a carry out of
-// the mantissa increments the exponent, up to Inf); then the 13 dropped bits are cleared.
+// the mantissa increments the exponent, up to Inf); then the 13 dropped bits are cleared. Inf and
+// NaN only lose their 13 low bits. This is the code ptxas (CUDA 13.0) emits for cvt.rna.tf32.f32 on
+// sm_80 and sm_90: FSETP.GEU |x|, +INF; IADD3 x + 0x1000; SEL; LOP3 & 0xffffe000.
 KILN_HD inline std::uint32_t tf32_bits(float x) {
   const std::uint32_t u = float_bits(x);
-  if (is_nan_bits(u)) return 0x7FFFFFFFu;
-  return (u + 0x1000u) & 0xFFFFE000u;
+  const bool finite = (u & 0x7F800000u) != 0x7F800000u;
+  return (finite ? u + 0x1000u : u) & 0xFFFFE000u;
 }
 KILN_HD inline float round_tf32(float x) {
   return bits_float(tf32_bits(x));
@@ -62,7 +62,7 @@ KILN_HD inline float round_tf32(float x) {
 // the kept part is odd.
 KILN_HD inline std::uint16_t bf16_bits(float x) {
   const std::uint32_t u = float_bits(x);
-  if (is_nan_bits(u)) return 0x7FFFu;
+  if ((u & 0x7FFFFFFFu) > 0x7F800000u) return 0x7FFFu;  // NaN
   return static_cast<std::uint16_t>((u + 0x7FFFu + ((u >> 16) & 1u)) >> 16);
 }
 KILN_HD inline float bf16_to_float(std::uint16_t b) {

@@ -86,9 +86,11 @@ TEST_CASE("tf32 and bf16 rounding: named cases", "[cpu]") {
   CHECK(bf16_bits(1.0f + 0x1p-8f) == 0x3F80);             // tie, 1.0 is even
   CHECK(bf16_bits(1.0f + 3 * 0x1p-8f) == 0x3F82);         // tie, up to the even 1 + 2^-6
   CHECK(bf16_bits(1.0f + 0x1p-8f + 0x1p-23f) == 0x3F81);  // just above the tie
-  // Specials: canonical NaN, infinities kept, overflow to infinity, signed zero, subnormals.
-  CHECK(tf32_bits(from_bits(0x7F800001u)) == 0x7FFFFFFFu);
-  CHECK(tf32_bits(from_bits(0xFFC00000u)) == 0x7FFFFFFFu);
+  // Specials: NaN, infinities kept, overflow to infinity, signed zero, subnormals.
+  CHECK(tf32_bits(from_bits(0x7FC01FFFu)) == 0x7FC00000u);  // tf32: NaN keeps its upper bits,
+  CHECK(tf32_bits(from_bits(0xFFC00000u)) == 0xFFC00000u);
+  CHECK(tf32_bits(from_bits(0x7F800001u)) == 0x7F800000u);  // so a low-payload NaN becomes Inf
+  CHECK(tf32_bits(from_bits(0x7F801FFFu)) == 0x7F800000u);
   CHECK(bf16_bits(from_bits(0x7F800001u)) == 0x7FFF);
   CHECK(bf16_bits(from_bits(0xFFFFFFFFu)) == 0x7FFF);
   CHECK(tf32_bits(from_bits(0x7F800000u)) == 0x7F800000u);

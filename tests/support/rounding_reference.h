@@ -6,7 +6,8 @@
 // A format with p significant bits and smallest subnormal 2^emin_sub rounds |x| = f·2^e
 // (f in [0.5, 1)) to a multiple of the quantum q = max(2^(e−p), 2^emin_sub): n = |x|/q is exact in
 // double, n is rounded to an integer (ties away from zero for tf32, to even for bf16), and n·q is
-// the result, ±Inf from 2^128 on. NaN gives NVIDIA's canonical NaN.
+// the result, ±Inf from 2^128 on. NaN: bf16 gives NVIDIA's canonical NaN 0x7FFF; tf32 keeps the
+// pattern's upper 19 bits, Inf too (what the GPU's code for cvt.rna.tf32.f32 does).
 //   tf32: p = 11, quantum of the subnormals 2^−136 (fp32's 2^−149 with 13 bits dropped);
 //   bf16: p = 8,  quantum of the subnormals 2^−133 (16 bits dropped).
 #pragma once
@@ -42,7 +43,7 @@ inline std::uint32_t reference_bits(float x) {
 
 // The expected bits of cvt.rna.tf32.f32 (32 bits) and cvt.rn.bf16.f32 (16 bits).
 inline std::uint32_t reference_tf32_bits(float x) {
-  if (std::isnan(x)) return 0x7FFFFFFFu;
+  if (std::isnan(x)) return reference_bits(x) & 0xFFFFE000u;
   return reference_bits(reference_round(x, 11, -136, Ties::kAway));
 }
 inline std::uint16_t reference_bf16_bits(float x) {
