@@ -604,7 +604,17 @@ std::exception_ptr Executor::run_block(const Job& job, std::uint64_t block_linea
 
   ensure_fibers(nthreads_);
   const std::size_t gather_bytes = (nthreads_ + 31) / 32 * 32 * std::size_t{kGatherBytes};
-  if (gather_.size() < gather_bytes) gather_.resize(gather_bytes);
+  if (gather_.size() < gather_bytes) {
+#if defined(KILN_SIMT_TSAN)
+    // The tables are the scheduler's (filled by it, read by the lanes): their allocation is not a
+    // write of this OS thread that CUDA threads would race with.
+    __tsan_ignore_thread_begin();
+#endif
+    gather_.resize(gather_bytes);
+#if defined(KILN_SIMT_TSAN)
+    __tsan_ignore_thread_end();
+#endif
+  }
   const dim3 b = job.spec.block;
   for (std::uint32_t t = 0; t < nthreads_; ++t) {
     Fiber* f = fibers_[t].get();
@@ -745,14 +755,22 @@ void Executor::complete_warp_group(std::uint32_t base, unsigned mask) {
   switch (kind) {
     case WarpKind::kGather: {
       // Every lane's posted bytes into the warp's table (warp_gather); the result is its address.
+      // The copies are the scheduler's, as a shuffle's values are: ThreadSanitizer intercepts
+      // memcpy even here, so they are hidden from it explicitly.
       const int bytes = first->arg;
       unsigned char* table = gather_.data() + std::size_t{base} * kGatherBytes;
-      for (unsigned k = 0; k < 32; ++k) {
+      for (unsigned k = 0; k < 32; ++k)
         if (lane[k]->arg != bytes)
           report_stuck("the lanes of one warp-collective instruction post different sizes");
+#if defined(KILN_SIMT_TSAN)
+      __tsan_ignore_thread_begin();
+#endif
+      for (unsigned k = 0; k < 32; ++k)
         std::memcpy(table + k * kGatherBytes, reinterpret_cast<const void*>(lane[k]->value),
                     static_cast<std::size_t>(bytes));
-      }
+#if defined(KILN_SIMT_TSAN)
+      __tsan_ignore_thread_end();
+#endif
       acc = reinterpret_cast<std::uintptr_t>(table);
       break;
     }
