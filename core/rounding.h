@@ -13,8 +13,8 @@
 // Every finite input, subnormals included, rounds by its bits (no flush to zero); ±Inf stays ±Inf;
 // a value that rounds past the largest finite one becomes ±Inf, as IEEE round-to-nearest does.
 // NaN: tf32 keeps the upper 19 bits of the pattern (so a NaN whose payload lies only in the 13 low
-// bits becomes ±Inf, as on the GPU: see tf32_bits); bf16 gives NVIDIA's canonical NaN 0x7FFF (CUDA's
-// cuda_bf16.hpp fallback; the sm_80+ F2FP instruction's NaN is not verified without a GPU).
+// bits becomes ±Inf, as on the GPU: see tf32_bits); bf16 gives NVIDIA's canonical NaN 0x7FFF
+// (CUDA's cuda_bf16.hpp fallback; the sm_80+ F2FP instruction's NaN is not verified without a GPU).
 // Tested in tests/core/test_rounding.cpp against a rounding computed independently in double.
 #pragma once
 

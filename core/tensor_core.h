@@ -27,8 +27,9 @@
 // every lane receives elements of matrix j: element h (h = 0 in bits 0..15, 1 in 16..31) is
 //   ldmatrix:        row g,          column 2t + h
 //   ldmatrix_trans:  row 2t + h,     column g
-// (core/tensor_core_layout.h holds these maps, for host code too). Tested against CUTLASS's cute layouts (MMA_Traits of mma_traits_sm80.hpp,
-// Copy_Traits of copy_traits_sm75.hpp) in tests/tensor_core.
+// (core/tensor_core_layout.h holds these maps, for host code too). Tested against CUTLASS's cute
+// layouts (MMA_Traits of mma_traits_sm80.hpp, Copy_Traits of copy_traits_sm75.hpp) in
+// tests/tensor_core.
 //
 // nvcc: inline PTX (mma.sync and the cvts need sm_80, ldmatrix sm_75; Kiln builds sm_80 and sm_90).
 // SIMT emulator: the documented semantics, lane by lane:
@@ -37,8 +38,8 @@
 //     maps above and computes its own four elements of D: d[i] = c[i] + Σ_k A[m][k]·B[k][n],
 //     summed in fp32 in the order k = 0, 1, ..., K−1. The products are exact in fp32 (11 × 11 and
 //     8 × 8 significant bits), unless they underflow. tf32 operands lose their 13 low bits
-//     (truncated: PTX leaves them to the implementation and the tensor cores ignore them, which is
-//     why kernels round with cvt_tf32 first). The GPU adds the products in its own order and
+//     (truncated: PTX does not define them and CUTLASS relies on the tensor cores not reading
+//     them; kernels round with cvt_tf32 first). The GPU adds the products in its own order and
 //     internal precision: compare with it using tolerances (docs/tensor-cores.md).
 //   - ldmatrix: every lane posts its row address in one rendezvous and reads its elements from the
 //     rows the other lanes named. A row address of a lane that is used must be 16-byte aligned and
@@ -296,8 +297,8 @@ inline std::uint16_t cvt_bf16(float x) {
 #endif
 
 // The registers of an A or B fragment of shape S (MmaTf32 or MmaBf16) from its element values,
-// value(i) for element i, rounded as the tensor cores take them: tf32, register i = cvt_tf32(value(i));
-// bf16, register r = cvt_bf16x2(value(2r), value(2r + 1)).
+// value(i) for element i, rounded as the tensor cores take them: tf32, register i =
+// cvt_tf32(value(i)); bf16, register r = cvt_bf16x2(value(2r), value(2r + 1)).
 template <class S, int kRegs, class Value>
 __device__ __forceinline__ void pack_fragment(std::uint32_t (&regs)[kRegs], Value&& value) {
   static_assert(std::is_same_v<S, MmaTf32> || std::is_same_v<S, MmaBf16>, "an mma shape");

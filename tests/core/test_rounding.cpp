@@ -1,7 +1,8 @@
-// tests/core/test_rounding.cpp — core/rounding.h, the host-side tf32 and bf16 roundings, bit for bit
-// against the same roundings computed independently in double (tests/support/rounding_reference.h)
-// over a large sample of fp32 bit patterns: every sign/exponent/high-mantissa combination with the
-// low 16 bits at and around each tie, plus random patterns; NaNs, infinities, subnormals, overflow.
+// tests/core/test_rounding.cpp — core/rounding.h, the host-side tf32 and bf16 roundings, bit for
+// bit against the same roundings computed independently in double
+// (tests/support/rounding_reference.h) over a large sample of fp32 bit patterns: every
+// sign/exponent/high-mantissa combination with the low 16 bits at and around each tie, plus random
+// patterns; NaNs, infinities, subnormals, overflow.
 #include <catch2/catch.hpp>
 
 #include <cstdint>

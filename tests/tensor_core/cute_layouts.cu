@@ -10,8 +10,8 @@
 //   <op> D <lane> <element> <matrix> <row> <col>   ldmatrix: where the lane's 16-bit element e
 //                                              (register e/2, half e%2) comes from
 //   <op> S <lane> <matrix> <row>              ldmatrix: the row the lane's address names
-// cute's conventions: an mma's A layout maps (thread, value) to m + M·k, B to n + N·k, C to m + M·n;
-// an ldmatrix's layouts map (thread, value bit) to a bit of the 8·count rows of 128 bits.
+// cute's conventions: an mma's A layout maps (thread, value) to m + M·k, B to n + N·k, C to
+// m + M·n; an ldmatrix's layouts map (thread, value bit) to a bit of the 8·count rows of 128 bits.
 #include <cute/atom/copy_traits_sm75.hpp>
 #include <cute/atom/mma_traits_sm80.hpp>
 
