@@ -7,6 +7,7 @@
 
 // Tensors, memory, streams, errors
 #include "core/error.h"
+#include "core/host_device.h"
 #include "core/memory.h"
 #include "core/philox.h"
 #include "core/stream.h"

@@ -6,7 +6,8 @@
 #   bash cmake/deps.sh --minimal  only what building the library and fer_cnn needs
 # PyPI tools go into the build's own virtual environment, .venv/ at the repository root
 # (git-ignored): Debian's Python refuses `pip install` outside one (PEP 668, "externally managed
-# environment"). tests/sass_check.py and tests/sass/CMakeLists.txt look for them there.
+# environment"). tests/sass_check.py, tests/sass/CMakeLists.txt and the top-level CMakeLists.txt
+# (CUTLASS's headers, for tests/tensor_core) look for them there.
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -73,4 +74,12 @@ if [[ $minimal == 0 && -x $nvcc ]] && ! command -v cuobjdump >/dev/null &&
   cuda_major=$("$nvcc" --version | sed -n 's/.*release \([0-9]*\)\..*/\1/p')
   [[ -n $cuda_major ]] || die "could not read the CUDA version from $nvcc --version"
   venv_install "nvidia-cuda-cuobjdump==$cuda_major.*" "nvidia-cuda-nvdisasm==$cuda_major.*"
+fi
+
+# CUTLASS's C++ headers, the oracle of the fragment-layout test (tests/tensor_core: cute's layouts,
+# evaluated by a host program that nvcc compiles): PyPI's nvidia-cutlass ships them under
+# cutlass_library/source/include. Only the headers are needed, so not its Python dependencies.
+if [[ $minimal == 0 && -x $nvcc ]] &&
+   ! compgen -G "$venv/lib/python3*/site-packages/cutlass_library/source/include/cute" >/dev/null; then
+  venv_install --no-deps "nvidia-cutlass==4.2.0.0"
 fi

@@ -8,11 +8,7 @@
 
 #include <cstdint>
 
-#if defined(__CUDACC__) || defined(KILN_SIMT)
-#define KILN_HD __host__ __device__
-#else
-#define KILN_HD
-#endif
+#include "core/host_device.h"
 
 namespace kiln {
 

@@ -301,6 +301,8 @@ const char* warp_kind_name(WarpKind k) {
       return "__reduce_or_sync";
     case WarpKind::kReduceXor:
       return "__reduce_xor_sync";
+    case WarpKind::kGather:
+      return "warp-collective instruction (mma.sync / ldmatrix)";
   }
   return "warp operation";
 }
@@ -358,6 +360,11 @@ class Executor {
   void* shared_variable(const void* key, std::size_t bytes, std::size_t align);
   void* dynamic_shared() const {
     return dynamic_;
+  }
+  bool is_shared(const void* p, std::size_t bytes) const {
+    const auto* c = static_cast<const unsigned char*>(p);
+    return c >= arena_ + kTokenBytes && c <= arena_ + arena_used_ &&
+           bytes <= static_cast<std::size_t>(arena_ + arena_used_ - c);
   }
   int nthreads() const {
     return static_cast<int>(nthreads_);
@@ -423,6 +430,8 @@ class Executor {
   std::size_t shared_total_ = 0;  // bytes handed out to this block, without alignment padding
   void* dynamic_ = nullptr;
   std::vector<std::pair<const void*, void*>> shared_vars_;
+  // warp_gather's tables: kGatherBytes per lane, one table per warp of the block.
+  std::vector<unsigned char> gather_;
 };
 
 thread_local Executor* Executor::running_ = nullptr;
@@ -594,6 +603,18 @@ std::exception_ptr Executor::run_block(const Job& job, std::uint64_t block_linea
   }
 
   ensure_fibers(nthreads_);
+  const std::size_t gather_bytes = (nthreads_ + 31) / 32 * 32 * std::size_t{kGatherBytes};
+  if (gather_.size() < gather_bytes) {
+#if defined(KILN_SIMT_TSAN)
+    // The tables are the scheduler's (filled by it, read by the lanes): their allocation is not a
+    // write of this OS thread that CUDA threads would race with.
+    __tsan_ignore_thread_begin();
+#endif
+    gather_.resize(gather_bytes);
+#if defined(KILN_SIMT_TSAN)
+    __tsan_ignore_thread_end();
+#endif
+  }
   const dim3 b = job.spec.block;
   for (std::uint32_t t = 0; t < nthreads_; ++t) {
     Fiber* f = fibers_[t].get();
@@ -732,6 +753,27 @@ void Executor::complete_warp_group(std::uint32_t base, unsigned mask) {
 
   std::uint64_t acc = 0;
   switch (kind) {
+    case WarpKind::kGather: {
+      // Every lane's posted bytes into the warp's table (warp_gather); the result is its address.
+      // The copies are the scheduler's, as a shuffle's values are: ThreadSanitizer intercepts
+      // memcpy even here, so they are hidden from it explicitly.
+      const int bytes = first->arg;
+      unsigned char* table = gather_.data() + std::size_t{base} * kGatherBytes;
+      for (unsigned k = 0; k < 32; ++k)
+        if (lane[k]->arg != bytes)
+          report_stuck("the lanes of one warp-collective instruction post different sizes");
+#if defined(KILN_SIMT_TSAN)
+      __tsan_ignore_thread_begin();
+#endif
+      for (unsigned k = 0; k < 32; ++k)
+        std::memcpy(table + k * kGatherBytes, reinterpret_cast<const void*>(lane[k]->value),
+                    static_cast<std::size_t>(bytes));
+#if defined(KILN_SIMT_TSAN)
+      __tsan_ignore_thread_end();
+#endif
+      acc = reinterpret_cast<std::uintptr_t>(table);
+      break;
+    }
     case WarpKind::kBallot:
     case WarpKind::kAny:
     case WarpKind::kAll: {
@@ -1029,6 +1071,10 @@ std::uint64_t warp_op(WarpKind kind, unsigned mask, std::uint64_t value, int arg
   f->width = width;
   f->site = Site{file, line};
   ex.count_waiting(State::kWarp);
+  if (kind == WarpKind::kGather) {  // orders no memory (warp_gather in simt.h)
+    ex.block_until_resumed(f);
+    return f->result;
+  }
 #if defined(KILN_SIMT_TSAN)
   // A full warp (every lane takes part in every full-mask operation) shares a token, like a barrier.
   // With a partial mask each lane releases into a token of its own and acquires the tokens of
@@ -1076,6 +1122,20 @@ void race_atomic_end(const void* address) {
   __tsan_acquire(const_cast<void*>(address));
 }
 #endif
+
+const unsigned char* warp_gather(const void* mine, int bytes, const char* file, int line) {
+  if (bytes < 1 || bytes > kGatherBytes)
+    throw Error("", file, line,
+                ::kiln::detail::concat("SIMT emulator: warp_gather at ", file, ":", line, " posts ",
+                                       bytes, " bytes; 1 to ", kGatherBytes, " are allowed"));
+  return reinterpret_cast<const unsigned char*>(warp_op(WarpKind::kGather, 0xffffffffu,
+                                                        reinterpret_cast<std::uintptr_t>(mine),
+                                                        bytes, warpSize, file, line));
+}
+
+bool is_shared_address(const void* p, std::size_t bytes) {
+  return executor_for_kernel_call("is_shared_address").is_shared(p, bytes);
+}
 
 void* shared_variable(const void* key, std::size_t bytes, std::size_t align) {
   return executor_for_kernel_call("KILN_SHARED").shared_variable(key, bytes, align);

@@ -101,6 +101,7 @@ enum class WarpKind : std::uint8_t {
   kReduceAnd,
   kReduceOr,
   kReduceXor,
+  kGather,  // warp_gather: mma.sync, ldmatrix (core/tensor_core.h)
 };
 
 // Blocks the calling CUDA thread at a __syncthreads* site; returns the block-wide result
@@ -111,6 +112,18 @@ int block_barrier(SyncKind kind, int predicate, const char* file, int line);
 // same kind and mask; returns this lane's result (the bits of the value for shuffles).
 std::uint64_t warp_op(WarpKind kind, unsigned mask, std::uint64_t value, int arg, int width,
                       const char* file, int line);
+
+// The instructions whose lanes read each other's registers (mma.sync, ldmatrix:
+// core/tensor_core.h) are built on this rendezvous: every lane of the (full) warp posts `bytes`
+// bytes at `mine` (1 <= bytes <= kGatherBytes, the same count in every lane) and blocks; once all
+// 32 lanes have arrived at the same site, each receives the warp's table, lane l's bytes at
+// table + l * kGatherBytes. The table stays valid until the calling lane's next warp_gather (it
+// is rewritten only when all 32 lanes have arrived at the next one). Unlike __syncwarp it orders
+// no memory: under the race detector a missing barrier before an ldmatrix is still a race.
+inline constexpr int kGatherBytes = 64;
+const unsigned char* warp_gather(const void* mine, int bytes, const char* file, int line);
+// True when [p, p + bytes) lies inside the calling block's shared memory (static or dynamic).
+bool is_shared_address(const void* p, std::size_t bytes);
 
 // Per-block storage of a KILN_SHARED variable identified by `key` (the address of a static tag):
 // allocated, 0xFF-filled, on first use in each block; the same address for every thread of it.

@@ -5,6 +5,7 @@
 // right answer in the emulator (forward order), which is the point: only the detector sees them.
 #include "core/device_code.h"
 #include "core/launch.h"
+#include "core/tensor_core.h"
 #include "tests/simt/simt_race_kernels.h"
 #include "tests/support/device_buffer.h"
 
@@ -87,6 +88,28 @@ __global__ void neighbour_kernel(float* __restrict__ out, const float* __restric
   buf[lane] = x[lane];
   if (kSync) __syncwarp(kGroup == 32 ? 0xffffffffu : 0xffffu << first);
   out[lane] = lane > first ? buf[lane - 1] : buf[lane];  // RACE(missing_syncwarp)
+}
+
+// A warp stores an 8×8 matrix of 16-bit elements into shared memory and loads it with
+// ldmatrix_trans, so that each lane receives elements other lanes stored. ldmatrix, like mma,
+// orders no memory (unlike __syncwarp): without a __syncwarp between the stores and the load, the
+// load's reads race with the other lanes' stores — reported inside the emulated ldmatrix
+// (core/tensor_core.h), called from the marked line. The forward order still reads what was stored.
+struct alignas(16) Rows8 {
+  std::uint16_t e[64];  // (8 rows, 8 columns)
+};
+template <bool kSync>
+__global__ void ldmatrix_unsynced_kernel(std::uint32_t* __restrict__ out,
+                                         const std::uint16_t* __restrict__ x) {
+  KILN_SHARED(Rows8, rows, );
+  const int lane = static_cast<int>(threadIdx.x);
+  rows.e[2 * lane] = x[2 * lane];
+  rows.e[2 * lane + 1] = x[2 * lane + 1];
+  if (kSync) __syncwarp();
+  const std::uint16_t* row = lane < 8 ? &rows.e[8 * lane] : nullptr;
+  std::uint32_t v[1];
+  kiln::tc::ldmatrix_trans<1>(v, row);  // RACE(ldmatrix_unsynced)
+  out[lane] = v[0];
 }
 
 std::vector<float> inputs(int n) {
@@ -176,6 +199,30 @@ std::vector<float> neighbours_reference(int group) {
   for (int lane = 0; lane < 32; ++lane)
     r[static_cast<std::size_t>(lane)] =
         x[static_cast<std::size_t>(lane % group == 0 ? lane : lane - 1)];
+  return r;
+}
+
+std::vector<std::uint32_t> ldmatrix_unsynced(bool with_syncwarp) {
+  std::vector<std::uint16_t> x(64);
+  for (int i = 0; i < 64; ++i) x[static_cast<std::size_t>(i)] = static_cast<std::uint16_t>(i);
+  DeviceBuffer<std::uint16_t> dx(x);
+  DeviceBuffer<std::uint32_t> out(32);
+  const LaunchConfig cfg{dim3(1), dim3(32), 0, nullptr};
+  if (with_syncwarp)
+    kiln::launch(cfg, ldmatrix_unsynced_kernel<true>, out.get(), dx.get());
+  else
+    kiln::launch(cfg, ldmatrix_unsynced_kernel<false>, out.get(), dx.get());
+  return out.download();
+}
+
+std::vector<std::uint32_t> ldmatrix_unsynced_reference() {
+  // Element (r, c) of the matrix holds 8r + c; ldmatrix_trans gives lane l the elements at rows
+  // 2(l%4) and 2(l%4) + 1 of column l/4 (core/tensor_core.h), low half first.
+  std::vector<std::uint32_t> r(32);
+  for (int l = 0; l < 32; ++l)
+    r[static_cast<std::size_t>(l)] = static_cast<std::uint32_t>(8 * (2 * (l % 4)) + l / 4) |
+                                     static_cast<std::uint32_t>(8 * (2 * (l % 4) + 1) + l / 4)
+                                         << 16;
   return r;
 }
 

@@ -1,6 +1,7 @@
 // tests/simt/simt_race_kernels.h — host entry points of the planted races (simt_race_kernels.cu).
 #pragma once
 
+#include <cstdint>
 #include <vector>
 
 namespace kiln::simt_test::race {
@@ -22,5 +23,10 @@ std::vector<float> neighbours_reference(int group);
 // A last-block-done sum over blocks * 64 inputs, with or without the writer's __threadfence.
 float last_block_sum(bool with_fence, int blocks);
 float last_block_sum_reference(int blocks);
+
+// An ldmatrix_trans of the shared-memory rows a warp's lanes have just stored, with or without the
+// __syncwarp between the stores and the load.
+std::vector<std::uint32_t> ldmatrix_unsynced(bool with_syncwarp);
+std::vector<std::uint32_t> ldmatrix_unsynced_reference();
 
 }  // namespace kiln::simt_test::race

@@ -6,6 +6,8 @@
 //   missing_syncwarp[_half] | ..._ok lanes reading a neighbour's shared-memory slot without / with
 //                                    __syncwarp (the whole warp; or each half warp, its own mask)
 //   no_fence     | no_fence_ok       last-block-done sum without / with __threadfence
+//   ldmatrix_unsynced | ..._ok       an ldmatrix of rows the lanes just stored, without / with
+//                                    __syncwarp (ldmatrix orders no memory)
 // It prints "simt_race <case>: result right" (exit 0) or "... result WRONG" (exit 1) on stderr,
 // after anything ThreadSanitizer reported, so one CTest regex can require both the report and the
 // right result (tests/simt/CMakeLists.txt).
@@ -34,6 +36,8 @@ bool run(const std::string& name) {
     return race::neighbours(!racy, 16) == race::neighbours_reference(16);
   if (base == "no_fence")
     return race::last_block_sum(!racy, 8) == race::last_block_sum_reference(8);
+  if (base == "ldmatrix_unsynced")
+    return race::ldmatrix_unsynced(!racy) == race::ldmatrix_unsynced_reference();
   std::fprintf(stderr, "simt_race: unknown case '%s' (see the top of simt_race_main.cpp)\n",
                name.c_str());
   return false;
