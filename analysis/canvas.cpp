@@ -1,17 +1,11 @@
 // analysis/canvas.cpp — Canvas over Cairo's image and SVG surfaces.
 //
-// Cairo's headers are reachable only when the build links it (pkg-config's include directory,
-// /usr/include/cairo, comes with the PkgConfig::CAIRO target), so their presence says whether the
-// library is there. Without it every Canvas throws, naming the package to install.
+// Cairo is a required dependency (CMakeLists.txt finds it with pkg-config; cmake/deps.sh installs
+// libcairo2-dev), so there is no build without it.
 #include "analysis/canvas.h"
 
-#if __has_include(<cairo.h>)
-#define KILN_ANALYSIS_HAVE_CAIRO 1
 #include <cairo-svg.h>
 #include <cairo.h>
-#else
-#define KILN_ANALYSIS_HAVE_CAIRO 0
-#endif
 
 #include <cmath>
 #include <numbers>
@@ -19,12 +13,6 @@
 #include "core/error.h"
 
 namespace kiln::analysis {
-
-bool have_cairo() {
-  return KILN_ANALYSIS_HAVE_CAIRO != 0;
-}
-
-#if KILN_ANALYSIS_HAVE_CAIRO
 
 struct Canvas::State {
   cairo_surface_t* surface = nullptr;
@@ -221,42 +209,5 @@ std::string Canvas::to_svg() {
              cairo_status_to_string(cairo_surface_status(state_->surface)));
   return std::move(state_->svg_text);
 }
-
-#else  // !KILN_ANALYSIS_HAVE_CAIRO
-
-struct Canvas::State {};
-
-Canvas::Canvas(int width, int height, bool) : width_(width), height_(height) {
-  KILN_FAIL(
-      "analysis: Kiln was built without Cairo, so it cannot draw charts or labelled grids "
-      "(install libcairo2-dev and reconfigure)");
-}
-Canvas Canvas::raster(int width, int height) {
-  return Canvas(width, height, false);
-}
-Canvas Canvas::svg(int width, int height) {
-  return Canvas(width, height, true);
-}
-Canvas::Canvas(Canvas&&) noexcept = default;
-Canvas& Canvas::operator=(Canvas&&) noexcept = default;
-Canvas::~Canvas() = default;
-void Canvas::line(double, double, double, double, Rgb, double, bool) {}
-void Canvas::polyline(const std::vector<std::pair<double, double>>&, Rgb, double, bool) {}
-void Canvas::fill_rect(double, double, double, double, Rgb) {}
-void Canvas::stroke_rect(double, double, double, double, Rgb, double) {}
-void Canvas::fill_circle(double, double, double, Rgb) {}
-void Canvas::text(double, double, const std::string&, const TextStyle&) {}
-double Canvas::text_width(const std::string&, double, bool) {
-  return 0;
-}
-void Canvas::image(const Image&, double, double, double, double) {}
-Image Canvas::to_image() {
-  return {};
-}
-std::string Canvas::to_svg() {
-  return {};
-}
-
-#endif  // KILN_ANALYSIS_HAVE_CAIRO
 
 }  // namespace kiln::analysis

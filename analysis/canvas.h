@@ -64,7 +64,4 @@ class Canvas {
   int width_ = 0, height_ = 0;
 };
 
-// Whether this build has Cairo (without it, creating a Canvas throws kiln::Error).
-bool have_cairo();
-
 }  // namespace kiln::analysis
