@@ -51,8 +51,9 @@ venv_install() {
 minimal=0
 [[ "${1:-}" == "--minimal" ]] && minimal=1
 
+# libonnx-dev + libprotobuf-dev: onnx/ (kiln_onnx: ONNX export and import, fer_cnn export).
 packages=(cmake ninja-build g++ pkg-config catch2 libopenblas-dev libcli11-dev nlohmann-json3-dev
-          libstb-dev libomp-dev libcairo2-dev)
+          libstb-dev libomp-dev libcairo2-dev libonnx-dev libprotobuf-dev)
 if [[ $minimal == 0 ]]; then
   # clang-14 and its runtime libraries (libFuzzer, ASan, UBSan) build tests/fuzz.
   packages+=(libbenchmark-dev chromium python3-torch python3-numpy clang-14 libclang-rt-14-dev)
@@ -73,4 +74,10 @@ if [[ $minimal == 0 && -x $nvcc ]] && ! command -v cuobjdump >/dev/null &&
   cuda_major=$("$nvcc" --version | sed -n 's/.*release \([0-9]*\)\..*/\1/p')
   [[ -n $cuda_major ]] || die "could not read the CUDA version from $nvcc --version"
   venv_install "nvidia-cuda-cuobjdump==$cuda_major.*" "nvidia-cuda-nvdisasm==$cuda_major.*"
+fi
+
+# ONNX Runtime (with numpy) runs Kiln's ONNX exports in tests/onnx (kiln_onnx_runtime, which also
+# works without a GPU: the CPU wheel).
+if [[ $minimal == 0 ]]; then
+  venv_install onnxruntime numpy
 fi

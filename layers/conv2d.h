@@ -23,6 +23,9 @@ class Conv2d : public Layer {
   Tensor* bias() { return has_bias_ ? &bias_.value : nullptr; }
   int in_channels() const { return in_; }
   int out_channels() const { return out_; }
+  int kernel_size() const { return k_; }
+  int stride() const { return stride_; }
+  int padding() const { return pad_; }
 
  protected:
   void forward_impl(const Tensor& x, Tensor& y, Mode mode) override;

@@ -14,6 +14,9 @@ class MaxPool2d : public Layer {
   Shape output_shape(const Shape& x) const override;
   std::string kind() const override { return "MaxPool2d"; }
   std::string describe() const override;
+  int kernel_size() const { return k_; }
+  int stride() const { return stride_; }
+  int padding() const { return pad_; }
 
  protected:
   void forward_impl(const Tensor& x, Tensor& y, Mode mode) override;
