@@ -41,6 +41,10 @@ const char* kSupportedOps =
     "Conv, BatchNormalization, Relu, LeakyRelu, MaxPool, Dropout, Flatten, Reshape (to "
     "[N, C*H*W]), Gemm, MatMul (+ Add), Identity and Constant";
 
+// The largest input side (channels, height, width) a model may declare: every activation is
+// sized from the file's claim, so it is bounded before anything trusts it.
+constexpr int64_t kMaxInputSide = 4096;
+
 // Files are read whole; protobuf's parser takes at most 2 GB.
 constexpr uint64_t kMaxFileBytes = (uint64_t(1) << 31) - 1;
 
@@ -533,10 +537,10 @@ void Importer::read_input(OnnxModel& m) {
              " dimensions; Kiln imports models of NCHW images [N, C, H, W]");
   int64_t chw[3];
   for (int d = 1; d < 4; ++d) {
-    KILN_CHECK(
-        s.dim(d).has_dim_value() && s.dim(d).dim_value() > 0 && s.dim(d).dim_value() <= 65536, ctx,
-        ": dimension ", d, " (", "CHW"[d - 1],
-        ") must be a fixed size in 1..65536; Kiln builds the network for one image size");
+    const bool fixed = s.dim(d).has_dim_value() && s.dim(d).dim_value() > 0;
+    KILN_CHECK(fixed && s.dim(d).dim_value() <= kMaxInputSide, ctx, ": dimension ", d, " (",
+               "CHW"[d - 1], ") must be a fixed size in 1..", kMaxInputSide,
+               "; Kiln builds the network for one image size");
     chw[d - 1] = s.dim(d).dim_value();
   }
   if (s.dim(0).has_dim_value()) fixed_batch_ = s.dim(0).dim_value();
