@@ -9,6 +9,11 @@
 //       imports MODEL.onnx, checks that it has BATCHNORM_LAYERS BatchNorm2d layers, runs it on
 //       input_nhwc and compares with IO's "logits": |a - b| <= 2·eps·max|b| + 2·eps·|b| and the
 //       same predicted class for every image. Exit 0 when both hold.
+//   kiln_onnx_reference split C H W OUT.safetensors
+//       the test split of the built-in synthetic data set at C x H x W, as fer_cnn's commands
+//       load it with their defaults (--data synthetic, --seed 1): "images" [N, C, H, W] in [0, 1]
+//       (NCHW, what an ONNX export reads) and "labels" [N] (as float32), for
+//       tests/onnx/ort_accuracy.py.
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -18,6 +23,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "data/synthetic.h"
 #include "onnx/kiln_onnx.h"
 #include "optim/checkpoint.h"
 #include "tests/onnx/test_model.h"
@@ -116,6 +122,22 @@ int compare(const std::string& model, const std::string& io_path, int batchnorms
   return bad == 0 && same_class == n && bn == batchnorms ? 0 : 1;
 }
 
+int split(int c, int h, int w, const std::string& path) {
+  data::SyntheticOptions o;
+  o.spec = {c, h, w};
+  const data::Dataset test = data::make_synthetic(o).test;
+  const int n = int(test.size());
+  std::vector<float> x(test.pixels.begin(), test.pixels.end());
+  for (float& v : x) v /= 255.0f;
+  StFile file;
+  file.tensors.push_back(f32_entry("images", {n, c, h, w}, test::nhwc_to_nchw(x, n, h, w, c)));
+  file.tensors.push_back(
+      f32_entry("labels", {n}, std::vector<float>(test.labels.begin(), test.labels.end())));
+  write_safetensors(path, file);
+  std::printf("wrote %s: %d test images %dx%dx%d\n", path.c_str(), n, c, h, w);
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -123,11 +145,15 @@ int main(int argc, char** argv) {
     const std::string cmd = argc > 1 ? argv[1] : "";
     if (cmd == "write" && argc == 3) return write(argv[2]);
     if (cmd == "compare" && argc == 5) return compare(argv[2], argv[3], std::stoi(argv[4]));
+    if (cmd == "split" && argc == 6)
+      return split(std::stoi(argv[2]), std::stoi(argv[3]), std::stoi(argv[4]), argv[5]);
   } catch (const Error& e) {
     std::fprintf(stderr, "error: %s\n", e.what());
     return 1;
   }
-  std::fprintf(stderr, "usage: %s write DIR | compare MODEL.onnx IO.safetensors BATCHNORM_LAYERS\n",
+  std::fprintf(stderr,
+               "usage: %s write DIR | compare MODEL.onnx IO.safetensors BATCHNORM_LAYERS | split C "
+               "H W OUT.safetensors\n",
                argv[0]);
   return 2;
 }
