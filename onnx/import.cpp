@@ -601,6 +601,13 @@ OnnxModel Importer::run() {
       add_constant(j);
       continue;
     }
+    // An Identity of a constant is another name for it: PyTorch's export without constant folding
+    // gives initializers with equal values one tensor and the other names through Identity.
+    if (op == "Identity" && n.input_size() == 1 && tensors_.count(n.input(0))) {
+      attributes(j, {});
+      tensors_[n.output(0)] = tensors_.at(n.input(0));
+      continue;
+    }
     KILN_CHECK(n.input_size() >= 1 && n.input(0) == cur_, where(j), ": reads '",
                n.input_size() ? n.input(0) : std::string(), "' but the chain's current value is '",
                cur_,

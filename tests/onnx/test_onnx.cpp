@@ -250,6 +250,23 @@ TEST_CASE("ONNX round trip: Kiln -> ONNX -> Kiln gives the same weights and logi
   const std::vector<float> got = logits(*back.net, x);
   REQUIRE(got.size() == want.size());
   CHECK(std::memcmp(got.data(), want.data(), got.size() * 4) == 0);
+
+  // PyTorch without constant folding names shared initializers through Identity nodes placed
+  // before the chain: "1.weight" = Identity("shared"). The same network comes back.
+  ::onnx::ModelProto m = parse(export_onnx(*net, options(false)));
+  ::onnx::GraphProto* g = m.mutable_graph();
+  for (auto& t : *g->mutable_initializer())
+    if (t.name() == "1.weight") t.set_name("shared");
+  ::onnx::GraphProto nodes;
+  ::onnx::NodeProto* alias = nodes.add_node();
+  alias->set_op_type("Identity");
+  alias->set_name("Identity_0");
+  alias->add_input("shared");
+  alias->add_output("1.weight");
+  for (const auto& n : g->node()) *nodes.add_node() = n;
+  g->mutable_node()->Swap(nodes.mutable_node());
+  const std::vector<float> aliased = logits(*import_onnx(serialise(m), "alias.onnx").net, x);
+  CHECK(std::memcmp(aliased.data(), want.data(), want.size() * 4) == 0);
 }
 
 TEST_CASE("ONNX folded export: batchnorm-free network within the derived tolerance",
