@@ -24,8 +24,7 @@ class Conv2d : public Layer {
   int in_channels() const { return in_; }
   int out_channels() const { return out_; }
   int kernel_size() const { return k_; }
-  int stride() const { return stride_; }
-  int padding() const { return pad_; }
+  Conv2dParams conv_params() const { return {stride_, stride_, pad_, pad_}; }
 
  protected:
   void forward_impl(const Tensor& x, Tensor& y, Mode mode) override;
@@ -36,7 +35,6 @@ class Conv2d : public Layer {
   int in_, out_, k_, stride_, pad_;
   bool has_bias_;
   Param weight_, bias_;
-  Conv2dParams conv_params() const { return {stride_, stride_, pad_, pad_}; }
 };
 
 }  // namespace kiln

@@ -155,7 +155,8 @@ std::string export_onnx(Sequential& net, const OnnxExportOptions& o) {
     ::onnx::NodeProto* n = nullptr;
     if (auto* conv = dynamic_cast<Conv2d*>(&layer)) {
       auto* bn = i + 1 < net.size() ? dynamic_cast<BatchNorm2d*>(&net[i + 1]) : nullptr;
-      const int k = conv->kernel_size(), pad = conv->padding();
+      const int k = conv->kernel_size();
+      const Conv2dParams cp = conv->conv_params();
       if (o.fold_batchnorm && bn) {
         const std::string q = std::to_string(i + 1) + ".";
         const StTensor& wt = w.state(p + "weight");
@@ -183,8 +184,8 @@ std::string export_onnx(Sequential& net, const OnnxExportOptions& o) {
         n = w.add_node("Conv", i, in);
       }
       set_ints(n, "kernel_shape", {k, k});
-      set_ints(n, "strides", {conv->stride(), conv->stride()});
-      set_ints(n, "pads", {pad, pad, pad, pad});
+      set_ints(n, "strides", {cp.stride_h, cp.stride_w});
+      set_ints(n, "pads", {cp.pad_h, cp.pad_w, cp.pad_h, cp.pad_w});
       set_ints(n, "dilations", {1, 1});
       set_int(n, "group", 1);
       if (o.fold_batchnorm && bn) ++i;  // the batchnorm is inside the convolution now
@@ -200,10 +201,10 @@ std::string export_onnx(Sequential& net, const OnnxExportOptions& o) {
       set_float(n, "alpha", act->negative_slope());
     } else if (auto* pool = dynamic_cast<MaxPool2d*>(&layer)) {
       n = w.add_node("MaxPool", i, {cur});
-      const int k = pool->kernel_size(), s = pool->stride(), pad = pool->padding();
-      set_ints(n, "kernel_shape", {k, k});
-      set_ints(n, "strides", {s, s});
-      set_ints(n, "pads", {pad, pad, pad, pad});
+      const Pool2dParams pp = pool->pool_params();
+      set_ints(n, "kernel_shape", {pp.kh, pp.kw});
+      set_ints(n, "strides", {pp.stride_h, pp.stride_w});
+      set_ints(n, "pads", {pp.pad_h, pp.pad_w, pp.pad_h, pp.pad_w});
     } else if (auto* drop = dynamic_cast<Dropout*>(&layer)) {
       if (o.fold_batchnorm) continue;  // the identity at inference: deployment drops it
       n = w.add_node("Dropout", i,

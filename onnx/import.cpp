@@ -615,34 +615,40 @@ OnnxModel Importer::run() {
     KILN_CHECK(consumers_.count(cur_) == 1, where(j), ": '", cur_,
                "' is read by more than one node (a branch or skip connection); Kiln imports a "
                "chain of operators");
-    if (op == "Conv") {
-      import_conv(j);
-    } else if (op == "BatchNormalization") {
-      import_batchnorm(j);
-    } else if (op == "Relu" || op == "LeakyRelu") {
-      require_inputs(j, 1, 1);
-      const auto a = attributes(
-          j, op == "Relu" ? std::vector<std::string>{} : std::vector<std::string>{"alpha"});
-      add_layer(j,
-                std::make_unique<LeakyReLU>(op == "Relu" ? 0.0 : attr_float(j, a, "alpha", 0.01f)));
-    } else if (op == "MaxPool") {
-      import_maxpool(j);
-    } else if (op == "Dropout") {
-      import_dropout(j);
-    } else if (op == "Flatten" || op == "Reshape") {
-      import_flatten(j, op == "Reshape");
-    } else if (op == "Gemm") {
-      import_gemm(j);
-    } else if (op == "MatMul") {
-      j += import_matmul(j) - 1;
-    } else if (op == "Identity") {
-      require_inputs(j, 1, 1);
-      attributes(j, {});
-      cur_ = n.output(0);
-    } else {
-      KILN_FAIL(where(j), ": operator ", op, " is not supported; Kiln imports ", kSupportedOps,
-                " (a chain as torch.onnx.export writes for an nn.Sequential of Conv2d, "
-                "BatchNorm2d, ReLU/LeakyReLU, MaxPool2d, Dropout, Flatten and Linear)");
+    try {
+      if (op == "Conv") {
+        import_conv(j);
+      } else if (op == "BatchNormalization") {
+        import_batchnorm(j);
+      } else if (op == "Relu" || op == "LeakyRelu") {
+        require_inputs(j, 1, 1);
+        const auto a = attributes(
+            j, op == "Relu" ? std::vector<std::string>{} : std::vector<std::string>{"alpha"});
+        add_layer(
+            j, std::make_unique<LeakyReLU>(op == "Relu" ? 0.0 : attr_float(j, a, "alpha", 0.01f)));
+      } else if (op == "MaxPool") {
+        import_maxpool(j);
+      } else if (op == "Dropout") {
+        import_dropout(j);
+      } else if (op == "Flatten" || op == "Reshape") {
+        import_flatten(j, op == "Reshape");
+      } else if (op == "Gemm") {
+        import_gemm(j);
+      } else if (op == "MatMul") {
+        j += import_matmul(j) - 1;
+      } else if (op == "Identity") {
+        require_inputs(j, 1, 1);
+        attributes(j, {});
+        cur_ = n.output(0);
+      } else {
+        KILN_FAIL(where(j), ": operator ", op, " is not supported; Kiln imports ", kSupportedOps,
+                  " (a chain as torch.onnx.export writes for an nn.Sequential of Conv2d, "
+                  "BatchNorm2d, ReLU/LeakyReLU, MaxPool2d, Dropout, Flatten and Linear)");
+      }
+    } catch (const Error& e) {
+      // A layer constructor's own check ("MaxPool2d: window over 256 elements") gets the node.
+      if (std::string_view(e.what()).starts_with("ONNX model")) throw;
+      KILN_FAIL(where(j), ": ", e.what());
     }
   }
   KILN_CHECK(!layers_.empty(), "ONNX model '", source_, "' has no operator Kiln imports");

@@ -335,6 +335,12 @@ TEST_CASE("ONNX import refuses what Kiln cannot honour, naming node, operator an
                  {conv0, "auto_pad = SAME_UPPER"});
   expect_refused(bytes, [](auto& m) { set_int(first(m, "MaxPool"), "ceil_mode", 1); },
                  {"(MaxPool)", "ceil_mode = 1"});
+  // A limit of the layer itself (pooling windows of at most 256 elements), named with the node.
+  expect_refused(bytes,
+                 [](auto& m) {
+                   set_ints(first(m, "MaxPool"), "kernel_shape", {17, 17});
+                 },
+                 {"node 3 '/3/MaxPool' (MaxPool): MaxPool2d"});
   expect_refused(bytes, [](auto& m) { set_int(first(m, "Gemm"), "frobnicate", 1); },
                  {"(Gemm)", "attribute 'frobnicate' is not supported", "alpha, beta, transA"});
   expect_refused(bytes,
