@@ -3,8 +3,9 @@
 //
 //   kiln_onnx_reference write DIR
 //       DIR/model.safetensors (the test model of tests/onnx/test_model.h, PyTorch's state dict),
-//       DIR/io.safetensors (input_nhwc, input_nchw, Kiln's eval logits; metadata: widths and the
-//       logits' eps of the derived tolerance), DIR/kiln.onnx and DIR/kiln_folded.onnx.
+//       DIR/io.safetensors (input_nhwc, input_nchw: 28 synthetic test faces; Kiln's eval logits;
+//       metadata: widths and the logits' eps of the derived tolerance), DIR/kiln.onnx and
+//       DIR/kiln_folded.onnx.
 //   kiln_onnx_reference compare MODEL.onnx IO.safetensors BATCHNORM_LAYERS
 //       imports MODEL.onnx, checks that it has BATCHNORM_LAYERS BatchNorm2d layers, runs it on
 //       input_nhwc and compares with IO's "logits": |a - b| <= 2·eps·max|b| + 2·eps·|b| and the
@@ -50,11 +51,19 @@ int write(const std::string& dir) {
   std::filesystem::create_directories(dir);
   auto net = test::make_onnx_test_net();
   save_model(dir + "/model.safetensors", *net);
-  const int n = 5;
-  const Tensor x = test::onnx_test_input(n);
-  const std::vector<float> xv = x.to_vector<float>();
-  const std::vector<float> z = net->forward(x, Mode::eval).to_vector<float>();
   using test::kOnnxC, test::kOnnxH, test::kOnnxW;
+  // The input: a test split of the built-in synthetic faces at the model's 3x64x64, four images
+  // per class (28), as pixels / 255 — what fer_cnn and an ONNX runtime are given.
+  data::SyntheticOptions so;
+  so.spec = {kOnnxC, kOnnxH, kOnnxW};
+  so.train_per_class = so.val_per_class = 1;
+  so.test_per_class = 4;
+  const data::Dataset faces = data::make_synthetic(so).test;
+  const int n = int(faces.size());
+  std::vector<float> xv(faces.pixels.begin(), faces.pixels.end());
+  for (float& v : xv) v /= 255.0f;
+  const Tensor x = Tensor::from_vector<float>({n, kOnnxH, kOnnxW, kOnnxC}, xv);
+  const std::vector<float> z = net->forward(x, Mode::eval).to_vector<float>();
   StFile io;
   io.tensors.push_back(f32_entry("input_nhwc", {n, kOnnxH, kOnnxW, kOnnxC}, xv));
   io.tensors.push_back(f32_entry("input_nchw", {n, kOnnxC, kOnnxH, kOnnxW},
