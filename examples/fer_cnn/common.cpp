@@ -123,9 +123,8 @@ ModelInfo read_model_info(const std::string& checkpoint, const std::string& tens
   // Only the header is read; the description is checked against the tensors it lists before
   // any model is built.
   try {
-    kiln::FerCnnCheckpointInfo checked =
-        kiln::fer_cnn_info_from_header(kiln::read_safetensors_header(checkpoint), checkpoint,
-                                       tensor_prefix);
+    kiln::FerCnnCheckpointInfo checked = kiln::fer_cnn_info_from_header(
+        kiln::read_safetensors_header(checkpoint), checkpoint, tensor_prefix);
     ModelInfo info;
     info.config = checked.config;
     info.class_names = std::move(checked.class_names);
