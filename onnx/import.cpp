@@ -57,8 +57,8 @@ std::string type_name(int data_type) {
 
 class Importer {
  public:
-  Importer(const ::onnx::ModelProto& model, const std::string& source)
-      : model_(model), graph_(model.graph()), source_(source) {}
+  Importer(const ::onnx::ModelProto& model, const std::string& source, uint64_t file_bytes)
+      : model_(model), graph_(model.graph()), source_(source), file_bytes_(file_bytes) {}
 
   OnnxModel run();
 
@@ -123,6 +123,8 @@ class Importer {
   std::string cur_;             // the current activation's ONNX name
   int64_t fixed_batch_ = -1;    // the input's batch size when it is not symbolic
   bool after_flatten_ = false;  // the last layer flattened a spatial activation
+  uint64_t file_bytes_;         // the size of the file, which bounds the weights (add_state)
+  uint64_t state_bytes_ = 0;    // the weights imported so far
 };
 
 int64_t Importer::numel(const TensorProto& t, const std::string& ctx) const {
@@ -259,6 +261,15 @@ void Importer::add_state(const std::string& name, std::vector<int64_t> dims,
   StTensor t{std::to_string(layers_.size()) + "." + name, "F32", std::move(dims),
              std::vector<uint8_t>(v.size() * 4)};
   if (!v.empty()) std::memcpy(t.bytes.data(), v.data(), t.bytes.size());
+  // Several nodes may read one initializer (PyTorch shares equal constants), so the layers can
+  // hold more than the file; a file whose few tensors are read by many nodes would make the
+  // import's memory grow with the square of its size. Allowed: 4x the file, plus 1 MB.
+  state_bytes_ += t.bytes.size();
+  KILN_CHECK(state_bytes_ <= 4 * file_bytes_ + (uint64_t(1) << 20), "ONNX model '", source_,
+             "': its layers would hold ", state_bytes_, " bytes of weights, over 4 times the ",
+             file_bytes_,
+             "-byte file (the same initializers read by many nodes); Kiln refuses "
+             "such a file");
   state_.tensors.push_back(std::move(t));
 }
 
@@ -690,7 +701,7 @@ OnnxModel import_onnx(std::string_view bytes, const std::string& source) {
   KILN_CHECK(model.has_graph(), "ONNX model '", source,
              "' has no graph (an empty or non-ONNX "
              "file)");
-  return Importer(model, source).run();
+  return Importer(model, source, bytes.size()).run();
 }
 
 OnnxModel load_onnx(const std::string& path) {

@@ -425,3 +425,47 @@ TEST_CASE("ONNX import: truncated, corrupt and empty files give clear errors", "
   CHECK(is_onnx_path("a/B.ONNX"));
   CHECK_FALSE(is_onnx_path("best.safetensors"));
 }
+
+TEST_CASE("ONNX import: initializers read by many nodes cannot blow the weights up",
+          "[onnx][cpu]") {
+  // input [batch, 1, 16, 16] -> Flatten -> Gemm(W) x `gemms`, one 256x256 W (256 KB) for all.
+  auto model = [](int gemms) {
+    ::onnx::ModelProto m;
+    m.add_opset_import()->set_version(17);
+    ::onnx::GraphProto* g = m.mutable_graph();
+    auto value = [](::onnx::ValueInfoProto* v, const std::string& name, std::vector<int64_t> d) {
+      v->set_name(name);
+      auto* t = v->mutable_type()->mutable_tensor_type();
+      t->set_elem_type(::onnx::TensorProto::FLOAT);
+      for (int64_t x : d) t->mutable_shape()->add_dim()->set_dim_value(x);
+    };
+    value(g->add_input(), "x", {1, 1, 16, 16});
+    ::onnx::TensorProto* w = g->add_initializer();
+    w->set_name("W");
+    w->set_data_type(::onnx::TensorProto::FLOAT);
+    w->add_dims(256);
+    w->add_dims(256);
+    const std::vector<float> wv(256 * 256, 1.0f / 256);
+    w->set_raw_data(wv.data(), wv.size() * 4);
+    ::onnx::NodeProto* f = g->add_node();
+    f->set_op_type("Flatten");
+    f->add_input("x");
+    f->add_output("f");
+    std::string cur = "f";
+    for (int i = 0; i < gemms; ++i) {
+      ::onnx::NodeProto* n = g->add_node();
+      n->set_op_type("Gemm");
+      n->add_input(cur);
+      n->add_input("W");
+      n->add_output(cur = "g" + std::to_string(i));
+    }
+    value(g->add_output(), cur, {1, 256});
+    return serialise(m);
+  };
+  // Four layers share W: 1 MB of weights from a 256 KB file, allowed (and they compute x).
+  OnnxModel ok = import_onnx(model(4), "shared.onnx");
+  CHECK(ok.net->size() == 5);
+  // Twenty: 5 MB from 256 KB, refused.
+  CHECK_THROWS_WITH(import_onnx(model(20), "shared.onnx"),
+                    Contains("over 4 times the") && Contains("read by many nodes"));
+}
