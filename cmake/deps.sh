@@ -52,8 +52,9 @@ venv_install() {
 minimal=0
 [[ "${1:-}" == "--minimal" ]] && minimal=1
 
+# libonnx-dev + libprotobuf-dev: onnx/ (kiln_onnx: ONNX export and import, fer_cnn export).
 packages=(cmake ninja-build g++ pkg-config catch2 libopenblas-dev libcli11-dev nlohmann-json3-dev
-          libstb-dev libomp-dev libcairo2-dev)
+          libstb-dev libomp-dev libcairo2-dev libonnx-dev libprotobuf-dev)
 if [[ $minimal == 0 ]]; then
   # clang-14 and its runtime libraries (libFuzzer, ASan, UBSan) build tests/fuzz.
   packages+=(libbenchmark-dev chromium python3-torch python3-numpy clang-14 libclang-rt-14-dev)
@@ -82,4 +83,10 @@ fi
 if [[ $minimal == 0 && -x $nvcc ]] &&
    ! compgen -G "$venv/lib/python3*/site-packages/cutlass_library/source/include/cute" >/dev/null; then
   venv_install --no-deps "nvidia-cutlass==4.2.0.0"
+fi
+
+# ONNX Runtime (with numpy) runs Kiln's ONNX exports in tests/onnx (kiln_onnx_runtime, which also
+# works without a GPU: the CPU wheel).
+if [[ $minimal == 0 ]]; then
+  venv_install onnxruntime numpy
 fi

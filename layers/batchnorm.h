@@ -22,6 +22,9 @@ class BatchNorm2d : public Layer {
   Tensor& running_mean() { return running_mean_; }
   Tensor& running_var() { return running_var_; }
   int64_t num_batches_tracked() const { return num_batches_tracked_; }
+  int channels() const { return channels_; }
+  double eps() const { return eps_; }
+  double momentum() const { return momentum_; }
 
  protected:
   void forward_impl(const Tensor& x, Tensor& y, Mode mode) override;

@@ -23,6 +23,8 @@ class Conv2d : public Layer {
   Tensor* bias() { return has_bias_ ? &bias_.value : nullptr; }
   int in_channels() const { return in_; }
   int out_channels() const { return out_; }
+  int kernel_size() const { return k_; }
+  Conv2dParams conv_params() const { return {stride_, stride_, pad_, pad_}; }
 
  protected:
   void forward_impl(const Tensor& x, Tensor& y, Mode mode) override;
@@ -33,7 +35,6 @@ class Conv2d : public Layer {
   int in_, out_, k_, stride_, pad_;
   bool has_bias_;
   Param weight_, bias_;
-  Conv2dParams conv_params() const { return {stride_, stride_, pad_, pad_}; }
 };
 
 }  // namespace kiln

@@ -14,6 +14,7 @@ class MaxPool2d : public Layer {
   Shape output_shape(const Shape& x) const override;
   std::string kind() const override { return "MaxPool2d"; }
   std::string describe() const override;
+  Pool2dParams pool_params() const { return {k_, k_, stride_, stride_, pad_, pad_}; }
 
  protected:
   void forward_impl(const Tensor& x, Tensor& y, Mode mode) override;
@@ -22,7 +23,6 @@ class MaxPool2d : public Layer {
   void release_workspaces() override { argmax_.release(); }
 
  private:
-  Pool2dParams pool_params() const { return {k_, k_, stride_, stride_, pad_, pad_}; }
   int k_, stride_, pad_;
   Workspace argmax_;  // u8, the output's shape
 };

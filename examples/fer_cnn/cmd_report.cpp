@@ -56,11 +56,6 @@ std::string get(const std::map<std::string, std::string>& m, const std::string& 
 
 // ---- what the run folder says ------------------------------------------------------------------
 
-std::map<std::string, std::string> metadata_of(const std::string& path) {
-  if (!std::filesystem::exists(path)) return {};
-  return kiln::read_safetensors_metadata(path);
-}
-
 // The checkpoint's and the training state's metadata, and what follows from them.
 struct RunFacts {
   std::string checkpoint, analysis_dir;
@@ -75,8 +70,8 @@ RunFacts read_run_facts(const std::string& checkpoint) {
   RunFacts f;
   f.checkpoint = checkpoint;
   f.analysis_dir = join_path(opts.run, "analysis");
-  f.model_meta = metadata_of(f.checkpoint);
-  f.state_meta = metadata_of(join_path(opts.run, "last.train.safetensors"));
+  f.model_meta = checkpoint_metadata(f.checkpoint);
+  f.state_meta = checkpoint_metadata(join_path(opts.run, "last.train.safetensors"));
   f.data_source = !opts.data.empty() ? opts.data : get(f.state_meta, "kiln.data", "synthetic");
   f.seed = opts.seed >= 0 ? uint64_t(opts.seed) : std::stoull(get(f.state_meta, "kiln.seed", "1"));
   try {

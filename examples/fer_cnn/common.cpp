@@ -164,9 +164,15 @@ void check_model_values(kiln::Layer& model, const std::string& source) {
 
 std::unique_ptr<kiln::Sequential> load_network(const std::string& checkpoint, kiln::Device device,
                                                ModelInfo* info_out) {
-  ModelInfo info = read_model_info(checkpoint);
-  auto net = kiln::make_fer_cnn(info.config);
-  kiln::load_model(checkpoint, *net);
+  ModelInfo info;
+  std::unique_ptr<kiln::Sequential> net;
+  if (is_onnx_model(checkpoint)) {
+    net = load_onnx_network(checkpoint, &info);  // cmd_export.cpp
+  } else {
+    info = read_model_info(checkpoint);
+    net = kiln::make_fer_cnn(info.config);
+    kiln::load_model(checkpoint, *net);
+  }
   check_model_values(*net, checkpoint);
   net->to(device);
   if (info_out) *info_out = std::move(info);
@@ -194,7 +200,8 @@ kiln::data::Splits load_data(const std::string& source, const kiln::data::ImageS
 }
 
 void CheckpointOptions::add_to(CLI::App& app, const std::string& data_help) {
-  app.add_option("--checkpoint", checkpoint, "a fer_cnn checkpoint")->capture_default_str();
+  app.add_option("--checkpoint", checkpoint, "a fer_cnn checkpoint, or an ONNX model (.onnx)")
+      ->capture_default_str();
   app.add_option("--data", data, data_help)->capture_default_str();
   app.add_option("--train-per-class", train_per_class,
                  "synthetic images per class (as in training)")

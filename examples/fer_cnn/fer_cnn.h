@@ -83,8 +83,18 @@ ModelInfo read_model_info(const std::string& checkpoint, const std::string& tens
 void check_model_values(kiln::Layer& model, const std::string& source);
 // Builds the network a checkpoint describes and loads its weights (checked by
 // check_model_values), on `device`.
+// A path ending in .onnx is imported instead (load_onnx_network).
 std::unique_ptr<kiln::Sequential> load_network(const std::string& checkpoint, kiln::Device device,
                                                ModelInfo* info = nullptr);
+// cmd_export.cpp: an ONNX model (docs/onnx.md) as a network, its ModelInfo from the file's
+// metadata (a PyTorch export gets FER's class names when it has 7 classes); throws UsageError
+// naming what the importer refused, or that this fer_cnn was built without ONNX.
+std::unique_ptr<kiln::Sequential> load_onnx_network(const std::string& path, ModelInfo* info);
+// True when `path` names an ONNX model (ends in .onnx).
+bool is_onnx_model(const std::string& path);
+// A checkpoint's metadata: a safetensors file's __metadata__, an ONNX model's metadata_props;
+// empty when the file does not exist.
+std::map<std::string, std::string> checkpoint_metadata(const std::string& path);
 
 // ---- data --------------------------------------------------------------------------------------
 // "synthetic" (train_per_class images per class; 0: the data set's default), a CSV file or an

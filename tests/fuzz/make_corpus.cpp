@@ -11,6 +11,13 @@
 #include <string>
 #include <vector>
 
+#include "layers/activation.h"
+#include "layers/batchnorm.h"
+#include "layers/conv2d.h"
+#include "layers/dropout.h"
+#include "layers/linear.h"
+#include "layers/pooling.h"
+#include "onnx/kiln_onnx.h"
 #include "tests/fuzz/harness.h"
 
 namespace fs = std::filesystem;
@@ -101,5 +108,26 @@ int main(int argc, char** argv) {
                             {{"kiln.epochs_done", "1"}});
   kiln::Sgd sgd(net->flat_params(), net->flat_grads(), kiln::SgdOptions{.momentum = 0.9f});
   kiln::save_training_state((ts / "sgd.train.safetensors").string(), sgd, *net);
+  // ONNX: the tiny fer_cnn with batchnorm folded (3.4 KB), and one block of each layer with
+  // every operator as its node (the unfolded tiny fer_cnn is over the 4 KB input limit).
+  const fs::path ox = out / "fuzz_onnx";
+  fs::create_directories(ox);
+  kiln::OnnxExportOptions onnx{.channels = tiny.channels,
+                               .height = tiny.height,
+                               .width = tiny.width,
+                               .fold_batchnorm = true,
+                               .class_names = {"a", "b", "c", "d", "e", "f", "g"}};
+  kiln::save_onnx((ox / "tiny_folded.onnx").string(), *net, onnx);
+  kiln::Sequential block;
+  block.emplace<kiln::Conv2d>(1, 2, 3, 1, 1);
+  block.emplace<kiln::BatchNorm2d>(2);
+  block.emplace<kiln::LeakyReLU>(0.01);
+  block.emplace<kiln::MaxPool2d>(2, 2);
+  block.emplace<kiln::Dropout>(0.25);
+  block.emplace<kiln::Flatten>();
+  block.emplace<kiln::Linear>(2 * 4 * 4, 3);
+  block.init(1);
+  kiln::save_onnx((ox / "block.onnx").string(), block,
+                  {.channels = 1, .height = 8, .width = 8, .class_names = {"x", "y", "z"}});
   return 0;
 }

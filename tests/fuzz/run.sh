@@ -15,7 +15,7 @@ build=${KILN_FUZZ_BUILD:-$root/build-fuzz}
 jobs=${KILN_JOBS:-$(nproc)}
 runs=${KILN_FUZZ_RUNS:-10000}
 seed=${KILN_FUZZ_SEED:-1}
-fuzzers=(fuzz_fer_csv fuzz_image fuzz_safetensors fuzz_model_state fuzz_training_state)
+fuzzers=(fuzz_fer_csv fuzz_image fuzz_safetensors fuzz_model_state fuzz_training_state fuzz_onnx)
 start=$(date +%s)
 
 clang=$(command -v clang++-14 || command -v clang++ || true)
