@@ -38,7 +38,7 @@ constexpr int kGpuEpochs = 30;
 
 struct Options {
   std::string data = "synthetic", preset, optimizer = "adam", device = "auto", schedule;
-  std::string out = "runs/fer_cnn";
+  std::string out = "runs/fer_cnn", init_from;
   int epochs = 0, batch_size = 64, train_per_class = 0, warmup = 0, stop_after = 0;
   double lr = 1e-3, width = 0, weight_decay = -1, momentum = 0.9, clip = 0;
   uint64_t seed = 1;
@@ -240,6 +240,36 @@ std::unique_ptr<kiln::Optimizer> make_optimizer(kiln::Sequential& net) {
                        .nesterov = opts.momentum > 0});
 }
 
+// --init-from: the new run starts from the weights of `source` (opts.init_from, loaded as
+// `source_info` says). It must be the network this run builds: the same input, width and number of
+// classes (a checkpoint of fer_cnn, or its ONNX export with BatchNormalization nodes; a
+// batchnorm-folded ONNX model has no batchnorm to train and is refused).
+void init_from(kiln::Sequential& net, kiln::Sequential& source, const ModelInfo& source_info,
+               const ModelInfo& info) {
+  const kiln::FerCnnConfig& a = source_info.config;
+  const kiln::FerCnnConfig& b = info.config;
+  if (a.classes != b.classes)
+    throw UsageError("--init-from " + opts.init_from + " has " + std::to_string(a.classes) +
+                     " classes but --data " + opts.data + " has " + std::to_string(b.classes) +
+                     ": fine-tune on data with the checkpoint's classes");
+  if (a.channels != b.channels || a.height != b.height || a.width != b.width ||
+      a.width_multiplier != b.width_multiplier)
+    throw UsageError("--init-from " + opts.init_from + " is a " + std::to_string(a.channels) + "x" +
+                     std::to_string(a.height) + "x" + std::to_string(a.width) +
+                     " network of width x" + fmt("%g", a.width_multiplier) +
+                     ", not the one --preset/--width ask for: drop those options to train the "
+                     "checkpoint's network");
+  try {
+    kiln::load_model_state_dict(net, kiln::model_state_dict(source), opts.init_from);
+  } catch (const kiln::Error& e) {
+    throw UsageError("--init-from " + opts.init_from + " is not a fer_cnn network (" + e.what() +
+                     "); a batchnorm-folded ONNX model (fer_cnn export --fold-bn, or PyTorch's "
+                     "eval-mode export) cannot be trained: export it with BatchNormalization "
+                     "nodes");
+  }
+  std::printf("init: weights from %s\n", opts.init_from.c_str());
+}
+
 int run_train() {
   namespace fs = std::filesystem;
   // The numeric options were range-checked by their validators (the Registration below).
@@ -258,21 +288,35 @@ int run_train() {
   const kiln::Device device = select_device(opts.device);
   const bool on_cpu = device == kiln::Device::cpu;
 
-  // On --resume the model's shape comes from the checkpoint unless given again.
+  if (opts.resume && !opts.init_from.empty())
+    throw UsageError(
+        "--resume and --init-from contradict each other: --resume continues the run "
+        "in " +
+        opts.out +
+        " from its own weights, --init-from starts a new run from "
+        "another checkpoint's");
+  // On --resume (and with --init-from) the model's shape comes from the checkpoint unless given
+  // again.
   ModelInfo resumed;
+  std::unique_ptr<kiln::Sequential> initial;  // --init-from: the checkpoint's network
   if (opts.resume) {
     if (!fs::exists(state_path))
       throw UsageError("--resume: no " + state_path +
                        " to resume from; run without --resume to start a new run, or pass the "
                        "--out DIR of the run to continue");
     resumed = read_model_info(state_path, "model.");
+  } else if (!opts.init_from.empty()) {
+    if (!fs::exists(opts.init_from))
+      throw UsageError("--init-from: no file " + opts.init_from +
+                       " (a fer_cnn checkpoint, or an ONNX model with BatchNormalization nodes)");
+    initial = load_network(opts.init_from, kiln::Device::cpu, &resumed);
   }
+  const bool shaped = opts.resume || initial != nullptr;
   const kiln::data::ImageSpec spec =
-      !opts.preset.empty() || !opts.resume
-          ? preset_spec(opts.preset.empty() ? "default" : opts.preset)
-          : resumed.spec();
+      !opts.preset.empty() || !shaped ? preset_spec(opts.preset.empty() ? "default" : opts.preset)
+                                      : resumed.spec();
   const double width = opts.width > 0 ? opts.width
-                       : opts.resume  ? resumed.config.width_multiplier
+                       : shaped       ? resumed.config.width_multiplier
                        : on_cpu       ? kCpuWidth
                                       : 1.0;
   const int epochs = opts.epochs > 0 ? opts.epochs : on_cpu ? kCpuEpochs : kGpuEpochs;
@@ -294,6 +338,7 @@ int run_train() {
   info.config = {spec.channels, spec.height, spec.width, data.train.num_classes(), width, 0.25};
   info.class_names = data.train.class_names;
   auto net = kiln::make_fer_cnn(info.config, opts.seed);
+  if (initial) init_from(*net, *initial, resumed, info);
   net->to(device);
   auto optimizer = make_optimizer(*net);
 
@@ -455,6 +500,10 @@ const Registration reg{
            ->check(integer_in(0, UINT64_MAX))
            ->capture_default_str();
        app.add_option("--out", opts.out, "output directory")->capture_default_str();
+       app.add_option("--init-from", opts.init_from,
+                      "start from this checkpoint's weights (a fer_cnn checkpoint or an ONNX model "
+                      "with BatchNormalization nodes): fine-tuning; the network is the "
+                      "checkpoint's");
        app.add_flag("--resume", opts.resume,
                     "continue the run in --out from its training state (last.train.safetensors)");
        app.add_flag("--replace", opts.replace,

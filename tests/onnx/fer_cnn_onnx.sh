@@ -4,8 +4,9 @@
 # Trains a tiny model (two epochs, width 1/8, 200 synthetic images per class), exports it in both
 # forms, and checks that `eval --checkpoint M.onnx` gives the checkpoint's test accuracy (exactly
 # for the unfolded export, whose logits are the same bits; within one image for the folded one),
-# that predict, saliency and filters run on an .onnx model, and that a corrupt .onnx file is
-# refused with the importer's message and exit code 2.
+# that predict, saliency, filters and report run on an .onnx model, that `train --init-from M.onnx`
+# starts from the model's weights (and refuses a batchnorm-folded one), and that a corrupt .onnx
+# file is refused with the importer's message and exit code 2.
 set -euo pipefail
 exe=$1 out=$2
 rm -rf "$out" && mkdir -p "$out"
@@ -38,6 +39,36 @@ ls "$out/saliency.png" "$out/filt"/*.png >/dev/null || fail "saliency or filters
 # Any picture will do as predict's input.
 "$exe" predict --device cpu --checkpoint "$out/m_folded.onnx" "$out/saliency.png" | grep -q "prediction: " ||
   fail "predict on the ONNX model printed no prediction"
+
+"$exe" report --run "$out/run" --checkpoint "$out/m_folded.onnx" --device cpu --steps 2 --filters 1 \
+  --per-class 1 --out "$out/report_onnx.html" >/dev/null
+grep -q "<html" "$out/report_onnx.html" || fail "report on the ONNX model wrote no page"
+
+# Fine-tuning from an ONNX model: a tiny learning rate leaves the weights where the model had
+# them (Adam moves each by at most lr per step), so the new run's first convolution is the
+# checkpoint's within 1e-6.
+"$exe" train "${data[@]}" --epochs 1 --lr 1e-9 --init-from "$out/m.onnx" --out "$out/tuned" >"$out/tuned.log"
+grep -q "init: weights from $out/m.onnx" "$out/tuned.log" || fail "train --init-from did not say where it started"
+python3 - "$out/run/best.safetensors" "$out/tuned/last.safetensors" <<'PY' || fail "train --init-from did not start from the model's weights"
+import json, struct, sys
+from array import array
+def tensor(path, name):
+    with open(path, "rb") as f:
+        n = struct.unpack("<Q", f.read(8))[0]
+        head = json.loads(f.read(n))
+        b, e = head[name]["data_offsets"]
+        f.seek(8 + n + b)
+        return array("f", f.read(e - b))
+a, b = (tensor(p, "0.weight") for p in sys.argv[1:3])
+d = max(abs(x - y) for x, y in zip(a, b))
+print(f"--init-from: first convolution within {d:.2e} of the checkpoint's")
+sys.exit(0 if len(a) == len(b) and d < 1e-6 else 1)
+PY
+set +e
+msg=$("$exe" train "${data[@]}" --epochs 1 --init-from "$out/m_folded.onnx" --out "$out/tuned2" 2>&1)
+code=$?
+set -e
+[[ $code == 2 && $msg == *"batchnorm-folded"* ]] || fail "--init-from a folded model gave exit $code: $msg"
 
 head -c 200 "$out/m.onnx" >"$out/cut.onnx"
 set +e
