@@ -44,6 +44,33 @@ ls "$out/saliency.png" "$out/filt"/*.png >/dev/null || fail "saliency or filters
   --per-class 1 --out "$out/report_onnx.html" >/dev/null
 grep -q "<html" "$out/report_onnx.html" || fail "report on the ONNX model wrote no page"
 
+# PyTorch's own export of the trained flagship (Debian's PyTorch, eval mode: batchnorm folded,
+# Dropout dropped, opset 13) loads and the report runs on it. cmake/deps.sh installs python3-torch;
+# without it this test fails, naming the package (it is not skipped).
+here=$(cd "$(dirname "$0")" && pwd)
+/usr/bin/python3 - "$here/../interop" "$out/run/best.safetensors" "$out/torch.onnx" <<'PY' || fail "PyTorch could not export the trained model (apt-get install python3-torch)"
+import sys
+sys.path.insert(0, sys.argv[1])
+from check_torch import fer_cnn, load_safetensors, torch
+state, meta = load_safetensors(sys.argv[2])
+convs = [state[f"{5 * i}.weight"] for i in range(5)]
+widths = [w.shape[0] for w in convs] + [state["26.weight"].shape[0], state["28.weight"].shape[0]]
+size = 48
+model = fer_cnn(convs[0].shape[1], size, widths, classes=state["30.weight"].shape[0])
+model.load_state_dict(state, strict=True)
+model.eval()
+torch.onnx.export(model, torch.zeros(2, convs[0].shape[1], size, size), sys.argv[3], opset_version=13,
+                  input_names=["input"], output_names=["logits"],
+                  dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}})
+PY
+read -r _ torch_loss torch_acc <<<"$(accuracy "$out/torch.onnx")"
+echo "PyTorch's export: loss $torch_loss accuracy $torch_acc%"
+awk -v a="$base" -v b="$torch_acc" -v n="$n" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(d <= 100 / n + 1e-9) }' ||
+  fail "PyTorch's export's accuracy is more than one image off the checkpoint's"
+"$exe" report --run "$out/run" --checkpoint "$out/torch.onnx" --device cpu --steps 2 --filters 1 \
+  --per-class 1 --out "$out/report_torch.html" >/dev/null
+grep -q "<html" "$out/report_torch.html" || fail "report on PyTorch's export wrote no page"
+
 # Fine-tuning from an ONNX model: a tiny learning rate leaves the weights where the model had
 # them (Adam moves each by at most lr per step), so the new run's first convolution is the
 # checkpoint's within 1e-6.
