@@ -18,6 +18,8 @@ class Conv2d : public Layer {
   std::string kind() const override { return "Conv2d"; }
   std::string describe() const override;
   std::vector<ParamRef> params() override;
+  void set_precision(const PrecisionPolicy& policy) override { precision_ = policy.conv(); }
+  Precision precision() const { return precision_; }
 
   Tensor& weight() { return weight_.value; }
   Tensor* bias() { return has_bias_ ? &bias_.value : nullptr; }
@@ -33,7 +35,8 @@ class Conv2d : public Layer {
   int in_, out_, k_, stride_, pad_;
   bool has_bias_;
   Param weight_, bias_;
-  Conv2dParams conv_params() const { return {stride_, stride_, pad_, pad_}; }
+  Precision precision_ = Precision::fp32;
+  Conv2dParams conv_params() const { return {stride_, stride_, pad_, pad_, precision_}; }
 };
 
 }  // namespace kiln
