@@ -37,12 +37,12 @@ constexpr int kCpuTrainPerClass = 1000;
 constexpr int kGpuEpochs = 30;
 
 struct Options {
-  std::string data = "synthetic", preset, optimizer = "adam", device = "auto", schedule;
+  std::string data = "synthetic", preset, optimizer = "adam", device = "auto", schedule, precision;
   std::string out = "runs/fer_cnn";
   int epochs = 0, batch_size = 64, train_per_class = 0, warmup = 0, stop_after = 0;
   double lr = 1e-3, width = 0, weight_decay = -1, momentum = 0.9, clip = 0;
   uint64_t seed = 1;
-  bool resume = false, replace = false, no_augment = false, augment = false;
+  bool resume = false, replace = false, no_augment = false, augment = false, tf32_linear = false;
 } opts;
 
 std::string fmt(const char* f, double v) {
@@ -134,6 +134,7 @@ std::string steps_of(const std::string& path) {
 void write_derived(const RunFiles& f, kiln::Sequential& net, const ModelInfo& info,
                    const Committed& c, bool repair) {
   auto meta = model_metadata(info);
+  meta.merge(precision_metadata(net.precision()));
   meta["kiln.steps"] = std::to_string(c.steps);
   meta["kiln.epoch"] = std::to_string(c.history.back().epoch);
   meta["kiln.val_acc"] = fmt("%.6f", c.history.back().val_acc);
@@ -267,6 +268,11 @@ int run_train() {
                        "--out DIR of the run to continue");
     resumed = read_model_info(state_path, "model.");
   }
+  // A resumed run keeps its precision unless --precision is given again.
+  const kiln::PrecisionPolicy precision =
+      select_precision(opts.precision, opts.tf32_linear, device,
+                       opts.resume ? kiln::read_safetensors_metadata(state_path)
+                                   : std::map<std::string, std::string>{});
   const kiln::data::ImageSpec spec =
       !opts.preset.empty() || !opts.resume
           ? preset_spec(opts.preset.empty() ? "default" : opts.preset)
@@ -295,6 +301,7 @@ int run_train() {
   info.class_names = data.train.class_names;
   auto net = kiln::make_fer_cnn(info.config, opts.seed);
   net->to(device);
+  net->set_precision(precision);
   auto optimizer = make_optimizer(*net);
 
   kiln::data::LoaderOptions lo;
@@ -366,7 +373,8 @@ int run_train() {
                                    {"augmentation", augment ? "flip + shift" : "none"},
                                    {"train_images", data.train.size()},
                                    {"val_images", data.val.size()},
-                                   {"device", on_cpu ? "cpu" : "cuda"}};
+                                   {"device", on_cpu ? "cpu" : "cuda"},
+                                   {"precision", precision.describe()}};
 
   trainer.validate = [&] {
     const EvalResult val = evaluate(*net, data.val, opts.batch_size, device);
@@ -380,6 +388,7 @@ int run_train() {
     committed.history = trainer.history();
     kiln::test_phase("before-save", state_path);
     std::map<std::string, std::string> state_meta = model_metadata(info);
+    state_meta.merge(precision_metadata(precision));
     state_meta.insert({{"kiln.epochs_done", std::to_string(r.epoch)},
                        {"kiln.best_val_acc", fmt("%.17g", trainer.best_val_accuracy())},
                        {"kiln.best_steps", std::to_string(committed.best_steps)},
@@ -451,6 +460,7 @@ const Registration reg{
            ->check(real_in(0, 1e9))
            ->capture_default_str();
        add_device_option(app, opts.device);
+       add_precision_option(app, opts.precision, opts.tf32_linear);
        app.add_option("--seed", opts.seed, "seed of weights, data and dropout")
            ->check(integer_in(0, UINT64_MAX))
            ->capture_default_str();
