@@ -26,6 +26,7 @@
 #include "kernels/conv2d.h"
 #include "kernels/linear.h"
 #include "tests/support/random.h"
+#include "tests/support/thread_counts.h"
 
 using kiln::Conv2dParams;
 using kiln::Conv2dShape;
@@ -378,4 +379,30 @@ TEST_CASE("precision: names parse both ways; an unknown name is refused with the
   CHECK((tf32.conv() == Precision::tf32 && tf32.linear() == Precision::fp32));
   CHECK((tf32_all.conv() == Precision::tf32 && tf32_all.linear() == Precision::tf32));
   CHECK((bf16.conv() == Precision::bf16 && bf16.linear() == Precision::bf16));
+}
+
+TEST_CASE("precision: tf32 and bf16 give the same bits for any number of threads",
+          "[cpu][precision]") {
+  // The rounded copies are made in parallel above 2^16 elements: a shape well above that, and the
+  // whole op (rounding, sgemm, output rounding) compared bit for bit at 1, 2, 3 and 16 threads.
+  const Layer conv = conv_layer({8, 24, 24, 16, 32, 3, 1, 1});
+  const Layer lin = linear_layer({256, 300, 64});
+  auto run_all = [&] {
+    Doubles all;
+    uint32_t seed = 900;
+    for (const Layer* l : {&conv, &lin})
+      for (const Op& op : ops_of(*l, seed += 10))
+        for (Precision p : kReduced) {
+          const Doubles v = op.run(p, op.a, op.b, op.extra, false);
+          all.insert(all.end(), v.begin(), v.end());
+        }
+    return all;
+  };
+  Doubles first;
+  kiln::test::at_thread_counts({1, 2, 3, 16}, [&](int threads) {
+    const Doubles got = run_all();
+    if (first.empty()) first = got;
+    INFO(threads << " threads");
+    CHECK(got == first);
+  });
 }
