@@ -27,7 +27,9 @@ namespace detail {
 
 // `src` itself for fp32; else a copy of its n values rounded by round_to(p, ·), in this thread's
 // grow-only buffer number `slot` (0, 1 or 2: an op's operands take different slots). The copy
-// stays valid until the next call with the same slot on this thread.
+// stays valid until the next call with the same slot on this thread. The buffers only grow and are
+// kept for the thread's life (as the fast path's im2col buffers), so a steady-state training step
+// allocates nothing; they cost up to the largest activation and weight seen, per slot.
 template <typename T>
 const T* rounded_operand(Precision p, const T* src, int64_t n, int slot);
 // The same for a whole CPU tensor of element type T.
