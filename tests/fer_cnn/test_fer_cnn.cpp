@@ -544,7 +544,7 @@ TEST_CASE("a save writes, fsyncs, renames and syncs the folder, the training sta
   CHECK(got == expected);
 }
 
-TEST_CASE("--precision: recorded in every file of the run, kept on resume, taken by eval",
+TEST_CASE("train --precision: recorded in every file of the run, kept on resume, taken by eval",
           "[cpu][fer_cnn]") {
   TempDir dir("precision");
   write(dir / "fer.csv", fer_csv(2));

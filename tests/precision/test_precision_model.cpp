@@ -65,7 +65,7 @@ TEST_CASE("precision: a Sequential gives each layer its policy's precision", "[c
   CHECK(net->precision().precision == Precision::bf16);
 }
 
-TEST_CASE("precision: a bf16 network is its ops in bf16; parameters and gradients stay fp32",
+TEST_CASE("precision: a bf16 network is its ops in bf16, parameters and gradients stay fp32",
           "[cpu][precision]") {
   // Conv2d -> Flatten -> Linear in bf16, forward and backward, against the functional ops called
   // by hand with the same precision, bit for bit; the master weights and gradients are fp32 tensors

@@ -368,7 +368,7 @@ TEST_CASE("precision: the f64 path is the oracle on rounded inputs", "[cpu][prec
     }
 }
 
-TEST_CASE("precision: names parse both ways; an unknown name is refused with the choices",
+TEST_CASE("precision: names parse both ways, an unknown name is refused with the choices",
           "[cpu][precision]") {
   for (Precision p : {Precision::fp32, Precision::tf32, Precision::bf16})
     CHECK(kiln::parse_precision(kiln::precision_name(p)) == p);
