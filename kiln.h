@@ -10,6 +10,8 @@
 #include "core/host_device.h"
 #include "core/memory.h"
 #include "core/philox.h"
+#include "core/precision.h"
+#include "core/rounding.h"
 #include "core/stream.h"
 #include "core/tensor.h"
 
@@ -27,6 +29,7 @@
 #include "kernels/linear.h"
 #include "kernels/optimizer.h"
 #include "kernels/pooling.h"
+#include "kernels/precision.h"
 #include "kernels/softmax_xent.h"
 
 // Layers and networks

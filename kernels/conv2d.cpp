@@ -1,12 +1,15 @@
 // kernels/conv2d.cpp — functional API of conv2d (docs/design.md §3): check shapes, dtypes and
 // devices, throwing a message that names the op and every tensor's shape; then dispatch by device
 // and dtype: CPU f64 → kiln::cpu:: plain loops (the oracle), CPU f32 → kiln::cpu::fast:: (im2col +
-// sgemm), CUDA f32 → kiln::cuda:: on the current stream.
+// sgemm), CUDA f32 → kiln::cuda:: on the current stream. A precision other than fp32 rounds the
+// GEMM's inputs (and, bf16, the outputs y and dx) around the same CPU code (kernels/precision.h);
+// on CUDA it goes through detail::check_cuda_precision.
 #include "kernels/conv2d.h"
 
 #include <ostream>
 
 #include "kernels/checks.h"
+#include "kernels/precision.h"
 
 namespace kiln {
 namespace {
@@ -17,6 +20,7 @@ struct ConvParamsText {
   const Conv2dParams* p;
   void operator()(std::ostream& os) const {
     os << "stride " << p->stride_h << "x" << p->stride_w << ", pad " << p->pad_h << "x" << p->pad_w;
+    if (p->precision != Precision::fp32) os << ", precision " << precision_name(p->precision);
   }
 };
 using ConvCall = detail::Call<ConvParamsText>;
@@ -67,15 +71,21 @@ void conv2d_forward(Tensor& y, const Tensor& x, const Tensor& w, const Tensor* b
   detail::on_device(
       op, device,
       [&] {
+        const Precision pr = p.precision;
         if (x.dtype() == DType::f64) {
-          cpu::conv2d_forward(y.data<double>(), x.data<double>(), w.data<double>(),
+          cpu::conv2d_forward(y.data<double>(), detail::rounded_operand<double>(pr, x, 0),
+                              detail::rounded_operand<double>(pr, w, 1),
                               b ? b->data<double>() : nullptr, s);
+          detail::round_output<double>(pr, y);
         } else {
-          cpu::fast::conv2d_forward(y.data<float>(), x.data<float>(), w.data<float>(),
+          cpu::fast::conv2d_forward(y.data<float>(), detail::rounded_operand<float>(pr, x, 0),
+                                    detail::rounded_operand<float>(pr, w, 1),
                                     b ? b->data<float>() : nullptr, s);
+          detail::round_output<float>(pr, y);
         }
       },
       [&] {
+        detail::check_cuda_precision(op, p.precision);
         cuda::conv2d_forward(y.data<float>(), x.data<float>(), w.data<float>(),
                              b ? b->data<float>() : nullptr, s, current_stream());
       });
@@ -91,13 +101,20 @@ void conv2d_backward_data(Tensor& dx, const Tensor& dy, const Tensor& w, const C
   detail::on_device(
       op, device,
       [&] {
+        const Precision pr = p.precision;
         if (dx.dtype() == DType::f64) {
-          cpu::conv2d_backward_data(dx.data<double>(), dy.data<double>(), w.data<double>(), s);
+          cpu::conv2d_backward_data(dx.data<double>(), detail::rounded_operand<double>(pr, dy, 0),
+                                    detail::rounded_operand<double>(pr, w, 1), s);
+          detail::round_output<double>(pr, dx);
         } else {
-          cpu::fast::conv2d_backward_data(dx.data<float>(), dy.data<float>(), w.data<float>(), s);
+          cpu::fast::conv2d_backward_data(dx.data<float>(),
+                                          detail::rounded_operand<float>(pr, dy, 0),
+                                          detail::rounded_operand<float>(pr, w, 1), s);
+          detail::round_output<float>(pr, dx);
         }
       },
       [&] {
+        detail::check_cuda_precision(op, p.precision);
         cuda::conv2d_backward_data(dx.data<float>(), dy.data<float>(), w.data<float>(), s,
                                    current_stream());
       });
@@ -117,15 +134,19 @@ void conv2d_backward_filter(Tensor& dw, Tensor* db, const Tensor& dy, const Tens
   detail::on_device(
       op, device,
       [&] {
+        const Precision pr = p.precision;
         if (x.dtype() == DType::f64) {
           cpu::conv2d_backward_filter(dw.data<double>(), db ? db->data<double>() : nullptr,
-                                      dy.data<double>(), x.data<double>(), s);
+                                      detail::rounded_operand<double>(pr, dy, 0),
+                                      detail::rounded_operand<double>(pr, x, 1), s);
         } else {
           cpu::fast::conv2d_backward_filter(dw.data<float>(), db ? db->data<float>() : nullptr,
-                                            dy.data<float>(), x.data<float>(), s);
+                                            detail::rounded_operand<float>(pr, dy, 0),
+                                            detail::rounded_operand<float>(pr, x, 1), s);
         }
       },
       [&] {
+        detail::check_cuda_precision(op, p.precision);
         cuda::conv2d_backward_filter(dw.data<float>(), db ? db->data<float>() : nullptr,
                                      dy.data<float>(), x.data<float>(), s, current_stream());
       });

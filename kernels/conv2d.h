@@ -3,10 +3,13 @@
 // Layouts: x [N][H][W][C_in], y [N][OH][OW][C_out] (NHWC), w [C_out][KH][KW][C_in], b [C_out].
 // OH = floor((H + 2*pad_h - KH) / stride_h) + 1 (docs/math.md §1), OW likewise.
 // Gradient semantics: dx is overwritten; dw and db accumulate (+=).
+// Precision (Conv2dParams::precision, core/precision.h): fp32, or the tensor cores' tf32 / bf16
+// arithmetic, on every device that supports it (kernels/precision.h).
 #pragma once
 
 #include <cstdint>
 
+#include "core/precision.h"
 #include "core/stream.h"
 #include "core/tensor.h"
 
@@ -49,9 +52,13 @@ void conv2d_backward_filter(float* dw, float* db, const float* dy, const float* 
 }  // namespace cuda
 
 // Functional API: checks shapes/dtypes/devices (throws naming the op and the shapes), dispatches:
-// CPU f64 -> cpu:: plain loops, CPU f32 -> cpu::fast::, CUDA f32 -> cuda::.
+// CPU f64 -> cpu:: plain loops, CPU f32 -> cpu::fast::, CUDA f32 -> cuda::. With a precision
+// other than fp32 the CPU runs the same code on rounded copies of the GEMM's inputs (forward: x
+// and w; backward-data: dy and w; backward-filter: dy and x, db from the rounded dy) and, for
+// bf16, rounds y and dx (kernels/precision.h); the bias is added in fp32 before that rounding.
 struct Conv2dParams {
   int stride_h = 1, stride_w = 1, pad_h = 0, pad_w = 0;
+  Precision precision = Precision::fp32;
 };
 void conv2d_forward(Tensor& y, const Tensor& x, const Tensor& w, const Tensor* b,
                     const Conv2dParams& p);

@@ -1,11 +1,14 @@
 // kernels/linear.cpp — functional API of the fully connected layer: checks shapes, dtypes and
 // devices, then dispatches (CPU f64: the reference loops; CPU f32: the sgemm fast path; CUDA f32:
 // kiln::cuda::). x [N][IN], w [OUT][IN], b [OUT], y [N][OUT]. dx overwritten; dw, db accumulated.
+// A precision other than fp32 rounds the GEMM's inputs (and, bf16, y and dx) around the same CPU
+// code (kernels/precision.h); on CUDA it goes through detail::check_cuda_precision.
 #include "kernels/linear.h"
 
 #include <limits>
 
 #include "kernels/checks.h"
+#include "kernels/precision.h"
 
 namespace kiln {
 namespace {
@@ -30,7 +33,7 @@ LinearShape shape_of(const char* op, const char* x_name, const Tensor& x, const 
 
 }  // namespace
 
-void linear_forward(Tensor& y, const Tensor& x, const Tensor& w, const Tensor* b) {
+void linear_forward(Tensor& y, const Tensor& x, const Tensor& w, const Tensor* b, Precision pr) {
   constexpr const char* op = "linear_forward";
   const LinearShape s = shape_of(op, "x", x, "w", w);
   detail::check_shape(op, "y", y, {s.n, s.out});
@@ -40,20 +43,25 @@ void linear_forward(Tensor& y, const Tensor& x, const Tensor& w, const Tensor* b
       op, device,
       [&] {
         if (y.dtype() == DType::f64) {
-          cpu::linear_forward(y.data<double>(), x.data<double>(), w.data<double>(),
+          cpu::linear_forward(y.data<double>(), detail::rounded_operand<double>(pr, x, 0),
+                              detail::rounded_operand<double>(pr, w, 1),
                               b != nullptr ? b->data<double>() : nullptr, s);
+          detail::round_output<double>(pr, y);
         } else {
-          cpu::fast::linear_forward(y.data<float>(), x.data<float>(), w.data<float>(),
+          cpu::fast::linear_forward(y.data<float>(), detail::rounded_operand<float>(pr, x, 0),
+                                    detail::rounded_operand<float>(pr, w, 1),
                                     b != nullptr ? b->data<float>() : nullptr, s);
+          detail::round_output<float>(pr, y);
         }
       },
       [&] {
+        detail::check_cuda_precision(op, pr);
         cuda::linear_forward(y.data<float>(), x.data<float>(), w.data<float>(),
                              b != nullptr ? b->data<float>() : nullptr, s, current_stream());
       });
 }
 
-void linear_backward_data(Tensor& dx, const Tensor& dy, const Tensor& w) {
+void linear_backward_data(Tensor& dx, const Tensor& dy, const Tensor& w, Precision pr) {
   constexpr const char* op = "linear_backward_data";
   const LinearShape s = shape_of(op, "dx", dx, "w", w);
   detail::check_shape(op, "dy", dy, {s.n, s.out});
@@ -62,18 +70,25 @@ void linear_backward_data(Tensor& dx, const Tensor& dy, const Tensor& w) {
       op, device,
       [&] {
         if (dx.dtype() == DType::f64) {
-          cpu::linear_backward_data(dx.data<double>(), dy.data<double>(), w.data<double>(), s);
+          cpu::linear_backward_data(dx.data<double>(), detail::rounded_operand<double>(pr, dy, 0),
+                                    detail::rounded_operand<double>(pr, w, 1), s);
+          detail::round_output<double>(pr, dx);
         } else {
-          cpu::fast::linear_backward_data(dx.data<float>(), dy.data<float>(), w.data<float>(), s);
+          cpu::fast::linear_backward_data(dx.data<float>(),
+                                          detail::rounded_operand<float>(pr, dy, 0),
+                                          detail::rounded_operand<float>(pr, w, 1), s);
+          detail::round_output<float>(pr, dx);
         }
       },
       [&] {
+        detail::check_cuda_precision(op, pr);
         cuda::linear_backward_data(dx.data<float>(), dy.data<float>(), w.data<float>(), s,
                                    current_stream());
       });
 }
 
-void linear_backward_weight(Tensor& dw, Tensor* db, const Tensor& dy, const Tensor& x) {
+void linear_backward_weight(Tensor& dw, Tensor* db, const Tensor& dy, const Tensor& x,
+                            Precision pr) {
   constexpr const char* op = "linear_backward_weight";
   const LinearShape s = shape_of(op, "x", x, "dw", dw);
   detail::check_shape(op, "dy", dy, {s.n, s.out});
@@ -86,14 +101,17 @@ void linear_backward_weight(Tensor& dw, Tensor* db, const Tensor& dy, const Tens
         if (dw.dtype() == DType::f64) {
           cpu::linear_backward_weight(dw.data<double>(),
                                       db != nullptr ? db->data<double>() : nullptr,
-                                      dy.data<double>(), x.data<double>(), s);
+                                      detail::rounded_operand<double>(pr, dy, 0),
+                                      detail::rounded_operand<double>(pr, x, 1), s);
         } else {
           cpu::fast::linear_backward_weight(dw.data<float>(),
                                             db != nullptr ? db->data<float>() : nullptr,
-                                            dy.data<float>(), x.data<float>(), s);
+                                            detail::rounded_operand<float>(pr, dy, 0),
+                                            detail::rounded_operand<float>(pr, x, 1), s);
         }
       },
       [&] {
+        detail::check_cuda_precision(op, pr);
         cuda::linear_backward_weight(dw.data<float>(), db != nullptr ? db->data<float>() : nullptr,
                                      dy.data<float>(), x.data<float>(), s, current_stream());
       });

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 
+#include "core/precision.h"
 #include "core/stream.h"
 #include "core/tensor.h"
 
@@ -40,8 +41,15 @@ void linear_backward_weight(float* dw, float* db, const float* dy, const float* 
                             const LinearShape& s, Stream stream);
 }  // namespace cuda
 
-void linear_forward(Tensor& y, const Tensor& x, const Tensor& w, const Tensor* b);
-void linear_backward_data(Tensor& dx, const Tensor& dy, const Tensor& w);
-void linear_backward_weight(Tensor& dw, Tensor* db, const Tensor& dy, const Tensor& x);
+// Functional API: checks, then dispatches (CPU f64: the reference loops; CPU f32: the fast path;
+// CUDA f32: kiln::cuda::). `precision` other than fp32: the GEMM's inputs (forward: x and w;
+// backward-data: dy and w; backward-weight: dy and x, db from the rounded dy) are rounded as the
+// tensor cores round them and, for bf16, y and dx are rounded after the bias (kernels/precision.h).
+void linear_forward(Tensor& y, const Tensor& x, const Tensor& w, const Tensor* b,
+                    Precision precision = Precision::fp32);
+void linear_backward_data(Tensor& dx, const Tensor& dy, const Tensor& w,
+                          Precision precision = Precision::fp32);
+void linear_backward_weight(Tensor& dw, Tensor* db, const Tensor& dy, const Tensor& x,
+                            Precision precision = Precision::fp32);
 
 }  // namespace kiln

@@ -18,13 +18,15 @@ class Conv2d : public Layer {
   std::string kind() const override { return "Conv2d"; }
   std::string describe() const override;
   std::vector<ParamRef> params() override;
+  void set_precision(const PrecisionPolicy& policy) override { precision_ = policy.conv(); }
+  Precision precision() const { return precision_; }
 
   Tensor& weight() { return weight_.value; }
   Tensor* bias() { return has_bias_ ? &bias_.value : nullptr; }
   int in_channels() const { return in_; }
   int out_channels() const { return out_; }
   int kernel_size() const { return k_; }
-  Conv2dParams conv_params() const { return {stride_, stride_, pad_, pad_}; }
+  Conv2dParams conv_params() const { return {stride_, stride_, pad_, pad_, precision_}; }
 
  protected:
   void forward_impl(const Tensor& x, Tensor& y, Mode mode) override;
@@ -35,6 +37,7 @@ class Conv2d : public Layer {
   int in_, out_, k_, stride_, pad_;
   bool has_bias_;
   Param weight_, bias_;
+  Precision precision_ = Precision::fp32;
 };
 
 }  // namespace kiln

@@ -32,6 +32,7 @@
 #include <vector>
 
 #include "core/memory.h"
+#include "core/precision.h"
 #include "core/tensor.h"
 
 namespace kiln {
@@ -139,6 +140,10 @@ class Layer {
   // oracle in gradient checks); drops the activation buffers. Same device/dtype: no-op.
   virtual void to(Device device);
   virtual void to(DType dtype);
+  // The model's precision policy (core/precision.h): Conv2d takes policy.conv(), Linear
+  // policy.linear(); a Sequential passes it to every layer, also those added later. Layers without
+  // a GEMM ignore it. Parameters stay fp32 (the master weights); only the ops' arithmetic changes.
+  virtual void set_precision(const PrecisionPolicy& /*policy*/) {}
 
   // The most recent output / dx (undefined before the first call).
   const Tensor& output() const;

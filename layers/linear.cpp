@@ -53,12 +53,13 @@ void Linear::set_flattened_input(const std::optional<Shape>& x) {
 }
 
 void Linear::forward_impl(const Tensor& x, Tensor& y, Mode) {
-  linear_forward(y, x, weight_.value, has_bias_ ? &bias_.value : nullptr);
+  linear_forward(y, x, weight_.value, has_bias_ ? &bias_.value : nullptr, precision_);
 }
 
 void Linear::backward_impl(const Tensor& dy, const Tensor& x, Tensor* dx, bool param_grads, Mode) {
-  if (param_grads) linear_backward_weight(weight_.grad, has_bias_ ? &bias_.grad : nullptr, dy, x);
-  if (dx) linear_backward_data(*dx, dy, weight_.value);
+  if (param_grads)
+    linear_backward_weight(weight_.grad, has_bias_ ? &bias_.grad : nullptr, dy, x, precision_);
+  if (dx) linear_backward_data(*dx, dy, weight_.value, precision_);
 }
 
 Shape Flatten::output_shape(const Shape& x) const {

@@ -26,6 +26,8 @@ class Linear : public Layer {
   std::string kind() const override { return "Linear"; }
   std::string describe() const override;
   std::vector<ParamRef> params() override;
+  void set_precision(const PrecisionPolicy& policy) override { precision_ = policy.linear(); }
+  Precision precision() const { return precision_; }
 
   Tensor& weight() { return weight_.value; }
   Tensor* bias() { return has_bias_ ? &bias_.value : nullptr; }
@@ -45,6 +47,7 @@ class Linear : public Layer {
   int in_, out_;
   bool has_bias_;
   Param weight_, bias_;
+  Precision precision_ = Precision::fp32;
 };
 
 class Flatten : public Layer {

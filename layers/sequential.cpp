@@ -27,6 +27,7 @@ Layer& Sequential::add(std::unique_ptr<Layer> layer) {
              "Sequential::add: nesting a Sequential is not supported; add its layers instead");
   layer->to(dtype_);
   layer->to(device_);
+  layer->set_precision(precision_);
   layers_.push_back(std::move(layer));
   flat_ = false;
   return *layers_.back();
@@ -177,6 +178,11 @@ void Sequential::check_no_outside_views(const std::string& move) const {
              "): something outside the network holds views of its flat parameter or gradient "
              "buffers (an optimizer built over flat_params() / flat_grads()?), which would keep "
              "working on the old buffers; move the network first, then build the optimizer");
+}
+
+void Sequential::set_precision(const PrecisionPolicy& policy) {
+  precision_ = policy;
+  for (auto& l : layers_) l->set_precision(policy);
 }
 
 void Sequential::to(Device device) {

@@ -74,6 +74,9 @@ class Sequential : public Layer {
   // flat buffers are held outside the network (an optimizer's): build optimizers after moving.
   void to(Device device) override;
   void to(DType dtype) override;
+  // Sets the precision policy of every layer, and of every layer added later (core/precision.h).
+  void set_precision(const PrecisionPolicy& policy) override;
+  const PrecisionPolicy& precision() const { return precision_; }
 
  protected:
   void forward_impl(const Tensor& x, Tensor& y, Mode mode) override;
@@ -93,6 +96,7 @@ class Sequential : public Layer {
   std::vector<std::unique_ptr<Layer>> layers_;
   Tensor flat_params_, flat_grads_;
   bool flat_ = false;
+  PrecisionPolicy precision_;
   int last_forward_end_ = -1;  // the last layer the most recent forward ran
 };
 

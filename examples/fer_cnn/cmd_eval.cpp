@@ -10,13 +10,15 @@ namespace fer {
 namespace {
 
 struct Options : CheckpointOptions {
-  std::string split = "val", out;
+  std::string split = "val", out, precision;
   int batch_size = 128;
+  bool tf32_linear = false;
 } opts;
 
 int run_eval() {
   const OpenedCheckpoint c = open_checkpoint(opts);
   const ModelInfo& info = c.info;
+  c.net->set_precision(select_precision(opts.precision, opts.tf32_linear, c.device));
   const kiln::data::Dataset& set = choose_split(c.data, opts.split, opts.data, info);
   const EvalResult r = evaluate(*c.net, set, opts.batch_size, c.device);
   std::printf("%s on %s (%s split, %lld images): loss %.4f, accuracy %.2f%%\n",
@@ -44,6 +46,7 @@ const Registration reg{
     {"eval", "Evaluate a checkpoint: loss, accuracy, confusion matrix",
      [](CLI::App& app) {
        opts.add_to(app, "synthetic, a FER2013 CSV file, or an image folder");
+       add_precision_option(app, opts.precision, opts.tf32_linear);
        app.add_option("--split", opts.split, "train, val or test")
            ->check(CLI::IsMember({"train", "val", "test"}))
            ->capture_default_str();

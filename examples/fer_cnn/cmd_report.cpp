@@ -254,8 +254,8 @@ void add_configuration(HtmlReport& page, const Report& r) {
        {"optimizer steps", get(r.facts.model_meta, "kiln.steps", "?")},
        {"device used for this report", r.device == kiln::Device::cuda ? "cuda" : "cpu"}});
   std::vector<std::pair<std::string, std::string>> training_rows;
-  for (const char* key : {"device", "epochs", "batch_size", "optimizer", "lr", "schedule",
-                          "augmentation", "train_images", "val_images"})
+  for (const char* key : {"device", "precision", "epochs", "batch_size", "optimizer", "lr",
+                          "schedule", "augmentation", "train_images", "val_images"})
     if (r.facts.training.contains(key)) {
       const auto& v = r.facts.training[key];
       std::string name = key;

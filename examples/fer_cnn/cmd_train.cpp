@@ -37,12 +37,12 @@ constexpr int kCpuTrainPerClass = 1000;
 constexpr int kGpuEpochs = 30;
 
 struct Options {
-  std::string data = "synthetic", preset, optimizer = "adam", device = "auto", schedule;
+  std::string data = "synthetic", preset, optimizer = "adam", device = "auto", schedule, precision;
   std::string out = "runs/fer_cnn", init_from;
   int epochs = 0, batch_size = 64, train_per_class = 0, warmup = 0, stop_after = 0;
   double lr = 1e-3, width = 0, weight_decay = -1, momentum = 0.9, clip = 0;
   uint64_t seed = 1;
-  bool resume = false, replace = false, no_augment = false, augment = false;
+  bool resume = false, replace = false, no_augment = false, augment = false, tf32_linear = false;
 } opts;
 
 std::string fmt(const char* f, double v) {
@@ -134,6 +134,7 @@ std::string steps_of(const std::string& path) {
 void write_derived(const RunFiles& f, kiln::Sequential& net, const ModelInfo& info,
                    const Committed& c, bool repair) {
   auto meta = model_metadata(info);
+  meta.merge(precision_metadata(net.precision()));
   meta["kiln.steps"] = std::to_string(c.steps);
   meta["kiln.epoch"] = std::to_string(c.history.back().epoch);
   meta["kiln.val_acc"] = fmt("%.6f", c.history.back().val_acc);
@@ -312,6 +313,11 @@ int run_train() {
     initial = load_network(opts.init_from, kiln::Device::cpu, &resumed);
   }
   const bool shaped = opts.resume || initial != nullptr;
+  // A resumed run keeps its precision unless --precision is given again.
+  const kiln::PrecisionPolicy precision =
+      select_precision(opts.precision, opts.tf32_linear, device,
+                       opts.resume ? kiln::read_safetensors_metadata(state_path)
+                                   : std::map<std::string, std::string>{});
   const kiln::data::ImageSpec spec =
       !opts.preset.empty() || !shaped ? preset_spec(opts.preset.empty() ? "default" : opts.preset)
                                       : resumed.spec();
@@ -340,6 +346,7 @@ int run_train() {
   auto net = kiln::make_fer_cnn(info.config, opts.seed);
   if (initial) init_from(*net, *initial, resumed, info);
   net->to(device);
+  net->set_precision(precision);
   auto optimizer = make_optimizer(*net);
 
   kiln::data::LoaderOptions lo;
@@ -411,7 +418,8 @@ int run_train() {
                                    {"augmentation", augment ? "flip + shift" : "none"},
                                    {"train_images", data.train.size()},
                                    {"val_images", data.val.size()},
-                                   {"device", on_cpu ? "cpu" : "cuda"}};
+                                   {"device", on_cpu ? "cpu" : "cuda"},
+                                   {"precision", precision.describe()}};
 
   trainer.validate = [&] {
     const EvalResult val = evaluate(*net, data.val, opts.batch_size, device);
@@ -425,6 +433,7 @@ int run_train() {
     committed.history = trainer.history();
     kiln::test_phase("before-save", state_path);
     std::map<std::string, std::string> state_meta = model_metadata(info);
+    state_meta.merge(precision_metadata(precision));
     state_meta.insert({{"kiln.epochs_done", std::to_string(r.epoch)},
                        {"kiln.best_val_acc", fmt("%.17g", trainer.best_val_accuracy())},
                        {"kiln.best_steps", std::to_string(committed.best_steps)},
@@ -496,6 +505,7 @@ const Registration reg{
            ->check(real_in(0, 1e9))
            ->capture_default_str();
        add_device_option(app, opts.device);
+       add_precision_option(app, opts.precision, opts.tf32_linear);
        app.add_option("--seed", opts.seed, "seed of weights, data and dropout")
            ->check(integer_in(0, UINT64_MAX))
            ->capture_default_str();

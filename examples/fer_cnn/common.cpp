@@ -12,6 +12,7 @@
 #include "data/loader.h"
 #include "data/synthetic.h"
 #include "examples/fer_cnn/fer_cnn.h"
+#include "kernels/precision.h"
 #include "layers/loss.h"
 #include "optim/checkpoint.h"
 #include "optim/fer_cnn_checkpoint.h"
@@ -49,6 +50,66 @@ kiln::Device select_device(const std::string& option) {
   }
   std::printf("device: cpu (--device auto: %s)\n", kiln::cuda_unavailable_reason().c_str());
   return kiln::Device::cpu;
+}
+
+void add_precision_option(CLI::App& app, std::string& precision, bool& tf32_linear) {
+  app.add_option("--precision", precision,
+                 "fp32, tf32 (TF32 convolutions, fp32 linear layers) or bf16 (bf16 convolutions "
+                 "and linear layers on fp32 master weights); default fp32 on the CPU, " +
+                     std::string(kiln::precision_name(default_cuda_precision())) +
+                     " on CUDA, a resumed run's own")
+      ->check(CLI::IsMember({"fp32", "tf32", "bf16"}));
+  app.add_flag("--tf32-linear", tf32_linear, "with tf32: the linear layers in TF32 too");
+}
+
+kiln::Precision default_cuda_precision() {
+  return kiln::cuda_supports_precision(kiln::Precision::tf32) ? kiln::Precision::tf32
+                                                              : kiln::Precision::fp32;
+}
+
+std::map<std::string, std::string> precision_metadata(const kiln::PrecisionPolicy& policy) {
+  return {{"kiln.precision", kiln::precision_name(policy.precision)},
+          {"kiln.tf32_linear", policy.tf32_linear ? "true" : "false"}};
+}
+
+kiln::PrecisionPolicy select_precision(const std::string& option, bool tf32_linear,
+                                       kiln::Device device,
+                                       const std::map<std::string, std::string>& recorded) {
+  kiln::PrecisionPolicy policy;
+  std::string why;
+  const auto it = recorded.find("kiln.precision");
+  if (!option.empty()) {
+    policy.precision = kiln::parse_precision(option);
+    why = "--precision " + option;
+  } else if (it != recorded.end()) {
+    try {
+      policy.precision = kiln::parse_precision(it->second);
+    } catch (const kiln::Error& e) {
+      throw UsageError(std::string("the training state's kiln.precision: ") + e.what());
+    }
+    const auto linear = recorded.find("kiln.tf32_linear");
+    tf32_linear = tf32_linear || (linear != recorded.end() && linear->second == "true");
+    why = "the resumed run's";
+  } else if (device == kiln::Device::cuda) {
+    policy.precision = default_cuda_precision();
+    why = policy.precision == kiln::Precision::tf32
+              ? "the CUDA default, as PyTorch's"
+              : "the CUDA default until the tensor-core kernels are built";
+  } else {
+    policy.precision = kiln::Precision::fp32;
+    why = "the CPU default";
+  }
+  if (tf32_linear && policy.precision != kiln::Precision::tf32)
+    throw UsageError("--tf32-linear needs --precision tf32 (the run's precision is " +
+                     std::string(kiln::precision_name(policy.precision)) + ")");
+  policy.tf32_linear = tf32_linear;
+  if (device == kiln::Device::cuda && !kiln::cuda_supports_precision(policy.precision))
+    throw UsageError("precision " + std::string(kiln::precision_name(policy.precision)) + " (" +
+                     why +
+                     ") on CUDA needs the tensor-core kernels, which this build does not have "
+                     "yet: pass --precision fp32, or --device cpu");
+  std::printf("precision: %s (%s)\n", policy.describe().c_str(), why.c_str());
+  return policy;
 }
 
 namespace {

@@ -30,6 +30,7 @@
 #include "analysis/filters.h"
 #include "analysis/image.h"
 #include "core/memory.h"
+#include "core/precision.h"
 #include "core/tensor.h"
 #include "data/dataset.h"
 #include "layers/fer_cnn.h"
@@ -57,6 +58,20 @@ struct UsageError : std::runtime_error {
 // --device auto|cpu|cuda; returns the device and prints which one and why.
 void add_device_option(CLI::App& app, std::string& device);
 kiln::Device select_device(const std::string& option);
+
+// --precision fp32|tf32|bf16 and --tf32-linear (train and eval). select_precision returns the
+// policy and prints it and why: the option when given; else `recorded` (a resumed run's, from its
+// training state: see precision_metadata) when not empty; else fp32 on the CPU and, on CUDA,
+// default_cuda_precision().
+void add_precision_option(CLI::App& app, std::string& precision, bool& tf32_linear);
+kiln::PrecisionPolicy select_precision(const std::string& option, bool tf32_linear,
+                                       kiln::Device device,
+                                       const std::map<std::string, std::string>& recorded = {});
+// The GPU default: tf32 (PyTorch's default for convolutions) once the CUDA device has the
+// tensor-core kernels (kiln::cuda_supports_precision), fp32 until then.
+kiln::Precision default_cuda_precision();
+// The policy as checkpoint metadata ("kiln.precision", "kiln.tf32_linear"), every file of a run.
+std::map<std::string, std::string> precision_metadata(const kiln::PrecisionPolicy& policy);
 
 // Checks for numeric options, the one way every subcommand range-checks its numbers: the value
 // must be a finite number (real_in) or an integer written in digits (integer_in, so a negative

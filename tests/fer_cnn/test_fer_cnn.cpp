@@ -544,6 +544,62 @@ TEST_CASE("a save writes, fsyncs, renames and syncs the folder, the training sta
   CHECK(got == expected);
 }
 
+TEST_CASE("train --precision: recorded in every file of the run, kept on resume, taken by eval",
+          "[cpu][fer_cnn]") {
+  TempDir dir("precision");
+  write(dir / "fer.csv", fer_csv(2));
+  const std::string data = " --data " + (dir / "fer.csv") + " --device cpu";
+  const std::string train = "train" + data + " --epochs 2" + kTiny;
+  Result fp32 = run(kExe, train + " --out " + (dir / "fp32"));
+  REQUIRE(fp32.code == 0);
+  CHECK_THAT(fp32.output, Catch::Contains("precision: fp32 (the CPU default)"));
+
+  Result first = run(kExe, train + " --out " + (dir / "run") + " --precision bf16 --stop-after 1");
+  REQUIRE(first.code == 0);
+  CHECK_THAT(first.output, Catch::Contains("precision: bf16 (--precision bf16)"));
+  Result rest = run(kExe, train + " --out " + (dir / "run") + " --resume");
+  REQUIRE(rest.code == 0);
+  CHECK_THAT(rest.output, Catch::Contains("precision: bf16 (the resumed run's)"));
+  for (const char* f : {"last.train.safetensors", "last.safetensors", "best.safetensors"}) {
+    INFO(f);
+    const auto meta = kiln::read_safetensors_metadata(dir / ("run/" + std::string(f)));
+    CHECK(meta.at("kiln.precision") == "bf16");
+    CHECK(meta.at("kiln.tf32_linear") == "false");
+  }
+  CHECK_THAT(
+      kiln::read_safetensors_metadata(dir / "run/last.train.safetensors").at("kiln.training"),
+      Catch::Contains("\"precision\":\"bf16\""));
+  // The master weights are saved in fp32, and bf16 trained them differently from fp32.
+  const kiln::StFile a = kiln::read_safetensors(dir / "fp32/last.safetensors");
+  const kiln::StFile b = kiln::read_safetensors(dir / "run/last.safetensors");
+  REQUIRE(a.tensors.size() == b.tensors.size());
+  bool differ = false;
+  for (size_t i = 0; i < b.tensors.size(); ++i) {
+    if (b.tensors[i].name.find("num_batches_tracked") == std::string::npos)
+      CHECK(b.tensors[i].dtype == "F32");
+    differ = differ || a.tensors[i].bytes != b.tensors[i].bytes;
+  }
+  CHECK(differ);
+
+  Result e = run(kExe, "eval" + data + " --checkpoint " + (dir / "run/best.safetensors") +
+                           " --precision tf32 --tf32-linear");
+  REQUIRE(e.code == 0);
+  CHECK_THAT(e.output, Catch::Contains("precision: tf32 (linear tf32 too) (--precision tf32)") &&
+                           Catch::Contains("accuracy"));
+  Result bad = run(kExe, train + " --out " + (dir / "bad") + " --precision bf16 --tf32-linear");
+  CHECK(bad.code == 2);
+  CHECK_THAT(bad.output, Catch::Contains("--tf32-linear needs --precision tf32"));
+  CHECK_FALSE(fs::exists(dir / "bad"));
+  if (!kEmuExe.empty()) {
+    // The emulated CUDA device has no tensor-core kernels yet: refused before anything is done.
+    Result cuda = run(kEmuExe, "train --data " + (dir / "fer.csv") + " --device cuda --out " +
+                                   (dir / "cuda") + " --precision bf16" + kTiny);
+    CHECK(cuda.code == 2);
+    CHECK_THAT(cuda.output,
+               Catch::Contains("tensor-core kernels") && Catch::Contains("--precision fp32"));
+  }
+}
+
 TEST_CASE("train refuses to replace a run unless told to resume or replace it", "[cpu][fer_cnn]") {
   TempDir dir("overwrite");
   write(dir / "fer.csv", fer_csv(2));
