@@ -116,31 +116,40 @@ __device__ __forceinline__ void copy_chunk(T* dst, const T* src, int valid, bool
 //                                    `stage`, then advances by BK.
 // Each of the block's kThreads threads copies 2 of the tile's 256 chunks.
 
-// Rows of a row-major matrix P[rows][ld] read along k (k contiguous): A of y = x·wᵀ (x), B of the
-// same (w), A of dx = dy·w (dy). vec: ld % kVec == 0 and P 16-byte aligned.
+// The chunks of a K-major tile (BM rows × BK k, 4 chunks per row) a thread copies: chunk(i) for
+// i < kPerThread is row chunk(i) / kChunksPerRow, k offset (chunk(i) % kChunksPerRow)·kVec.
 template <class T>
-struct RowsLoader {
+struct KMajorChunks {
   using Cfg = Config<T>;
   static constexpr Major kMajor = Major::kK;
   static constexpr int kChunksPerRow = Cfg::BK / Cfg::kVec;  // 4
   static constexpr int kPerThread = Cfg::BM * kChunksPerRow / Cfg::kThreads;
-  const T* row_ptr[kPerThread];  // nullptr for rows past the end
+  __device__ static int chunk(int i) { return static_cast<int>(threadIdx.x) + i * Cfg::kThreads; }
+};
+
+// Rows of a row-major matrix P[rows][ld] read along k (k contiguous): A of y = x·wᵀ (x), B of the
+// same (w), A of dx = dy·w (dy). vec: ld % kVec == 0 and P 16-byte aligned.
+template <class T>
+struct RowsLoader : KMajorChunks<T> {
+  using Cfg = Config<T>;
+  using Base = KMajorChunks<T>;
+  const T* row_ptr[Base::kPerThread];  // nullptr for rows past the end
   int k, k_end;
   bool vec;
-  __device__ static int chunk(int i) { return static_cast<int>(threadIdx.x) + i * Cfg::kThreads; }
   __device__ RowsLoader(const T* p, int64_t ld, int rows, int row0, int k_begin, int k_end_,
                         bool vec_)
       : k(k_begin), k_end(k_end_), vec(vec_) {
 #pragma unroll
-    for (int i = 0; i < kPerThread; ++i) {
-      const int r = row0 + chunk(i) / kChunksPerRow;
+    for (int i = 0; i < Base::kPerThread; ++i) {
+      const int r = row0 + Base::chunk(i) / Base::kChunksPerRow;
       row_ptr[i] = r < rows ? p + static_cast<int64_t>(r) * ld : nullptr;
     }
   }
   __device__ void load(T* stage) {
 #pragma unroll
-    for (int i = 0; i < kPerThread; ++i) {
-      const int c = chunk(i), r = c / kChunksPerRow, kk = (c % kChunksPerRow) * Cfg::kVec;
+    for (int i = 0; i < Base::kPerThread; ++i) {
+      const int c = Base::chunk(i), r = c / Base::kChunksPerRow,
+                kk = (c % Base::kChunksPerRow) * Cfg::kVec;
       const int valid = row_ptr[i] != nullptr ? k_end - (k + kk) : 0;
       copy_chunk(stage + r * Cfg::kLdK + kk, row_ptr[i] + (row_ptr[i] != nullptr ? k + kk : 0),
                  valid, vec);

@@ -9,8 +9,9 @@ backward-data, backward-filter) and of the linear/GEMM kernels, finds the main l
   - it issues fewer than 8 FFMA per shared-memory load instruction (any LDS width), or
   - the kernel touches local memory anywhere (LDL/STL: spills or an indexed register array).
 
-and, for every instantiation of the tensor-core kernels (kernels/linear_tc.cu on the tile engine
-of kernels/tc_gemm_tile.cuh, TF32 and BF16), finds the loop with the most HMMA and fails unless
+and, for every instantiation of the tensor-core kernels (kernels/linear_tc.cu and
+kernels/conv2d_tc.cu on the tile engine of kernels/tc_gemm_tile.cuh, TF32 and BF16), finds the
+loop with the most HMMA and fails unless
 
   - it issues exactly the HMMA count derived from the tile shape: per k-tile a block multiplies
     BM·BN·BK / (16·8·k_mma) mma shapes (k_mma 8 for TF32, 16 for BF16), each of its W warps issues
@@ -59,6 +60,7 @@ TC_FAMILIES = {
     "linear_tc_forward_kernel": (True, True),
     "linear_tc_backward_data_kernel": (True, False),
     "linear_tc_backward_weight_kernel": (False, False),
+    "conv2d_tc_forward_kernel": (True, True),
 }
 
 

@@ -1,6 +1,6 @@
 // tests/parity/test_linear_tc_parity.cpp — the tensor-core linear kernels (kernels/linear_tc.h,
-// TF32 and BF16) against the double oracle kiln::cpu::linear_*<double> run on the SAME rounded
-// inputs: TF32 inputs rounded by round_tf32 (cvt.rna), BF16 inputs stored as bf16 (round_bf16).
+// TF32 and BF16) against the double oracle kiln::cpu::linear_*<double> run on the same rounded
+// inputs, with the derived bound of tests/support/tc_parity.h.
 //
 // Built twice like every parity file (tests/support/parity.h): under the SIMT emulator every case
 // runs in every thread order (one order in the race-detector build) and the results must be
@@ -11,12 +11,6 @@
 // Sentinels: y and dx start as NaN (overwritten); dw and db start at known values and must come
 // back as value + gradient (they accumulate). Guard elements on both sides of every output must
 // keep their sentinel.
-// Error bound (kernels/linear_tc.cu, docs/kernels.md): products of rounded inputs are exact, each
-// of the K fp32 additions costs at most one ulp (a GPU's tensor cores may truncate):
-//   |got − ref| <= (K + 2)·2⁻²³·max|ref_abs|  (+ 2⁻²³·|ref| for accumulated outputs,
-//                                               + 2⁻⁸·|ref| for the bf16 rounding of y and dx).
-// The bound is tight enough to fail when an input is not rounded, or rounded another way (TF32
-// truncation instead of RNA moves a product by up to 2⁻¹¹ of itself).
 #include <catch2/catch.hpp>
 
 #include <cmath>
@@ -31,6 +25,7 @@
 #include "kernels/linear_tc.h"
 #include "tests/support/compare.h"
 #include "tests/support/parity.h"
+#include "tests/support/tc_parity.h"
 
 namespace {
 
@@ -38,47 +33,29 @@ using kiln::LinearShape;
 using namespace kiln::test;
 
 constexpr float kDwSentinel = 0.5f, kDbSentinel = -0.25f;
-constexpr int kGuardElems = 8;
 
-// fp32 storage, TF32 math: inputs uploaded as drawn; the kernel rounds them (cvt.rna).
-struct Tf32 {
-  using T = float;
-  static constexpr const char* kName = "tf32";
-  static constexpr bool kBf16Out = false;
-  static T store(float x) { return x; }
-  static float operand(float x) { return kiln::round_tf32(x); }  // what the tensor cores take
-  static float value(T v) { return v; }
-  static T nan() { return std::numeric_limits<float>::quiet_NaN(); }
-  static void forward(T* y, const T* x, const T* w, const float* b, const LinearShape& s) {
-    kiln::cuda::linear_forward_tf32(y, x, w, b, s, nullptr);
-  }
-  static void backward_data(T* dx, const T* dy, const T* w, const LinearShape& s) {
-    kiln::cuda::linear_backward_data_tf32(dx, dy, w, s, nullptr);
-  }
-  static void backward_weight(float* dw, float* db, const T* dy, const T* x, const LinearShape& s) {
-    kiln::cuda::linear_backward_weight_tf32(dw, db, dy, x, s, nullptr);
-  }
-};
-
-// bf16 storage (bits in std::uint16_t), BF16 math; y and dx come back as bf16.
-struct Bf16 {
-  using T = std::uint16_t;
-  static constexpr const char* kName = "bf16";
-  static constexpr bool kBf16Out = true;
-  static T store(float x) { return kiln::bf16_bits(x); }
-  static float operand(float x) { return kiln::round_bf16(x); }
-  static float value(T v) { return kiln::bf16_to_float(v); }
-  static T nan() { return 0x7FC0u; }
-  static void forward(T* y, const T* x, const T* w, const float* b, const LinearShape& s) {
-    kiln::cuda::linear_forward_bf16(y, x, w, b, s, nullptr);
-  }
-  static void backward_data(T* dx, const T* dy, const T* w, const LinearShape& s) {
-    kiln::cuda::linear_backward_data_bf16(dx, dy, w, s, nullptr);
-  }
-  static void backward_weight(float* dw, float* db, const T* dy, const T* x, const LinearShape& s) {
-    kiln::cuda::linear_backward_weight_bf16(dw, db, dy, x, s, nullptr);
-  }
-};
+// The entry points by storage type: float → TF32, std::uint16_t → BF16.
+void forward(float* y, const float* x, const float* w, const float* b, const LinearShape& s) {
+  kiln::cuda::linear_forward_tf32(y, x, w, b, s, nullptr);
+}
+void forward(std::uint16_t* y, const std::uint16_t* x, const std::uint16_t* w, const float* b,
+             const LinearShape& s) {
+  kiln::cuda::linear_forward_bf16(y, x, w, b, s, nullptr);
+}
+void backward_data(float* dx, const float* dy, const float* w, const LinearShape& s) {
+  kiln::cuda::linear_backward_data_tf32(dx, dy, w, s, nullptr);
+}
+void backward_data(std::uint16_t* dx, const std::uint16_t* dy, const std::uint16_t* w,
+                   const LinearShape& s) {
+  kiln::cuda::linear_backward_data_bf16(dx, dy, w, s, nullptr);
+}
+void backward_weight(float* dw, float* db, const float* dy, const float* x, const LinearShape& s) {
+  kiln::cuda::linear_backward_weight_tf32(dw, db, dy, x, s, nullptr);
+}
+void backward_weight(float* dw, float* db, const std::uint16_t* dy, const std::uint16_t* x,
+                     const LinearShape& s) {
+  kiln::cuda::linear_backward_weight_bf16(dw, db, dy, x, s, nullptr);
+}
 
 struct Case {
   const char* name;
@@ -98,73 +75,19 @@ std::vector<Case> cases() {
   };
 }
 
-// An output of n elements with kGuardElems guards on each side, all starting at `fill`.
-template <typename T>
-struct GuardedOut {
-  std::size_t n;
-  T fill;
-  DeviceBuffer<T> buf;
-  GuardedOut(std::size_t n_, T fill_, bool misaligned)
-      : n(n_), fill(fill_), buf(n_ + 2 * kGuardElems, misaligned) {}
-  T* data() { return buf.get() + kGuardElems; }
-  void reset() { buf.fill(fill); }
-  // The payload; CHECKs that the guards still hold `fill`.
-  std::vector<T> payload() const {
-    const std::vector<T> all = buf.download();
-    int bad = 0;
-    for (std::size_t i = 0; i < all.size(); ++i)
-      if ((i < kGuardElems || i >= kGuardElems + n) && std::memcmp(&all[i], &fill, sizeof(T)) != 0)
-        ++bad;
-    CHECK(bad == 0);
-    return {all.begin() + kGuardElems, all.begin() + kGuardElems + static_cast<std::ptrdiff_t>(n)};
-  }
-};
-
 template <class P>
 struct Data {
   LinearShape s;
-  std::vector<float> x, w, b, dy;                // as drawn
-  std::vector<typename P::T> xs, ws, dys;        // as stored on the device
-  std::vector<double> xo, wo, dyo, xa, wa, dya;  // the oracle's operands (rounded) and |·|
-  Data(const LinearShape& s_, uint32_t seed) : s(s_) {
-    x = uniform_floats(int64_t{s.n} * s.in, seed, -1.f, 1.f);
-    w = uniform_floats(int64_t{s.out} * s.in, seed + 1, -1.f, 1.f);
-    b = uniform_floats(s.out, seed + 2, -1.f, 1.f);
-    dy = uniform_floats(int64_t{s.n} * s.out, seed + 3, -1.f, 1.f);
-    prepare(x, xs, xo, xa);
-    prepare(w, ws, wo, wa);
-    prepare(dy, dys, dyo, dya);
-  }
-  static void prepare(const std::vector<float>& v, std::vector<typename P::T>& stored,
-                      std::vector<double>& op, std::vector<double>& op_abs) {
-    for (float e : v) {
-      stored.push_back(P::store(e));
-      op.push_back(P::operand(e));
-      op_abs.push_back(std::fabs(P::operand(e)));
-    }
-  }
+  std::vector<float> b, dy;  // b as drawn; dy as drawn, for db
+  TcOperand<P> x, w, g;      // g: dy
+  Data(const LinearShape& s_, uint32_t seed)
+      : s(s_),
+        b(uniform_floats(s.out, seed + 2, -1.f, 1.f)),
+        dy(uniform_floats(int64_t{s.n} * s.out, seed + 3, -1.f, 1.f)),
+        x(uniform_floats(int64_t{s.n} * s.in, seed, -1.f, 1.f)),
+        w(uniform_floats(int64_t{s.out} * s.in, seed + 1, -1.f, 1.f)),
+        g(dy) {}
 };
-
-// |got − (sentinel + ref)| <= atol + rtol·|sentinel + ref| element by element, with the bound of
-// the header comment for a dot product of length k.
-void check_tc(const std::string& what, const std::vector<float>& got,
-              const std::vector<double>& ref, const std::vector<double>& ref_abs, int64_t k,
-              bool bf16_out, double sentinel = 0.0) {
-  const double atol = (static_cast<double>(k) + 2.0) * std::ldexp(1.0, -23) * max_abs(ref_abs);
-  double rtol = sentinel != 0.0 ? std::ldexp(1.0, -23) : 0.0;
-  if (bf16_out) rtol += std::ldexp(1.0, -8);
-  std::vector<double> expected(ref.size());
-  for (std::size_t i = 0; i < ref.size(); ++i) expected[i] = sentinel + ref[i];
-  // The bf16 rounding is relative to the rounded value, within atol of the reference.
-  expect_close(what, got, expected, atol * (1.0 + rtol), rtol);
-}
-
-template <class P>
-std::vector<float> values(const std::vector<typename P::T>& v) {
-  std::vector<float> out;
-  for (const auto& e : v) out.push_back(P::value(e));
-  return out;
-}
 
 template <class P>
 void forward_case(const Case& c, uint32_t seed) {
@@ -172,19 +95,19 @@ void forward_case(const Case& c, uint32_t seed) {
   const Data<P> d(c.s, seed);
   for (const bool with_bias : {true, false}) {
     INFO(P::kName << " case: " << c.name << ", bias: " << with_bias);
-    DeviceBuffer<T> x(d.xs, c.misaligned), w(d.ws, c.misaligned);
+    DeviceBuffer<T> x(d.x.stored, c.misaligned), w(d.w.stored, c.misaligned);
     DeviceBuffer<float> b(d.b, c.misaligned);
     GuardedOut<T> y(static_cast<std::size_t>(c.s.n) * c.s.out, P::nan(), c.misaligned);
     const std::vector<float> got = same_in_every_order("linear_forward", [&] {
       y.reset();
-      P::forward(y.data(), x.get(), w.get(), with_bias ? b.get() : nullptr, c.s);
+      forward(y.data(), x.get(), w.get(), with_bias ? b.get() : nullptr, c.s);
       return values<P>(y.payload());
     });
     std::vector<double> ref(got.size()), ref_abs(got.size());
     const auto bd = to_double(d.b), ba = to_double(d.b, true);
-    kiln::cpu::linear_forward<double>(ref.data(), d.xo.data(), d.wo.data(),
+    kiln::cpu::linear_forward<double>(ref.data(), d.x.op.data(), d.w.op.data(),
                                       with_bias ? bd.data() : nullptr, c.s);
-    kiln::cpu::linear_forward<double>(ref_abs.data(), d.xa.data(), d.wa.data(),
+    kiln::cpu::linear_forward<double>(ref_abs.data(), d.x.op_abs.data(), d.w.op_abs.data(),
                                       with_bias ? ba.data() : nullptr, c.s);
     check_tc("y", got, ref, ref_abs, c.s.in, P::kBf16Out);
   }
@@ -195,16 +118,17 @@ void backward_data_case(const Case& c, uint32_t seed) {
   using T = typename P::T;
   INFO(P::kName << " case: " << c.name);
   const Data<P> d(c.s, seed);
-  DeviceBuffer<T> dy(d.dys, c.misaligned), w(d.ws, c.misaligned);
+  DeviceBuffer<T> dy(d.g.stored, c.misaligned), w(d.w.stored, c.misaligned);
   GuardedOut<T> dx(static_cast<std::size_t>(c.s.n) * c.s.in, P::nan(), c.misaligned);
   const std::vector<float> got = same_in_every_order("linear_backward_data", [&] {
     dx.reset();
-    P::backward_data(dx.data(), dy.get(), w.get(), c.s);
+    backward_data(dx.data(), dy.get(), w.get(), c.s);
     return values<P>(dx.payload());
   });
   std::vector<double> ref(got.size()), ref_abs(got.size());
-  kiln::cpu::linear_backward_data<double>(ref.data(), d.dyo.data(), d.wo.data(), c.s);
-  kiln::cpu::linear_backward_data<double>(ref_abs.data(), d.dya.data(), d.wa.data(), c.s);
+  kiln::cpu::linear_backward_data<double>(ref.data(), d.g.op.data(), d.w.op.data(), c.s);
+  kiln::cpu::linear_backward_data<double>(ref_abs.data(), d.g.op_abs.data(), d.w.op_abs.data(),
+                                          c.s);
   check_tc("dx", got, ref, ref_abs, c.s.out, P::kBf16Out);
 }
 
@@ -213,29 +137,29 @@ void backward_weight_case(const Case& c, uint32_t seed) {
   using T = typename P::T;
   INFO(P::kName << " case: " << c.name);
   const Data<P> d(c.s, seed);
-  DeviceBuffer<T> dy(d.dys, c.misaligned), x(d.xs, c.misaligned);
+  DeviceBuffer<T> dy(d.g.stored, c.misaligned), x(d.x.stored, c.misaligned);
   const std::size_t w_n = static_cast<std::size_t>(c.s.out) * c.s.in;
   GuardedOut<float> dw(w_n, kDwSentinel, c.misaligned), db(c.s.out, kDbSentinel, c.misaligned);
   // One run returns dw followed by db.
   const std::vector<float> got = same_in_every_order("linear_backward_weight", [&] {
     dw.reset();
     db.reset();
-    P::backward_weight(dw.data(), db.data(), dy.get(), x.get(), c.s);
+    backward_weight(dw.data(), db.data(), dy.get(), x.get(), c.s);
     std::vector<float> out = dw.payload();
     const std::vector<float> bias = db.payload();
     out.insert(out.end(), bias.begin(), bias.end());
     return out;
   });
   std::vector<double> ref_w(w_n, 0.0), ref_b(c.s.out, 0.0), abs_w(w_n, 0.0), abs_b(c.s.out, 0.0);
-  kiln::cpu::linear_backward_weight<double>(ref_w.data(), ref_b.data(), d.dyo.data(), d.xo.data(),
-                                            c.s);
-  kiln::cpu::linear_backward_weight<double>(abs_w.data(), abs_b.data(), d.dya.data(), d.xa.data(),
-                                            c.s);
+  kiln::cpu::linear_backward_weight<double>(ref_w.data(), ref_b.data(), d.g.op.data(),
+                                            d.x.op.data(), c.s);
+  kiln::cpu::linear_backward_weight<double>(abs_w.data(), abs_b.data(), d.g.op_abs.data(),
+                                            d.x.op_abs.data(), c.s);
   check_tc("dw", std::vector<float>(got.begin(), got.begin() + static_cast<std::ptrdiff_t>(w_n)),
            ref_w, abs_w, c.s.n, false, kDwSentinel);
   // db is an fp32 column sum of dy as stored (no tensor-core rounding: unrounded for TF32).
   std::vector<double> dy_stored(d.dy.size()), db_ref(c.s.out, 0.0), db_abs(c.s.out, 0.0);
-  for (std::size_t i = 0; i < d.dy.size(); ++i) dy_stored[i] = P::value(d.dys[i]);
+  for (std::size_t i = 0; i < d.dy.size(); ++i) dy_stored[i] = P::value(d.g.stored[i]);
   for (int r = 0; r < c.s.n; ++r)
     for (int o = 0; o < c.s.out; ++o) {
       db_ref[o] += dy_stored[static_cast<std::size_t>(r) * c.s.out + o];
@@ -246,7 +170,7 @@ void backward_weight_case(const Case& c, uint32_t seed) {
 
   // Without db: dw alone, the same values bit for bit.
   dw.reset();
-  P::backward_weight(dw.data(), nullptr, dy.get(), x.get(), c.s);
+  backward_weight(dw.data(), nullptr, dy.get(), x.get(), c.s);
   const std::vector<float> dw_only = dw.payload();
   CHECK(std::memcmp(dw_only.data(), got.data(), dw_only.size() * sizeof(float)) == 0);
 }
