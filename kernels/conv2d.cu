@@ -71,8 +71,8 @@ struct ConvForwardInputLoader : KContigStage<BM, kThreads> {
     for (int q = 0; q < Stage::kQuads; ++q) {
       const conv::Window win = conv::forward_window(d, g, m0 + Stage::row(q));
       img[q] = win.valid ? x + win.image : nullptr;
-      ih0[q] = win.ih0;
-      iw0[q] = win.iw0;
+      ih0[q] = win.row0;
+      iw0[q] = win.col0;
     }
     k = k_begin + Stage::koff();
     tap = Tap::of(k, d.ci, g);
@@ -119,31 +119,19 @@ struct ConvBackwardDataGradLoader : KContigStage<BM, kThreads> {
                                         int k_end_)
       : k_end(k_end_) {
     const Geom<kFast> g{d};
-    const int pixels = d.h * d.w;
 #pragma unroll
     for (int q = 0; q < Stage::kQuads; ++q) {
-      const int m = m0 + Stage::row(q);
-      img[q] = nullptr;
-      hp[q] = wp[q] = 0;
-      if (m < d.n * pixels) {
-        const int n = m / pixels, p = m - n * pixels, h = p / d.w, w = p - h * d.w;
-        img[q] = dy + static_cast<int64_t>(n) * d.oh * d.ow * d.co;
-        hp[q] = h + g.ph();
-        wp[q] = w + g.pw();
-      }
+      const conv::Window win = conv::backward_data_window(d, g, m0 + Stage::row(q));
+      img[q] = win.valid ? dy + win.image : nullptr;
+      hp[q] = win.row0;
+      wp[q] = win.col0;
     }
     k = k_begin + Stage::koff();
     tap = Tap::of(k, d.co, g);
   }
   // The dy pixel index (oh·OW + ow) that tap (i, j) of row q reads, or −1.
   __device__ int source(const ConvDims& d, const Geom<kFast>& g, int q, int i, int j) const {
-    int th = hp[q] - i, tw = wp[q] - j;
-    if constexpr (!kFast) {
-      if (th < 0 || tw < 0 || th % g.sh() != 0 || tw % g.sw() != 0) return -1;
-      th /= g.sh();
-      tw /= g.sw();
-    }
-    return inside(th, d.oh) && inside(tw, d.ow) ? th * d.ow + tw : -1;
+    return conv::backward_data_source(d, g, hp[q], wp[q], i, j);
   }
   __device__ void fetch(const ConvDims& d) {
     const Geom<kFast> g{d};

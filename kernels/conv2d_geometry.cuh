@@ -59,11 +59,13 @@ struct Tap {
   }
 };
 
-// The input window of forward output pixel m (of N·OH·OW): the offset of its image in x, the input
-// row and column of tap (0, 0); valid = false for m past the end.
+// The window of a GEMM row: the offset of its image, a row and a column, valid = false for a row
+// past the end. forward_window: output pixel m of N·OH·OW, its image in x, the input row and
+// column of tap (0, 0). backward_data_window: input pixel m of N·H·W, its image in dy, h + ph and
+// w + pw.
 struct Window {
   int64_t image;
-  int ih0, iw0;
+  int row0, col0;
   bool valid;
 };
 template <bool kFast>
@@ -73,6 +75,29 @@ __device__ __forceinline__ Window forward_window(const ConvDims& d, const Geom<k
   const int n = m / pixels, p = m - n * pixels, oh = p / d.ow, ow = p - oh * d.ow;
   return {static_cast<int64_t>(n) * d.h * d.w * d.ci, oh * g.sh() - g.ph(), ow * g.sw() - g.pw(),
           true};
+}
+
+template <bool kFast>
+__device__ __forceinline__ Window backward_data_window(const ConvDims& d, const Geom<kFast>& g,
+                                                       int m) {
+  const int pixels = d.h * d.w;
+  if (m >= d.n * pixels) return {0, 0, 0, false};
+  const int n = m / pixels, p = m - n * pixels, h = p / d.w, w = p - h * d.w;
+  return {static_cast<int64_t>(n) * d.oh * d.ow * d.co, h + g.ph(), w + g.pw(), true};
+}
+
+// Backward-data: the dy pixel index (oh·OW + ow) that tap (i, j) of the input pixel with
+// (h + ph, w + pw) = (hp, wp) reads — oh·sh = hp − i, ow·sw = wp − j — or −1.
+template <bool kFast>
+__device__ __forceinline__ int backward_data_source(const ConvDims& d, const Geom<kFast>& g, int hp,
+                                                    int wp, int i, int j) {
+  int th = hp - i, tw = wp - j;
+  if constexpr (!kFast) {
+    if (th < 0 || tw < 0 || th % g.sh() != 0 || tw % g.sw() != 0) return -1;
+    th /= g.sh();
+    tw /= g.sw();
+  }
+  return inside(th, d.oh) && inside(tw, d.ow) ? th * d.ow + tw : -1;
 }
 
 // The checked geometry of shape s; `op` names the caller in the error message.

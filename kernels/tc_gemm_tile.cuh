@@ -158,26 +158,41 @@ struct RowsLoader : KMajorChunks<T> {
   }
 };
 
-// k-rows of a row-major matrix P[k][ld] read along m/n (m or n contiguous): B of dx = dy·w (w),
-// both operands of dw = dyᵀ·x. vec: ld % kVec == 0 and P 16-byte aligned.
+// The chunks of an MN-major tile (BK k-rows × 64 columns) a thread copies: chunk(i) for
+// i < kPerThread is k-row krow(i), columns col() .. col() + kVec − 1 — the same columns for every i
+// (kChunksPerRow divides the block's threads).
 template <class T>
-struct KRowsLoader {
+struct MNMajorChunks {
   using Cfg = Config<T>;
   static constexpr Major kMajor = Major::kMN;
   static constexpr int kChunksPerRow = Cfg::BM / Cfg::kVec;  // 16 (float) or 8 (bf16)
   static constexpr int kPerThread = Cfg::BK * kChunksPerRow / Cfg::kThreads;
+  static_assert(Cfg::kThreads % kChunksPerRow == 0, "a thread's chunks share their columns");
+  __device__ static int krow(int i) {
+    return (static_cast<int>(threadIdx.x) + i * Cfg::kThreads) / kChunksPerRow;
+  }
+  __device__ static int col() {
+    return (static_cast<int>(threadIdx.x) % kChunksPerRow) * Cfg::kVec;
+  }
+};
+
+// k-rows of a row-major matrix P[k][ld] read along m/n (m or n contiguous): B of dx = dy·w (w),
+// both operands of dw = dyᵀ·x. vec: ld % kVec == 0 and P 16-byte aligned.
+template <class T>
+struct KRowsLoader : MNMajorChunks<T> {
+  using Cfg = Config<T>;
+  using Base = MNMajorChunks<T>;
   const T* p;
   int64_t ld;
   int k, k_end, col0, cols;
   bool vec;
-  __device__ static int chunk(int i) { return static_cast<int>(threadIdx.x) + i * Cfg::kThreads; }
   __device__ KRowsLoader(const T* p_, int64_t ld_, int cols_, int col0_, int k_begin, int k_end_,
                          bool vec_)
       : p(p_), ld(ld_), k(k_begin), k_end(k_end_), col0(col0_), cols(cols_), vec(vec_) {}
   __device__ void load(T* stage) {
 #pragma unroll
-    for (int i = 0; i < kPerThread; ++i) {
-      const int ch = chunk(i), kr = ch / kChunksPerRow, cc = (ch % kChunksPerRow) * Cfg::kVec;
+    for (int i = 0; i < Base::kPerThread; ++i) {
+      const int kr = Base::krow(i), cc = Base::col();
       const int valid = k + kr < k_end ? cols - (col0 + cc) : 0;
       const T* src = valid > 0 ? p + static_cast<int64_t>(k + kr) * ld + col0 + cc : p;
       copy_chunk(stage + kr * Cfg::kLdMN + cc, src, valid, vec);

@@ -61,6 +61,8 @@ TC_FAMILIES = {
     "linear_tc_backward_data_kernel": (True, False),
     "linear_tc_backward_weight_kernel": (False, False),
     "conv2d_tc_forward_kernel": (True, True),
+    "conv2d_tc_backward_data_kernel": (True, False),
+    "conv2d_tc_backward_filter_kernel": (False, False),
 }
 
 

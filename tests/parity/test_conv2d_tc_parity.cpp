@@ -9,9 +9,12 @@
 // gathers (other channel counts, a misaligned view), 3×3 and 1×1 filters, stride 2, padding,
 // batch 1, C_out not a multiple of the tile, more k-tiles than pipeline stages, a 3-channel first
 // layer (correct here, though conv2d_tc_suits sends it elsewhere) and a flagship layer shape.
-// y starts as NaN (overwritten); guard elements on both sides must keep their sentinel.
+// y and dx start as NaN (overwritten); dw and db start at known values and must come back as value +
+// gradient (they accumulate); guard elements on both sides of every output keep their sentinel.
 #include <catch2/catch.hpp>
 
+#include <cmath>
+#include <cstddef>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -35,6 +38,22 @@ void forward(std::uint16_t* y, const std::uint16_t* x, const std::uint16_t* w, c
              const Conv2dShape& s) {
   kiln::cuda::conv2d_forward_bf16(y, x, w, b, s, nullptr);
 }
+void backward_data(float* dx, const float* dy, const float* w, const Conv2dShape& s) {
+  kiln::cuda::conv2d_backward_data_tf32(dx, dy, w, s, nullptr);
+}
+void backward_data(std::uint16_t* dx, const std::uint16_t* dy, const std::uint16_t* w,
+                   const Conv2dShape& s) {
+  kiln::cuda::conv2d_backward_data_bf16(dx, dy, w, s, nullptr);
+}
+void backward_filter(float* dw, float* db, const float* dy, const float* x, const Conv2dShape& s) {
+  kiln::cuda::conv2d_backward_filter_tf32(dw, db, dy, x, s, nullptr);
+}
+void backward_filter(float* dw, float* db, const std::uint16_t* dy, const std::uint16_t* x,
+                     const Conv2dShape& s) {
+  kiln::cuda::conv2d_backward_filter_bf16(dw, db, dy, x, s, nullptr);
+}
+
+constexpr float kDwSentinel = 0.5f, kDbSentinel = -0.25f;
 
 struct Case {
   const char* name;
@@ -58,6 +77,7 @@ std::vector<Case> cases() {
       {"1x1 s2 p0, 24->8, 1x9x9", shape(1, 9, 9, 24, 8, 1, 2, 0)},
       {"3x3 s1 p1, 16->8, 1x4x4, misaligned", shape(1, 4, 4, 16, 8, 3, 1, 1), true},
       {"3x3 s1 p1, 3->16, 1x8x8 (first-layer channels)", shape(1, 8, 8, 3, 16, 3, 1, 1)},
+      {"3x3 s1 p1, 8->8, 1x12x12 (many pixel k-tiles)", shape(1, 12, 12, 8, 8, 3, 1, 1)},
       {"flagship conv3 channels: 128->24, 1x3x3 (many k-tiles)", shape(1, 3, 3, 128, 24, 3, 1, 1)},
   };
 }
@@ -92,6 +112,70 @@ void forward_case(const Case& c, uint32_t seed) {
   }
 }
 
+template <class P>
+void backward_data_case(const Case& c, uint32_t seed) {
+  using T = typename P::T;
+  INFO(P::kName << " case: " << c.name);
+  const Conv2dShape& s = c.s;
+  const int64_t x_n = int64_t{s.n} * s.h * s.w * s.c_in;
+  const int64_t y_n = int64_t{s.n} * s.out_h() * s.out_w() * s.c_out;
+  const int64_t w_n = int64_t{s.c_out} * s.kh * s.kw * s.c_in;
+  const TcOperand<P> dy(uniform_floats(y_n, seed + 3, -1.f, 1.f));
+  const TcOperand<P> w(uniform_floats(w_n, seed + 1, -1.f, 1.f));
+  DeviceBuffer<T> dyd(dy.stored, c.misaligned), wd(w.stored, c.misaligned);
+  GuardedOut<T> dx(static_cast<std::size_t>(x_n), P::nan(), c.misaligned);
+  const std::vector<float> got = same_in_every_order("conv2d_backward_data", [&] {
+    dx.reset();
+    backward_data(dx.data(), dyd.get(), wd.get(), s);
+    return values<P>(dx.payload());
+  });
+  std::vector<double> ref(got.size()), ref_abs(got.size());
+  kiln::cpu::conv2d_backward_data<double>(ref.data(), dy.op.data(), w.op.data(), s);
+  kiln::cpu::conv2d_backward_data<double>(ref_abs.data(), dy.op_abs.data(), w.op_abs.data(), s);
+  check_tc("dx", got, ref, ref_abs, int64_t{s.kh} * s.kw * s.c_out, P::kBf16Out);
+}
+
+template <class P>
+void backward_filter_case(const Case& c, uint32_t seed) {
+  using T = typename P::T;
+  INFO(P::kName << " case: " << c.name);
+  const Conv2dShape& s = c.s;
+  const int64_t pixels = int64_t{s.n} * s.out_h() * s.out_w();
+  const int64_t x_n = int64_t{s.n} * s.h * s.w * s.c_in, y_n = pixels * s.c_out;
+  const std::size_t w_n = static_cast<std::size_t>(s.c_out) * s.kh * s.kw * s.c_in;
+  const TcOperand<P> x(uniform_floats(x_n, seed, -1.f, 1.f));
+  const TcOperand<P> dy(uniform_floats(y_n, seed + 3, -1.f, 1.f));
+  DeviceBuffer<T> xd(x.stored, c.misaligned), dyd(dy.stored, c.misaligned);
+  GuardedOut<float> dw(w_n, kDwSentinel, c.misaligned), db(s.c_out, kDbSentinel, c.misaligned);
+  // One run returns dw followed by db.
+  const std::vector<float> got = same_in_every_order("conv2d_backward_filter", [&] {
+    dw.reset();
+    db.reset();
+    backward_filter(dw.data(), db.data(), dyd.get(), xd.get(), s);
+    std::vector<float> out = dw.payload();
+    const std::vector<float> bias = db.payload();
+    out.insert(out.end(), bias.begin(), bias.end());
+    return out;
+  });
+  std::vector<double> ref_w(w_n, 0.0), ref_b(s.c_out, 0.0), abs_w(w_n, 0.0), abs_b(s.c_out, 0.0);
+  kiln::cpu::conv2d_backward_filter<double>(ref_w.data(), ref_b.data(), dy.op.data(), x.op.data(),
+                                            s);
+  kiln::cpu::conv2d_backward_filter<double>(abs_w.data(), abs_b.data(), dy.op_abs.data(),
+                                            x.op_abs.data(), s);
+  check_tc("dw", std::vector<float>(got.begin(), got.begin() + static_cast<std::ptrdiff_t>(w_n)),
+           ref_w, abs_w, pixels, false, kDwSentinel);
+  // db is an fp32 column sum of dy as stored (no tensor-core rounding: unrounded for TF32).
+  std::vector<double> db_ref(s.c_out, 0.0), db_abs(s.c_out, 0.0);
+  for (int64_t p = 0; p < pixels; ++p)
+    for (int o = 0; o < s.c_out; ++o) {
+      const double v = P::value(dy.stored[static_cast<std::size_t>(p * s.c_out + o)]);
+      db_ref[o] += v;
+      db_abs[o] += std::fabs(v);
+    }
+  check_dot("db", std::vector<float>(got.begin() + static_cast<std::ptrdiff_t>(w_n), got.end()),
+            db_ref, db_abs, pixels, kDbSentinel);
+}
+
 }  // namespace
 
 TEST_CASE("tensor-core conv2d forward matches the double oracle on rounded inputs",
@@ -100,6 +184,24 @@ TEST_CASE("tensor-core conv2d forward matches the double oracle on rounded input
   for (const Case& c : cases()) {
     forward_case<Tf32>(c, seed += 10);
     forward_case<Bf16>(c, seed += 10);
+  }
+}
+
+TEST_CASE("tensor-core conv2d backward-data matches the double oracle on rounded inputs",
+          PARITY_TAG "[conv2d][tensor_core]") {
+  uint32_t seed = 2700;
+  for (const Case& c : cases()) {
+    backward_data_case<Tf32>(c, seed += 10);
+    backward_data_case<Bf16>(c, seed += 10);
+  }
+}
+
+TEST_CASE("tensor-core conv2d backward-filter accumulates the double oracle's gradient",
+          PARITY_TAG "[conv2d][tensor_core]") {
+  uint32_t seed = 2500;
+  for (const Case& c : cases()) {
+    backward_filter_case<Tf32>(c, seed += 10);
+    backward_filter_case<Bf16>(c, seed += 10);
   }
 }
 
