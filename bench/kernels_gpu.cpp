@@ -15,9 +15,10 @@
 //   linear                            cuBLAS sgemm;
 //   LeakyReLU, dropout, Adam          a device-to-device cudaMemcpy moving the same bytes (the
 //                                     memory-bound ceiling; no library has these ops);
-//   tensor cores (the *_tc groups)    conv forward: cuDNN's fastest tensor-op algorithm
-//                                     (CUDNN_TENSOR_OP_MATH, fp32 tensors for TF32, bf16 tensors
-//                                     with fp32 compute for BF16); linear: cublasGemmEx with
+//   tensor cores (the *_tc groups)    conv fwd / bwd-data / bwd-filter: cuDNN's fastest tensor-op
+//                                     algorithm (CUDNN_TENSOR_OP_MATH, fp32 tensors for TF32, bf16
+//                                     tensors with fp32 compute for BF16 — its dw is bf16, Kiln's
+//                                     fp32); linear: cublasGemmEx with
 //                                     CUBLAS_COMPUTE_32F_FAST_TF32, or bf16 A/B with fp32 compute
 //                                     (bf16 C for y and dx, fp32 C for dw). Kiln's rows run the
 //                                     kernels of kernels/conv2d_tc.h and kernels/linear_tc.h on the
@@ -322,15 +323,28 @@ const char* dir_name(Dir d) {
   return d == Dir::fwd ? "fwd" : d == Dir::bwd_data ? "bwd_data" : "bwd_filter";
 }
 
-// One row of cuDNN convolution. `igemm` false: the fastest FMA algorithm cudnnFind...Ex returns.
+// The storage of a tensor-core row's precision.
+struct TcPrecision {
+  const char* name;  // "tf32" or "bf16"
+  bool bf16;
+};
+constexpr TcPrecision kTcPrecisions[] = {{"tf32", false}, {"bf16", true}};
+
+// One row of cuDNN convolution. `igemm` false: the fastest algorithm cudnnFind...Ex returns of
+// FMA math (tc null: fp32, no tf32) or of tensor-op math at precision *tc (fp32 tensors for TF32,
+// bf16 tensors — dw too, cuDNN's filter type — with fp32 compute for BF16).
 std::function<void()> cudnn_conv(benchmark::State& st, const kiln::Conv2dShape& s, Dir dir,
-                                 bool igemm) {
-  auto d = std::make_shared<ConvDescs>(s);
-  const float* x = g.x;
-  const float* w = g.w;
-  const float* dy = g.dy;
-  float* out = g.out;
-  float* dw = g.out2;
+                                 bool igemm, const TcPrecision* tc = nullptr) {
+  const bool bf16 = tc != nullptr && tc->bf16;
+  auto d = std::make_shared<ConvDescs>(s, bf16 ? CUDNN_DATA_BFLOAT16 : CUDNN_DATA_FLOAT,
+                                       tc != nullptr ? CUDNN_TENSOR_OP_MATH : CUDNN_FMA_MATH);
+  const void* x = bf16 ? static_cast<const void*>(g.xh) : g.x;
+  const void* w = bf16 ? static_cast<const void*>(g.wh) : g.w;
+  const void* dy = bf16 ? static_cast<const void*>(g.dyh) : g.dy;
+  void* out = bf16 ? static_cast<void*>(g.outh) : g.out;
+  void* dw = bf16 ? static_cast<void*>(g.outh) : g.out2;
+  // The math type cudnnFind's pick must have: tensor-op for the tensor-core rows, FMA otherwise.
+  const auto wanted = [tc](cudnnMathType_t m) { return is_tensor_op(m) == (tc != nullptr); };
   std::string algo_name;
   int algo = 0;
   size_t ws = 0;
@@ -345,8 +359,9 @@ std::function<void()> cudnn_conv(benchmark::State& st, const kiln::Conv2dShape& 
           &count, perf, g.workspace, kWorkspaceBytes));
       int pick = -1;
       for (int i = 0; i < count && pick < 0; ++i)
-        if (perf[i].status == CUDNN_STATUS_SUCCESS && !is_tensor_op(perf[i].mathType)) pick = i;
-      KILN_CHECK(pick >= 0, "cudnnFind: no FMA forward algorithm for this shape");
+        if (perf[i].status == CUDNN_STATUS_SUCCESS && wanted(perf[i].mathType)) pick = i;
+      KILN_CHECK(pick >= 0, "cudnnFind: no ", tc ? "tensor-op" : "FMA",
+                 " forward algorithm for this shape");
       algo = perf[pick].algo;
       BENCH_CUDNN(cudnnSetConvolutionMathType(d->conv, perf[pick].mathType));
     }
@@ -364,8 +379,9 @@ std::function<void()> cudnn_conv(benchmark::State& st, const kiln::Conv2dShape& 
           &count, perf, g.workspace, kWorkspaceBytes));
       int pick = -1;
       for (int i = 0; i < count && pick < 0; ++i)
-        if (perf[i].status == CUDNN_STATUS_SUCCESS && !is_tensor_op(perf[i].mathType)) pick = i;
-      KILN_CHECK(pick >= 0, "cudnnFind: no FMA backward-data algorithm for this shape");
+        if (perf[i].status == CUDNN_STATUS_SUCCESS && wanted(perf[i].mathType)) pick = i;
+      KILN_CHECK(pick >= 0, "cudnnFind: no ", tc ? "tensor-op" : "FMA",
+                 " backward-data algorithm for this shape");
       algo = perf[pick].algo;
       BENCH_CUDNN(cudnnSetConvolutionMathType(d->conv, perf[pick].mathType));
     }
@@ -384,8 +400,9 @@ std::function<void()> cudnn_conv(benchmark::State& st, const kiln::Conv2dShape& 
           CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT, &count, perf, g.workspace, kWorkspaceBytes));
       int pick = -1;
       for (int i = 0; i < count && pick < 0; ++i)
-        if (perf[i].status == CUDNN_STATUS_SUCCESS && !is_tensor_op(perf[i].mathType)) pick = i;
-      KILN_CHECK(pick >= 0, "cudnnFind: no FMA backward-filter algorithm for this shape");
+        if (perf[i].status == CUDNN_STATUS_SUCCESS && wanted(perf[i].mathType)) pick = i;
+      KILN_CHECK(pick >= 0, "cudnnFind: no ", tc ? "tensor-op" : "FMA",
+                 " backward-filter algorithm for this shape");
       algo = perf[pick].algo;
       BENCH_CUDNN(cudnnSetConvolutionMathType(d->conv, perf[pick].mathType));
     }
@@ -395,7 +412,8 @@ std::function<void()> cudnn_conv(benchmark::State& st, const kiln::Conv2dShape& 
         &ws));
   }
   KILN_CHECK(ws <= kWorkspaceBytes, algo_name, " needs ", ws, " bytes of workspace");
-  st.SetLabel(std::string("cuDNN ") + algo_name + " (no bias)");
+  st.SetLabel(std::string("cuDNN ") + algo_name +
+              (tc ? std::string(", tensor-op ") + tc->name : "") + " (no bias)");
   return [d, dir, algo, ws, x, w, dy, out, dw] {
     const float one = 1.f, zero = 0.f;
     if (dir == Dir::fwd)
@@ -503,72 +521,50 @@ void register_linear(const Input& in, int n) {
 
 // ---- tensor cores: conv forward (cuDNN tensor-op) and linear (cublasGemmEx), TF32 and BF16 -----
 
-// The storage of a tensor-core row's precision.
-struct TcPrecision {
-  const char* name;  // "tf32" or "bf16"
-  bool bf16;
-};
-constexpr TcPrecision kTcPrecisions[] = {{"tf32", false}, {"bf16", true}};
-
-// cuDNN's fastest tensor-op forward algorithm at precision p (cudnnFind, TENSOR_OP results only).
-std::function<void()> cudnn_conv_tc(benchmark::State& st, const kiln::Conv2dShape& s,
-                                    TcPrecision p) {
-  auto d = std::make_shared<ConvDescs>(s, p.bf16 ? CUDNN_DATA_BFLOAT16 : CUDNN_DATA_FLOAT,
-                                       CUDNN_TENSOR_OP_MATH);
-  const void* x = p.bf16 ? static_cast<const void*>(g.xh) : g.x;
-  const void* w = p.bf16 ? static_cast<const void*>(g.wh) : g.w;
-  void* out = p.bf16 ? static_cast<void*>(g.outh) : g.out;
-  cudnnConvolutionFwdAlgoPerf_t perf[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
-  int count = 0;
-  BENCH_CUDNN(cudnnFindConvolutionForwardAlgorithmEx(g.cudnn, d->x.d, x, d->w, w, d->conv, d->y.d,
-                                                     out, CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &count,
-                                                     perf, g.workspace, kWorkspaceBytes));
-  int pick = -1;
-  for (int i = 0; i < count && pick < 0; ++i)
-    if (perf[i].status == CUDNN_STATUS_SUCCESS && is_tensor_op(perf[i].mathType)) pick = i;
-  KILN_CHECK(pick >= 0, "cudnnFind: no tensor-op forward algorithm for this shape");
-  const auto algo = perf[pick].algo;
-  BENCH_CUDNN(cudnnSetConvolutionMathType(d->conv, perf[pick].mathType));
-  size_t ws = 0;
-  BENCH_CUDNN(
-      cudnnGetConvolutionForwardWorkspaceSize(g.cudnn, d->x.d, d->w, d->conv, d->y.d, algo, &ws));
-  KILN_CHECK(ws <= kWorkspaceBytes, fwd_algo_name(algo), " needs ", ws, " bytes of workspace");
-  st.SetLabel(std::string("cuDNN ") + fwd_algo_name(algo) + ", tensor-op " + p.name + " (no bias)");
-  return [d, algo, ws, x, w, out] {
-    const float one = 1.f, zero = 0.f;
-    BENCH_CUDNN(cudnnConvolutionForward(g.cudnn, &one, d->x.d, x, d->w, w, d->conv, algo,
-                                        g.workspace, ws, &zero, d->y.d, out));
-  };
-}
-
 void register_conv_tc(const Input& in, int n) {
   for (int block = 0; block < 5; ++block) {
     const kiln::Conv2dShape s = kiln::bench::conv_shape(in, n, block);
-    if (!kiln::cuda::conv2d_tc_suits(s)) continue;  // the first layer stays on the fp32 kernel
-    for (const TcPrecision p : kTcPrecisions) {
-      Row row;
-      row.group = std::string("conv_fwd_tc/") + p.name + "/" + in.name() + "/b" +
-                  std::to_string(n) + "/L" + std::to_string(block + 1) + "_" +
-                  std::to_string(s.c_in) + "to" + std::to_string(s.c_out) + "@" +
-                  std::to_string(s.h);
-      row.flops = kiln::bench::conv_flops(s);
-      const double elem = p.bf16 ? 2.0 : 4.0;
-      row.bytes =
-          elem * (double(s.n) * s.h * s.w * s.c_in + double(s.n) * s.out_h() * s.out_w() * s.c_out +
-                  double(s.c_out) * s.kh * s.kw * s.c_in);
-      row.impl = "cudnn_tc";
-      add_row(row, [s, p](benchmark::State& st) { return cudnn_conv_tc(st, s, p); });
-      row.impl = "kiln";
-      row.yardsticks = {"cudnn_tc"};
-      add_row(row, [s, p](benchmark::State& st) -> std::function<void()> {
-        st.SetLabel(std::string("Kiln tensor cores, ") + p.name + " (with bias)");
-        return [s, p] {
-          if (p.bf16)
-            kiln::cuda::conv2d_forward_bf16(g.outh, g.xh, g.wh, g.small, s, g.stream);
-          else
-            kiln::cuda::conv2d_forward_tf32(g.out, g.x, g.w, g.small, s, g.stream);
-        };
-      });
+    for (Dir dir : {Dir::fwd, Dir::bwd_data, Dir::bwd_filter}) {
+      // The first layer's forward stays on the fp32 direct kernel; training never needs its dx.
+      if (block == 0 && dir != Dir::bwd_filter) continue;
+      for (const TcPrecision& p : kTcPrecisions) {
+        Row row;
+        row.group = std::string("conv_") + dir_name(dir) + "_tc/" + p.name + "/" + in.name() +
+                    "/b" + std::to_string(n) + "/L" + std::to_string(block + 1) + "_" +
+                    std::to_string(s.c_in) + "to" + std::to_string(s.c_out) + "@" +
+                    std::to_string(s.h);
+        row.flops = kiln::bench::conv_flops(s);
+        const double elem = p.bf16 ? 2.0 : 4.0;
+        row.bytes = elem * (double(s.n) * s.h * s.w * s.c_in +
+                            double(s.n) * s.out_h() * s.out_w() * s.c_out +
+                            double(s.c_out) * s.kh * s.kw * s.c_in);
+        row.impl = "cudnn_tc";
+        const TcPrecision* pp = &p;
+        add_row(row,
+                [s, dir, pp](benchmark::State& st) { return cudnn_conv(st, s, dir, false, pp); });
+        row.impl = "kiln";
+        row.yardsticks = {"cudnn_tc"};
+        add_row(row, [s, dir, p](benchmark::State& st) -> std::function<void()> {
+          st.SetLabel(std::string("Kiln tensor cores, ") + p.name +
+                      (dir == Dir::fwd ? " (with bias)" : ""));
+          return [s, dir, p] {
+            if (p.bf16) {
+              if (dir == Dir::fwd)
+                kiln::cuda::conv2d_forward_bf16(g.outh, g.xh, g.wh, g.small, s, g.stream);
+              else if (dir == Dir::bwd_data)
+                kiln::cuda::conv2d_backward_data_bf16(g.outh, g.dyh, g.wh, s, g.stream);
+              else
+                kiln::cuda::conv2d_backward_filter_bf16(g.out2, g.small, g.dyh, g.xh, s, g.stream);
+            } else if (dir == Dir::fwd) {
+              kiln::cuda::conv2d_forward_tf32(g.out, g.x, g.w, g.small, s, g.stream);
+            } else if (dir == Dir::bwd_data) {
+              kiln::cuda::conv2d_backward_data_tf32(g.out, g.dy, g.w, s, g.stream);
+            } else {
+              kiln::cuda::conv2d_backward_filter_tf32(g.out2, g.small, g.dy, g.x, s, g.stream);
+            }
+          };
+        });
+      }
     }
   }
 }
@@ -590,7 +586,7 @@ void register_linear_tc(const Input& in, int n) {
   for (int layer = 0; layer < 3; ++layer) {
     const kiln::LinearShape s = kiln::bench::linear_shape(in, n, layer);
     for (Dir dir : {Dir::fwd, Dir::bwd_data, Dir::bwd_filter}) {
-      for (const TcPrecision p : kTcPrecisions) {
+      for (const TcPrecision& p : kTcPrecisions) {
         Row row;
         row.group = std::string("linear_") +
                     (dir == Dir::fwd        ? "fwd"
