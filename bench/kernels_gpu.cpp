@@ -14,8 +14,16 @@
 //   batchnorm, pooling, softmax       cuDNN (batchnorm SPATIAL_PERSISTENT, the NHWC fast path);
 //   linear                            cuBLAS sgemm;
 //   LeakyReLU, dropout, Adam          a device-to-device cudaMemcpy moving the same bytes (the
-//                                     memory-bound ceiling; no library has these ops).
-// fp32 on both sides, tf32 off: cuDNN convolutions with CUDNN_FMA_MATH (CUDNN_DEFAULT_MATH would
+//                                     memory-bound ceiling; no library has these ops);
+//   tensor cores (the *_tc groups)    conv fwd / bwd-data / bwd-filter: cuDNN's fastest tensor-op
+//                                     algorithm (CUDNN_TENSOR_OP_MATH, fp32 tensors for TF32, bf16
+//                                     tensors with fp32 compute for BF16 — its dw is bf16, Kiln's
+//                                     fp32); linear: cublasGemmEx with
+//                                     CUBLAS_COMPUTE_32F_FAST_TF32, or bf16 A/B with fp32 compute
+//                                     (bf16 C for y and dx, fp32 C for dw). Kiln's rows run the
+//                                     kernels of kernels/conv2d_tc.h and kernels/linear_tc.h on the
+//                                     same buffers (bf16 arenas hold the bf16 inputs).
+// Everywhere else fp32 on both sides, tf32 off: cuDNN convolutions with CUDNN_FMA_MATH (CUDNN_DEFAULT_MATH would
 // allow tf32 on Ampere and later) and only FMA results of cudnnFind accepted; cuBLAS with
 // CUBLAS_DEFAULT_MATH (sgemm without tf32).
 //
@@ -41,6 +49,7 @@
 #include <memory>
 #include <random>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "bench/flagship.h"
@@ -49,9 +58,12 @@
 #include "core/memory.h"
 #include "kernels/activation.h"
 #include "kernels/batchnorm.h"
+#include "core/rounding.h"
 #include "kernels/conv2d.h"
+#include "kernels/conv2d_tc.h"
 #include "kernels/dropout.h"
 #include "kernels/linear.h"
+#include "kernels/linear_tc.h"
 #include "kernels/optimizer.h"
 #include "kernels/pooling.h"
 #include "kernels/softmax_xent.h"
@@ -91,6 +103,8 @@ struct Gpu {
   float *x = nullptr, *dy = nullptr, *w = nullptr, *pos = nullptr;
   // Outputs (overwritten by every row).
   float *out = nullptr, *out2 = nullptr, *small = nullptr;
+  // bf16 (bits) copies for the BF16 tensor-core rows: inputs x, dy, w and an output.
+  uint16_t *xh = nullptr, *dyh = nullptr, *wh = nullptr, *outh = nullptr;
   uint8_t* argmax = nullptr;
   int32_t* labels = nullptr;
   void* workspace = nullptr;
@@ -98,23 +112,34 @@ struct Gpu {
 };
 Gpu g;
 
-float* device_floats(size_t n) {
+template <typename T = float>
+T* device_array(size_t n) {
   void* p = nullptr;
-  KILN_CUDA_CHECK(cudaMalloc(&p, n * sizeof(float)));
-  return static_cast<float*>(p);
+  KILN_CUDA_CHECK(cudaMalloc(&p, n * sizeof(T)));
+  return static_cast<T*>(p);
+}
+float* device_floats(size_t n) {
+  return device_array<float>(n);
 }
 
-// Fills `n` floats by tiling a random host pattern (never time on zeros).
-void fill_random(float* dst, size_t n, float lo, float hi, uint32_t seed) {
+// Fills `n` elements by tiling a random host pattern (never time on zeros): uniform floats in
+// [lo, hi), stored as float or as bf16 bits (uint16_t, rounded to nearest even).
+template <typename T>
+void fill_random(T* dst, size_t n, float lo, float hi, uint32_t seed) {
   const size_t pattern = std::min<size_t>(n, size_t(1) << 24);
-  std::vector<float> host(pattern);
+  std::vector<T> host(pattern);
   std::mt19937 gen(seed);
   std::uniform_real_distribution<float> u(lo, hi);
-  for (auto& v : host) v = u(gen);
-  KILN_CUDA_CHECK(cudaMemcpy(dst, host.data(), pattern * sizeof(float), cudaMemcpyHostToDevice));
+  for (auto& v : host) {
+    if constexpr (std::is_same_v<T, float>)
+      v = u(gen);
+    else
+      v = kiln::bf16_bits(u(gen));
+  }
+  KILN_CUDA_CHECK(cudaMemcpy(dst, host.data(), pattern * sizeof(T), cudaMemcpyHostToDevice));
   for (size_t done = pattern; done < n;) {
     const size_t chunk = std::min(done, n - done);
-    KILN_CUDA_CHECK(cudaMemcpy(dst + done, dst, chunk * sizeof(float), cudaMemcpyDeviceToDevice));
+    KILN_CUDA_CHECK(cudaMemcpy(dst + done, dst, chunk * sizeof(T), cudaMemcpyDeviceToDevice));
     done += chunk;
   }
 }
@@ -147,6 +172,14 @@ void init_gpu() {
   fill_random(g.out, kArenaFloats, -1.f, 1.f, 5);
   fill_random(g.out2, kArenaFloats, -1.f, 1.f, 6);
   fill_random(g.small, size_t(1) << 16, 0.5f, 1.5f, 7);
+  g.xh = device_array<uint16_t>(kArenaFloats);
+  g.dyh = device_array<uint16_t>(kArenaFloats);
+  g.wh = device_array<uint16_t>(kArenaFloats / 8);
+  g.outh = device_array<uint16_t>(kArenaFloats);
+  fill_random(g.xh, kArenaFloats, -1.f, 1.f, 11);
+  fill_random(g.dyh, kArenaFloats, -1.f, 1.f, 12);
+  fill_random(g.wh, kArenaFloats / 8, -0.05f, 0.05f, 13);
+  fill_random(g.outh, kArenaFloats, -1.f, 1.f, 15);
   KILN_CUDA_CHECK(cudaMalloc(reinterpret_cast<void**>(&g.argmax), kArenaFloats / 4));
   KILN_CUDA_CHECK(cudaMemset(g.argmax, 0, kArenaFloats / 4));
   std::vector<int32_t> labels(1024);
@@ -224,9 +257,10 @@ void add_row(const Row& row, std::function<std::function<void()>(benchmark::Stat
 
 struct TensorDesc {
   cudnnTensorDescriptor_t d = nullptr;
-  TensorDesc(int n, int c, int h, int w, cudnnTensorFormat_t format = CUDNN_TENSOR_NHWC) {
+  TensorDesc(int n, int c, int h, int w, cudnnTensorFormat_t format = CUDNN_TENSOR_NHWC,
+             cudnnDataType_t type = CUDNN_DATA_FLOAT) {
     BENCH_CUDNN(cudnnCreateTensorDescriptor(&d));
-    BENCH_CUDNN(cudnnSetTensor4dDescriptor(d, format, CUDNN_DATA_FLOAT, n, c, h, w));
+    BENCH_CUDNN(cudnnSetTensor4dDescriptor(d, format, type, n, c, h, w));
   }
   ~TensorDesc() { cudnnDestroyTensorDescriptor(d); }
   TensorDesc(const TensorDesc&) = delete;
@@ -237,16 +271,20 @@ struct ConvDescs {
   TensorDesc x, y;
   cudnnFilterDescriptor_t w = nullptr;
   cudnnConvolutionDescriptor_t conv = nullptr;
-  explicit ConvDescs(const kiln::Conv2dShape& s)
-      : x(s.n, s.c_in, s.h, s.w), y(s.n, s.c_out, s.out_h(), s.out_w()) {
+  // type: the tensors' and filter's data type (fp32, or bf16 with fp32 compute); math: FMA (no
+  // tf32) for the fp32 rows, TENSOR_OP for the tensor-core rows.
+  explicit ConvDescs(const kiln::Conv2dShape& s, cudnnDataType_t type = CUDNN_DATA_FLOAT,
+                     cudnnMathType_t math = CUDNN_FMA_MATH)
+      : x(s.n, s.c_in, s.h, s.w, CUDNN_TENSOR_NHWC, type),
+        y(s.n, s.c_out, s.out_h(), s.out_w(), CUDNN_TENSOR_NHWC, type) {
     BENCH_CUDNN(cudnnCreateFilterDescriptor(&w));
     // KRSC = Kiln's [C_out][KH][KW][C_in].
-    BENCH_CUDNN(cudnnSetFilter4dDescriptor(w, CUDNN_DATA_FLOAT, CUDNN_TENSOR_NHWC, s.c_out, s.c_in,
-                                           s.kh, s.kw));
+    BENCH_CUDNN(
+        cudnnSetFilter4dDescriptor(w, type, CUDNN_TENSOR_NHWC, s.c_out, s.c_in, s.kh, s.kw));
     BENCH_CUDNN(cudnnCreateConvolutionDescriptor(&conv));
     BENCH_CUDNN(cudnnSetConvolution2dDescriptor(conv, s.pad_h, s.pad_w, s.stride_h, s.stride_w, 1,
                                                 1, CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT));
-    BENCH_CUDNN(cudnnSetConvolutionMathType(conv, CUDNN_FMA_MATH));
+    BENCH_CUDNN(cudnnSetConvolutionMathType(conv, math));
   }
   ~ConvDescs() {
     cudnnDestroyFilterDescriptor(w);
@@ -285,15 +323,28 @@ const char* dir_name(Dir d) {
   return d == Dir::fwd ? "fwd" : d == Dir::bwd_data ? "bwd_data" : "bwd_filter";
 }
 
-// One row of cuDNN convolution. `igemm` false: the fastest FMA algorithm cudnnFind...Ex returns.
+// The storage of a tensor-core row's precision.
+struct TcPrecision {
+  const char* name;  // "tf32" or "bf16"
+  bool bf16;
+};
+constexpr TcPrecision kTcPrecisions[] = {{"tf32", false}, {"bf16", true}};
+
+// One row of cuDNN convolution. `igemm` false: the fastest algorithm cudnnFind...Ex returns of
+// FMA math (tc null: fp32, no tf32) or of tensor-op math at precision *tc (fp32 tensors for TF32,
+// bf16 tensors — dw too, cuDNN's filter type — with fp32 compute for BF16).
 std::function<void()> cudnn_conv(benchmark::State& st, const kiln::Conv2dShape& s, Dir dir,
-                                 bool igemm) {
-  auto d = std::make_shared<ConvDescs>(s);
-  const float* x = g.x;
-  const float* w = g.w;
-  const float* dy = g.dy;
-  float* out = g.out;
-  float* dw = g.out2;
+                                 bool igemm, const TcPrecision* tc = nullptr) {
+  const bool bf16 = tc != nullptr && tc->bf16;
+  auto d = std::make_shared<ConvDescs>(s, bf16 ? CUDNN_DATA_BFLOAT16 : CUDNN_DATA_FLOAT,
+                                       tc != nullptr ? CUDNN_TENSOR_OP_MATH : CUDNN_FMA_MATH);
+  const void* x = bf16 ? static_cast<const void*>(g.xh) : g.x;
+  const void* w = bf16 ? static_cast<const void*>(g.wh) : g.w;
+  const void* dy = bf16 ? static_cast<const void*>(g.dyh) : g.dy;
+  void* out = bf16 ? static_cast<void*>(g.outh) : g.out;
+  void* dw = bf16 ? static_cast<void*>(g.outh) : g.out2;
+  // The math type cudnnFind's pick must have: tensor-op for the tensor-core rows, FMA otherwise.
+  const auto wanted = [tc](cudnnMathType_t m) { return is_tensor_op(m) == (tc != nullptr); };
   std::string algo_name;
   int algo = 0;
   size_t ws = 0;
@@ -308,8 +359,9 @@ std::function<void()> cudnn_conv(benchmark::State& st, const kiln::Conv2dShape& 
           &count, perf, g.workspace, kWorkspaceBytes));
       int pick = -1;
       for (int i = 0; i < count && pick < 0; ++i)
-        if (perf[i].status == CUDNN_STATUS_SUCCESS && !is_tensor_op(perf[i].mathType)) pick = i;
-      KILN_CHECK(pick >= 0, "cudnnFind: no FMA forward algorithm for this shape");
+        if (perf[i].status == CUDNN_STATUS_SUCCESS && wanted(perf[i].mathType)) pick = i;
+      KILN_CHECK(pick >= 0, "cudnnFind: no ", tc ? "tensor-op" : "FMA",
+                 " forward algorithm for this shape");
       algo = perf[pick].algo;
       BENCH_CUDNN(cudnnSetConvolutionMathType(d->conv, perf[pick].mathType));
     }
@@ -327,8 +379,9 @@ std::function<void()> cudnn_conv(benchmark::State& st, const kiln::Conv2dShape& 
           &count, perf, g.workspace, kWorkspaceBytes));
       int pick = -1;
       for (int i = 0; i < count && pick < 0; ++i)
-        if (perf[i].status == CUDNN_STATUS_SUCCESS && !is_tensor_op(perf[i].mathType)) pick = i;
-      KILN_CHECK(pick >= 0, "cudnnFind: no FMA backward-data algorithm for this shape");
+        if (perf[i].status == CUDNN_STATUS_SUCCESS && wanted(perf[i].mathType)) pick = i;
+      KILN_CHECK(pick >= 0, "cudnnFind: no ", tc ? "tensor-op" : "FMA",
+                 " backward-data algorithm for this shape");
       algo = perf[pick].algo;
       BENCH_CUDNN(cudnnSetConvolutionMathType(d->conv, perf[pick].mathType));
     }
@@ -347,8 +400,9 @@ std::function<void()> cudnn_conv(benchmark::State& st, const kiln::Conv2dShape& 
           CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT, &count, perf, g.workspace, kWorkspaceBytes));
       int pick = -1;
       for (int i = 0; i < count && pick < 0; ++i)
-        if (perf[i].status == CUDNN_STATUS_SUCCESS && !is_tensor_op(perf[i].mathType)) pick = i;
-      KILN_CHECK(pick >= 0, "cudnnFind: no FMA backward-filter algorithm for this shape");
+        if (perf[i].status == CUDNN_STATUS_SUCCESS && wanted(perf[i].mathType)) pick = i;
+      KILN_CHECK(pick >= 0, "cudnnFind: no ", tc ? "tensor-op" : "FMA",
+                 " backward-filter algorithm for this shape");
       algo = perf[pick].algo;
       BENCH_CUDNN(cudnnSetConvolutionMathType(d->conv, perf[pick].mathType));
     }
@@ -358,7 +412,8 @@ std::function<void()> cudnn_conv(benchmark::State& st, const kiln::Conv2dShape& 
         &ws));
   }
   KILN_CHECK(ws <= kWorkspaceBytes, algo_name, " needs ", ws, " bytes of workspace");
-  st.SetLabel(std::string("cuDNN ") + algo_name + " (no bias)");
+  st.SetLabel(std::string("cuDNN ") + algo_name +
+              (tc ? std::string(", tensor-op ") + tc->name : "") + " (no bias)");
   return [d, dir, algo, ws, x, w, dy, out, dw] {
     const float one = 1.f, zero = 0.f;
     if (dir == Dir::fwd)
@@ -460,6 +515,130 @@ void register_linear(const Input& in, int n) {
             kiln::cuda::linear_backward_weight(g.out2, g.small, g.dy, g.x, s, g.stream);
         };
       });
+    }
+  }
+}
+
+// ---- tensor cores: conv forward (cuDNN tensor-op) and linear (cublasGemmEx), TF32 and BF16 -----
+
+void register_conv_tc(const Input& in, int n) {
+  for (int block = 0; block < 5; ++block) {
+    const kiln::Conv2dShape s = kiln::bench::conv_shape(in, n, block);
+    for (Dir dir : {Dir::fwd, Dir::bwd_data, Dir::bwd_filter}) {
+      // The first layer's forward stays on the fp32 direct kernel; training never needs its dx.
+      if (block == 0 && dir != Dir::bwd_filter) continue;
+      for (const TcPrecision& p : kTcPrecisions) {
+        Row row;
+        row.group = std::string("conv_") + dir_name(dir) + "_tc/" + p.name + "/" + in.name() +
+                    "/b" + std::to_string(n) + "/L" + std::to_string(block + 1) + "_" +
+                    std::to_string(s.c_in) + "to" + std::to_string(s.c_out) + "@" +
+                    std::to_string(s.h);
+        row.flops = kiln::bench::conv_flops(s);
+        const double elem = p.bf16 ? 2.0 : 4.0;
+        row.bytes = elem * (double(s.n) * s.h * s.w * s.c_in +
+                            double(s.n) * s.out_h() * s.out_w() * s.c_out +
+                            double(s.c_out) * s.kh * s.kw * s.c_in);
+        row.impl = "cudnn_tc";
+        const TcPrecision* pp = &p;
+        add_row(row,
+                [s, dir, pp](benchmark::State& st) { return cudnn_conv(st, s, dir, false, pp); });
+        row.impl = "kiln";
+        row.yardsticks = {"cudnn_tc"};
+        add_row(row, [s, dir, p](benchmark::State& st) -> std::function<void()> {
+          st.SetLabel(std::string("Kiln tensor cores, ") + p.name +
+                      (dir == Dir::fwd ? " (with bias)" : ""));
+          return [s, dir, p] {
+            if (p.bf16) {
+              if (dir == Dir::fwd)
+                kiln::cuda::conv2d_forward_bf16(g.outh, g.xh, g.wh, g.small, s, g.stream);
+              else if (dir == Dir::bwd_data)
+                kiln::cuda::conv2d_backward_data_bf16(g.outh, g.dyh, g.wh, s, g.stream);
+              else
+                kiln::cuda::conv2d_backward_filter_bf16(g.out2, g.small, g.dyh, g.xh, s, g.stream);
+            } else if (dir == Dir::fwd) {
+              kiln::cuda::conv2d_forward_tf32(g.out, g.x, g.w, g.small, s, g.stream);
+            } else if (dir == Dir::bwd_data) {
+              kiln::cuda::conv2d_backward_data_tf32(g.out, g.dy, g.w, s, g.stream);
+            } else {
+              kiln::cuda::conv2d_backward_filter_tf32(g.out2, g.small, g.dy, g.x, s, g.stream);
+            }
+          };
+        });
+      }
+    }
+  }
+}
+
+// C (m x n, column-major) = op(A)·op(B) (+ C when accumulate) on the tensor cores at precision p:
+// fp32 operands with TF32 compute, or bf16 operands with fp32 compute and a bf16 C (c_fp32: fp32).
+void gemm_tc(TcPrecision p, cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k,
+             const void* a, int lda, const void* b, int ldb, bool accumulate, void* c, int ldc,
+             bool c_fp32) {
+  const float one = 1.f, zero = 0.f;
+  const cudaDataType_t ab = p.bf16 ? CUDA_R_16BF : CUDA_R_32F;
+  const cudaDataType_t ct = p.bf16 && !c_fp32 ? CUDA_R_16BF : CUDA_R_32F;
+  BENCH_CUBLAS(cublasGemmEx(
+      g.cublas, ta, tb, m, n, k, &one, a, ab, lda, b, ab, ldb, accumulate ? &one : &zero, c, ct,
+      ldc, p.bf16 ? CUBLAS_COMPUTE_32F : CUBLAS_COMPUTE_32F_FAST_TF32, CUBLAS_GEMM_DEFAULT));
+}
+
+void register_linear_tc(const Input& in, int n) {
+  for (int layer = 0; layer < 3; ++layer) {
+    const kiln::LinearShape s = kiln::bench::linear_shape(in, n, layer);
+    for (Dir dir : {Dir::fwd, Dir::bwd_data, Dir::bwd_filter}) {
+      for (const TcPrecision& p : kTcPrecisions) {
+        Row row;
+        row.group = std::string("linear_") +
+                    (dir == Dir::fwd        ? "fwd"
+                     : dir == Dir::bwd_data ? "bwd_data"
+                                            : "bwd_weight") +
+                    "_tc/" + p.name + "/" + in.name() + "/b" + std::to_string(n) + "/FC" +
+                    std::to_string(layer + 1) + "_" + std::to_string(s.in) + "to" +
+                    std::to_string(s.out);
+        row.flops = kiln::bench::linear_flops(s);
+        row.bytes = (p.bf16 ? 2.0 : 4.0) *
+                    (double(s.n) * s.in + double(s.n) * s.out + double(s.in) * s.out);
+        row.impl = "cublas_tc";
+        add_row(row, [s, dir, p](benchmark::State& st) -> std::function<void()> {
+          st.SetLabel(std::string("cublasGemmEx, ") + p.name + " (no bias)");
+          const void* x = p.bf16 ? static_cast<const void*>(g.xh) : g.x;
+          const void* w = p.bf16 ? static_cast<const void*>(g.wh) : g.w;
+          const void* dy = p.bf16 ? static_cast<const void*>(g.dyh) : g.dy;
+          void* out = p.bf16 ? static_cast<void*>(g.outh) : g.out;
+          return [s, dir, p, x, w, dy, out] {
+            if (dir == Dir::fwd)  // y^T (out x n) = W (out x in) . x^T (in x n)
+              gemm_tc(p, CUBLAS_OP_T, CUBLAS_OP_N, s.out, s.n, s.in, w, s.in, x, s.in, false, out,
+                      s.out, false);
+            else if (dir == Dir::bwd_data)  // dx^T (in x n) = W^T (in x out) . dy^T (out x n)
+              gemm_tc(p, CUBLAS_OP_N, CUBLAS_OP_N, s.in, s.n, s.out, w, s.in, dy, s.out, false, out,
+                      s.in, false);
+            else  // dW^T (in x out) += x^T (in x n) . dy (n x out), fp32
+              gemm_tc(p, CUBLAS_OP_N, CUBLAS_OP_T, s.in, s.out, s.n, x, s.in, dy, s.out, true,
+                      g.out2, s.in, true);
+          };
+        });
+        row.impl = "kiln";
+        row.yardsticks = {"cublas_tc"};
+        add_row(row, [s, dir, p](benchmark::State& st) -> std::function<void()> {
+          st.SetLabel(std::string("Kiln tensor cores, ") + p.name + " (with bias)");
+          return [s, dir, p] {
+            if (p.bf16) {
+              if (dir == Dir::fwd)
+                kiln::cuda::linear_forward_bf16(g.outh, g.xh, g.wh, g.small, s, g.stream);
+              else if (dir == Dir::bwd_data)
+                kiln::cuda::linear_backward_data_bf16(g.outh, g.dyh, g.wh, s, g.stream);
+              else
+                kiln::cuda::linear_backward_weight_bf16(g.out2, g.small, g.dyh, g.xh, s, g.stream);
+            } else if (dir == Dir::fwd) {
+              kiln::cuda::linear_forward_tf32(g.out, g.x, g.w, g.small, s, g.stream);
+            } else if (dir == Dir::bwd_data) {
+              kiln::cuda::linear_backward_data_tf32(g.out, g.dy, g.w, s, g.stream);
+            } else {
+              kiln::cuda::linear_backward_weight_tf32(g.out2, g.small, g.dy, g.x, s, g.stream);
+            }
+          };
+        });
+      }
     }
   }
 }
@@ -665,6 +844,8 @@ void register_all() {
     for (int n : {64, 256}) {
       register_conv(in, n);
       register_linear(in, n);
+      register_conv_tc(in, n);
+      register_linear_tc(in, n);
       register_batchnorm(in, n);
       register_pooling(in, n);
       register_elementwise(in, n);

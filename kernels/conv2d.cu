@@ -34,6 +34,7 @@
 #include "core/launch.h"
 #include "core/memory.h"
 #include "kernels/conv2d.h"
+#include "kernels/conv2d_geometry.cuh"
 #include "kernels/gemm_tile.cuh"
 
 namespace kiln::cuda {
@@ -46,51 +47,11 @@ using tile::MNContigStage;
 using tile::RowsLoader;
 using tile::zero4;
 
-// The geometry the kernels see (all ints; every tensor in Kiln has fewer than 2³¹ elements per
-// image, per-image offsets are int, image bases int64).
-struct ConvDims {
-  int n, h, w, ci;  // input
-  int co, oh, ow;   // output channels and size
-  int kh, kw, sh, sw, ph, pw;
-};
-
-// Kernel-size/stride/padding accessors: constants on the 3×3 / stride-1 / padding-1 fast path.
-template <bool kFast>
-struct Geom {
-  const ConvDims& d;
-  __device__ int kh() const { return kFast ? 3 : d.kh; }
-  __device__ int kw() const { return kFast ? 3 : d.kw; }
-  __device__ int sh() const { return kFast ? 1 : d.sh; }
-  __device__ int sw() const { return kFast ? 1 : d.sw; }
-  __device__ int ph() const { return kFast ? 1 : d.ph; }
-  __device__ int pw() const { return kFast ? 1 : d.pw; }
-};
-
-__device__ __forceinline__ bool inside(int v, int n) {
-  return static_cast<unsigned>(v) < static_cast<unsigned>(n);
-}
-
-// A position k of the reduction order (i, j, c) — k = (i·KW + j)·C + c, C channels — as its tap
-// (i, j) and channel c. The vector loaders walk it 8 at a time without divisions.
-struct Tap {
-  int i, j, c;
-  template <bool kFast>
-  __device__ static Tap of(int k, int channels, const Geom<kFast>& g) {
-    const int t = k / channels;
-    return {t / g.kw(), t % g.kw(), k % channels};
-  }
-  template <bool kFast>
-  __device__ void advance8(int channels, const Geom<kFast>& g) {
-    c += 8;
-    while (c >= channels) {
-      c -= channels;
-      if (++j == g.kw()) {
-        j = 0;
-        ++i;
-      }
-    }
-  }
-};
+using conv::ConvDims;
+using conv::dims_of;
+using conv::Geom;
+using conv::inside;
+using conv::Tap;
 
 // Forward A: im2col rows of x, read along k = (i, j, ci). kVec: C_in % 4 == 0 and x aligned, so a
 // quad of k is 4 consecutive channels of one pixel; the (i, j, ci) of the thread's k is walked
@@ -106,18 +67,12 @@ struct ConvForwardInputLoader : KContigStage<BM, kThreads> {
                                     int k_end_)
       : k_end(k_end_) {
     const Geom<kFast> g{d};
-    const int pixels = d.oh * d.ow;
 #pragma unroll
     for (int q = 0; q < Stage::kQuads; ++q) {
-      const int m = m0 + Stage::row(q);
-      img[q] = nullptr;
-      ih0[q] = iw0[q] = 0;
-      if (m < d.n * pixels) {
-        const int n = m / pixels, p = m - n * pixels, oh = p / d.ow, ow = p - oh * d.ow;
-        img[q] = x + static_cast<int64_t>(n) * d.h * d.w * d.ci;
-        ih0[q] = oh * g.sh() - g.ph();
-        iw0[q] = ow * g.sw() - g.pw();
-      }
+      const conv::Window win = conv::forward_window(d, g, m0 + Stage::row(q));
+      img[q] = win.valid ? x + win.image : nullptr;
+      ih0[q] = win.row0;
+      iw0[q] = win.col0;
     }
     k = k_begin + Stage::koff();
     tap = Tap::of(k, d.ci, g);
@@ -147,7 +102,7 @@ struct ConvForwardInputLoader : KContigStage<BM, kThreads> {
       this->v[q] = v;
     }
     k += 8;
-    if constexpr (kVec) tap.advance8(d.ci, g);
+    if constexpr (kVec) tap.advance(8, d.ci, g);
   }
 };
 
@@ -164,31 +119,19 @@ struct ConvBackwardDataGradLoader : KContigStage<BM, kThreads> {
                                         int k_end_)
       : k_end(k_end_) {
     const Geom<kFast> g{d};
-    const int pixels = d.h * d.w;
 #pragma unroll
     for (int q = 0; q < Stage::kQuads; ++q) {
-      const int m = m0 + Stage::row(q);
-      img[q] = nullptr;
-      hp[q] = wp[q] = 0;
-      if (m < d.n * pixels) {
-        const int n = m / pixels, p = m - n * pixels, h = p / d.w, w = p - h * d.w;
-        img[q] = dy + static_cast<int64_t>(n) * d.oh * d.ow * d.co;
-        hp[q] = h + g.ph();
-        wp[q] = w + g.pw();
-      }
+      const conv::Window win = conv::backward_data_window(d, g, m0 + Stage::row(q));
+      img[q] = win.valid ? dy + win.image : nullptr;
+      hp[q] = win.row0;
+      wp[q] = win.col0;
     }
     k = k_begin + Stage::koff();
     tap = Tap::of(k, d.co, g);
   }
   // The dy pixel index (oh·OW + ow) that tap (i, j) of row q reads, or −1.
   __device__ int source(const ConvDims& d, const Geom<kFast>& g, int q, int i, int j) const {
-    int th = hp[q] - i, tw = wp[q] - j;
-    if constexpr (!kFast) {
-      if (th < 0 || tw < 0 || th % g.sh() != 0 || tw % g.sw() != 0) return -1;
-      th /= g.sh();
-      tw /= g.sw();
-    }
-    return inside(th, d.oh) && inside(tw, d.ow) ? th * d.ow + tw : -1;
+    return conv::backward_data_source(d, g, hp[q], wp[q], i, j);
   }
   __device__ void fetch(const ConvDims& d) {
     const Geom<kFast> g{d};
@@ -214,7 +157,7 @@ struct ConvBackwardDataGradLoader : KContigStage<BM, kThreads> {
       this->v[q] = v;
     }
     k += 8;
-    if constexpr (kVec) tap.advance8(d.co, g);
+    if constexpr (kVec) tap.advance(8, d.co, g);
   }
 };
 
@@ -255,7 +198,7 @@ struct ConvBackwardDataWeightLoader : MNContigStage<BN, kThreads> {
         }
       }
       this->v[q] = v;
-      tap[q].advance8(d.co, g);
+      tap[q].advance(8, d.co, g);
     }
     k += 8;
   }
@@ -455,20 +398,6 @@ __global__ void KILN_LAUNCH_BOUNDS(kDirectThreads)
 }
 
 // ---- launchers ---------------------------------------------------------------------------------
-
-ConvDims dims_of(const char* op, const Conv2dShape& s) {
-  KILN_CHECK(s.n > 0 && s.h > 0 && s.w > 0 && s.c_in > 0 && s.c_out > 0 && s.kh > 0 && s.kw > 0 &&
-                 s.stride_h > 0 && s.stride_w > 0 && s.pad_h >= 0 && s.pad_w >= 0,
-             op, ": bad shape");
-  KILN_CHECK(s.out_h() > 0 && s.out_w() > 0, op, ": the kernel (", s.kh, "x", s.kw,
-             ") is larger than the padded input (", s.h, "x", s.w, ")");
-  const int64_t x_elems = int64_t{s.n} * s.h * s.w * s.c_in;
-  const int64_t y_elems = int64_t{s.n} * s.out_h() * s.out_w() * s.c_out;
-  KILN_CHECK(x_elems < (int64_t{1} << 31) && y_elems < (int64_t{1} << 31), op,
-             ": tensors of 2^31 elements or more are not supported");
-  return ConvDims{s.n,  s.h,  s.w,        s.c_in,     s.c_out, s.out_h(), s.out_w(),
-                  s.kh, s.kw, s.stride_h, s.stride_w, s.pad_h, s.pad_w};
-}
 
 bool is_3x3_s1_p1(const Conv2dShape& s) {
   return s.kh == 3 && s.kw == 3 && s.stride_h == 1 && s.stride_w == 1 && s.pad_h == 1 &&

@@ -377,6 +377,9 @@ int64_t column_sum_workspace_floats(int rows, int cols);
 // contiguous row ranges (into `workspace`), then the splits summed in order. Bit-reproducible.
 void column_sum_accumulate(float* dst, const float* src, int rows, int cols, float* workspace,
                            Stream stream);
+// The same for bf16 bits (the tensor-core bf16 path's dy), each widened exactly, summed in fp32.
+void column_sum_accumulate(float* dst, const std::uint16_t* src, int rows, int cols,
+                           float* workspace, Stream stream);
 // dst[i] += Σ_{s=0}^{splits-1} partials[s·count + i], summed in order s = 0, 1, ...
 void split_sum_accumulate(float* dst, const float* partials, int splits, int64_t count,
                           Stream stream);
