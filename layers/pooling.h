@@ -22,6 +22,7 @@ class MaxPool2d : public Layer {
   void release_workspaces() override { argmax_.release(); }
 
  private:
+  friend class FusedBlock;  // runs this layer fused with its neighbours (layers/fused_block.h)
   Pool2dParams pool_params() const { return {k_, k_, stride_, stride_, pad_, pad_}; }
   int k_, stride_, pad_;
   Workspace argmax_;  // u8, the output's shape
