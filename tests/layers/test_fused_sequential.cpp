@@ -3,7 +3,8 @@
 // parameter gradients, dx, running statistics, num_batches_tracked and dropout counters, bit for
 // bit, over two training steps (the dropout offsets advance), on the CPU (float and double) and on
 // the emulated CUDA device; forward_to/backward_from inside a block run it unfused; a backward
-// from inside a block that ran fused is refused with a message naming the fix.
+// from inside a block that ran fused is refused with a message naming the fix; the eager step of
+// fer_cnn x0.125 at batch 14 runs 30 launches fewer and holds at least 40% less memory.
 #include <catch2/catch.hpp>
 
 #include <cstdint>
