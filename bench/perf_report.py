@@ -300,6 +300,22 @@ def cpu_section(raw, threads):
     return lines
 
 
+COUNTS_HEADING = "## Counts on the emulated device"
+
+
+def kept_counts(path):
+    """The counts section of the existing report (measured by tests, not by this run), kept as is."""
+    if not os.path.exists(path):
+        return []
+    with open(path) as fh:
+        old = fh.read().split("\n")
+    if COUNTS_HEADING not in old:
+        return []
+    start = old.index(COUNTS_HEADING)
+    end = next((i for i in range(start + 1, len(old)) if old[i].startswith("## ")), len(old))
+    return old[start:end]
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--raw", required=True)
@@ -310,6 +326,7 @@ def main():
     a = ap.parse_args()
     gpu_msg = read(os.path.join(a.raw, "no_gpu.txt"))
     lines = header(a, a.raw, gpu_msg) + gpu_section(a.raw, gpu_msg) + cpu_section(a.raw, a.threads)
+    lines += kept_counts(a.out)
     lines += ["## How to reproduce", "",
               "`bench/run_all.sh` (environment: KILN_BENCH_BUILD, KILN_BENCH_THREADS, KILN_BENCH_OUT; see its",
               "header). Single parts: `kiln_bench_cpu`, `kiln_bench_gpu --reps=100`, `kiln_bench_train --help`,",

@@ -23,6 +23,13 @@ template <typename T>
 void batchnorm_forward_train(T* y, T* save_mean, T* save_invstd, T* running_mean, T* running_var,
                              const T* x, const T* gamma, const T* beta, const BatchNormShape& s,
                              double eps, double momentum);
+// The statistics half of batchnorm_forward_train: save_mean, save_invstd and the running stats,
+// and the affine map y = x·scale[c] + shift[c] (in double) that the forward applies, so a fused
+// op (kernels/fused_block.h) applies exactly the same map.
+template <typename T>
+void batchnorm_batch_stats(T* save_mean, T* save_invstd, T* running_mean, T* running_var,
+                           double* scale, double* shift, const T* x, const T* gamma, const T* beta,
+                           const BatchNormShape& s, double eps, double momentum);
 template <typename T>
 void batchnorm_forward_eval(T* y, const T* x, const T* gamma, const T* beta, const T* running_mean,
                             const T* running_var, const BatchNormShape& s, double eps);
@@ -44,6 +51,11 @@ void batchnorm_forward_train(float* y, float* save_mean, float* save_invstd, flo
 void batchnorm_forward_eval(float* y, const float* x, const float* gamma, const float* beta,
                             const float* running_mean, const float* running_var,
                             const BatchNormShape& s, double eps, Stream stream);
+// The statistics half of batchnorm_forward_train (save_mean, save_invstd, running stats; no y):
+// two launches, for kernels that apply the normalisation themselves (kernels/fused_block.h).
+void batchnorm_batch_stats(float* save_mean, float* save_invstd, float* running_mean,
+                           float* running_var, const float* x, const BatchNormShape& s, double eps,
+                           double momentum, Stream stream);
 void batchnorm_backward(float* dx, float* dgamma, float* dbeta, const float* dy, const float* x,
                         const float* gamma, const float* save_mean, const float* save_invstd,
                         const BatchNormShape& s, Stream stream);

@@ -14,6 +14,7 @@
 
 #include "core/error.h"
 #include "core/tensor.h"
+#include "kernels/pooling.h"
 
 namespace kiln::detail {
 
@@ -136,6 +137,34 @@ inline void check_dtype(const char* op, const char* name, const Tensor& t, DType
 inline void check_device(const char* op, const char* name, const Tensor& t, Device device) {
   check_defined(op, name, t);
   KILN_CHECK(t.device() == device, describe(op, name, t), " must be on ", device_name(device));
+}
+
+// The max-pooling shape from the input extents [N, H, W, C] and the window; checks the window
+// (maxpool2d_* and fused_block_*). Every message starts with `call`.
+template <typename Extra>
+Pool2dShape pool_shape(const Call<Extra>& call, const Tensor& x_like, const Pool2dParams& p) {
+  KILN_CHECK(x_like.rank() == 4, call, ": activations must be 4-D [N, H, W, C] (NHWC)");
+  KILN_CHECK(p.kh >= 1 && p.kw >= 1 && p.stride_h >= 1 && p.stride_w >= 1, call,
+             ": kernel and stride must be >= 1");
+  KILN_CHECK(p.kh * p.kw <= 256, call, ": a window of ", p.kh * p.kw,
+             " elements does not fit the uint8 argmax (at most 256)");
+  // PyTorch's rule; it also guarantees every window holds at least one position inside x.
+  KILN_CHECK(p.pad_h >= 0 && p.pad_w >= 0 && p.pad_h <= p.kh / 2 && p.pad_w <= p.kw / 2, call,
+             ": padding must be between 0 and half the kernel size");
+  Pool2dShape s;
+  s.n = static_cast<int>(x_like.size(0));
+  s.h = static_cast<int>(x_like.size(1));
+  s.w = static_cast<int>(x_like.size(2));
+  s.c = static_cast<int>(x_like.size(3));
+  s.kh = p.kh;
+  s.kw = p.kw;
+  s.stride_h = p.stride_h;
+  s.stride_w = p.stride_w;
+  s.pad_h = p.pad_h;
+  s.pad_w = p.pad_w;
+  KILN_CHECK(s.h + 2 * s.pad_h >= s.kh && s.w + 2 * s.pad_w >= s.kw, call, ": the ", s.kh, "x",
+             s.kw, " window does not fit the padded ", s.h, "x", s.w, " input");
+  return s;
 }
 
 }  // namespace kiln::detail

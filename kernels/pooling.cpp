@@ -22,32 +22,6 @@ struct PoolParamsText {
 };
 using PoolCall = detail::Call<PoolParamsText>;
 
-// The pooling shape from the input extents [N, H, W, C]; checks the parameters.
-Pool2dShape pool_shape(const PoolCall& call, const Tensor& x_like, const Pool2dParams& p) {
-  KILN_CHECK(x_like.rank() == 4, call, ": activations must be 4-D [N, H, W, C] (NHWC)");
-  KILN_CHECK(p.kh >= 1 && p.kw >= 1 && p.stride_h >= 1 && p.stride_w >= 1, call,
-             ": kernel and stride must be >= 1");
-  KILN_CHECK(p.kh * p.kw <= 256, call, ": a window of ", p.kh * p.kw,
-             " elements does not fit the uint8 argmax (at most 256)");
-  // PyTorch's rule; it also guarantees every window holds at least one position inside x.
-  KILN_CHECK(p.pad_h >= 0 && p.pad_w >= 0 && p.pad_h <= p.kh / 2 && p.pad_w <= p.kw / 2, call,
-             ": padding must be between 0 and half the kernel size");
-  Pool2dShape s;
-  s.n = static_cast<int>(x_like.size(0));
-  s.h = static_cast<int>(x_like.size(1));
-  s.w = static_cast<int>(x_like.size(2));
-  s.c = static_cast<int>(x_like.size(3));
-  s.kh = p.kh;
-  s.kw = p.kw;
-  s.stride_h = p.stride_h;
-  s.stride_w = p.stride_w;
-  s.pad_h = p.pad_h;
-  s.pad_w = p.pad_w;
-  KILN_CHECK(s.h + 2 * s.pad_h >= s.kh && s.w + 2 * s.pad_w >= s.kw, call, ": the ", s.kh, "x",
-             s.kw, " window does not fit the padded ", s.h, "x", s.w, " input");
-  return s;
-}
-
 Shape out_shape(const Pool2dShape& s) {
   return {s.n, s.out_h(), s.out_w(), s.c};
 }
@@ -62,7 +36,7 @@ void maxpool2d_forward(Tensor& y, Tensor& argmax, const Tensor& x, const Pool2dP
   const PoolCall call = detail::make_call(op, tensors, PoolParamsText{&p});
   KILN_CHECK(argmax.dtype() == DType::u8 && argmax.device() == device, call,
              ": argmax must be u8 on the device of x");
-  const Pool2dShape s = pool_shape(call, x, p);
+  const Pool2dShape s = detail::pool_shape(call, x, p);
   KILN_CHECK(y.shape() == out_shape(s) && argmax.shape() == out_shape(s), call,
              ": y and argmax must have shape ", out_shape(s).str());
   detail::on_device(
@@ -88,7 +62,7 @@ void maxpool2d_backward(Tensor& dx, const Tensor& dy, const Tensor& argmax, cons
   const PoolCall call = detail::make_call(op, tensors, PoolParamsText{&p});
   KILN_CHECK(argmax.dtype() == DType::u8 && argmax.device() == device, call,
              ": argmax must be u8 on the device of dy");
-  const Pool2dShape s = pool_shape(call, dx, p);
+  const Pool2dShape s = detail::pool_shape(call, dx, p);
   KILN_CHECK(dy.shape() == out_shape(s) && argmax.shape() == out_shape(s), call,
              ": dy and argmax must have shape ", out_shape(s).str());
   detail::on_device(

@@ -18,12 +18,12 @@
 #include "core/device_code.h"
 
 #include <cstdint>
-#include <limits>
 #include <type_traits>
 
 #include "core/error.h"
 #include "core/launch.h"
 #include "kernels/pooling.h"
+#include "kernels/pooling_window.cuh"
 
 namespace kiln::cuda {
 namespace {
@@ -78,29 +78,11 @@ __global__ void KILN_LAUNCH_BOUNDS(kBlock)
     const int h0 = oh * d.sh - d.ph, w0 = ow * d.sw - d.pw;
     float best[kV];
     int pos[kV];
+    window_max<kV>(best, pos, h0, w0, d.kh, d.kw, d.h, d.w, [&](int ih, int iw, float(&v)[kV]) {
+      const FloatV<kV> f = xv[((n * d.h + ih) * d.w + iw) * d.cv + cg];
 #pragma unroll
-    for (int k = 0; k < kV; ++k) {
-      best[k] = -std::numeric_limits<float>::infinity();
-      pos[k] = -1;
-    }
-    for (int a = 0; a < d.kh; ++a) {
-      const int ih = h0 + a;
-      if (ih < 0 || ih >= d.h) continue;
-      for (int b = 0; b < d.kw; ++b) {
-        const int iw = w0 + b;
-        if (iw < 0 || iw >= d.w) continue;
-        const FloatV<kV> v = xv[((n * d.h + ih) * d.w + iw) * d.cv + cg];
-        const int p = a * d.kw + b;
-#pragma unroll
-        for (int k = 0; k < kV; ++k) {
-          const float e = lane<kV>(v, k);
-          if (pos[k] < 0 || e > best[k]) {
-            best[k] = e;
-            pos[k] = p;
-          }
-        }
-      }
-    }
+      for (int k = 0; k < kV; ++k) v[k] = lane<kV>(f, k);
+    });
     if constexpr (kV == 4) {
       reinterpret_cast<float4*>(y)[i] = make_float4(best[0], best[1], best[2], best[3]);
       reinterpret_cast<uchar4*>(argmax)[i] =
@@ -165,15 +147,7 @@ __global__ void KILN_LAUNCH_BOUNDS(kBlock)
 
 // Checks the shape and returns it in 32-bit form with channels grouped by v.
 PoolDims check_dims(const char* op, const Pool2dShape& s, int v) {
-  KILN_CHECK(s.n >= 1 && s.h >= 1 && s.w >= 1 && s.c >= 1, op, ": bad input shape n=", s.n,
-             " h=", s.h, " w=", s.w, " c=", s.c);
-  KILN_CHECK(s.kh >= 1 && s.kw >= 1 && s.kh * s.kw <= 256, op, ": window ", s.kh, "x", s.kw,
-             " must hold 1 to 256 elements (argmax is one byte)");
-  KILN_CHECK(s.stride_h >= 1 && s.stride_w >= 1, op, ": strides must be positive");
-  KILN_CHECK(s.pad_h >= 0 && s.pad_w >= 0 && s.pad_h < s.kh && s.pad_w < s.kw, op,
-             ": padding must be in [0, window) so that every window holds an input element");
-  KILN_CHECK(s.h + 2 * s.pad_h >= s.kh && s.w + 2 * s.pad_w >= s.kw, op,
-             ": window larger than the padded input");
+  check_pool_window(op, s);
   const int64_t in = static_cast<int64_t>(s.n) * s.h * s.w * s.c;
   const int64_t out = static_cast<int64_t>(s.n) * s.out_h() * s.out_w() * s.c;
   // 32-bit indices, including the grid-stride index one stride past the end.

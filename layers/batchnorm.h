@@ -34,6 +34,7 @@ class BatchNorm2d : public Layer {
   void release_workspaces() override;
 
  private:
+  friend class FusedBlock;  // runs this layer fused with its neighbours (layers/fused_block.h)
   int channels_;
   double eps_, momentum_;
   Param weight_, bias_;

@@ -37,6 +37,7 @@ class Dropout : public Layer {
   void reset_rng(uint64_t seed) override { set_rng(seed, 0); }
 
  private:
+  friend class FusedBlock;  // runs this layer fused with its neighbours (layers/fused_block.h)
   double p_;
   uint64_t seed_, next_offset_ = 0, used_offset_ = 0;
 };

@@ -23,6 +23,7 @@ class MaxPool2d : public Layer {
   void release_workspaces() override { argmax_.release(); }
 
  private:
+  friend class FusedBlock;  // runs this layer fused with its neighbours (layers/fused_block.h)
   int k_, stride_, pad_;
   Workspace argmax_;  // u8, the output's shape
 };

@@ -30,7 +30,23 @@ Layer& Sequential::add(std::unique_ptr<Layer> layer) {
   layer->set_precision(precision_);
   layers_.push_back(std::move(layer));
   flat_ = false;
+  find_blocks();
   return *layers_.back();
+}
+
+void Sequential::find_blocks() {
+  blocks_.clear();
+  for (int i = 1; i + 3 < size(); ++i)
+    if (auto b = FusedBlock::match(layers_, i)) {
+      blocks_.push_back(std::move(b));
+      i += 3;
+    }
+}
+
+FusedBlock* Sequential::block_of(int layer) const {
+  for (const auto& b : blocks_)
+    if (layer >= b->first() && layer <= b->last()) return b.get();
+  return nullptr;
 }
 
 Layer& Sequential::operator[](int i) {
@@ -224,14 +240,21 @@ void Sequential::backward_impl(const Tensor& dy, const Tensor&, Tensor* dx, bool
 const Tensor& Sequential::forward_to(const Tensor& x, int k, Mode mode) {
   check_index(k, "forward_to");
   ensure_flat();
+  for (auto& b : blocks_) b->set_ran_fused(false);
   const Tensor* a = &x;
   for (int i = 0; i <= k; ++i) {
+    FusedBlock* b = block_of(i);
+    const bool fused =
+        b && fused_blocks_ && mode == Mode::train && i == b->first() && b->last() <= k;
     try {
-      a = &layers_[i]->forward(*a, mode);
+      a = fused ? &b->forward(*a) : &layers_[i]->forward(*a, mode);
     } catch (const Error& e) {
-      throw Error(e.expression(), e.file(), e.line(),
-                  "layer " + std::to_string(i) + ": " + std::string(e.what()));
+      const std::string where =
+          fused ? "layers " + std::to_string(i) + ".." + std::to_string(b->last()) + " (fused)"
+                : "layer " + std::to_string(i);
+      throw Error(e.expression(), e.file(), e.line(), where + ": " + std::string(e.what()));
     }
+    if (fused) i = b->last();
   }
   last_forward_end_ = k;
   return *a;
@@ -243,10 +266,21 @@ const Tensor& Sequential::backward_from(int k, const Tensor& d_activation,
   KILN_CHECK(last_forward_end_ >= k, "Sequential::backward_from(", k,
              "): the last forward ran layers 0..", last_forward_end_,
              "; run forward_to(x, k) (or further) first");
+  if (FusedBlock* b = block_of(k))
+    KILN_CHECK(!b->ran_fused() || k == b->last(), "Sequential::backward_from(", k, "): layer ", k,
+               " is inside layers ", b->first(), "..", b->last(),
+               ", which the last forward ran fused; run forward_to(x, ", k,
+               ") first (it runs that block unfused) or set_fused_blocks(false)");
   const Tensor* d = &d_activation;
   for (int i = k; i >= 0; --i) {
     BackwardOptions o = options;
     if (i > 0) o.need_dx = true;
+    FusedBlock* b = block_of(i);
+    if (b && b->ran_fused()) {  // i == b->last(): the check above and the jump below
+      d = &b->backward(*d, o);
+      i = b->first();
+      continue;
+    }
     d = &layers_[i]->backward(*d, o);
   }
   return *d;
@@ -267,6 +301,7 @@ void Sequential::reset_buffers() {
 
 void Sequential::release_workspaces() {
   for (auto& l : layers_) l->release_workspaces();
+  for (auto& b : blocks_) b->release_workspaces();
 }
 
 }  // namespace kiln

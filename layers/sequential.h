@@ -16,6 +16,13 @@
 //   ... build d, same shape as a ...
 //   const Tensor& dx = net.backward_from(k, d, {.param_grads = false});
 //
+// Fused blocks: in Mode::train, each run of Conv2d → BatchNorm2d → LeakyReLU → MaxPool2d → Dropout
+// (recognised by the layers' types when they are added) runs its last four layers as one fused op
+// (layers/fused_block.h, kernels/fused_block.h) with the same parameters, buffers, counters and
+// results, bit for bit. set_fused_blocks(false) turns it off. A forward_to(x, k) that ends inside a
+// block runs that block unfused, so every layer's activation is there to read and backward_from(k)
+// can start inside it; Mode::eval always runs unfused.
+//
 // A Sequential is not meant to be nested in another (the outer one would own the flat buffers).
 #pragma once
 
@@ -25,6 +32,7 @@
 #include <utility>
 #include <vector>
 
+#include "layers/fused_block.h"
 #include "layers/layer.h"
 
 namespace kiln {
@@ -56,6 +64,12 @@ class Sequential : public Layer {
   // tells every Flatten the shape it will flatten, as a forward would (a Linear after a Flatten
   // needs it for PyTorch's CHW column order in checkpoints). Returns the output shape.
   Shape set_input_shape(const Shape& x);
+
+  // Whether training forwards run the recognised blocks fused (default true; see above).
+  void set_fused_blocks(bool on) { fused_blocks_ = on; }
+  bool fused_blocks() const { return fused_blocks_; }
+  // How many blocks the network's layers form (fused or not).
+  int fusable_blocks() const { return static_cast<int>(blocks_.size()); }
 
   // The flat buffers: every parameter value / gradient is a slice of these.
   Tensor& flat_params();
@@ -92,12 +106,16 @@ class Sequential : public Layer {
   void update_flatten_layouts();
   void check_no_outside_views(const std::string& move) const;
   void check_index(int k, const char* what) const;
+  void find_blocks();
+  FusedBlock* block_of(int layer) const;
 
   std::vector<std::unique_ptr<Layer>> layers_;
   Tensor flat_params_, flat_grads_;
   bool flat_ = false;
   PrecisionPolicy precision_;
   int last_forward_end_ = -1;  // the last layer the most recent forward ran
+  bool fused_blocks_ = true;
+  std::vector<std::unique_ptr<FusedBlock>> blocks_;
 };
 
 }  // namespace kiln

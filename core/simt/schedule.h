@@ -56,6 +56,11 @@ class ScopedSchedule {
 // most 3 in the race-detector build, KILN_TSAN: see docs/simt.md).
 int worker_count();
 
+// How many kernel launches (grids) this process has started, on every stream and thread: one per
+// kiln::launch the emulated device accepted (core/simt/launch_limits.cpp). Tests and measurements
+// read the difference around a step.
+std::uint64_t kernel_launches();
+
 // ---- streams (docs/simt.md, "Streams") ------------------------------------------------------------
 // How queued device work (launches, cudaMemcpyAsync, cudaMemsetAsync, event records, ...) runs:
 //   kAsync  (default) as on a GPU: off the host thread, in stream order, with CUDA's synchronisation

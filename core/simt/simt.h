@@ -665,14 +665,30 @@ inline float __frcp_rn(float x) {
 inline float __fsqrt_rn(float x) {
   return sqrtf(x);
 }
+// CUDA never merges __fadd_rn, __fsub_rn or __fmul_rn into a multiply-add; g++ contracts a·b + c
+// into an FMA under -mfma (C++ has no ISO-mode exception), so their results pass through an empty
+// asm that g++ cannot see through, and stay rounded.
+namespace kiln::simt::detail {
+inline float rounded(float v) {
+#if defined(__x86_64__) || defined(__i386__)
+  __asm__("" : "+x"(v));
+#elif defined(__aarch64__)
+  __asm__("" : "+w"(v));
+#else
+  volatile float kept = v;
+  v = kept;
+#endif
+  return v;
+}
+}  // namespace kiln::simt::detail
 inline float __fadd_rn(float a, float b) {
-  return a + b;
+  return ::kiln::simt::detail::rounded(a + b);
 }
 inline float __fsub_rn(float a, float b) {
-  return a - b;
+  return ::kiln::simt::detail::rounded(a - b);
 }
 inline float __fmul_rn(float a, float b) {
-  return a * b;
+  return ::kiln::simt::detail::rounded(a * b);
 }
 inline float __fdiv_rn(float a, float b) {
   return a / b;

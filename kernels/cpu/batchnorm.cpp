@@ -49,9 +49,9 @@ std::vector<double> channel_sums(const BatchNormShape& s, F f) {
 }  // namespace
 
 template <typename T>
-void batchnorm_forward_train(T* y, T* save_mean, T* save_invstd, T* running_mean, T* running_var,
-                             const T* x, const T* gamma, const T* beta, const BatchNormShape& s,
-                             double eps, double momentum) {
+void batchnorm_batch_stats(T* save_mean, T* save_invstd, T* running_mean, T* running_var,
+                           double* scale, double* shift, const T* x, const T* gamma, const T* beta,
+                           const BatchNormShape& s, double eps, double momentum) {
   const int64_t M = s.m;
   const int C = s.c;
   std::vector<double> mean =
@@ -63,9 +63,7 @@ void batchnorm_forward_train(T* y, T* save_mean, T* save_invstd, T* running_mean
     return d * d;
   });
   for (double& v : var) v /= static_cast<double>(M);
-
-  std::vector<double> scale(C), shift(C);  // y = x·scale + shift
-  for (int c = 0; c < C; ++c) {
+  for (int c = 0; c < C; ++c) {  // y = x·scale + shift
     const double invstd = 1.0 / std::sqrt(var[c] + eps);
     scale[c] = double(gamma[c]) * invstd;
     shift[c] = double(beta[c]) - mean[c] * scale[c];
@@ -77,6 +75,17 @@ void batchnorm_forward_train(T* y, T* save_mean, T* save_invstd, T* running_mean
     running_var[c] =
         static_cast<T>((1.0 - momentum) * double(running_var[c]) + momentum * unbiased);
   }
+}
+
+template <typename T>
+void batchnorm_forward_train(T* y, T* save_mean, T* save_invstd, T* running_mean, T* running_var,
+                             const T* x, const T* gamma, const T* beta, const BatchNormShape& s,
+                             double eps, double momentum) {
+  const int64_t M = s.m;
+  const int C = s.c;
+  std::vector<double> scale(C), shift(C);
+  batchnorm_batch_stats(save_mean, save_invstd, running_mean, running_var, scale.data(),
+                        shift.data(), x, gamma, beta, s, eps, momentum);
 #pragma omp parallel for schedule(static) if (M * C >= kParallelMin)
   for (int64_t m = 0; m < M; ++m)
     for (int c = 0; c < C; ++c)
@@ -136,6 +145,8 @@ void batchnorm_backward_eval(T* dx, const T* dy, const T* gamma, const T* runnin
 }
 
 #define KILN_INSTANTIATE_BATCHNORM(T)                                                           \
+  template void batchnorm_batch_stats<T>(T*, T*, T*, T*, double*, double*, const T*, const T*,  \
+                                         const T*, const BatchNormShape&, double, double);      \
   template void batchnorm_forward_train<T>(T*, T*, T*, T*, T*, const T*, const T*, const T*,    \
                                            const BatchNormShape&, double, double);              \
   template void batchnorm_forward_eval<T>(T*, const T*, const T*, const T*, const T*, const T*, \

@@ -1,0 +1,167 @@
+// kernels/fused_block.cpp — functional API of the fused block batchnorm → LeakyReLU → max pooling →
+// dropout (kernels/fused_block.h): check shapes, dtypes and devices, throwing a message that names
+// the op and every tensor's shape; then dispatch: CPU f64 and f32 → kiln::cpu::, CUDA f32 →
+// kiln::cuda:: on the current stream (core/stream.h).
+#include "kernels/fused_block.h"
+
+#include <ostream>
+
+#include "kernels/checks.h"
+
+namespace kiln {
+namespace {
+
+// The parameters at the end of every message: written only when a check fails.
+struct FusedParamsText {
+  const FusedBlockParams* p;
+  void operator()(std::ostream& os) const {
+    os << "eps " << p->eps << ", momentum " << p->momentum << ", slope " << p->slope << ", kernel "
+       << p->pool.kh << "x" << p->pool.kw << ", stride " << p->pool.stride_h << "x"
+       << p->pool.stride_w << ", pad " << p->pool.pad_h << "x" << p->pool.pad_w << ", p " << p->p;
+  }
+};
+using FusedCall = detail::Call<FusedParamsText>;
+
+// Checks everything the two ops share and returns the raw shape. x_like: [N, H, W, C]; pooled:
+// the tensors of the pooled shape (y or dy); channels: the [C] tensors.
+FusedBlockShape check_fused(const FusedCall& call, const char* op, const Tensor& x_like,
+                            std::initializer_list<detail::NamedTensor> activations,
+                            const Tensor& pooled, const Tensor& argmax,
+                            std::initializer_list<detail::NamedTensor> channels,
+                            const FusedBlockParams& p, Device* device) {
+  for (size_t i = 0; i < call.count; ++i)
+    KILN_CHECK(call.tensors[i].second->defined(), call, ": ", call.tensors[i].first,
+               " is undefined");
+  *device = detail::check_float_same(op, activations);
+  for (auto& [name, t] : channels)
+    KILN_CHECK(t->device() == *device && t->dtype() == x_like.dtype(), call, ": ", name,
+               " must be ", dtype_name(x_like.dtype()), " on ", device_name(*device), " like x");
+  KILN_CHECK(argmax.dtype() == DType::u8 && argmax.device() == *device, call,
+             ": argmax must be u8 on the device of x");
+  KILN_CHECK(p.eps > 0 && p.momentum >= 0 && p.momentum <= 1, call,
+             ": need eps > 0 and momentum in [0, 1]");
+  KILN_CHECK(p.slope > 0, call,
+             ": the negative slope must be positive (the backward takes LeakyReLU's sign from "
+             "its input)");
+  KILN_CHECK(p.p >= 0.f && p.p < 1.f, call, ": dropout's p must be in [0, 1)");
+  FusedBlockShape s;
+  s.pool = detail::pool_shape(call, x_like, p.pool);
+  KILN_CHECK(x_like.numel() / s.pool.c >= 2, call,
+             ": one value per channel; training needs at least 2 (as PyTorch)");
+  for (auto& [name, t] : activations)
+    if (t != &pooled)
+      KILN_CHECK(t->shape() == x_like.shape(), call, ": ", name, " must have the shape of x, ",
+                 x_like.shape().str());
+  const Shape out{s.pool.n, s.pool.out_h(), s.pool.out_w(), s.pool.c};
+  KILN_CHECK(pooled.shape() == out && argmax.shape() == out, call,
+             ": the pooled tensors must have shape ", out.str());
+  for (auto& [name, t] : channels)
+    KILN_CHECK(t->numel() == s.pool.c, call, ": ", name, " must have ", s.pool.c,
+               " elements, one per channel of x");
+  s.eps = p.eps;
+  s.momentum = p.momentum;
+  s.slope = p.slope;
+  s.p = p.p;
+  s.seed = p.seed;
+  s.offset = p.offset;
+  return s;
+}
+
+}  // namespace
+
+void fused_block_forward(Tensor& y, Tensor& argmax, Tensor& save_mean, Tensor& save_invstd,
+                         Tensor& running_mean, Tensor& running_var, const Tensor& x,
+                         const Tensor& gamma, const Tensor& beta, const FusedBlockParams& p) {
+  const char* op = "fused_block_forward";
+  const detail::NamedTensor tensors[] = {{"y", &y},
+                                         {"argmax", &argmax},
+                                         {"save_mean", &save_mean},
+                                         {"save_invstd", &save_invstd},
+                                         {"running_mean", &running_mean},
+                                         {"running_var", &running_var},
+                                         {"x", &x},
+                                         {"gamma", &gamma},
+                                         {"beta", &beta}};
+  const FusedCall call = detail::make_call(op, tensors, FusedParamsText{&p});
+  Device device;
+  const FusedBlockShape s = check_fused(call, op, x, {{"x", &x}, {"y", &y}}, y, argmax,
+                                        {{"save_mean", &save_mean},
+                                         {"save_invstd", &save_invstd},
+                                         {"running_mean", &running_mean},
+                                         {"running_var", &running_var},
+                                         {"gamma", &gamma},
+                                         {"beta", &beta}},
+                                        p, &device);
+  detail::on_device(
+      op, device,
+      [&] {
+        if (x.dtype() == DType::f64) {
+          cpu::fused_block_forward(y.data<double>(), argmax.data<uint8_t>(),
+                                   save_mean.data<double>(), save_invstd.data<double>(),
+                                   running_mean.data<double>(), running_var.data<double>(),
+                                   x.data<double>(), gamma.data<double>(), beta.data<double>(), s);
+        } else {
+          cpu::fused_block_forward(y.data<float>(), argmax.data<uint8_t>(), save_mean.data<float>(),
+                                   save_invstd.data<float>(), running_mean.data<float>(),
+                                   running_var.data<float>(), x.data<float>(), gamma.data<float>(),
+                                   beta.data<float>(), s);
+        }
+      },
+      [&] {
+        cuda::fused_block_forward(y.data<float>(), argmax.data<uint8_t>(), save_mean.data<float>(),
+                                  save_invstd.data<float>(), running_mean.data<float>(),
+                                  running_var.data<float>(), x.data<float>(), gamma.data<float>(),
+                                  beta.data<float>(), s, current_stream());
+      });
+}
+
+void fused_block_backward(Tensor& dx, Tensor& dgamma, Tensor& dbeta, const Tensor& dy,
+                          const Tensor& argmax, const Tensor& x, const Tensor& gamma,
+                          const Tensor& beta, const Tensor& save_mean, const Tensor& save_invstd,
+                          const FusedBlockParams& p) {
+  const char* op = "fused_block_backward";
+  const detail::NamedTensor tensors[] = {{"dx", &dx},
+                                         {"dgamma", &dgamma},
+                                         {"dbeta", &dbeta},
+                                         {"dy", &dy},
+                                         {"argmax", &argmax},
+                                         {"x", &x},
+                                         {"gamma", &gamma},
+                                         {"beta", &beta},
+                                         {"save_mean", &save_mean},
+                                         {"save_invstd", &save_invstd}};
+  const FusedCall call = detail::make_call(op, tensors, FusedParamsText{&p});
+  Device device;
+  const FusedBlockShape s =
+      check_fused(call, op, x, {{"x", &x}, {"dx", &dx}, {"dy", &dy}}, dy, argmax,
+                  {{"dgamma", &dgamma},
+                   {"dbeta", &dbeta},
+                   {"gamma", &gamma},
+                   {"beta", &beta},
+                   {"save_mean", &save_mean},
+                   {"save_invstd", &save_invstd}},
+                  p, &device);
+  detail::on_device(
+      op, device,
+      [&] {
+        if (x.dtype() == DType::f64) {
+          cpu::fused_block_backward(dx.data<double>(), dgamma.data<double>(), dbeta.data<double>(),
+                                    dy.data<double>(), argmax.data<uint8_t>(), x.data<double>(),
+                                    gamma.data<double>(), beta.data<double>(),
+                                    save_mean.data<double>(), save_invstd.data<double>(), s);
+        } else {
+          cpu::fused_block_backward(dx.data<float>(), dgamma.data<float>(), dbeta.data<float>(),
+                                    dy.data<float>(), argmax.data<uint8_t>(), x.data<float>(),
+                                    gamma.data<float>(), beta.data<float>(),
+                                    save_mean.data<float>(), save_invstd.data<float>(), s);
+        }
+      },
+      [&] {
+        cuda::fused_block_backward(dx.data<float>(), dgamma.data<float>(), dbeta.data<float>(),
+                                   dy.data<float>(), argmax.data<uint8_t>(), x.data<float>(),
+                                   gamma.data<float>(), beta.data<float>(), save_mean.data<float>(),
+                                   save_invstd.data<float>(), s, current_stream());
+      });
+}
+
+}  // namespace kiln

@@ -1,0 +1,61 @@
+// layers/fused_block.h — how a Sequential runs BatchNorm2d → LeakyReLU → MaxPool2d → Dropout after
+// a Conv2d as one fused op (kernels/fused_block.h) in training mode.
+//
+// A FusedBlock is not a Layer: it drives the four layers' own state — BatchNorm2d's parameters,
+// running statistics, num_batches_tracked and saved statistics, MaxPool2d's argmax, Dropout's Philox
+// counters — exactly as their forward and backward would, so parameters, names, buffers, counters
+// and checkpoints are the same whether the block ran fused or not. It owns only the block's output
+// (the pooled tensor) and dx (the gradient at the convolution's output); the full-resolution
+// batchnorm output and activation, and the layers' own output buffers, are not written.
+#pragma once
+
+#include <memory>
+#include <vector>
+
+#include "core/tensor.h"
+#include "kernels/fused_block.h"
+#include "layers/activation.h"
+#include "layers/batchnorm.h"
+#include "layers/dropout.h"
+#include "layers/layer.h"
+#include "layers/pooling.h"
+
+namespace kiln {
+
+class FusedBlock {
+ public:
+  // The block of layers[first..first+3] when they are BatchNorm2d, LeakyReLU (positive slope),
+  // MaxPool2d and Dropout, in that order, after a Conv2d at first − 1; otherwise nullptr.
+  static std::unique_ptr<FusedBlock> match(const std::vector<std::unique_ptr<Layer>>& layers,
+                                           int first);
+
+  int first() const { return first_; }
+  int last() const { return first_ + 3; }
+  // Whether the most recent forward through these layers ran fused.
+  bool ran_fused() const { return ran_fused_; }
+  void set_ran_fused(bool ran) { ran_fused_ = ran; }
+
+  // A training forward of the four layers from x (the convolution's output); returns the pooled,
+  // dropped-out output. x must stay unchanged until backward.
+  const Tensor& forward(const Tensor& x);
+  // The backward of the four layers: returns dx at the convolution's output (overwritten);
+  // BatchNorm2d's parameter gradients accumulate unless options.param_grads is false.
+  const Tensor& backward(const Tensor& dy, const BackwardOptions& options);
+  void release_workspaces();
+
+ private:
+  FusedBlock(int first, BatchNorm2d* bn, LeakyReLU* act, MaxPool2d* pool, Dropout* drop)
+      : first_(first), bn_(bn), act_(act), pool_(pool), drop_(drop) {}
+  FusedBlockParams params() const;
+
+  int first_;
+  BatchNorm2d* bn_;
+  LeakyReLU* act_;
+  MaxPool2d* pool_;
+  Dropout* drop_;
+  Workspace y_, dx_;
+  Tensor x_;  // a view of the last forward input
+  bool ran_fused_ = false;
+};
+
+}  // namespace kiln
