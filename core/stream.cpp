@@ -74,4 +74,44 @@ void CudaStream::destroy() noexcept {
   stream_ = nullptr;
 }
 
+CudaEvent::CudaEvent() {
+  KILN_CHECK(cuda_available(),
+             "CudaEvent: the CUDA device is not available: ", cuda_unavailable_reason(),
+             ". Events exist only on the CUDA device.");
+#if KILN_WITH_CUDA
+  cudaEvent_t e = nullptr;
+  KILN_CUDA_CHECK(cudaEventCreateWithFlags(&e, cudaEventDisableTiming));
+  event_ = e;
+#endif
+}
+
+CudaEvent::~CudaEvent() {
+#if KILN_WITH_CUDA
+  if (event_ != nullptr) cudaEventDestroy(event_);
+#endif
+}
+
+void CudaEvent::record(Stream stream) {
+#if KILN_WITH_CUDA
+  KILN_CUDA_CHECK(cudaEventRecord(event_, stream));
+#else
+  (void)stream;
+#endif
+  recorded_ = true;
+}
+
+void CudaEvent::wait(Stream stream) const {
+#if KILN_WITH_CUDA
+  if (recorded_) KILN_CUDA_CHECK(cudaStreamWaitEvent(stream, event_, 0));
+#else
+  (void)stream;
+#endif
+}
+
+void CudaEvent::synchronize() const {
+#if KILN_WITH_CUDA
+  if (recorded_) KILN_CUDA_CHECK(cudaEventSynchronize(event_));
+#endif
+}
+
 }  // namespace kiln

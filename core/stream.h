@@ -22,6 +22,7 @@
 #pragma once
 
 struct CUstream_st;
+struct CUevent_st;
 
 namespace kiln {
 
@@ -66,6 +67,29 @@ class CudaStream {
  private:
   void destroy() noexcept;
   Stream stream_ = nullptr;
+};
+
+// An owned CUDA event without timing (cudaEventDisableTiming): record() marks the point of a
+// stream's queue reached so far; wait() makes another stream's later work wait for that point (no
+// host wait); synchronize() blocks the host until it has passed (a host synchronisation: call it
+// only where the host needs device results). Move-only. Needs a CUDA device.
+class CudaEvent {
+ public:
+  CudaEvent();
+  ~CudaEvent();
+  CudaEvent(CudaEvent&& other) noexcept : event_(other.event_) { other.event_ = nullptr; }
+  CudaEvent& operator=(CudaEvent&&) = delete;
+  CudaEvent(const CudaEvent&) = delete;
+  CudaEvent& operator=(const CudaEvent&) = delete;
+  void record(Stream stream);
+  void wait(Stream stream) const;
+  void synchronize() const;
+  // True once it was recorded (a never-recorded event counts as passed).
+  bool recorded() const { return recorded_; }
+
+ private:
+  CUevent_st* event_ = nullptr;
+  bool recorded_ = false;
 };
 
 }  // namespace kiln

@@ -6,6 +6,7 @@
 #include <string>
 
 #include "core/memory.h"
+#include "kernels/elementwise.h"
 
 namespace kiln {
 
@@ -20,8 +21,10 @@ void DeviceBatch::upload(const data::Batch& b, Device device) {
   }
   x = store_x_.slice(0, {n, b.height, b.width, b.channels});
   y = store_y_.slice(0, {n});
-  copy_bytes(x.raw(), device, b.images.data(), Device::cpu, x.bytes());
-  copy_bytes(y.raw(), device, b.labels.data(), Device::cpu, y.bytes());
+  // Queued, never awaited: the copies run in stream order before the step's kernels, and a host →
+  // device copy out of pageable memory is staged before cudaMemcpyAsync returns.
+  copy_bytes_async(x.raw(), device, b.images.data(), Device::cpu, x.bytes());
+  copy_bytes_async(y.raw(), device, b.labels.data(), Device::cpu, y.bytes());
 }
 
 EagerStep::EagerStep(Sequential& net, Optimizer& optimizer, const LrSchedule& schedule,
@@ -36,26 +39,47 @@ void EagerStep::run(const data::Batch& batch, Metrics& metrics) {
   lr_ = schedule_.lr(optimizer_.steps());
   optimizer_.set_lr(lr_);
   net_.zero_grad();
-  const double loss = criterion_.forward(net_.forward(batch_.x, Mode::train), batch_.y);
-  if (!std::isfinite(loss)) {
-    char text[32];
-    std::snprintf(text, sizeof text, "%g", loss);
-    throw Diverged(Diverged::Kind::batch_loss,
-                   "the training loss is not finite (" + std::string(text) + ") at epoch " +
-                       std::to_string(batch.epoch + 1) + ", batch " +
-                       std::to_string(batch.index + 1),
-                   batch.epoch + 1, __FILE__, __LINE__);
+  const bool on_host = device_ == Device::cpu;
+  const Tensor& logits = net_.forward(batch_.x, Mode::train);
+  double loss = 0;
+  if (on_host) {
+    loss = criterion_.forward(logits, batch_.y);
+    if (!std::isfinite(loss)) {
+      char text[32];
+      std::snprintf(text, sizeof text, "%g", loss);
+      throw Diverged(Diverged::Kind::batch_loss,
+                     "the training loss is not finite (" + std::string(text) + ") at epoch " +
+                         std::to_string(batch.epoch + 1) + ", batch " +
+                         std::to_string(batch.index + 1),
+                     batch.epoch + 1, __FILE__, __LINE__);
+    }
+  } else {
+    // Nothing of the step comes back to the host: the loss, the correct flags and clipping's norm
+    // stay on the device, and the metrics add them there (the loop sees a non-finite loss or norm
+    // when it reads them).
+    criterion_.forward_on_device(logits, batch_.y);
   }
   net_.backward(criterion_.backward(), {.need_dx = false});
   if (options_.clip > 0) {
-    const double norm = clip_grad_norm(net_.flat_grads(), options_.clip);
-    if (!std::isfinite(norm))
-      throw Diverged(Diverged::Kind::gradient_norm,
-                     "the gradient norm is not finite at epoch " + std::to_string(batch.epoch + 1),
-                     batch.epoch + 1, __FILE__, __LINE__);
+    if (on_host) {
+      const double norm = clip_grad_norm(net_.flat_grads(), options_.clip);
+      if (!std::isfinite(norm))
+        throw Diverged(
+            Diverged::Kind::gradient_norm,
+            "the gradient norm is not finite at epoch " + std::to_string(batch.epoch + 1),
+            batch.epoch + 1, __FILE__, __LINE__);
+    } else {
+      if (!grad_not_finite_.defined()) grad_not_finite_ = Tensor({1}, DType::i32, device_);
+      clip_by_norm(net_.flat_grads(), options_.clip, grad_not_finite_);
+    }
   }
   optimizer_.step();
-  metrics.add(loss, criterion_.correct(), batch.size);
+  if (on_host) {
+    metrics.add(loss, criterion_.correct(), batch.size);
+  } else {
+    metrics.add(criterion_.loss_tensor(), criterion_.correct_tensor(),
+                options_.clip > 0 ? &grad_not_finite_ : nullptr);
+  }
 }
 
 }  // namespace kiln

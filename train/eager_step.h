@@ -3,9 +3,12 @@
 // EagerStep::run(batch): copy the batch to the device; set the learning rate the schedule gives
 // for the optimizer's step; zero the gradients; forward in Mode::train; softmax cross-entropy;
 // backward (no dx for the input); clip the gradients' global L2 norm (if asked); one optimizer
-// update. Each op is its own launch and the loss comes back to the host every step (two small
-// synchronous copies in SoftmaxCrossEntropy); a fused or graph-captured step replaces this one
-// through kiln::Step without changing the loop.
+// update. Each op is its own launch. On the CPU the loss comes back as a number and a non-finite
+// loss or gradient norm throws at once. On CUDA the step never waits for the device: the batch is
+// copied asynchronously, the loss, the correct flags and clipping's norm stay on the device, and
+// kiln::Metrics adds them there; the loop sees a non-finite loss or norm when it reads the metrics
+// (at the progress cadence and the epoch's end), before any checkpoint of that epoch. A fused or
+// graph-captured step replaces this one through kiln::Step without changing the loop.
 #pragma once
 
 #include <cstdint>
@@ -41,8 +44,9 @@ class EagerStep : public Step {
   // schedule is copied.
   EagerStep(Sequential& net, Optimizer& optimizer, const LrSchedule& schedule, Device device,
             const EagerStepOptions& options = {});
-  // Throws Diverged (batch_loss) before the backward pass if the loss is not finite, and
-  // (gradient_norm) before the update if clipping finds a non-finite norm.
+  // On the CPU: throws Diverged (batch_loss) before the backward pass if the loss is not finite,
+  // and (gradient_norm) before the update if clipping finds a non-finite norm. On CUDA: no host
+  // synchronisation; the metrics carry both (the Trainer throws the same Diverged when it reads).
   void run(const data::Batch& batch, Metrics& metrics) override;
   double lr() const override { return lr_; }
   // The criterion of the last run(): its loss() and correct().
@@ -56,6 +60,7 @@ class EagerStep : public Step {
   EagerStepOptions options_;
   SoftmaxCrossEntropy criterion_;
   DeviceBatch batch_;
+  Tensor grad_not_finite_;  // i32 [1] on the device: clipping found a non-finite norm
   double lr_ = 0;
 };
 

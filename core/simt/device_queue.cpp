@@ -2,6 +2,7 @@
 #include "device_queue.h"
 
 #include <algorithm>
+#include <atomic>
 #include <condition_variable>
 #include <cstdlib>
 #include <deque>
@@ -20,7 +21,16 @@ namespace detail {
 namespace {
 using Clock = std::chrono::steady_clock;
 struct StreamRec;
+
+// The counts of counts() (schedule.h): every call that blocks the host on device work (whether or
+// not the work had already finished: the call is the synchronisation), every query that finds work
+// pending (a polling loop is a host wait too), every grid queued.
+std::atomic<std::uint64_t> g_host_syncs{0}, g_launches{0};
 }  // namespace
+
+void count_launch() {
+  g_launches.fetch_add(1, std::memory_order_relaxed);
+}
 
 struct Op {
   std::uint64_t seq = 0;
@@ -272,6 +282,7 @@ OpPtr enqueue(cudaStream_t stream, Work work, const OpPtr& after) {
 }
 
 cudaError_t wait(const OpPtr& op) {
+  g_host_syncs.fetch_add(1, std::memory_order_relaxed);
   Device& d = device();
   std::unique_lock<std::mutex> lock(d.mu);
   if (op) wait_locked(d, lock, op.get());
@@ -279,6 +290,7 @@ cudaError_t wait(const OpPtr& op) {
 }
 
 cudaError_t wait_stream(cudaStream_t stream) {
+  g_host_syncs.fetch_add(1, std::memory_order_relaxed);
   Device& d = device();
   std::unique_lock<std::mutex> lock(d.mu);
   StreamRec* rec = resolve(d, stream);
@@ -290,6 +302,7 @@ cudaError_t wait_stream(cudaStream_t stream) {
 }
 
 cudaError_t wait_device() {
+  g_host_syncs.fetch_add(1, std::memory_order_relaxed);
   Device& d = device();
   std::unique_lock<std::mutex> lock(d.mu);
   auto idle = [&] {
@@ -310,6 +323,7 @@ bool poll(const OpPtr& op) {
   Device& d = device();
   std::lock_guard<std::mutex> lock(d.mu);
   if (op->done) return true;
+  g_host_syncs.fetch_add(1, std::memory_order_relaxed);
   // The first query leaves the work queued (so it reliably reports it pending); a second one is a
   // host waiting for it, and lets the device start it.
   if (!op->polled) {
@@ -341,6 +355,11 @@ cudaError_t sticky_error() {
 }
 
 }  // namespace detail
+
+DeviceCounts counts() {
+  return {detail::g_launches.load(std::memory_order_relaxed),
+          detail::g_host_syncs.load(std::memory_order_relaxed)};
+}
 
 void set_stream_mode(StreamMode mode) {
   detail::wait_device();

@@ -54,6 +54,9 @@ OpPtr stream_tail(cudaStream_t stream);
 // When the operation finished (valid once poll() is true).
 std::chrono::steady_clock::time_point finished_at(const OpPtr& op);
 
+// Counts one grid queued (executor.cpp), for counts() in schedule.h.
+void count_launch();
+
 // The sticky error (cudaSuccess when none) and its message ("" when none).
 cudaError_t sticky_error();
 

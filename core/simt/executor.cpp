@@ -1195,6 +1195,7 @@ void run_kernel(const LaunchSpec& spec, void (*invoke)(void*), void* packed,
   job->sched = schedule();
   job->nthreads = b.x * b.y * b.z;
   job->nblocks = std::uint64_t{g.x} * g.y * g.z;
+  count_launch();
   enqueue(spec.stream, [job, params = std::move(params)] {
     std::lock_guard<std::mutex> lock(launch_mutex());
 #if defined(KILN_SIMT_TSAN)

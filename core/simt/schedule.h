@@ -84,6 +84,19 @@ class ScopedStreamMode {
   StreamMode saved_;
 };
 
+// ---- counts (docs/simt.md, "Counts") ------------------------------------------------------------
+// Process-wide, monotonic; a test or a benchmark takes the difference around the code it measures.
+//   kernel_launches        grids queued (a grid that fails its launch checks is not counted);
+//   host_synchronizations  host waits on device work: every call of cudaStreamSynchronize,
+//                          cudaEventSynchronize, cudaDeviceSynchronize, a synchronous cudaMemcpy or
+//                          cudaMemset, cudaFree/cudaFreeHost, cudaStreamDestroy (whether or not the
+//                          work had finished: the call is the wait), and every cudaEventQuery or
+//                          cudaStreamQuery that finds the work pending (a polling loop is a wait).
+struct DeviceCounts {
+  std::uint64_t kernel_launches = 0, host_synchronizations = 0;
+};
+DeviceCounts counts();
+
 // The message of the device's sticky error — the first failure of queued work (an exception thrown
 // by a kernel, a barrier no thread can pass, ...) — or "" when there is none. While it is set,
 // queued work is skipped and synchronising calls return cudaErrorLaunchFailure.
