@@ -11,7 +11,9 @@
 // graph-captured step replaces this one through kiln::Step without changing the loop.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include "core/tensor.h"
@@ -26,12 +28,42 @@ namespace kiln {
 
 // A batch's images ([n][H][W][C] f32) and labels ([n] i32) on a device, in buffers reused from
 // batch to batch (a smaller batch is a view of the larger buffers: no steady-state allocation).
+//
+// On the CPU, upload() copies into the buffers. On CUDA it is the input pipeline: the host copies
+// the batch into a page-locked (pinned) staging slot, and the host → device copy is queued on the
+// pipeline's own stream (non-blocking), into one of two device buffers in turn; events order it
+// after the step that last read that device buffer and before the step that reads it (the current
+// stream's work queued after upload()). So batch k + 1's copy can run while batch k computes, and
+// upload() waits for nothing it does not have to:
+//   - a staging slot is rewritten only once its last copy is known to have run. The host knows that
+//     without asking when it has waited for the device since (`host_waits`: pass the count of such
+//     waits, Metrics::synchronizations(), and the slots used before the last one are free). Until
+//     then a new slot is added, up to kStagingBytes of them (at least two); past that upload()
+//     waits for the oldest slot's copy (flow control: the host is that far ahead of the device).
+//     Without `host_waits` the ring is two slots (double buffering) and each reuse waits for the
+//     copy two batches back.
+//   - steady state: the ring stops growing once it covers the batches between two waits (the
+//     progress cadence in the Trainer), and from then on neither allocates nor synchronises.
 struct DeviceBatch {
+  DeviceBatch();
+  ~DeviceBatch();
+  DeviceBatch(const DeviceBatch&) = delete;
+  DeviceBatch& operator=(const DeviceBatch&) = delete;
+
+  // The pinned staging the ring may hold (more only when one batch needs more than half of it).
+  static constexpr size_t kStagingBytes = size_t{64} << 20;
+
   Tensor x, y;  // views of the current batch
   void upload(const data::Batch& batch, Device device);
+  void upload(const data::Batch& batch, Device device, uint64_t host_waits);
+  // CUDA: the number of pinned staging slots (0 before the first upload).
+  size_t staging_slots() const;
 
  private:
+  struct Pipeline;
+  void upload(const data::Batch& batch, Device device, bool known, uint64_t host_waits);
   Tensor store_x_, store_y_;
+  std::unique_ptr<Pipeline> pipeline_;
 };
 
 struct EagerStepOptions {

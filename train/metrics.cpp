@@ -61,6 +61,7 @@ MetricValues Metrics::read() const {
                        sizeof sums, device_->stream);
       device_->copied->record(device_->stream);
       device_->copied->synchronize();
+      ++synchronizations_;
       std::memcpy(sums, device_->pinned->data(), sizeof sums);
     } else {
       std::memcpy(sums, device_->sums.raw(), sizeof sums);

@@ -68,11 +68,15 @@ class Metrics {
   // The mean loss and accuracy of the batches added since reset() (zeros before any).
   MetricValues read() const;
   void reset();
+  // How many times read() has waited for the device (monotonic; reset() keeps it). Everything
+  // queued on the adds' stream before the last such read has run.
+  uint64_t synchronizations() const { return synchronizations_; }
 
  private:
   struct OnDevice;
   double loss_sum_ = 0;
   int64_t correct_ = 0, count_ = 0;
+  mutable uint64_t synchronizations_ = 0;
   std::unique_ptr<OnDevice> device_;  // the sums of add(tensors), once there was one
 };
 
