@@ -86,14 +86,17 @@ class ScopedStreamMode {
 
 // ---- counts (docs/simt.md, "Counts") ------------------------------------------------------------
 // Process-wide, monotonic; a test or a benchmark takes the difference around the code it measures.
-//   kernel_launches        grids queued (a grid that fails its launch checks is not counted);
+//   kernel_launches        grids queued to run (a grid that fails its launch checks, or one recorded
+//                          by a stream capture, is not counted; each kernel node of a launched
+//                          graph is);
+//   graph_launches         cudaGraphLaunch calls;
 //   host_synchronizations  host waits on device work: every call of cudaStreamSynchronize,
 //                          cudaEventSynchronize, cudaDeviceSynchronize, a synchronous cudaMemcpy or
 //                          cudaMemset, cudaFree/cudaFreeHost, cudaStreamDestroy (whether or not the
 //                          work had finished: the call is the wait), and every cudaEventQuery or
 //                          cudaStreamQuery that finds the work pending (a polling loop is a wait).
 struct DeviceCounts {
-  std::uint64_t kernel_launches = 0, host_synchronizations = 0;
+  std::uint64_t kernel_launches = 0, host_synchronizations = 0, graph_launches = 0;
 };
 DeviceCounts counts();
 
