@@ -21,8 +21,11 @@
 // (kiln::workspace in core/memory.h), so two streams never share temporary memory.
 #pragma once
 
+#include <cstddef>
+
 struct CUstream_st;
 struct CUevent_st;
+struct CUgraphExec_st;
 
 namespace kiln {
 
@@ -90,6 +93,45 @@ class CudaEvent {
  private:
   CUevent_st* event_ = nullptr;
   bool recorded_ = false;
+};
+
+// An executable CUDA graph made by capturing a stream: capture(stream, body) runs body() with the
+// stream capturing (global mode: nothing body queues on it runs, and a synchronisation, a
+// synchronous copy or an allocation inside it fails with CUDA's error, here a kiln::Error), then
+// instantiates what was recorded; launch(stream) queues one replay. Move-only. Needs a CUDA device.
+class CudaGraph {
+ public:
+  CudaGraph() = default;
+  ~CudaGraph();
+  CudaGraph(CudaGraph&& other) noexcept : exec_(other.exec_), nodes_(other.nodes_) {
+    other.exec_ = nullptr;
+  }
+  CudaGraph& operator=(CudaGraph&&) = delete;
+  CudaGraph(const CudaGraph&) = delete;
+  CudaGraph& operator=(const CudaGraph&) = delete;
+
+  template <typename Body>
+  static CudaGraph capture(Stream stream, Body&& body) {
+    CudaGraph g;
+    g.begin(stream);
+    try {
+      body();
+    } catch (...) {
+      g.abandon(stream);
+      throw;
+    }
+    g.end(stream);
+    return g;
+  }
+  void launch(Stream stream) const;
+  size_t nodes() const { return nodes_; }  // operations recorded
+
+ private:
+  void begin(Stream stream);
+  void end(Stream stream);
+  void abandon(Stream stream) noexcept;
+  CUgraphExec_st* exec_ = nullptr;
+  size_t nodes_ = 0;
 };
 
 }  // namespace kiln

@@ -56,15 +56,34 @@ struct DeviceBatch {
   Tensor x, y;  // views of the current batch
   void upload(const data::Batch& batch, Device device);
   void upload(const data::Batch& batch, Device device, uint64_t host_waits);
+  // CUDA: also copies `extra_bytes` from `extra` (host memory, read during the call) to device
+  // memory that goes with this batch's buffers — the per-step values of a captured step, such as
+  // the optimizer's coefficients — at extra() until the upload after next.
+  void upload(const data::Batch& batch, Device device, uint64_t host_waits, const void* extra,
+              size_t extra_bytes);
+  const void* extra() const { return extra_; }
   // CUDA: the number of pinned staging slots (0 before the first upload).
   size_t staging_slots() const;
+  // CUDA: which of the two device buffers holds the current batch (0 or 1).
+  int target() const { return target_; }
 
  private:
   struct Pipeline;
-  void upload(const data::Batch& batch, Device device, bool known, uint64_t host_waits);
+  void upload(const data::Batch& batch, Device device, bool known, uint64_t host_waits,
+              const void* extra, size_t extra_bytes);
+  const void* extra_ = nullptr;
+  int target_ = 0;
   Tensor store_x_, store_y_;
   std::unique_ptr<Pipeline> pipeline_;
 };
+
+// The device part of a CUDA step, after the upload: zero the gradients, forward in train mode, the
+// loss on the device (SoftmaxCrossEntropy::forward_on_device), backward without the input's dx,
+// clip_by_norm when clip > 0 (grad_not_finite: i32 [1], allocated on first use), one update. It
+// queues everything on the current stream and reads nothing back. The eager step runs it as is; the
+// graph step (train/graph_step.h) captures it.
+void device_step(Sequential& net, SoftmaxCrossEntropy& criterion, Optimizer& optimizer,
+                 const DeviceBatch& batch, double clip, Tensor& grad_not_finite);
 
 struct EagerStepOptions {
   double clip = 0;  // clip the gradients to this global L2 norm; 0: no clipping

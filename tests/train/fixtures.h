@@ -2,11 +2,14 @@
 // loader's options, a cosine schedule and a quiet progress hook.
 #pragma once
 
+#include <catch2/catch.hpp>
+
 #include <cmath>
 #include <cstdint>
 #include <memory>
 #include <vector>
 
+#include "core/memory.h"
 #include "data/loader.h"
 #include "layers/activation.h"
 #include "layers/dropout.h"
@@ -15,11 +18,23 @@
 #include "optim/schedule.h"
 #include "train/trainer.h"
 
+#if KILN_WITH_CUDA
+#include "core/simt/schedule.h"
+#endif
+
 namespace kiln::test {
 
 using kiln::data::Batch;
 using kiln::data::Dataset;
 using kiln::data::LoaderOptions;
+
+// True when the CUDA device (the emulator in tests) is there; else a warning that the test did not
+// run.
+inline bool have_cuda() {
+  if (kiln::cuda_available()) return true;
+  WARN("CUDA device not available (" << kiln::cuda_unavailable_reason() << "): test not run");
+  return false;
+}
 
 // n images of 1 x 4 x 4 in 3 classes: a bright row at 1 + label, noise elsewhere; pixel 0 says
 // which image it is (10 * i mod 250), so a batch tells which samples it holds.
@@ -80,5 +95,30 @@ struct Quiet : kiln::ProgressHook {
   void show(const kiln::ProgressInfo& info) override { shown.push_back(info); }
   void end_epoch() override { ++ends; }
 };
+
+// Two runs' histories are the same, bit for bit (loss, accuracy and learning rate of every epoch).
+inline void check_same_history(const std::vector<kiln::EpochRecord>& got,
+                               const std::vector<kiln::EpochRecord>& want) {
+  REQUIRE(got.size() == want.size());
+  for (size_t e = 0; e < want.size(); ++e) {
+    INFO("epoch " << e + 1);
+    CHECK(got[e].train_loss == want[e].train_loss);
+    CHECK(got[e].train_acc == want[e].train_acc);
+    CHECK(got[e].lr == want[e].lr);
+  }
+}
+
+#if KILN_WITH_CUDA
+// Runs f() in the asynchronous and in the adversarial ("check") stream mode.
+template <typename F>
+void in_stream_modes(F f) {
+  for (const kiln::simt::StreamMode mode :
+       {kiln::simt::StreamMode::kAsync, kiln::simt::StreamMode::kCheck}) {
+    kiln::simt::ScopedStreamMode streams(mode);
+    INFO("streams " << kiln::simt::to_string(mode));
+    f();
+  }
+}
+#endif
 
 }  // namespace kiln::test

@@ -39,12 +39,6 @@ namespace {
 
 using namespace kiln::test;
 
-bool have_cuda() {
-  if (kiln::cuda_available()) return true;
-  WARN("CUDA device not available (" << kiln::cuda_unavailable_reason() << "): test not run");
-  return false;
-}
-
 std::unique_ptr<kiln::Sequential> device_net(uint64_t seed) {
   auto net = tiny_net(seed);
   net->to(kiln::Device::cuda);
@@ -108,19 +102,6 @@ auto device_step = [](kiln::Sequential& net, kiln::Optimizer& opt, kiln::LrSched
 auto read_back_step = [](kiln::Sequential& net, kiln::Optimizer& opt, kiln::LrSchedule s,
                          double clip) { return std::make_unique<ReadBackStep>(net, opt, s, clip); };
 
-#if KILN_WITH_CUDA
-// Runs f() in the asynchronous and in the adversarial ("check") stream mode.
-template <typename F>
-void in_stream_modes(F f) {
-  for (const kiln::simt::StreamMode mode :
-       {kiln::simt::StreamMode::kAsync, kiln::simt::StreamMode::kCheck}) {
-    kiln::simt::ScopedStreamMode streams(mode);
-    INFO("streams " << kiln::simt::to_string(mode));
-    f();
-  }
-}
-#endif
-
 }  // namespace
 
 TEST_CASE("device step: the same history and weights as reading the loss back, bit for bit",
@@ -132,12 +113,7 @@ TEST_CASE("device step: the same history and weights as reading the loss back, b
       INFO("clip " << clip);
       const Run want = train(read_back_step, clip);
       const Run got = train(device_step, clip);
-      REQUIRE(got.history.size() == want.history.size());
-      for (size_t e = 0; e < want.history.size(); ++e) {
-        CHECK(got.history[e].train_loss == want.history[e].train_loss);
-        CHECK(got.history[e].train_acc == want.history[e].train_acc);
-        CHECK(got.history[e].lr == want.history[e].lr);
-      }
+      check_same_history(got.history, want.history);
       CHECK(got.weights == want.weights);
       CHECK(std::isfinite(got.history.back().train_loss));
     }
