@@ -66,7 +66,10 @@ void GraphStep::run(const data::Batch& batch, Metrics& metrics) {
     ++eager_;
     if (counter_values() != counters) {
       std::string names;
-      for (const CounterRef& c : net_.counters()) names += (names.empty() ? "" : ", ") + c.name;
+      const std::vector<CounterRef> refs = net_.counters();
+      for (size_t i = 0; i < refs.size(); ++i)
+        if (i >= counters.size() || *refs[i].value != counters[i])
+          names += (names.empty() ? "" : ", ") + refs[i].name;
       KILN_FAIL("GraphStep: the network keeps per-step state on the host (its counters ", names,
                 " advance every step, e.g. dropout's random-stream offset), which a replayed "
                 "graph cannot advance; train this network with EagerStep");
