@@ -316,6 +316,38 @@ def kept_counts(path):
     return old[start:end]
 
 
+def counts_section(raw):
+    """Counts per step of the library's CUDA steps on the emulated device (kiln_bench_train_emu)."""
+    files = sorted(glob.glob(os.path.join(raw, "counts_emu_b*.json")),
+                   key=lambda p: load(p).get("batch", 0))
+    if not files:
+        return []
+    lines = ["## Counts per step on the emulated device", "",
+             "Counted by `kiln_bench_train_emu` (the library built against the SIMT emulator, which",
+             "counts kernel launches, graph launches and host synchronisations; see docs/simt.md,",
+             "\"Counts\"), per step after warm-up, over the data::Loader; fer_cnn 1x48x48. Counts, not",
+             "times: no GPU was involved. A host synchronisation is any host wait on device work.", ""]
+    rows = []
+    for path in files:
+        doc = load(path)
+        for step in ("eager_step", "graph_step"):
+            c = doc.get("counts", {}).get(step, {})
+            label = "%s x%g, batch %d" % (doc.get("input", "?"), doc.get("width", 0), doc.get("batch", 0))
+            if "refused" in c:
+                rows.append([label, step, "refused: " + c["refused"].split(", which")[0], "", "", "", ""])
+                continue
+            if not c:
+                continue
+            rows.append([label, step, f(c.get("kernel_launches_per_step"), 1),
+                         f(c.get("graph_launches_per_step"), 1),
+                         f(c.get("host_synchronizations_per_step"), 1),
+                         f(c.get("device_allocations_per_step"), 1),
+                         "%.1f MB" % (c.get("device_bytes_peak", 0) / 1e6)])
+    lines += [table(["run", "step", "kernel launches", "graph launches", "host syncs",
+                     "device allocations", "peak device memory"], rows), ""]
+    return lines
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--raw", required=True)
@@ -327,6 +359,9 @@ def main():
     gpu_msg = read(os.path.join(a.raw, "no_gpu.txt"))
     lines = header(a, a.raw, gpu_msg) + gpu_section(a.raw, gpu_msg) + cpu_section(a.raw, a.threads)
     lines += kept_counts(a.out)
+
+
+    lines += counts_section(a.raw)
     lines += ["## How to reproduce", "",
               "`bench/run_all.sh` (environment: KILN_BENCH_BUILD, KILN_BENCH_THREADS, KILN_BENCH_OUT; see its",
               "header). Single parts: `kiln_bench_cpu`, `kiln_bench_gpu --reps=100`, `kiln_bench_train --help`,",

@@ -41,6 +41,9 @@ if [[ "${KILN_BENCH_SKIP_BUILD:-0}" != 1 ]]; then
   if ninja -C "$BUILD" -t targets all 2>/dev/null | grep -q '^kiln_bench_gpu:'; then
     targets+=(kiln_bench_gpu)
   fi
+  if ninja -C "$BUILD" -t targets all 2>/dev/null | grep -q '^kiln_bench_train_emu:'; then
+    targets+=(kiln_bench_train_emu)
+  fi
   ninja -C "$BUILD" -j"$JOBS" "${targets[@]}"
 fi
 BIN=$BUILD/bench
@@ -109,6 +112,18 @@ for c in "${CPU_CASES[@]}"; do
     log "pytorch_reference.py (CPU) failed: is python3-torch installed? (apt-get install python3-torch)"
 done
 echo "$(uptime_load)" >"$RAW/load_end.txt"
+
+# ---- counts per step on the emulated device (kiln_bench_train_emu: launches, graph launches, host
+# synchronisations, allocations, peak memory; counts, not times). Width 0.125 keeps the emulated
+# steps short; the counts depend on the shapes only through split-K choices.
+if [[ -x "$BIN/kiln_bench_train_emu" ]]; then
+  for batch in 14 256; do
+    log "kiln_bench_train_emu counts 1x48x48 x0.125 b$batch"
+    "$BIN/kiln_bench_train_emu" --device cuda --input 1x48x48 --batch "$batch" --width 0.125 \
+      --steps 2 --warmup 4 --no-resident --no-loader --no-breakdown \
+      --json "$RAW/counts_emu_b${batch}.json" || log "kiln_bench_train_emu failed"
+  done
+fi
 
 # ---- the report ---------------------------------------------------------------------------------------
 log "writing $OUT"

@@ -9,7 +9,11 @@
 //   loader     the real pipeline: data::Loader over the synthetic faces (shuffle, flip, shift, a
 //              background thread preparing the next batches), each batch copied to the device;
 //   breakdown  every layer's forward and backward timed alone, the device synchronised around each
-//              call (so on a GPU the sum exceeds the resident step: launches no longer overlap).
+//              call (so on a GPU the sum exceeds the resident step: launches no longer overlap);
+//   counts     (CUDA) the library's steps over the loader — EagerStep (sync-free) and GraphStep —
+//              per step after warm-up: kernel launches, graph launches and host synchronisations
+//              (counted by the SIMT emulator, so only in the emulated twin kiln_bench_train_emu),
+//              device allocations, and the peak device memory. Counts, not times.
 //
 //   kiln_bench_train --device cpu --input 1x48x48 --batch 64 --width 1 --steps 5 --json out.json
 #include <CLI/CLI.hpp>
@@ -24,6 +28,7 @@
 #include <string>
 #include <vector>
 
+#include "core/bytes.h"
 #include "core/error.h"
 #include "core/memory.h"
 #include "core/tensor.h"
@@ -33,6 +38,14 @@
 #include "layers/fer_cnn.h"
 #include "layers/loss.h"
 #include "optim/optimizer.h"
+#include "optim/schedule.h"
+#include "train/eager_step.h"
+#include "train/graph_step.h"
+#include "train/trainer.h"
+
+#if KILN_BENCH_EMULATED
+#include "core/simt/schedule.h"
+#endif
 
 namespace {
 
@@ -45,7 +58,7 @@ struct Options {
   std::string device = "auto", input = "1x48x48", json;
   int batch = 64, steps = 5, warmup = 2;
   double width = 1.0;
-  bool resident = true, loader = true, breakdown = true;
+  bool resident = true, loader = true, breakdown = true, counts = true;
   uint64_t seed = 1;
 };
 
@@ -106,22 +119,28 @@ class Bench {
     return result(seconds_since(t0), loss);
   }
 
-  nlohmann::json loader() {
-    const int steps_needed = o_.warmup + o_.steps;
+  kiln::data::Splits synthetic(int steps_needed) const {
     kiln::data::SyntheticOptions so;
     so.spec = spec_;
     so.train_per_class = (o_.batch * steps_needed + 6) / 7 + 1;
     so.val_per_class = so.test_per_class = 1;
     so.seed = o_.seed;
-    const auto t_data = Clock::now();
-    const kiln::data::Splits data = kiln::data::make_synthetic(so);
-    const double data_s = seconds_since(t_data);
+    return kiln::data::make_synthetic(so);
+  }
 
+  kiln::data::LoaderOptions loader_options() const {
     kiln::data::LoaderOptions lo;
     lo.batch_size = o_.batch;
     lo.seed = o_.seed;
     lo.augment = {.hflip = true, .max_shift = std::max(1, spec_.width / 16)};
-    kiln::data::Loader loader(data.train, lo);
+    return lo;
+  }
+
+  nlohmann::json loader() {
+    const auto t_data = Clock::now();
+    const kiln::data::Splits data = synthetic(o_.warmup + o_.steps);
+    const double data_s = seconds_since(t_data);
+    kiln::data::Loader loader(data.train, loader_options());
     loader.start_epoch(0);
     kiln::data::Batch batch;
     int64_t epoch = 0;
@@ -156,6 +175,64 @@ class Bench {
     r["dataset_seconds"] = data_s;
     r["dataset_images"] = data.train.size();
     return r;
+  }
+
+  // Counts per step of the library's CUDA steps (see the header comment).
+  nlohmann::json counts() {
+    const int warmup = std::max(o_.warmup, 4);  // the graph step: 2 eager, 2 captured
+    const kiln::data::Splits data = synthetic(warmup + o_.steps + 1);
+    nlohmann::json out;
+    for (const bool graph : {false, true}) {
+      const char* name = graph ? "graph_step" : "eager_step";
+      kiln::Adam opt(net_->flat_params(), net_->flat_grads());
+      kiln::LrSchedule schedule;
+      schedule.base_lr = 1e-3;
+      std::unique_ptr<kiln::Step> step;
+      if (graph)
+        step = std::make_unique<kiln::GraphStep>(*net_, opt, schedule);
+      else
+        step = std::make_unique<kiln::EagerStep>(*net_, opt, schedule, kiln::Device::cuda);
+      kiln::data::Loader loader(data.train, loader_options());
+      loader.start_epoch(0);
+      kiln::data::Batch batch;
+      kiln::Metrics metrics;
+      auto run_steps = [&](int n) {
+        for (int i = 0; i < n;) {
+          if (!loader.next(batch)) break;
+          if (batch.size != o_.batch) continue;  // the short last batch is not counted
+          step->run(batch, metrics);
+          ++i;
+        }
+      };
+      try {
+        run_steps(warmup);
+      } catch (const kiln::Error& e) {
+        out[name] = {{"refused", e.what()}};
+        continue;
+      }
+      const kiln::AllocationStats a0 = kiln::allocation_stats();
+#if KILN_BENCH_EMULATED
+      const kiln::simt::DeviceCounts c0 = kiln::simt::counts();
+#endif
+      run_steps(o_.steps);
+      const kiln::AllocationStats a1 = kiln::allocation_stats();
+      const double per = 1.0 / o_.steps;
+      nlohmann::json r = {{"steps", o_.steps},
+                          {"device_allocations_per_step",
+                           double(a1.device_allocations - a0.device_allocations) * per},
+                          {"device_bytes_in_use", a1.device_bytes_in_use},
+                          {"device_bytes_peak", a1.device_bytes_peak}};
+#if KILN_BENCH_EMULATED
+      const kiln::simt::DeviceCounts c1 = kiln::simt::counts();
+      r["kernel_launches_per_step"] = double(c1.kernel_launches - c0.kernel_launches) * per;
+      r["graph_launches_per_step"] = double(c1.graph_launches - c0.graph_launches) * per;
+      r["host_synchronizations_per_step"] =
+          double(c1.host_synchronizations - c0.host_synchronizations) * per;
+#endif
+      KILN_CHECK(std::isfinite(metrics.read().loss), "training diverged in the counted steps");
+      out[name] = r;
+    }
+    return out;
   }
 
   nlohmann::json breakdown() {
@@ -267,6 +344,29 @@ int run(const Options& o) {
         out["loader"]["dataset_seconds"].get<double>());
     std::fflush(stdout);
   }
+  if (o.counts && device == kiln::Device::cuda) {
+    out["counts"] = bench.counts();
+    for (const char* name : {"eager_step", "graph_step"}) {
+      const auto& c = out["counts"][name];
+      if (c.contains("refused")) {
+        std::printf("  counts, %-10s: refused: %s\n", name,
+                    c["refused"].get<std::string>().c_str());
+        continue;
+      }
+      std::printf("  counts, %-10s: per step ", name);
+      if (c.contains("kernel_launches_per_step"))
+        std::printf("%.1f kernel launches, %.1f graph launches, %.1f host syncs, ",
+                    c["kernel_launches_per_step"].get<double>(),
+                    c["graph_launches_per_step"].get<double>(),
+                    c["host_synchronizations_per_step"].get<double>());
+      else
+        std::printf("(launches and syncs: counted by kiln_bench_train_emu) ");
+      std::printf("%.1f device allocations; peak device memory %s\n",
+                  c["device_allocations_per_step"].get<double>(),
+                  kiln::byte_count(c["device_bytes_peak"].get<uint64_t>()).c_str());
+    }
+    std::fflush(stdout);
+  }
   if (o.breakdown) {
     out["breakdown"] = bench.breakdown();
     const auto& b = out["breakdown"];
@@ -299,14 +399,16 @@ int main(int argc, char** argv) {
   app.add_option("--warmup", o.warmup, "untimed steps first")->check(CLI::NonNegativeNumber);
   app.add_option("--seed", o.seed, "seed");
   app.add_option("--json", o.json, "also write the figures to this JSON file");
-  bool no_resident = false, no_loader = false, no_breakdown = false;
+  bool no_resident = false, no_loader = false, no_breakdown = false, no_counts = false;
   app.add_flag("--no-resident", no_resident, "skip the resident-data measurement");
   app.add_flag("--no-loader", no_loader, "skip the data::Loader measurement");
   app.add_flag("--no-breakdown", no_breakdown, "skip the per-layer breakdown");
+  app.add_flag("--no-counts", no_counts, "skip the per-step counts (CUDA)");
   CLI11_PARSE(app, argc, argv);
   o.resident = !no_resident;
   o.loader = !no_loader;
   o.breakdown = !no_breakdown;
+  o.counts = !no_counts;
   try {
     return run(o);
   } catch (const std::exception& e) {

@@ -153,6 +153,14 @@ Buffer::~Buffer() {
 
 void copy_bytes(void* dst, Device dst_device, const void* src, Device src_device, size_t bytes,
                 Stream stream) {
+  copy_bytes_async(dst, dst_device, src, src_device, bytes, stream);
+  // A copy that touches (pageable) host memory may still be running when cudaMemcpyAsync returns.
+  if (bytes != 0 && (dst_device == Device::cpu) != (src_device == Device::cpu))
+    stream_synchronize(stream);
+}
+
+void copy_bytes_async(void* dst, Device dst_device, const void* src, Device src_device,
+                      size_t bytes, Stream stream) {
   if (bytes == 0) return;
   if (dst_device == Device::cpu && src_device == Device::cpu) {
     std::memcpy(dst, src, bytes);
@@ -160,15 +168,41 @@ void copy_bytes(void* dst, Device dst_device, const void* src, Device src_device
   }
   require_cuda();
 #if KILN_WITH_CUDA
-  cudaMemcpyKind kind = dst_device == Device::cpu   ? cudaMemcpyDeviceToHost
-                        : src_device == Device::cpu ? cudaMemcpyHostToDevice
-                                                    : cudaMemcpyDeviceToDevice;
+  const cudaMemcpyKind kind = dst_device == Device::cpu   ? cudaMemcpyDeviceToHost
+                              : src_device == Device::cpu ? cudaMemcpyHostToDevice
+                                                          : cudaMemcpyDeviceToDevice;
   KILN_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, kind, stream));
-  // A copy that touches (pageable) host memory may still be running when cudaMemcpyAsync returns.
-  if (kind != cudaMemcpyDeviceToDevice) KILN_CUDA_CHECK(cudaStreamSynchronize(stream));
 #else
   (void)stream;
 #endif
+}
+
+PinnedBuffer::PinnedBuffer(size_t bytes) : bytes_(bytes) {
+  if (bytes == 0) bytes = 1;
+#if KILN_WITH_CUDA
+  if (cuda_available()) {
+    const cudaError_t err = cudaMallocHost(&data_, bytes);
+    if (err != cudaSuccess) {
+      (void)cudaGetLastError();
+      KILN_FAIL("out of page-locked host memory allocating ", byte_count(bytes), " (",
+                cudaGetErrorString(err), "): reduce the batch size");
+    }
+    ++g_host_allocations;
+    pinned_ = true;
+    return;
+  }
+#endif
+  data_ = allocate(bytes, Device::cpu);
+}
+
+PinnedBuffer::~PinnedBuffer() {
+#if KILN_WITH_CUDA
+  if (pinned_) {
+    cudaFreeHost(data_);  // never throws from a destructor
+    return;
+  }
+#endif
+  deallocate(data_, Device::cpu);
 }
 
 void device_synchronize() {

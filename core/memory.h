@@ -41,6 +41,24 @@ class Buffer {
   Device device_;
 };
 
+// Page-locked ("pinned") host memory (cudaMallocHost; plain aligned host memory without CUDA): the
+// host side of copies that really run asynchronously, so a copy can overlap compute. Counted as a
+// host allocation. Neither copyable nor movable.
+class PinnedBuffer {
+ public:
+  explicit PinnedBuffer(size_t bytes);
+  ~PinnedBuffer();
+  PinnedBuffer(const PinnedBuffer&) = delete;
+  PinnedBuffer& operator=(const PinnedBuffer&) = delete;
+  void* data() const { return data_; }
+  size_t bytes() const { return bytes_; }
+
+ private:
+  void* data_ = nullptr;
+  size_t bytes_ = 0;
+  bool pinned_ = false;
+};
+
 void* allocate(size_t bytes, Device device);
 void deallocate(void* ptr, Device device);
 // Copies `bytes` between any two devices, ordered on `stream` (after the work queued on it so far):
@@ -53,6 +71,12 @@ void deallocate(void* ptr, Device device);
 //    cudaMemcpyAsync alone, and every host buffer Kiln copies is pageable.
 void copy_bytes(void* dst, Device dst_device, const void* src, Device src_device, size_t bytes,
                 Stream stream = current_stream());
+// As copy_bytes, but never waits: every copy that touches the device is only queued on `stream`
+// (cudaMemcpyAsync). The host side must stay untouched until the copy has run (an event recorded
+// after it tells when), except a host → device copy out of pageable memory, which CUDA stages
+// before the call returns. Host → host copies run at once.
+void copy_bytes_async(void* dst, Device dst_device, const void* src, Device src_device,
+                      size_t bytes, Stream stream = current_stream());
 // Waits for all queued device work on every stream (no-op without CUDA). To wait for one stream,
 // kiln::stream_synchronize (core/stream.h).
 void device_synchronize();

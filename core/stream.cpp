@@ -74,4 +74,99 @@ void CudaStream::destroy() noexcept {
   stream_ = nullptr;
 }
 
+CudaEvent::CudaEvent() {
+  KILN_CHECK(cuda_available(),
+             "CudaEvent: the CUDA device is not available: ", cuda_unavailable_reason(),
+             ". Events exist only on the CUDA device.");
+#if KILN_WITH_CUDA
+  cudaEvent_t e = nullptr;
+  KILN_CUDA_CHECK(cudaEventCreateWithFlags(&e, cudaEventDisableTiming));
+  event_ = e;
+#endif
+}
+
+CudaEvent::~CudaEvent() {
+#if KILN_WITH_CUDA
+  if (event_ != nullptr) cudaEventDestroy(event_);
+#endif
+}
+
+void CudaEvent::record(Stream stream) {
+#if KILN_WITH_CUDA
+  KILN_CUDA_CHECK(cudaEventRecord(event_, stream));
+#else
+  (void)stream;
+#endif
+  recorded_ = true;
+}
+
+void CudaEvent::wait(Stream stream) const {
+#if KILN_WITH_CUDA
+  if (recorded_) KILN_CUDA_CHECK(cudaStreamWaitEvent(stream, event_, 0));
+#else
+  (void)stream;
+#endif
+}
+
+void CudaEvent::synchronize() const {
+#if KILN_WITH_CUDA
+  if (recorded_) KILN_CUDA_CHECK(cudaEventSynchronize(event_));
+#endif
+}
+
+CudaGraph::~CudaGraph() {
+#if KILN_WITH_CUDA
+  if (exec_ != nullptr) cudaGraphExecDestroy(exec_);
+#endif
+}
+
+void CudaGraph::begin(Stream stream) {
+  KILN_CHECK(cuda_available(),
+             "CudaGraph: the CUDA device is not available: ", cuda_unavailable_reason());
+  KILN_CHECK(stream != nullptr,
+             "CudaGraph: the legacy stream cannot be captured; capture a stream of your own "
+             "(kiln::CudaStream)");
+#if KILN_WITH_CUDA
+  KILN_CUDA_CHECK(cudaStreamBeginCapture(stream, cudaStreamCaptureModeGlobal));
+#endif
+}
+
+void CudaGraph::end(Stream stream) {
+#if KILN_WITH_CUDA
+  cudaGraph_t graph = nullptr;
+  KILN_CUDA_CHECK(cudaStreamEndCapture(stream, &graph));
+  size_t nodes = 0;
+  const cudaError_t counted = cudaGraphGetNodes(graph, nullptr, &nodes);
+  cudaGraphExec_t exec = nullptr;
+  const cudaError_t made = cudaGraphInstantiate(&exec, graph, 0);
+  cudaGraphDestroy(graph);
+  KILN_CUDA_CHECK(counted);
+  KILN_CUDA_CHECK(made);
+  exec_ = exec;
+  nodes_ = nodes;
+#else
+  (void)stream;
+#endif
+}
+
+void CudaGraph::abandon(Stream stream) noexcept {
+#if KILN_WITH_CUDA
+  cudaGraph_t graph = nullptr;
+  if (cudaStreamEndCapture(stream, &graph) == cudaSuccess && graph != nullptr)
+    cudaGraphDestroy(graph);
+  (void)cudaGetLastError();
+#else
+  (void)stream;
+#endif
+}
+
+void CudaGraph::launch(Stream stream) const {
+  KILN_CHECK(exec_ != nullptr, "CudaGraph::launch: no graph was captured");
+#if KILN_WITH_CUDA
+  KILN_CUDA_CHECK(cudaGraphLaunch(exec_, stream));
+#else
+  (void)stream;
+#endif
+}
+
 }  // namespace kiln

@@ -21,7 +21,11 @@
 // (kiln::workspace in core/memory.h), so two streams never share temporary memory.
 #pragma once
 
+#include <cstddef>
+
 struct CUstream_st;
+struct CUevent_st;
+struct CUgraphExec_st;
 
 namespace kiln {
 
@@ -66,6 +70,68 @@ class CudaStream {
  private:
   void destroy() noexcept;
   Stream stream_ = nullptr;
+};
+
+// An owned CUDA event without timing (cudaEventDisableTiming): record() marks the point of a
+// stream's queue reached so far; wait() makes another stream's later work wait for that point (no
+// host wait); synchronize() blocks the host until it has passed (a host synchronisation: call it
+// only where the host needs device results). Move-only. Needs a CUDA device.
+class CudaEvent {
+ public:
+  CudaEvent();
+  ~CudaEvent();
+  CudaEvent(CudaEvent&& other) noexcept : event_(other.event_) { other.event_ = nullptr; }
+  CudaEvent& operator=(CudaEvent&&) = delete;
+  CudaEvent(const CudaEvent&) = delete;
+  CudaEvent& operator=(const CudaEvent&) = delete;
+  void record(Stream stream);
+  void wait(Stream stream) const;
+  void synchronize() const;
+  // True once it was recorded (a never-recorded event counts as passed).
+  bool recorded() const { return recorded_; }
+
+ private:
+  CUevent_st* event_ = nullptr;
+  bool recorded_ = false;
+};
+
+// An executable CUDA graph made by capturing a stream: capture(stream, body) runs body() with the
+// stream capturing (global mode: nothing body queues on it runs, and a synchronisation, a
+// synchronous copy or an allocation inside it fails with CUDA's error, here a kiln::Error), then
+// instantiates what was recorded; launch(stream) queues one replay. Move-only. Needs a CUDA device.
+class CudaGraph {
+ public:
+  CudaGraph() = default;
+  ~CudaGraph();
+  CudaGraph(CudaGraph&& other) noexcept : exec_(other.exec_), nodes_(other.nodes_) {
+    other.exec_ = nullptr;
+  }
+  CudaGraph& operator=(CudaGraph&&) = delete;
+  CudaGraph(const CudaGraph&) = delete;
+  CudaGraph& operator=(const CudaGraph&) = delete;
+
+  template <typename Body>
+  static CudaGraph capture(Stream stream, Body&& body) {
+    CudaGraph g;
+    g.begin(stream);
+    try {
+      body();
+    } catch (...) {
+      g.abandon(stream);
+      throw;
+    }
+    g.end(stream);
+    return g;
+  }
+  void launch(Stream stream) const;
+  size_t nodes() const { return nodes_; }  // operations recorded
+
+ private:
+  void begin(Stream stream);
+  void end(Stream stream);
+  void abandon(Stream stream) noexcept;
+  CUgraphExec_st* exec_ = nullptr;
+  size_t nodes_ = 0;
 };
 
 }  // namespace kiln

@@ -3,6 +3,7 @@
 // f32/f64: kernels/cpu/elementwise.cpp; CUDA f32: kiln::cuda::).
 #include "kernels/elementwise.h"
 
+#include <cmath>
 #include <limits>
 
 #include "kernels/checks.h"
@@ -78,6 +79,36 @@ double l2_norm(const Tensor& x) {
         float host = 0;
         copy_bytes(&host, Device::cpu, work, Device::cuda, sizeof(float), stream);
         return host;
+      });
+}
+
+void clip_by_norm(Tensor& x, double max_norm, Tensor& not_finite) {
+  constexpr const char* op = "clip_by_norm";
+  KILN_CHECK(max_norm > 0 && std::isfinite(max_norm), op,
+             ": max_norm must be a positive number, got ", max_norm);
+  const Device device = detail::check_float_same(op, {{"x", &x}});
+  detail::check_shape(op, "not_finite", not_finite, {1});
+  detail::check_dtype(op, "not_finite", not_finite, DType::i32);
+  detail::check_device(op, "not_finite", not_finite, device);
+  detail::on_device(
+      op, device,
+      [&] {
+        // optim's clip_grad_norm, with the flag instead of the returned norm.
+        const double norm = l2_norm(x);
+        const bool finite = std::isfinite(norm);
+        not_finite.data<int32_t>()[0] = finite ? 0 : 1;
+        const double coef = max_norm / (norm + 1e-6);
+        if (finite && coef < 1.0) scale(x, coef);
+      },
+      [&] {
+        // One workspace request: [norm | partials].
+        const Stream stream = current_stream();
+        const int64_t partials = cuda::l2_norm_workspace_floats(x.numel());
+        auto* work = static_cast<float*>(
+            workspace(static_cast<size_t>(1 + partials) * sizeof(float), stream));
+        cuda::l2_norm(work, x.data<float>(), x.numel(), work + 1, stream);
+        cuda::clip_by_norm(x.data<float>(), x.numel(), work, max_norm, not_finite.data<int32_t>(),
+                           stream);
       });
 }
 

@@ -154,6 +154,22 @@ __global__ void KILN_LAUNCH_BOUNDS(kStreamBlock)
   if (threadIdx.x == 0) out[0] = sqrtf(total);
 }
 
+// Clipping by a norm already on the device (see cuda::clip_by_norm). Every thread reads the norm;
+// thread 0 writes the flag.
+__global__ void KILN_LAUNCH_BOUNDS(kStreamBlock)
+    clip_by_norm_kernel(float* __restrict__ x, int64_t n, const float* __restrict__ norm,
+                        double max_norm, int32_t* __restrict__ not_finite) {
+  const double value = static_cast<double>(norm[0]);
+  const bool finite = value - value == 0.0;  // false for NaN and ±Inf (no fast-math here)
+  if (global_thread() == 0) not_finite[0] = finite ? 0 : 1;
+  if (!finite) return;
+  const double coef = max_norm / (value + 1e-6);
+  if (!(coef < 1.0)) return;
+  const float alpha = static_cast<float>(coef);
+  const int64_t stride = grid_threads();
+  for (int64_t i = global_thread(); i < n; i += stride) x[i] *= alpha;
+}
+
 }  // namespace
 
 // ---- launchers ----------------------------------------------------------------------------------
@@ -244,6 +260,15 @@ void l2_norm(float* out, const float* x, int64_t n, float* workspace, Stream str
   }
   launch({1, kStreamBlock, 0, stream}, l2_norm_finalize_kernel, out,
          static_cast<const float*>(partials), static_cast<int>(grid));
+}
+
+void clip_by_norm(float* x, int64_t n, const float* norm, double max_norm, int32_t* not_finite,
+                  Stream stream) {
+  KILN_CHECK(n >= 0, "cuda::clip_by_norm: negative size ", n);
+  KILN_CHECK(norm != nullptr && not_finite != nullptr && (n == 0 || x != nullptr),
+             "cuda::clip_by_norm: null pointer");
+  launch({stream_grid(n), kStreamBlock, 0, stream}, clip_by_norm_kernel, x, n, norm, max_norm,
+         not_finite);
 }
 
 }  // namespace kiln::cuda

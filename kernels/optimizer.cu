@@ -9,6 +9,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 
 #include "core/error.h"
 #include "core/launch.h"
@@ -55,7 +56,9 @@ __device__ __forceinline__ void adam_element(float& p, float& m, float& v, float
 template <bool kVec, bool kMomentum>
 __global__ void KILN_LAUNCH_BOUNDS(kStreamBlock)
     sgd_update_kernel(float* __restrict__ param, float* __restrict__ buf,
-                      const float* __restrict__ grad, int64_t n, SgdCoef c) {
+                      const float* __restrict__ grad, int64_t n, SgdCoef c,
+                      const SgdCoef* __restrict__ from) {
+  if (from != nullptr) c = *from;
   int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
   float unused = 0.f;
@@ -89,7 +92,9 @@ __global__ void KILN_LAUNCH_BOUNDS(kStreamBlock)
 template <bool kVec>
 __global__ void KILN_LAUNCH_BOUNDS(kStreamBlock)
     adam_update_kernel(float* __restrict__ param, float* __restrict__ m, float* __restrict__ v,
-                       const float* __restrict__ grad, int64_t n, AdamCoef c) {
+                       const float* __restrict__ grad, int64_t n, AdamCoef c,
+                       const AdamCoef* __restrict__ from) {
+  if (from != nullptr) c = *from;
   int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
   if constexpr (kVec) {
@@ -113,7 +118,42 @@ __global__ void KILN_LAUNCH_BOUNDS(kStreamBlock)
   for (; i < n; i += stride) adam_element(param[i], m[i], v[i], grad[i], c);
 }
 
+SgdCoef sgd_coef(const SgdParams& p) {
+  return {p.lr, p.momentum, 1.f - p.dampening, p.weight_decay, p.nesterov, p.step == 1};
+}
+
+AdamCoef adam_coef(const AdamParams& p) {
+  const double t = static_cast<double>(p.step);
+  const double bc1 = 1.0 - std::pow(static_cast<double>(p.beta1), t);
+  const double bc2 = 1.0 - std::pow(static_cast<double>(p.beta2), t);
+  const bool decoupled = p.decoupled_weight_decay;
+  return {decoupled ? 0.f : p.weight_decay,
+          decoupled ? static_cast<float>(1.0 - static_cast<double>(p.lr) * p.weight_decay) : 1.f,
+          p.beta1,
+          1.f - p.beta1,
+          p.beta2,
+          1.f - p.beta2,
+          static_cast<float>(static_cast<double>(p.lr) / bc1),
+          static_cast<float>(std::sqrt(bc2)),
+          p.eps};
+}
+
 }  // namespace
+
+size_t sgd_coefficient_bytes() {
+  return sizeof(SgdCoef);
+}
+void sgd_coefficients(const SgdParams& p, void* out) {
+  const SgdCoef c = sgd_coef(p);
+  std::memcpy(out, &c, sizeof c);
+}
+size_t adam_coefficient_bytes() {
+  return sizeof(AdamCoef);
+}
+void adam_coefficients(const AdamParams& p, void* out) {
+  const AdamCoef c = adam_coef(p);
+  std::memcpy(out, &c, sizeof c);
+}
 
 void sgd_update(float* param, float* momentum_buf, const float* grad, int64_t n, const SgdParams& p,
                 Stream stream) {
@@ -125,22 +165,23 @@ void sgd_update(float* param, float* momentum_buf, const float* grad, int64_t n,
   const bool has_momentum = p.momentum != 0.f;
   KILN_CHECK(param != nullptr && grad != nullptr && (!has_momentum || momentum_buf != nullptr),
              "cuda::sgd_update: null pointer");
-  const SgdCoef c{p.lr, p.momentum, 1.f - p.dampening, p.weight_decay, p.nesterov, p.step == 1};
+  const SgdCoef c = sgd_coef(p);
+  const auto* from = static_cast<const SgdCoef*>(p.device_coefficients);
   const bool vec =
       aligned16(param) && aligned16(grad) && (!has_momentum || aligned16(momentum_buf));
   const LaunchConfig cfg{stream_grid(vec ? n / 4 + 1 : n), kStreamBlock, 0, stream};
   if (has_momentum) {
     if (vec) {
-      launch(cfg, sgd_update_kernel<true, true>, param, momentum_buf, grad, n, c);
+      launch(cfg, sgd_update_kernel<true, true>, param, momentum_buf, grad, n, c, from);
     } else {
-      launch(cfg, sgd_update_kernel<false, true>, param, momentum_buf, grad, n, c);
+      launch(cfg, sgd_update_kernel<false, true>, param, momentum_buf, grad, n, c, from);
     }
   } else {
     float* none = nullptr;
     if (vec) {
-      launch(cfg, sgd_update_kernel<true, false>, param, none, grad, n, c);
+      launch(cfg, sgd_update_kernel<true, false>, param, none, grad, n, c, from);
     } else {
-      launch(cfg, sgd_update_kernel<false, false>, param, none, grad, n, c);
+      launch(cfg, sgd_update_kernel<false, false>, param, none, grad, n, c, from);
     }
   }
 }
@@ -152,26 +193,14 @@ void adam_update(float* param, float* m, float* v, const float* grad, int64_t n,
   if (n == 0) return;
   KILN_CHECK(param != nullptr && m != nullptr && v != nullptr && grad != nullptr,
              "cuda::adam_update: null pointer");
-  const double t = static_cast<double>(p.step);
-  const double bc1 = 1.0 - std::pow(static_cast<double>(p.beta1), t);
-  const double bc2 = 1.0 - std::pow(static_cast<double>(p.beta2), t);
-  const bool decoupled = p.decoupled_weight_decay;
-  const AdamCoef c{
-      decoupled ? 0.f : p.weight_decay,
-      decoupled ? static_cast<float>(1.0 - static_cast<double>(p.lr) * p.weight_decay) : 1.f,
-      p.beta1,
-      1.f - p.beta1,
-      p.beta2,
-      1.f - p.beta2,
-      static_cast<float>(static_cast<double>(p.lr) / bc1),
-      static_cast<float>(std::sqrt(bc2)),
-      p.eps};
+  const AdamCoef c = adam_coef(p);
+  const auto* from = static_cast<const AdamCoef*>(p.device_coefficients);
   const bool vec = aligned16(param) && aligned16(m) && aligned16(v) && aligned16(grad);
   const LaunchConfig cfg{stream_grid(vec ? n / 4 + 1 : n), kStreamBlock, 0, stream};
   if (vec) {
-    launch(cfg, adam_update_kernel<true>, param, m, v, grad, n, c);
+    launch(cfg, adam_update_kernel<true>, param, m, v, grad, n, c, from);
   } else {
-    launch(cfg, adam_update_kernel<false>, param, m, v, grad, n, c);
+    launch(cfg, adam_update_kernel<false>, param, m, v, grad, n, c, from);
   }
 }
 

@@ -56,4 +56,45 @@ void softmax_cross_entropy(Tensor& loss, Tensor* dlogits, Tensor* correct, const
       });
 }
 
+void accumulate_metrics(Tensor& sums, const Tensor& loss, const Tensor& correct,
+                        const Tensor* grad_not_finite, bool first) {
+  constexpr const char* op = "accumulate_metrics";
+  detail::check_shape(op, "sums", sums, {kMetricSums});
+  detail::check_dtype(op, "sums", sums, DType::f64);
+  const Device device = sums.device();
+  detail::check_shape(op, "loss", loss, {1});
+  detail::check_device(op, "loss", loss, device);
+  detail::check_rank(op, "correct", correct, 1);
+  detail::check_dtype(op, "correct", correct, DType::i32);
+  detail::check_device(op, "correct", correct, device);
+  const int64_t n = correct.size(0);
+  KILN_CHECK(n >= 1 && n <= std::numeric_limits<int>::max(),
+             detail::describe(op, "correct", correct),
+             ": the batch must hold 1 to 2^31 - 1 samples");
+  const int32_t* flag = nullptr;
+  if (grad_not_finite != nullptr) {
+    detail::check_shape(op, "grad_not_finite", *grad_not_finite, {1});
+    detail::check_dtype(op, "grad_not_finite", *grad_not_finite, DType::i32);
+    detail::check_device(op, "grad_not_finite", *grad_not_finite, device);
+    flag = grad_not_finite->data<int32_t>();
+  }
+  detail::on_device(
+      op, device,
+      [&] {
+        if (loss.dtype() == DType::f64) {
+          cpu::accumulate_metrics(sums.data<double>(), loss.data<double>(), correct.data<int32_t>(),
+                                  static_cast<int>(n), flag, first);
+        } else {
+          detail::check_dtype(op, "loss", loss, DType::f32);
+          cpu::accumulate_metrics(sums.data<double>(), loss.data<float>(), correct.data<int32_t>(),
+                                  static_cast<int>(n), flag, first);
+        }
+      },
+      [&] {
+        detail::check_dtype(op, "loss", loss, DType::f32);
+        cuda::accumulate_metrics(sums.data<double>(), loss.data<float>(), correct.data<int32_t>(),
+                                 static_cast<int>(n), flag, first, current_stream());
+      });
+}
+
 }  // namespace kiln

@@ -62,7 +62,32 @@ __global__ void KILN_LAUNCH_BOUNDS(kBlock)
   if (threadIdx.x == 0) loss[0] = static_cast<float>(total / n);
 }
 
+// One block: the batch's correct flags summed by a CUB block reduction (integers: exact in any
+// order), then thread 0 updates the three sums with the arithmetic of the CPU version.
+__global__ void KILN_LAUNCH_BOUNDS(kBlock)
+    accumulate_metrics_kernel(double* __restrict__ sums, const float* __restrict__ loss,
+                              const int32_t* __restrict__ correct, int n,
+                              const int32_t* __restrict__ grad_not_finite, bool first) {
+  using BlockReduce = cub::BlockReduce<int, kBlock>;
+  KILN_SHARED(typename BlockReduce::TempStorage, temp, [1]);
+  int local = 0;
+  for (int i = threadIdx.x; i < n; i += kBlock) local += correct[i];
+  const int right = BlockReduce(temp[0]).Sum(local);
+  if (threadIdx.x != 0) return;
+  const int flags = grad_not_finite != nullptr && grad_not_finite[0] != 0 ? 2 : 0;
+  add_metric_sums(sums, static_cast<double>(loss[0]), n, right, flags, first);
+}
+
 }  // namespace
+
+void accumulate_metrics(double* sums, const float* loss, const int32_t* correct, int n,
+                        const int32_t* grad_not_finite, bool first, Stream stream) {
+  KILN_CHECK(n >= 1, "cuda::accumulate_metrics: bad batch size ", n);
+  KILN_CHECK(sums != nullptr && loss != nullptr && correct != nullptr,
+             "cuda::accumulate_metrics: null pointer");
+  launch({1, kBlock, 0, stream}, accumulate_metrics_kernel, sums, loss, correct, n, grad_not_finite,
+         first);
+}
 
 void softmax_cross_entropy(float* loss, float* dlogits, int32_t* correct, const float* logits,
                            const int32_t* labels, const SoftmaxXentShape& s, Stream stream) {

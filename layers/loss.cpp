@@ -7,7 +7,7 @@
 
 namespace kiln {
 
-double SoftmaxCrossEntropy::forward(const Tensor& logits, const Tensor& labels) {
+void SoftmaxCrossEntropy::forward_on_device(const Tensor& logits, const Tensor& labels) {
   KILN_CHECK(logits.defined() && logits.rank() == 2,
              "SoftmaxCrossEntropy: logits must be [N][K], got ", logits.str());
   KILN_CHECK(labels.defined() && labels.rank() == 1 && labels.size(0) == logits.size(0) &&
@@ -18,11 +18,16 @@ double SoftmaxCrossEntropy::forward(const Tensor& logits, const Tensor& labels) 
   Tensor& dlogits = dlogits_.get(logits.shape(), logits.dtype(), logits.device());
   Tensor& correct = correct_.get({logits.size(0)}, DType::i32, logits.device());
   softmax_cross_entropy(loss, &dlogits, &correct, logits, labels);
+  has_forward_ = true;
+}
+
+double SoftmaxCrossEntropy::forward(const Tensor& logits, const Tensor& labels) {
+  forward_on_device(logits, labels);
+  const Tensor& loss = loss_.tensor();
   loss_value_ = logits.dtype() == DType::f32 ? double(loss.to_vector<float>()[0])
                                              : loss.to_vector<double>()[0];
   correct_count_ = 0;
-  for (int32_t c : correct.to_vector<int32_t>()) correct_count_ += c;
-  has_forward_ = true;
+  for (int32_t c : correct_.tensor().to_vector<int32_t>()) correct_count_ += c;
   return loss_value_;
 }
 

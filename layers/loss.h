@@ -5,8 +5,10 @@
 //   float loss = criterion.forward(logits, labels);   // labels: int32 [N] on the logits' device
 //   net.backward(criterion.backward());
 //
-// The loss and the per-example correct flags are copied to the host (two small synchronous
-// copies), so forward() returns plain numbers; the buffers are reused (no steady-state allocation).
+// forward() copies the loss and the per-example correct flags to the host (two small synchronous
+// copies) and returns plain numbers; forward_on_device() leaves them on the device (loss_tensor(),
+// correct_tensor()) for a step that never waits for the GPU (train/eager_step.h). The buffers are
+// reused (no steady-state allocation).
 #pragma once
 
 #include <cstdint>
@@ -22,6 +24,12 @@ class SoftmaxCrossEntropy {
   // requires: logits [N][K] f32/f64, labels [N] i32 in [0, K), both on one device.
   // ensures:  returns the mean loss; backward() then returns d loss / d logits.
   double forward(const Tensor& logits, const Tensor& labels);
+  // The same, without reading anything back: on CUDA only the kernel is queued. loss() and
+  // correct() then keep their last host values; loss_tensor() and correct_tensor() have the new.
+  void forward_on_device(const Tensor& logits, const Tensor& labels);
+  // The mean loss [1] and the correct flags [N] i32 of the last forward, on the logits' device.
+  const Tensor& loss_tensor() const { return loss_.tensor(); }
+  const Tensor& correct_tensor() const { return correct_.tensor(); }
   // d loss / d logits of the last forward (owned; valid until the next forward).
   const Tensor& backward() const;
   // Predictions of the last forward equal to their label.

@@ -57,7 +57,7 @@ void Sgd::allocate_state() {
   if (options_.momentum != 0.f) momentum_buffer_ = zeros_like(params_);
 }
 
-void Sgd::update(int64_t step) {
+SgdParams Sgd::update_params(int64_t step) const {
   SgdParams p;
   p.lr = static_cast<float>(lr_);
   p.momentum = options_.momentum;
@@ -65,7 +65,13 @@ void Sgd::update(int64_t step) {
   p.weight_decay = options_.weight_decay;
   p.nesterov = options_.nesterov;
   p.step = step;
-  sgd_update(params_, options_.momentum != 0.f ? &momentum_buffer_ : nullptr, grads_, p);
+  p.device_coefficients = device_coefficients_;
+  return p;
+}
+
+void Sgd::update(int64_t step) {
+  sgd_update(params_, options_.momentum != 0.f ? &momentum_buffer_ : nullptr, grads_,
+             update_params(step));
 }
 
 Adam::Adam(Tensor& params, Tensor& grads, const AdamOptions& options, bool decoupled)
@@ -82,7 +88,7 @@ void Adam::allocate_state() {
   v_ = zeros_like(params_);
 }
 
-void Adam::update(int64_t step) {
+AdamParams Adam::update_params(int64_t step) const {
   AdamParams p;
   p.lr = static_cast<float>(lr_);
   p.beta1 = options_.beta1;
@@ -91,8 +97,38 @@ void Adam::update(int64_t step) {
   p.weight_decay = options_.weight_decay;
   p.decoupled_weight_decay = decoupled_;
   p.step = step;
-  adam_update(params_, m_, v_, grads_, p);
+  p.device_coefficients = device_coefficients_;
+  return p;
 }
+
+void Adam::update(int64_t step) {
+  adam_update(params_, m_, v_, grads_, update_params(step));
+}
+
+// The coefficients exist only where the CUDA kernels do.
+#if KILN_WITH_CUDA
+size_t Sgd::coefficient_bytes() const {
+  return cuda::sgd_coefficient_bytes();
+}
+void Sgd::next_coefficients(void* out) const {
+  cuda::sgd_coefficients(update_params(steps_ + 1), out);
+}
+size_t Adam::coefficient_bytes() const {
+  return cuda::adam_coefficient_bytes();
+}
+void Adam::next_coefficients(void* out) const {
+  cuda::adam_coefficients(update_params(steps_ + 1), out);
+}
+#else
+size_t Sgd::coefficient_bytes() const {
+  return 0;
+}
+void Sgd::next_coefficients(void*) const {}
+size_t Adam::coefficient_bytes() const {
+  return 0;
+}
+void Adam::next_coefficients(void*) const {}
+#endif
 
 double clip_grad_norm(Tensor& grads, double max_norm) {
   KILN_CHECK(max_norm > 0, "clip_grad_norm: max_norm must be positive, got ", max_norm);

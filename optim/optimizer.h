@@ -48,6 +48,16 @@ class Optimizer {
   const Tensor& params() const { return params_; }
   const Tensor& grads() const { return grads_; }
 
+  // For a step captured into a CUDA graph, whose update must not bake in the learning rate and the
+  // step: the bytes of the next update's coefficients (step steps() + 1 at lr()), to be copied to
+  // device memory before the update runs, and that memory for the updates to read (nullptr: the
+  // kernels take lr and step as arguments, as usual). Both give the same bits.
+  virtual size_t coefficient_bytes() const = 0;
+  virtual void next_coefficients(void* out) const = 0;
+  void set_device_coefficients(const void* device_coefficients) {
+    device_coefficients_ = device_coefficients;
+  }
+
   // The state tensors (allocated on the parameters' device on first use, or by ensure_state()),
   // for checkpoints.
   virtual std::vector<OptimizerStateRef> state() = 0;
@@ -58,6 +68,7 @@ class Optimizer {
   virtual void allocate_state() = 0;
   Tensor params_;  // a view of the caller's parameters (shares the storage)
   Tensor grads_;   // a view of the caller's gradients
+  const void* device_coefficients_ = nullptr;
   double lr_ = 1e-3;
   int64_t steps_ = 0;
 };
@@ -73,8 +84,11 @@ class Sgd : public Optimizer {
   std::string kind() const override { return "sgd"; }
   std::vector<OptimizerStateRef> state() override;
   const SgdOptions& options() const { return options_; }
+  size_t coefficient_bytes() const override;
+  void next_coefficients(void* out) const override;
 
  protected:
+  SgdParams update_params(int64_t step) const;
   void update(int64_t step) override;
   void allocate_state() override;
 
@@ -95,8 +109,11 @@ class Adam : public Optimizer {
   std::string kind() const override { return decoupled_ ? "adamw" : "adam"; }
   std::vector<OptimizerStateRef> state() override;
   const AdamOptions& options() const { return options_; }
+  size_t coefficient_bytes() const override;
+  void next_coefficients(void* out) const override;
 
  protected:
+  AdamParams update_params(int64_t step) const;
   void update(int64_t step) override;
   void allocate_state() override;
 

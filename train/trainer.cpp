@@ -89,6 +89,11 @@ MetricValues Trainer::read_checked(const Metrics& metrics, int64_t epoch, int64_
                    "the training loss is not finite (" + number("%g", v.loss) + ") at epoch " +
                        std::to_string(epoch + 1) + ", batch " + std::to_string(batch + 1),
                    epoch + 1, __FILE__, __LINE__);
+  // The device step's gradient check (the eager CPU step throws this at the batch itself).
+  if (v.gradient_not_finite)
+    throw Diverged(Diverged::Kind::gradient_norm,
+                   "the gradient norm is not finite at epoch " + std::to_string(epoch + 1),
+                   epoch + 1, __FILE__, __LINE__);
   return v;
 }
 

@@ -28,6 +28,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "core/tensor.h"
 #include "data/loader.h"
 
 namespace kiln {
@@ -36,35 +37,47 @@ namespace kiln {
 struct MetricValues {
   double loss = 0, accuracy = 0;
   int64_t count = 0;
+  bool gradient_not_finite = false;  // a batch's gradient norm was not finite (device steps)
 };
 
 // The running sums of an epoch's training metrics.
 //
-// Today they live on the host: the eager step has the batch's loss and correct count as numbers
-// (SoftmaxCrossEntropy copies them to the host) and adds them. The device-side version (the
-// sync-free step) keeps the same interface: add() then enqueues a small kernel that accumulates
-// the batch's device-resident loss, correct count and a non-finite flag into device sums, so no
-// step waits for the GPU; read() copies the sums through pinned memory after an event — the only
-// host synchronisation, at the progress hook's cadence and at the end of an epoch.
+// Two ways in: add(numbers) for a step that has the batch's loss and correct count on the host (the
+// CPU step), and add(tensors) for a step whose values stay on the device (the CUDA step): it
+// queues one small kernel on the current stream that adds the batch's loss, correct count and
+// non-finite flags to sums on the device, so no step waits for the GPU. read() brings the sums to
+// the host — through pinned memory, after an event on the stream of the last add: the only host
+// synchronisation, which the trainer asks for at the progress hook's cadence and at the end of an
+// epoch. Either way the arithmetic is the same (Σ double(mean loss) × count in double), so a CPU and
+// a device run of the same numbers read the same sums. Adds on the device go on one stream (or on
+// streams the caller orders).
 class Metrics {
  public:
+  Metrics();
+  ~Metrics();
+  Metrics(const Metrics&) = delete;
+  Metrics& operator=(const Metrics&) = delete;
+
   // Adds a batch of `count` samples whose mean loss is `mean_loss` and of which `correct` were
   // predicted right.
-  void add(double mean_loss, int64_t correct, int64_t count) {
-    loss_sum_ += mean_loss * count;
-    correct_ += correct;
-    count_ += count;
-  }
+  void add(double mean_loss, int64_t correct, int64_t count);
+  // Adds a batch from tensors on one device (as kernels/softmax_xent.h's accumulate_metrics):
+  // loss [1] the batch's mean loss, correct [n] i32 one flag per sample, grad_not_finite i32 [1]
+  // (nonzero: the batch's gradient norm was not finite) or nullptr. Nothing is read back.
+  void add(const Tensor& loss, const Tensor& correct, const Tensor* grad_not_finite = nullptr);
   // The mean loss and accuracy of the batches added since reset() (zeros before any).
-  MetricValues read() const {
-    if (count_ == 0) return {};
-    return {loss_sum_ / count_, double(correct_) / count_, count_};
-  }
-  void reset() { *this = Metrics(); }
+  MetricValues read() const;
+  void reset();
+  // How many times read() has waited for the device (monotonic; reset() keeps it). Everything
+  // queued on the adds' stream before the last such read has run.
+  uint64_t synchronizations() const { return synchronizations_; }
 
  private:
+  struct OnDevice;
   double loss_sum_ = 0;
   int64_t correct_ = 0, count_ = 0;
+  mutable uint64_t synchronizations_ = 0;
+  std::unique_ptr<OnDevice> device_;  // the sums of add(tensors), once there was one
 };
 
 // One training step. run() trains on `batch` and adds the batch's loss and correct count to

@@ -42,7 +42,8 @@ cudaError_t record(cudaError_t e) {
 struct Event {
   unsigned flags = 0;
   bool recorded = false;
-  sd::OpPtr op;  // the marker queued by the last cudaEventRecord
+  bool captured = false;  // last recorded on a stream under capture (a node of that capture)
+  sd::OpPtr op;           // the marker queued by the last cudaEventRecord
 };
 
 // Live allocations (device and pinned host) by start address: cudaFree of an unknown pointer is an
@@ -84,6 +85,7 @@ std::size_t physical_memory() {
 
 cudaError_t allocate(void** p, std::size_t bytes, bool pinned) {
   if (p == nullptr) return record(cudaErrorInvalidValue);
+  if (const cudaError_t e = sd::unsafe_call_check(); e != cudaSuccess) return record(e);
   *p = nullptr;
   if (bytes == 0) return cudaSuccess;
   void* m = nullptr;
@@ -100,6 +102,7 @@ cudaError_t allocate(void** p, std::size_t bytes, bool pinned) {
 // cudaFree and cudaFreeHost synchronise the device first, as CUDA's do.
 cudaError_t release(void* p, bool pinned) {
   if (p == nullptr) return cudaSuccess;
+  if (const cudaError_t e = sd::unsafe_call_check(); e != cudaSuccess) return record(e);
   {
     Allocations& a = allocations();
     std::lock_guard<std::mutex> lock(a.mu);
@@ -185,6 +188,7 @@ cudaError_t cudaFreeHost(void* ptr) {
 cudaError_t cudaMemcpy(void* dst, const void* src, size_t count, cudaMemcpyKind kind) {
   if (const cudaError_t e = copy_checks(dst, src, count, kind, nullptr); e != cudaSuccess)
     return record(e);
+  if (const cudaError_t e = sd::unsafe_call_check(); e != cudaSuccess) return record(e);
   if (count == 0) return cudaSuccess;
   switch (kind) {
     case cudaMemcpyHostToHost:
@@ -210,6 +214,16 @@ cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t count, cudaMemcpy
                             cudaStream_t stream) {
   if (const cudaError_t e = copy_checks(dst, src, count, kind, stream); e != cudaSuccess)
     return record(e);
+  if (const cudaError_t e = sd::capture_check(stream); e != cudaSuccess) return record(e);
+  // Under capture a copy becomes a node that reads its source when the graph runs: a synchronous
+  // host-to-host copy and pageable host memory (which CUDA stages at the call) cannot be captured.
+  if (sd::capture_status(stream) != cudaStreamCaptureStatusNone &&
+      (kind == cudaMemcpyHostToHost ||
+       (kind == cudaMemcpyHostToDevice && memory_of(src) == Memory::kPageable) ||
+       (kind == cudaMemcpyDeviceToHost && memory_of(dst) == Memory::kPageable))) {
+    (void)sd::unsafe_call_check();
+    return record(cudaErrorStreamCaptureUnsupported);
+  }
   if (count == 0) return cudaSuccess;
   if (kind == cudaMemcpyHostToHost) {
     const cudaError_t e = drain(stream);
@@ -229,9 +243,11 @@ cudaError_t cudaMemset(void* devPtr, int value, size_t count) {
   if (count == 0) return cudaSuccess;
   if (devPtr == nullptr) return record(cudaErrorInvalidValue);
   if (memory_of(devPtr) == Memory::kDevice) {
+    if (const cudaError_t e = sd::capture_check(nullptr); e != cudaSuccess) return record(e);
     sd::enqueue(nullptr, [devPtr, value, count] { std::memset(devPtr, value, count); });
     return cudaSuccess;
   }
+  if (const cudaError_t e = sd::unsafe_call_check(); e != cudaSuccess) return record(e);
   const cudaError_t e = drain(nullptr);
   if (e != cudaSuccess) return record(e);
   std::memset(devPtr, value, count);
@@ -239,6 +255,7 @@ cudaError_t cudaMemset(void* devPtr, int value, size_t count) {
 }
 cudaError_t cudaMemsetAsync(void* devPtr, int value, size_t count, cudaStream_t stream) {
   if (const cudaError_t e = sd::check_stream(stream); e != cudaSuccess) return record(e);
+  if (const cudaError_t e = sd::capture_check(stream); e != cudaSuccess) return record(e);
   if (count == 0) return cudaSuccess;
   if (devPtr == nullptr) return record(cudaErrorInvalidValue);
   sd::enqueue(stream, [devPtr, value, count] { std::memset(devPtr, value, count); });
@@ -258,14 +275,24 @@ cudaError_t cudaStreamDestroy(cudaStream_t stream) {
   if (stream == nullptr || stream == cudaStreamLegacy)
     return record(cudaErrorInvalidResourceHandle);
   if (const cudaError_t e = sd::check_stream(stream); e != cudaSuccess) return record(e);
+  if (sd::capture_status(stream) != cudaStreamCaptureStatusNone)
+    return record(cudaErrorStreamCaptureUnsupported);
+  if (const cudaError_t e = sd::unsafe_call_check(); e != cudaSuccess) return record(e);
   return record(sd::destroy_stream(stream));
 }
 cudaError_t cudaStreamSynchronize(cudaStream_t stream) {
   if (const cudaError_t e = sd::check_stream(stream); e != cudaSuccess) return record(e);
+  if (const cudaError_t e = sd::unsafe_call_check(); e != cudaSuccess) return record(e);
+  if (sd::capture_status(stream) != cudaStreamCaptureStatusNone)
+    return record(cudaErrorStreamCaptureUnsupported);  // a relaxed capture of this very stream
   return record(sd::wait_stream(stream));
 }
 cudaError_t cudaStreamQuery(cudaStream_t stream) {
   if (const cudaError_t e = sd::check_stream(stream); e != cudaSuccess) return record(e);
+  if (sd::capture_status(stream) != cudaStreamCaptureStatusNone) {
+    (void)sd::unsafe_call_check();
+    return record(cudaErrorStreamCaptureUnsupported);
+  }
   if (const cudaError_t e = sd::sticky_error(); e != cudaSuccess) return record(e);
   return sd::poll(sd::stream_tail(stream)) ? cudaSuccess : cudaErrorNotReady;
 }
@@ -316,6 +343,8 @@ cudaError_t cudaEventRecord(cudaEvent_t event, cudaStream_t stream) {
   Event* e = event_of(event);
   if (e == nullptr) return record(cudaErrorInvalidResourceHandle);
   if (const cudaError_t err = sd::check_stream(stream); err != cudaSuccess) return record(err);
+  if (const cudaError_t err = sd::capture_check(stream); err != cudaSuccess) return record(err);
+  e->captured = sd::capture_status(stream) != cudaStreamCaptureStatusNone;
   e->op = sd::enqueue(stream, [] {});
   e->recorded = true;
   return cudaSuccess;
@@ -323,12 +352,15 @@ cudaError_t cudaEventRecord(cudaEvent_t event, cudaStream_t stream) {
 cudaError_t cudaEventQuery(cudaEvent_t event) {
   Event* e = event_of(event);
   if (e == nullptr) return record(cudaErrorInvalidResourceHandle);
+  if (e->captured) return record(cudaErrorStreamCaptureUnsupported);
   if (const cudaError_t err = sd::sticky_error(); err != cudaSuccess) return record(err);
   return sd::poll(e->op) ? cudaSuccess : cudaErrorNotReady;
 }
 cudaError_t cudaEventSynchronize(cudaEvent_t event) {
   Event* e = event_of(event);
   if (e == nullptr) return record(cudaErrorInvalidResourceHandle);
+  if (e->captured) return record(cudaErrorStreamCaptureUnsupported);
+  if (const cudaError_t err = sd::unsafe_call_check(); err != cudaSuccess) return record(err);
   return record(sd::wait(e->op));
 }
 cudaError_t cudaEventElapsedTime(float* ms, cudaEvent_t start, cudaEvent_t end) {
@@ -349,14 +381,136 @@ cudaError_t cudaStreamWaitEvent(cudaStream_t stream, cudaEvent_t event, unsigned
   if (e == nullptr) return record(cudaErrorInvalidResourceHandle);
   if (flags != 0) return record(cudaErrorInvalidValue);
   if (const cudaError_t err = sd::check_stream(stream); err != cudaSuccess) return record(err);
-  if (e->op != nullptr)
+  if (const cudaError_t err = sd::capture_check(stream); err != cudaSuccess) return record(err);
+  const bool capturing = sd::capture_status(stream) != cudaStreamCaptureStatusNone;
+  if (capturing && !e->captured && e->recorded) {
+    (void)sd::unsafe_call_check();  // CUDA invalidates the capture
+    return record(cudaErrorStreamCaptureIsolation);
+  }
+  // Joining another stream into a capture (waiting on a captured event from a stream that is not
+  // capturing) is not emulated.
+  if (!capturing && e->captured) return record(cudaErrorStreamCaptureUnsupported);
+  if (!capturing && e->op != nullptr)
     sd::enqueue(
         stream, [] {}, e->op);
   return cudaSuccess;
 }
 
 cudaError_t cudaDeviceSynchronize() {
+  if (const cudaError_t e = sd::unsafe_call_check(); e != cudaSuccess) return record(e);
   return record(sd::wait_device());
+}
+
+// ---- stream capture and graphs ------------------------------------------------------------------
+// A capture records the work queued on one stream, in order, as a chain of nodes; a graph launch
+// queues the nodes on a stream in that order. Kernel nodes keep their arguments (by value) and a
+// copy node its pointers, so a replay reads the memory as it is then.
+
+cudaError_t cudaStreamBeginCapture(cudaStream_t stream, cudaStreamCaptureMode mode) {
+  if (stream == nullptr || stream == cudaStreamLegacy)
+    return record(cudaErrorStreamCaptureUnsupported);
+  if (const cudaError_t e = sd::check_stream(stream); e != cudaSuccess) return record(e);
+  return record(sd::begin_capture(stream, mode));
+}
+
+cudaError_t cudaStreamIsCapturing(cudaStream_t stream, cudaStreamCaptureStatus* status) {
+  if (status == nullptr) return record(cudaErrorInvalidValue);
+  if (const cudaError_t e = sd::check_stream(stream); e != cudaSuccess) return record(e);
+  *status = sd::capture_status(stream);
+  return cudaSuccess;
+}
+
+}  // extern "C"
+
+namespace {
+struct Graph {
+  std::vector<sd::GraphNode> nodes;
+};
+struct GraphExec {
+  std::vector<sd::GraphNode> nodes;
+};
+struct Graphs {
+  std::mutex mu;
+  std::unordered_set<const Graph*> graphs;
+  std::unordered_set<const GraphExec*> execs;
+};
+Graphs& graphs() {
+  static Graphs* g = new Graphs;
+  return *g;
+}
+}  // namespace
+
+extern "C" {
+
+cudaError_t cudaStreamEndCapture(cudaStream_t stream, cudaGraph_t* pGraph) {
+  if (pGraph == nullptr) return record(cudaErrorInvalidValue);
+  *pGraph = nullptr;
+  if (const cudaError_t e = sd::check_stream(stream); e != cudaSuccess) return record(e);
+  auto g = std::make_unique<Graph>();
+  if (const cudaError_t e = sd::end_capture(stream, &g->nodes); e != cudaSuccess) return record(e);
+  Graphs& all = graphs();
+  std::lock_guard<std::mutex> lock(all.mu);
+  all.graphs.insert(g.get());
+  *pGraph = reinterpret_cast<cudaGraph_t>(g.release());
+  return cudaSuccess;
+}
+
+cudaError_t cudaGraphInstantiate(cudaGraphExec_t* pGraphExec, cudaGraph_t graph,
+                                 unsigned long long flags) {
+  if (pGraphExec == nullptr || flags != 0) return record(cudaErrorInvalidValue);
+  Graphs& all = graphs();
+  std::lock_guard<std::mutex> lock(all.mu);
+  auto* g = reinterpret_cast<Graph*>(graph);
+  if (all.graphs.count(g) == 0) return record(cudaErrorInvalidValue);
+  auto* x = new GraphExec{g->nodes};
+  all.execs.insert(x);
+  *pGraphExec = reinterpret_cast<cudaGraphExec_t>(x);
+  return cudaSuccess;
+}
+
+cudaError_t cudaGraphGetNodes(cudaGraph_t graph, cudaGraphNode_t* nodes, size_t* numNodes) {
+  if (numNodes == nullptr || nodes != nullptr) return record(cudaErrorInvalidValue);
+  Graphs& all = graphs();
+  std::lock_guard<std::mutex> lock(all.mu);
+  auto* g = reinterpret_cast<Graph*>(graph);
+  if (all.graphs.count(g) == 0) return record(cudaErrorInvalidValue);
+  *numNodes = g->nodes.size();
+  return cudaSuccess;
+}
+
+cudaError_t cudaGraphLaunch(cudaGraphExec_t graphExec, cudaStream_t stream) {
+  if (const cudaError_t e = sd::check_stream(stream); e != cudaSuccess) return record(e);
+  if (sd::capture_status(stream) != cudaStreamCaptureStatusNone)
+    return record(cudaErrorStreamCaptureUnsupported);  // a graph inside a capture: not emulated
+  if (const cudaError_t e = sd::capture_check(stream); e != cudaSuccess) return record(e);
+  Graphs& all = graphs();
+  std::vector<sd::GraphNode> nodes;
+  {
+    std::lock_guard<std::mutex> lock(all.mu);
+    auto* x = reinterpret_cast<GraphExec*>(graphExec);
+    if (all.execs.count(x) == 0) return record(cudaErrorInvalidResourceHandle);
+    nodes = x->nodes;
+  }
+  sd::launch_graph(stream, nodes);
+  return cudaSuccess;
+}
+
+cudaError_t cudaGraphExecDestroy(cudaGraphExec_t graphExec) {
+  Graphs& all = graphs();
+  std::lock_guard<std::mutex> lock(all.mu);
+  auto* x = reinterpret_cast<GraphExec*>(graphExec);
+  if (all.execs.erase(x) == 0) return record(cudaErrorInvalidResourceHandle);
+  delete x;  // queued replays hold their own copies of the nodes
+  return cudaSuccess;
+}
+
+cudaError_t cudaGraphDestroy(cudaGraph_t graph) {
+  Graphs& all = graphs();
+  std::lock_guard<std::mutex> lock(all.mu);
+  auto* g = reinterpret_cast<Graph*>(graph);
+  if (all.graphs.erase(g) == 0) return record(cudaErrorInvalidValue);
+  delete g;
+  return cudaSuccess;
 }
 
 cudaError_t cudaGetDeviceCount(int* count) {
@@ -465,6 +619,16 @@ const char* cudaGetErrorName(cudaError_t error) {
       return "cudaErrorInvalidDeviceFunction";
     case cudaErrorLaunchOutOfResources:
       return "cudaErrorLaunchOutOfResources";
+    case cudaErrorIllegalState:
+      return "cudaErrorIllegalState";
+    case cudaErrorStreamCaptureUnsupported:
+      return "cudaErrorStreamCaptureUnsupported";
+    case cudaErrorStreamCaptureInvalidated:
+      return "cudaErrorStreamCaptureInvalidated";
+    case cudaErrorStreamCaptureIsolation:
+      return "cudaErrorStreamCaptureIsolation";
+    case cudaErrorStreamCaptureImplicit:
+      return "cudaErrorStreamCaptureImplicit";
     default:
       return "cudaErrorUnknown";
   }
@@ -499,6 +663,13 @@ const char* cudaGetErrorString(cudaError_t error) {
       return "invalid device function";
     case cudaErrorLaunchOutOfResources:
       return "too many resources requested for launch";
+    case cudaErrorIllegalState:
+      return "the operation is not permitted in the current state";
+    case cudaErrorStreamCaptureUnsupported:
+    case cudaErrorStreamCaptureInvalidated:
+    case cudaErrorStreamCaptureIsolation:
+    case cudaErrorStreamCaptureImplicit:
+      return sd::capture_error_text(error);
     default:
       return "unknown error";
   }

@@ -2,6 +2,7 @@
 #include "device_queue.h"
 
 #include <algorithm>
+#include <atomic>
 #include <condition_variable>
 #include <cstdlib>
 #include <deque>
@@ -20,6 +21,17 @@ namespace detail {
 namespace {
 using Clock = std::chrono::steady_clock;
 struct StreamRec;
+
+// The counts of counts() (schedule.h): every call that blocks the host on device work (whether or
+// not the work had already finished: the call is the synchronisation), every query that finds work
+// pending (a polling loop is a host wait too), every grid queued.
+std::atomic<std::uint64_t> g_host_syncs{0}, g_launches{0}, g_graph_launches{0};
+
+struct Capture {
+  cudaStreamCaptureMode mode = cudaStreamCaptureModeGlobal;
+  bool invalid = false;
+  std::vector<GraphNode> nodes;
+};
 }  // namespace
 
 struct Op {
@@ -39,7 +51,8 @@ namespace {
 struct StreamRec {
   bool legacy = false;
   bool non_blocking = false;
-  std::deque<OpPtr> pending;  // queued and not finished, in stream order
+  std::unique_ptr<Capture> capture;  // set while the stream is capturing
+  std::deque<OpPtr> pending;         // queued and not finished, in stream order
 };
 
 StreamMode mode_from_env() {
@@ -243,10 +256,17 @@ cudaError_t destroy_stream(cudaStream_t stream) {
   return e;
 }
 
-OpPtr enqueue(cudaStream_t stream, Work work, const OpPtr& after) {
+OpPtr enqueue(cudaStream_t stream, Work work, const OpPtr& after, OpKind kind) {
   Device& d = device();
   auto op = std::make_shared<Op>();
   std::unique_lock<std::mutex> lock(d.mu);
+  StreamRec* rec = resolve(d, stream);
+  if (rec != nullptr && rec->capture) {
+    if (!rec->capture->invalid) rec->capture->nodes.push_back({std::move(work), kind});
+    op->done = true;
+    return op;
+  }
+  if (kind == OpKind::kKernel) g_launches.fetch_add(1, std::memory_order_relaxed);
   if (d.mode == StreamMode::kSync || d.stop) {
     const bool skip = d.error != cudaSuccess;
     lock.unlock();
@@ -255,7 +275,6 @@ OpPtr enqueue(cudaStream_t stream, Work work, const OpPtr& after) {
     op->done = true;
     return op;
   }
-  StreamRec* rec = resolve(d, stream);
   op->seq = d.next_seq++;
   op->stream = rec;
   op->work = std::move(work);
@@ -271,7 +290,99 @@ OpPtr enqueue(cudaStream_t stream, Work work, const OpPtr& after) {
   return op;
 }
 
+cudaError_t begin_capture(cudaStream_t stream, cudaStreamCaptureMode mode) {
+  if (mode != cudaStreamCaptureModeGlobal && mode != cudaStreamCaptureModeThreadLocal &&
+      mode != cudaStreamCaptureModeRelaxed)
+    return cudaErrorInvalidValue;
+  Device& d = device();
+  std::lock_guard<std::mutex> lock(d.mu);
+  StreamRec* rec = resolve(d, stream);
+  if (rec == nullptr) return cudaErrorInvalidResourceHandle;
+  if (rec->legacy) return cudaErrorStreamCaptureUnsupported;
+  if (rec->capture) return cudaErrorIllegalState;
+  rec->capture = std::make_unique<Capture>();
+  rec->capture->mode = mode;
+  return cudaSuccess;
+}
+
+cudaError_t end_capture(cudaStream_t stream, std::vector<GraphNode>* nodes) {
+  Device& d = device();
+  std::lock_guard<std::mutex> lock(d.mu);
+  StreamRec* rec = resolve(d, stream);
+  if (rec == nullptr) return cudaErrorInvalidResourceHandle;
+  if (!rec->capture) return cudaErrorIllegalState;
+  std::unique_ptr<Capture> c = std::move(rec->capture);
+  if (c->invalid) return cudaErrorStreamCaptureInvalidated;
+  *nodes = std::move(c->nodes);
+  return cudaSuccess;
+}
+
+cudaStreamCaptureStatus capture_status(cudaStream_t stream) {
+  Device& d = device();
+  std::lock_guard<std::mutex> lock(d.mu);
+  StreamRec* rec = resolve(d, stream);
+  if (rec == nullptr || !rec->capture) return cudaStreamCaptureStatusNone;
+  return rec->capture->invalid ? cudaStreamCaptureStatusInvalidated : cudaStreamCaptureStatusActive;
+}
+
+cudaError_t capture_check(cudaStream_t stream) {
+  Device& d = device();
+  std::lock_guard<std::mutex> lock(d.mu);
+  StreamRec* rec = resolve(d, stream);
+  if (rec == nullptr) return cudaSuccess;  // check_stream reports it
+  if (rec->capture) return rec->capture->invalid ? cudaErrorStreamCaptureInvalidated : cudaSuccess;
+  if (!rec->legacy) return cudaSuccess;
+  bool implicit = false;
+  for (StreamRec* s : d.streams) {
+    if (s->capture && !s->non_blocking) {
+      s->capture->invalid = true;
+      implicit = true;
+    }
+  }
+  return implicit ? cudaErrorStreamCaptureImplicit : cudaSuccess;
+}
+
+cudaError_t unsafe_call_check() {
+  Device& d = device();
+  std::lock_guard<std::mutex> lock(d.mu);
+  bool unsafe = false;
+  for (StreamRec* s : d.streams) {
+    if (s->capture && s->capture->mode != cudaStreamCaptureModeRelaxed) {
+      s->capture->invalid = true;
+      unsafe = true;
+    }
+  }
+  return unsafe ? cudaErrorStreamCaptureUnsupported : cudaSuccess;
+}
+
+const char* capture_error_text(cudaError_t error) {
+  switch (error) {
+    case cudaErrorStreamCaptureUnsupported:
+      return "the call is not allowed while a stream is being captured (a synchronisation, a "
+             "synchronous copy, an allocation or a free, or capturing the legacy stream); the "
+             "capture is invalidated: do it before cudaStreamBeginCapture or after "
+             "cudaStreamEndCapture";
+    case cudaErrorStreamCaptureInvalidated:
+      return "the stream's capture was invalidated by an earlier illegal call; end it "
+             "(cudaStreamEndCapture fails) and capture again";
+    case cudaErrorStreamCaptureImplicit:
+      return "work on the legacy stream would depend on a blocking stream under capture; queue it "
+             "on another stream, or capture a non-blocking stream";
+    case cudaErrorStreamCaptureIsolation:
+      return "the captured stream would wait for an event recorded outside the capture; record "
+             "it inside the capture, or wait before cudaStreamBeginCapture";
+    default:
+      return "stream capture error";
+  }
+}
+
+void launch_graph(cudaStream_t stream, const std::vector<GraphNode>& nodes) {
+  g_graph_launches.fetch_add(1, std::memory_order_relaxed);
+  for (const GraphNode& n : nodes) enqueue(stream, n.work, nullptr, n.kind);
+}
+
 cudaError_t wait(const OpPtr& op) {
+  g_host_syncs.fetch_add(1, std::memory_order_relaxed);
   Device& d = device();
   std::unique_lock<std::mutex> lock(d.mu);
   if (op) wait_locked(d, lock, op.get());
@@ -279,6 +390,7 @@ cudaError_t wait(const OpPtr& op) {
 }
 
 cudaError_t wait_stream(cudaStream_t stream) {
+  g_host_syncs.fetch_add(1, std::memory_order_relaxed);
   Device& d = device();
   std::unique_lock<std::mutex> lock(d.mu);
   StreamRec* rec = resolve(d, stream);
@@ -290,6 +402,7 @@ cudaError_t wait_stream(cudaStream_t stream) {
 }
 
 cudaError_t wait_device() {
+  g_host_syncs.fetch_add(1, std::memory_order_relaxed);
   Device& d = device();
   std::unique_lock<std::mutex> lock(d.mu);
   auto idle = [&] {
@@ -310,6 +423,7 @@ bool poll(const OpPtr& op) {
   Device& d = device();
   std::lock_guard<std::mutex> lock(d.mu);
   if (op->done) return true;
+  g_host_syncs.fetch_add(1, std::memory_order_relaxed);
   // The first query leaves the work queued (so it reliably reports it pending); a second one is a
   // host waiting for it, and lets the device start it.
   if (!op->polled) {
@@ -341,6 +455,12 @@ cudaError_t sticky_error() {
 }
 
 }  // namespace detail
+
+DeviceCounts counts() {
+  return {detail::g_launches.load(std::memory_order_relaxed),
+          detail::g_host_syncs.load(std::memory_order_relaxed),
+          detail::g_graph_launches.load(std::memory_order_relaxed)};
+}
 
 void set_stream_mode(StreamMode mode) {
   detail::wait_device();

@@ -24,6 +24,7 @@
 #include <chrono>
 #include <functional>
 #include <memory>
+#include <vector>
 
 namespace kiln::simt::detail {
 
@@ -38,8 +39,40 @@ cudaStream_t create_stream(bool non_blocking);
 // Waits for the stream's work, then forgets it. The stream must have passed check_stream.
 cudaError_t destroy_stream(cudaStream_t stream);
 
-// Queues `work` on a stream that passed check_stream, after `after` as well when given.
-OpPtr enqueue(cudaStream_t stream, Work work, const OpPtr& after = nullptr);
+enum class OpKind { kOther, kKernel };
+
+// Queues `work` on a stream that passed check_stream, after `after` as well when given. On a
+// stream under capture the work is recorded into the capture instead (and `after` is ignored: the
+// caller has checked that the dependency is inside the capture); the returned operation is then
+// one that has run. A kernel's work counts as a launch when it is queued (not when captured).
+OpPtr enqueue(cudaStream_t stream, Work work, const OpPtr& after = nullptr,
+              OpKind kind = OpKind::kOther);
+
+// ---- stream capture and graphs (docs/simt.md, "Graphs") -----------------------------------------
+struct GraphNode {
+  Work work;
+  OpKind kind = OpKind::kOther;
+};
+// cudaStreamBeginCapture: the stream (not the legacy stream, not already capturing) records what is
+// queued on it from now on.
+cudaError_t begin_capture(cudaStream_t stream, cudaStreamCaptureMode mode);
+// cudaStreamEndCapture: the recorded nodes, in order; cudaErrorStreamCaptureInvalidated (and no
+// nodes) when an illegal call broke the capture, cudaErrorIllegalState when it is not capturing.
+cudaError_t end_capture(cudaStream_t stream, std::vector<GraphNode>* nodes);
+cudaStreamCaptureStatus capture_status(cudaStream_t stream);
+// Whether work may be queued on `stream` now: cudaErrorStreamCaptureInvalidated on a stream whose
+// capture an illegal call broke; cudaErrorStreamCaptureImplicit for the legacy stream while a
+// blocking stream captures (that would make it depend on the capture; the capture is invalidated).
+cudaError_t capture_check(cudaStream_t stream);
+// For every call that would make the host wait or allocate (synchronisations, synchronous copies,
+// cudaMalloc/cudaFree, ...): cudaErrorStreamCaptureUnsupported while a capture that is not relaxed
+// (cudaStreamCaptureModeRelaxed) is active, which it invalidates; else cudaSuccess.
+cudaError_t unsafe_call_check();
+// An explanation of a capture error, for messages.
+const char* capture_error_text(cudaError_t error);
+// cudaGraphLaunch: queues the nodes on `stream` in order (each counts as what it is) and counts a
+// graph launch.
+void launch_graph(cudaStream_t stream, const std::vector<GraphNode>& nodes);
 
 // Block until the operation / the stream's work / all work has run; return the sticky error.
 cudaError_t wait(const OpPtr& op);

@@ -1175,7 +1175,6 @@ void run_kernel(const LaunchSpec& spec, void (*invoke)(void*), void* packed,
                 void (*destroy)(void*)) {
   // The grid, block and shared memory were checked by simt::launch (core/simt/launch_limits.cpp).
   std::shared_ptr<void> params(packed, destroy);
-  const dim3 g = spec.grid, b = spec.block;
   KILN_CHECK(
       Executor::running() == nullptr,
       "SIMT emulator: a kernel launched another kernel (dynamic parallelism is not emulated)");
@@ -1188,29 +1187,39 @@ void run_kernel(const LaunchSpec& spec, void (*invoke)(void*), void* packed,
              ", which is not a live stream (destroyed, or never created by cudaStreamCreate)");
 
   // Everything the grid needs is captured now, at queue time: the schedule in force included.
-  auto job = std::make_shared<Job>();
-  job->spec = spec;
-  job->invoke = invoke;
-  job->packed = packed;
-  job->sched = schedule();
-  job->nthreads = b.x * b.y * b.z;
-  job->nblocks = std::uint64_t{g.x} * g.y * g.z;
-  enqueue(spec.stream, [job, params = std::move(params)] {
-    std::lock_guard<std::mutex> lock(launch_mutex());
+  // The work builds a fresh Job each time it runs, so a graph can replay it.
+  if (const cudaError_t e = capture_check(spec.stream); e != cudaSuccess) {
+    record_error(e);
+    KILN_FAIL("SIMT emulator: a kernel launch on a stream under capture failed (",
+              cudaGetErrorName(e), "): ", capture_error_text(e));
+  }
+  const Schedule sched = schedule();
+  enqueue(
+      spec.stream,
+      [spec, invoke, packed, sched, params = std::move(params)] {
+        Job job;
+        job.spec = spec;
+        job.invoke = invoke;
+        job.packed = packed;
+        job.sched = sched;
+        job.nthreads = spec.block.x * spec.block.y * spec.block.z;
+        job.nblocks = std::uint64_t{spec.grid.x} * spec.grid.y * spec.grid.z;
+        std::lock_guard<std::mutex> lock(launch_mutex());
 #if defined(KILN_SIMT_TSAN)
-    __tsan_release(&job->start_token);
+        __tsan_release(&job.start_token);
 #endif
-    const std::uint64_t helpers =
-        std::min<std::uint64_t>(static_cast<std::uint64_t>(worker_count() - 1), job->nblocks - 1);
-    if (helpers == 0)
-      run_blocks(*job);
-    else
-      pool().run(*job, static_cast<int>(helpers));
+        const std::uint64_t helpers = std::min<std::uint64_t>(
+            static_cast<std::uint64_t>(worker_count() - 1), job.nblocks - 1);
+        if (helpers == 0)
+          run_blocks(job);
+        else
+          pool().run(job, static_cast<int>(helpers));
 #if defined(KILN_SIMT_TSAN)
-    __tsan_acquire(&job->done_token);  // every block has finished: the launch happens before this
+        __tsan_acquire(&job.done_token);  // every block has finished: the launch happens before
 #endif
-    if (job->error) std::rethrow_exception(job->error);
-  });
+        if (job.error) std::rethrow_exception(job.error);
+      },
+      nullptr, OpKind::kKernel);
 }
 
 }  // namespace detail

@@ -24,9 +24,6 @@ namespace kiln::simt {
 namespace detail {
 namespace {
 
-// Every grid a launch started, process-wide (kernel_launches()).
-std::atomic<std::uint64_t> launches_started{0};
-
 using ::kiln::detail::concat;
 
 struct KernelAttributes {
@@ -129,7 +126,6 @@ bool launch_allowed(const void* kernel, const char* signature, const LaunchSpec&
                "; a kernel opts in to more, up to ", kMaxSharedPerBlock,
                ", with cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, "
                "bytes) before it is launched"));
-  launches_started.fetch_add(1, std::memory_order_relaxed);
   return true;
 }
 
@@ -149,10 +145,6 @@ cudaError_t set_kernel_attribute(const void* kernel, cudaFuncAttribute attribute
 
 const char* last_launch_error() {
   return detail::launch_error.c_str();
-}
-
-std::uint64_t kernel_launches() {
-  return detail::launches_started.load(std::memory_order_relaxed);
 }
 
 }  // namespace kiln::simt

@@ -56,11 +56,6 @@ class ScopedSchedule {
 // most 3 in the race-detector build, KILN_TSAN: see docs/simt.md).
 int worker_count();
 
-// How many kernel launches (grids) this process has started, on every stream and thread: one per
-// kiln::launch the emulated device accepted (core/simt/launch_limits.cpp). Tests and measurements
-// read the difference around a step.
-std::uint64_t kernel_launches();
-
 // ---- streams (docs/simt.md, "Streams") ------------------------------------------------------------
 // How queued device work (launches, cudaMemcpyAsync, cudaMemsetAsync, event records, ...) runs:
 //   kAsync  (default) as on a GPU: off the host thread, in stream order, with CUDA's synchronisation
@@ -88,6 +83,22 @@ class ScopedStreamMode {
  private:
   StreamMode saved_;
 };
+
+// ---- counts (docs/simt.md, "Counts") ------------------------------------------------------------
+// Process-wide, monotonic; a test or a benchmark takes the difference around the code it measures.
+//   kernel_launches        grids queued to run (a grid that fails its launch checks, or one recorded
+//                          by a stream capture, is not counted; each kernel node of a launched
+//                          graph is);
+//   graph_launches         cudaGraphLaunch calls;
+//   host_synchronizations  host waits on device work: every call of cudaStreamSynchronize,
+//                          cudaEventSynchronize, cudaDeviceSynchronize, a synchronous cudaMemcpy or
+//                          cudaMemset, cudaFree/cudaFreeHost, cudaStreamDestroy (whether or not the
+//                          work had finished: the call is the wait), and every cudaEventQuery or
+//                          cudaStreamQuery that finds the work pending (a polling loop is a wait).
+struct DeviceCounts {
+  std::uint64_t kernel_launches = 0, host_synchronizations = 0, graph_launches = 0;
+};
+DeviceCounts counts();
 
 // The message of the device's sticky error — the first failure of queued work (an exception thrown
 // by a kernel, a barrier no thread can pass, ...) — or "" when there is none. While it is set,

@@ -45,6 +45,19 @@ void softmax_cross_entropy(T* loss, T* dlogits, int32_t* correct, const T* logit
   *loss = static_cast<T>(total / s.n);
 }
 
+template <typename T>
+void accumulate_metrics(double* sums, const T* loss, const int32_t* correct, int n,
+                        const int32_t* grad_not_finite, bool first) {
+  int64_t right = 0;
+  for (int i = 0; i < n; ++i) right += correct[i];
+  const int flags = grad_not_finite != nullptr && *grad_not_finite != 0 ? 2 : 0;
+  add_metric_sums(sums, static_cast<double>(*loss), n, right, flags, first);
+}
+
+template void accumulate_metrics<float>(double*, const float*, const int32_t*, int, const int32_t*,
+                                        bool);
+template void accumulate_metrics<double>(double*, const double*, const int32_t*, int,
+                                         const int32_t*, bool);
 template void softmax_cross_entropy<float>(float*, float*, int32_t*, const float*, const int32_t*,
                                            const SoftmaxXentShape&);
 template void softmax_cross_entropy<double>(double*, double*, int32_t*, const double*,

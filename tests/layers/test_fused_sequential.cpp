@@ -153,9 +153,9 @@ TEST_CASE("Sequential: fused blocks take 30 launches and 40% of the memory out o
     const std::uint64_t held = kiln::allocation_stats().device_bytes_in_use;
     step.run(batch, metrics);  // warm-up: buffers allocated, first-use paths taken
     bytes[fused] = kiln::allocation_stats().device_bytes_in_use - held;
-    const std::uint64_t before = kiln::simt::kernel_launches();
+    const std::uint64_t before = kiln::simt::counts().kernel_launches;
     step.run(batch, metrics);
-    launches[fused] = kiln::simt::kernel_launches() - before;
+    launches[fused] = kiln::simt::counts().kernel_launches - before;
   }
   INFO("launches per step: unfused " << launches[0] << ", fused " << launches[1]
                                      << "; bytes: unfused " << bytes[0] << ", fused " << bytes[1]);

@@ -11,6 +11,7 @@
 #include <cuda_runtime.h>
 
 #include <cmath>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -341,4 +342,129 @@ TEST_CASE("check mode runs independent streams the most recently queued first", 
   kt::fill_on(second.s, x.get(), kN, 2.0f);
   REQUIRE(cudaDeviceSynchronize() == cudaSuccess);
   CHECK(all_equal(x.get(), kN, 2.0f));
+}
+
+// ---- stream capture and graphs --------------------------------------------------------------------
+
+TEST_CASE("graphs: a capture records instead of running, and a launch replays it in order",
+          "[simt][streams][graphs]") {
+  for (auto mode : {StreamMode::kAsync, StreamMode::kCheck, StreamMode::kSync}) {
+    ScopedStreamMode scope(mode);
+    INFO(kiln::simt::to_string(mode));
+    DeviceBuffer<float> x(kN), y(kN);
+    Pinned<float> in(kN), out(kN);
+    Stream s;
+    in.fill(1.0f);
+    out.fill(-1.0f);
+    const kiln::simt::DeviceCounts before = kiln::simt::counts();
+    REQUIRE(cudaStreamBeginCapture(s.s, cudaStreamCaptureModeGlobal) == cudaSuccess);
+    cudaStreamCaptureStatus status = cudaStreamCaptureStatusNone;
+    REQUIRE(cudaStreamIsCapturing(s.s, &status) == cudaSuccess);
+    CHECK(status == cudaStreamCaptureStatusActive);
+    // pinned -> device, y = 2x + 1, device -> pinned: three nodes, nothing runs.
+    REQUIRE(cudaMemcpyAsync(x.get(), in.p, kN * sizeof(float), cudaMemcpyHostToDevice, s.s) ==
+            cudaSuccess);
+    kt::affine_on(s.s, y.get(), x.get(), kN, 2.0f, 1.0f);
+    REQUIRE(cudaMemcpyAsync(out.p, y.get(), kN * sizeof(float), cudaMemcpyDeviceToHost, s.s) ==
+            cudaSuccess);
+    cudaGraph_t graph = nullptr;
+    REQUIRE(cudaStreamEndCapture(s.s, &graph) == cudaSuccess);
+    CHECK(std::isnan(x.get()[0]));
+    CHECK(all_equal(out.p, kN, -1.0f));
+    size_t nodes = 0;
+    REQUIRE(cudaGraphGetNodes(graph, nullptr, &nodes) == cudaSuccess);
+    CHECK(nodes == 3);
+    CHECK(kiln::simt::counts().kernel_launches == before.kernel_launches);  // captured: not run
+    cudaGraphExec_t exec = nullptr;
+    REQUIRE(cudaGraphInstantiate(&exec, graph, 0) == cudaSuccess);
+    REQUIRE(cudaGraphDestroy(graph) == cudaSuccess);  // the instance keeps its own nodes
+    // Each replay reads the pinned input as it is at the time: 1, then 5.
+    REQUIRE(cudaGraphLaunch(exec, s.s) == cudaSuccess);
+    REQUIRE(cudaStreamSynchronize(s.s) == cudaSuccess);
+    CHECK(all_equal(out.p, kN, 3.0f));
+    in.fill(5.0f);
+    REQUIRE(cudaGraphLaunch(exec, s.s) == cudaSuccess);
+    REQUIRE(cudaStreamSynchronize(s.s) == cudaSuccess);
+    CHECK(all_equal(out.p, kN, 11.0f));
+    const kiln::simt::DeviceCounts after = kiln::simt::counts();
+    CHECK(after.graph_launches - before.graph_launches == 2);
+    CHECK(after.kernel_launches - before.kernel_launches == 2);  // one kernel node per replay
+    REQUIRE(cudaGraphExecDestroy(exec) == cudaSuccess);
+    CHECK(cudaGraphExecDestroy(exec) == cudaErrorInvalidResourceHandle);
+    CHECK(cudaGetLastError() == cudaErrorInvalidResourceHandle);
+  }
+}
+
+TEST_CASE("graphs: illegal calls during a capture fail and invalidate it, as CUDA's do",
+          "[simt][streams][graphs]") {
+  ScopedStreamMode scope(StreamMode::kAsync);
+  DeviceBuffer<float> x(kN);
+  std::vector<float> pageable(kN, 1.0f);
+  Stream s, other;
+  Event outside;
+  REQUIRE(cudaEventRecord(outside.e, other.s) == cudaSuccess);
+  // The legacy stream cannot be captured.
+  CHECK(cudaStreamBeginCapture(nullptr, cudaStreamCaptureModeGlobal) ==
+        cudaErrorStreamCaptureUnsupported);
+  (void)cudaGetLastError();
+  // Each of these breaks a global-mode capture; cudaStreamEndCapture then reports it.
+  struct Case {
+    const char* what;
+    std::function<cudaError_t()> call;
+    cudaError_t error;
+  };
+  void* p = nullptr;
+  const std::vector<Case> cases = {
+      {"cudaStreamSynchronize", [&] { return cudaStreamSynchronize(s.s); },
+       cudaErrorStreamCaptureUnsupported},
+      {"cudaStreamSynchronize of another stream", [&] { return cudaStreamSynchronize(other.s); },
+       cudaErrorStreamCaptureUnsupported},
+      {"cudaDeviceSynchronize", [&] { return cudaDeviceSynchronize(); },
+       cudaErrorStreamCaptureUnsupported},
+      {"cudaMemcpy",
+       [&] { return cudaMemcpy(pageable.data(), x.get(), sizeof(float), cudaMemcpyDeviceToHost); },
+       cudaErrorStreamCaptureUnsupported},
+      {"a pageable cudaMemcpyAsync",
+       [&] {
+         return cudaMemcpyAsync(x.get(), pageable.data(), sizeof(float), cudaMemcpyHostToDevice,
+                                s.s);
+       },
+       cudaErrorStreamCaptureUnsupported},
+      {"cudaMalloc", [&] { return cudaMalloc(&p, 64); }, cudaErrorStreamCaptureUnsupported},
+      {"cudaStreamQuery", [&] { return cudaStreamQuery(s.s); }, cudaErrorStreamCaptureUnsupported},
+      {"waiting for an event recorded outside the capture",
+       [&] { return cudaStreamWaitEvent(s.s, outside.e, 0); }, cudaErrorStreamCaptureIsolation},
+      {"work on the legacy stream",
+       [&] { return cudaMemsetAsync(x.get(), 0, sizeof(float), nullptr); },
+       cudaErrorStreamCaptureImplicit},
+  };
+  for (const Case& c : cases) {
+    INFO(c.what);
+    REQUIRE(cudaStreamBeginCapture(s.s, cudaStreamCaptureModeGlobal) == cudaSuccess);
+    kt::fill_on(s.s, x.get(), kN, 2.0f);
+    CHECK(c.call() == c.error);
+    CHECK(cudaGetLastError() == c.error);
+    cudaStreamCaptureStatus status = cudaStreamCaptureStatusNone;
+    REQUIRE(cudaStreamIsCapturing(s.s, &status) == cudaSuccess);
+    CHECK(status == cudaStreamCaptureStatusInvalidated);
+    // Work queued on the broken capture is refused too.
+    CHECK(cudaMemsetAsync(x.get(), 0, sizeof(float), s.s) == cudaErrorStreamCaptureInvalidated);
+    cudaGraph_t graph = nullptr;
+    CHECK(cudaStreamEndCapture(s.s, &graph) == cudaErrorStreamCaptureInvalidated);
+    CHECK(graph == nullptr);
+    (void)cudaGetLastError();
+    CHECK(cudaStreamIsCapturing(s.s, &status) == cudaSuccess);
+    CHECK(status == cudaStreamCaptureStatusNone);
+  }
+  CHECK(p == nullptr);
+  CHECK(std::isnan(x.get()[0]));  // nothing captured ever ran
+  // A relaxed capture allows allocation; ending a capture that never began is an error.
+  REQUIRE(cudaStreamBeginCapture(s.s, cudaStreamCaptureModeRelaxed) == cudaSuccess);
+  REQUIRE(cudaMalloc(&p, 64) == cudaSuccess);
+  cudaGraph_t graph = nullptr;
+  REQUIRE(cudaStreamEndCapture(s.s, &graph) == cudaSuccess);
+  REQUIRE(cudaGraphDestroy(graph) == cudaSuccess);
+  REQUIRE(cudaFree(p) == cudaSuccess);
+  CHECK(cudaStreamEndCapture(s.s, &graph) == cudaErrorIllegalState);
+  (void)cudaGetLastError();
 }

@@ -23,6 +23,7 @@
 #include "train/eager_step.h"
 #include "train/progress.h"
 #include "train/trainer.h"
+#include "tests/train/fixtures.h"
 
 using kiln::data::Batch;
 using kiln::data::Dataset;
@@ -31,65 +32,7 @@ using kiln::data::LoaderOptions;
 
 namespace {
 
-// n images of 1 x 4 x 4 in 3 classes: a bright row at 1 + label, noise elsewhere; pixel 0 says
-// which image it is (10 * i mod 250), so a batch tells which samples it holds.
-Dataset faces(int n) {
-  Dataset d = Dataset::with_spec({1, 4, 4}, {"a", "b", "c"});
-  std::vector<uint8_t> img(16);
-  for (int i = 0; i < n; ++i) {
-    const int label = i % 3;
-    for (int p = 0; p < 16; ++p) img[size_t(p)] = uint8_t((i * 37 + p * 11) % 60);
-    for (int x = 0; x < 4; ++x) img[size_t((1 + label) * 4 + x)] = 220;
-    img[0] = uint8_t(10 * i % 250);
-    d.push_back(img.data(), label);
-  }
-  return d;
-}
-
-int source_of(const Batch& b, int i) {
-  return int(std::lround(b.images[size_t(i) * 16] * 255.0f)) / 10;
-}
-
-std::unique_ptr<kiln::Sequential> tiny_net(uint64_t seed) {
-  auto net = std::make_unique<kiln::Sequential>();
-  net->emplace<kiln::Flatten>();
-  net->emplace<kiln::Linear>(16, 8);
-  net->emplace<kiln::LeakyReLU>(0.01);
-  net->emplace<kiln::Dropout>(0.25);
-  net->emplace<kiln::Linear>(8, 3);
-  net->set_input_shape({1, 4, 4, 1});
-  net->init(seed);
-  return net;
-}
-
-LoaderOptions loader_options() {
-  LoaderOptions o;
-  o.batch_size = 4;
-  o.seed = 3;
-  o.augment = {.hflip = true, .max_shift = 1};
-  return o;
-}
-
-kiln::LrSchedule cosine(int64_t total_steps) {
-  kiln::LrSchedule s;
-  s.kind = kiln::LrSchedule::Kind::cosine;
-  s.base_lr = 1e-2;
-  s.warmup_steps = 2;
-  s.total_steps = total_steps;
-  return s;
-}
-
-// A progress hook that shows nothing and says when it was asked.
-struct Quiet : kiln::ProgressHook {
-  int every = 1000000;
-  std::vector<kiln::ProgressInfo> shown;
-  int ends = 0;
-  bool due(int64_t batch, int64_t batches) override {
-    return (batch + 1) % every == 0 || batch + 1 == batches;
-  }
-  void show(const kiln::ProgressInfo& info) override { shown.push_back(info); }
-  void end_epoch() override { ++ends; }
-};
+using namespace kiln::test;
 
 // Wraps a step and records every batch's loss and samples.
 struct Recording : kiln::Step {

@@ -1,0 +1,80 @@
+// train/graph_step.h — the CUDA training step as a CUDA graph: captured once, replayed every step.
+//
+//   kiln::GraphStep step(net, optimizer, schedule, {.clip = 5});   // the model on Device::cuda
+//   kiln::Trainer trainer(loader, step, options);                   // as with EagerStep
+//
+// The step is EagerStep's device part (device_step in train/eager_step.h: forward, loss, backward,
+// clipping, the optimizer's update) on a stream of the step's own. Per step the host only uploads
+// the batch (DeviceBatch's pipeline) and launches: once a batch size has run eagerly without
+// allocating device memory (the first step of each size sizes every buffer and workspace, so the
+// addresses are fixed from then on: the memory plan), the next step of that size is captured and
+// every later one replays the graph — one graph launch, no host synchronisation, no allocation.
+// What changes from step to step reaches the graph through device memory at fixed addresses: the
+// batch (one of DeviceBatch's two device buffers, so there is one graph per buffer and batch size;
+// a smaller last batch gets graphs of its own, padding it would change the loss and the batch
+// statistics) and the optimizer's coefficients — the learning rate of the schedule and the step
+// count folded in on the host, exactly as an eager update computes them, copied with the batch —
+// so the graph never changes and its weights equal the eager step's bit for bit. The metrics'
+// small kernel is queued after each launch (its "first batch" flag differs).
+//
+// A network with per-step host state (a layer counter that advances every step, such as dropout's
+// random-stream offset) cannot be replayed faithfully: the step refuses it after its first
+// (eager) step with an error naming the counter. A device allocation in an eager step drops the
+// graphs (a buffer that grows moves).
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <set>
+#include <utility>
+#include <vector>
+
+#include "core/stream.h"
+#include "train/eager_step.h"
+
+namespace kiln {
+
+struct GraphStepOptions {
+  double clip = 0;  // clip the gradients to this global L2 norm; 0: no clipping
+};
+
+class GraphStep : public Step {
+ public:
+  // `net` (on Device::cuda) and `optimizer` (over its flat parameters and gradients) must outlive
+  // the step; the schedule is copied.
+  GraphStep(Sequential& net, Optimizer& optimizer, const LrSchedule& schedule,
+            const GraphStepOptions& options = {});
+  ~GraphStep() override;
+  void run(const data::Batch& batch, Metrics& metrics) override;
+  double lr() const override { return lr_; }
+  const SoftmaxCrossEntropy& criterion() const { return criterion_; }
+  // Graphs captured and graph launches so far; the steps run eagerly (each batch size's first).
+  int64_t graphs() const { return int64_t(graphs_.size()); }
+  int64_t replays() const { return replays_; }
+  int64_t eager_steps() const { return eager_; }
+
+ private:
+  std::vector<uint64_t> counter_values();
+
+  Sequential& net_;
+  Optimizer& optimizer_;
+  LrSchedule schedule_;
+  GraphStepOptions options_;
+  CudaStream stream_;
+  SoftmaxCrossEntropy criterion_;
+  DeviceBatch batch_;
+  Tensor grad_not_finite_;
+  std::vector<unsigned char> coefficients_;
+  // A graph and the loss and correct flags it writes (views of the criterion's buffers as they were
+  // at the capture: the criterion's own views follow the last batch the host ran).
+  struct Captured {
+    CudaGraph graph;
+    Tensor loss, correct;
+  };
+  std::map<std::pair<int64_t, int>, Captured> graphs_;  // by (batch size, device buffer)
+  std::set<int64_t> planned_;  // batch sizes whose eager step allocated nothing
+  int64_t replays_ = 0, eager_ = 0;
+  double lr_ = 0;
+};
+
+}  // namespace kiln
