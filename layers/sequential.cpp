@@ -242,6 +242,7 @@ const Tensor& Sequential::backward_from(int k, const Tensor& d_activation,
     BackwardOptions o = options;
     if (i > 0) o.need_dx = true;
     d = &layers_[i]->backward(*d, o);
+    if (o.param_grads && on_layer_backward) on_layer_backward(i);
   }
   return *d;
 }

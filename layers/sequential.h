@@ -20,6 +20,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <utility>
@@ -56,6 +57,11 @@ class Sequential : public Layer {
   // tells every Flatten the shape it will flatten, as a forward would (a Linear after a Flatten
   // needs it for PyTorch's CHW column order in checkpoints). Returns the output shape.
   Shape set_input_shape(const Shape& x);
+
+  // Called after each layer's backward pass that computed parameter gradients, with the layer's
+  // index (from the last layer down to 0): data parallelism (dist/data_parallel.h) starts
+  // reducing a layer's gradients there while the layers below it are still back-propagating.
+  std::function<void(int layer)> on_layer_backward;
 
   // The flat buffers: every parameter value / gradient is a slice of these.
   Tensor& flat_params();
