@@ -46,8 +46,7 @@ DataParallel::DataParallel(Communicator& comm, Sequential& net, const DataParall
              "DataParallel: the network already has a backward hook "
              "(another DataParallel?); one network takes one");
   comm_.broadcast(net.flat_params(), 0);
-  for (BufferRef& b : net.buffers())
-    if (b.tensor != nullptr && b.tensor->dtype() == DType::f32) comm_.broadcast(*b.tensor, 0);
+  broadcast_buffers();
   // Each layer's gradients are one range of the flat buffer (Sequential lays them out layer by
   // layer, in order).
   Tensor& flat = net.flat_grads();
@@ -68,6 +67,11 @@ DataParallel::DataParallel(Communicator& comm, Sequential& net, const DataParall
 
 DataParallel::~DataParallel() {
   net_.on_layer_backward = nullptr;
+}
+
+void DataParallel::broadcast_buffers() {
+  for (BufferRef& b : net_.buffers())
+    if (b.tensor != nullptr && b.tensor->dtype() == DType::f32) comm_.broadcast(*b.tensor, 0);
 }
 
 void DataParallel::begin_step(int64_t local, int64_t global) {
@@ -110,11 +114,13 @@ void DataParallelStep::run(const data::Batch& batch, Metrics& metrics) {
   dp_.begin_step(batch.size, std::llround(count));
   Metrics local;
   inner_.run(batch, local);
+  dp_.broadcast_buffers();  // after the update, so every rank leaves the step with one model
   const MetricValues v = local.read();
   double sums[3] = {v.loss * double(v.count), std::round(v.accuracy * double(v.count)),
                     double(v.count)};
   comm.all_reduce_sum(sums, 3);
   metrics.add(sums[0] / sums[2], std::llround(sums[1]), std::llround(sums[2]));
+  global_images_ = std::llround(count);
 }
 
 }  // namespace kiln::dist

@@ -65,6 +65,8 @@ class DataParallel {
   // The next backward pass averages gradients over `global` samples, `local` of them this rank's.
   void begin_step(int64_t local, int64_t global);
   Communicator& comm() { return comm_; }
+  // Every rank's f32 buffers (running statistics) = rank 0's.
+  void broadcast_buffers();
   // The all-reduces the last step issued (one per bucket).
   int buckets_last_step() const { return buckets_; }
 
@@ -83,17 +85,22 @@ class DataParallel {
 };
 
 // The Trainer's step for a data-parallel run: counts the global batch, runs `inner` (whose
-// backward pass all-reduces the gradients through `dp`'s hook) and adds the global batch's loss
-// and accuracy to the metrics, so every rank's history is the job's.
+// backward pass all-reduces the gradients through `dp`'s hook), gives every rank rank 0's buffers
+// (batchnorm's running statistics, which each replica updates from its own shard; PyTorch DDP's
+// broadcast_buffers) and adds the global batch's loss and accuracy to the metrics. So every
+// rank's history is the job's and every rank holds the same model after every step.
 class DataParallelStep : public Step {
  public:
   DataParallelStep(DataParallel& dp, Step& inner) : dp_(dp), inner_(inner) {}
   void run(const data::Batch& batch, Metrics& metrics) override;
   double lr() const override { return inner_.lr(); }
+  // The job's images of the last run (the global batch), so the loop's images/s is the job's.
+  int64_t images(const data::Batch&) const override { return global_images_; }
 
  private:
   DataParallel& dp_;
   Step& inner_;
+  int64_t global_images_ = 0;
 };
 
 }  // namespace kiln::dist
