@@ -119,6 +119,7 @@ class SelfCommunicator final : public Communicator {
   SelfCommunicator() : Communicator(LaunchInfo{}) {}
   Backend backend() const override { return Backend::self; }
   void all_reduce_sum(double*, int64_t) override {}
+  void broadcast_bytes(void*, int64_t, int) override {}
 
  protected:
   void start_sum(float*, int64_t) override {}

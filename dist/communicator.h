@@ -56,8 +56,10 @@ class Communicator {
   void wait();
   void barrier();
 
-  // Host-memory forms (n floats / doubles at p), for small values such as sample counts.
+  // Host-memory forms, for small values: sums of n doubles (sample counts), and `bytes` bytes from
+  // root (seeds and counters).
   virtual void all_reduce_sum(double* p, int64_t n) = 0;
+  virtual void broadcast_bytes(void* p, int64_t bytes, int root) = 0;
 
   // Seconds a collective may take before the job is aborted (KILN_DIST_TIMEOUT, default 300).
   double timeout_s() const { return timeout_s_; }

@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "core/error.h"
+#include "layers/dropout.h"
 
 namespace kiln::dist {
 
@@ -47,6 +48,8 @@ DataParallel::DataParallel(Communicator& comm, Sequential& net, const DataParall
              "(another DataParallel?); one network takes one");
   comm_.broadcast(net.flat_params(), 0);
   broadcast_buffers();
+  // The dropout layers' Philox seeds and offsets, so every rank draws rank 0's masks.
+  for (CounterRef& c : net.counters()) comm_.broadcast_bytes(c.value, sizeof(uint64_t), 0);
   // Each layer's gradients are one range of the flat buffer (Sequential lays them out layer by
   // layer, in order).
   Tensor& flat = net.flat_grads();
@@ -60,6 +63,10 @@ DataParallel::DataParallel(Communicator& comm, Sequential& net, const DataParall
     }
     ranges_.push_back(hi < 0 ? std::pair<int64_t, int64_t>{-1, -1} : std::pair{lo, hi});
   }
+  // Dropout: rank r's sample k is sample k·ranks + r of the global batch (batch_sampler), so its
+  // mask is drawn where one process would draw it.
+  for (int i = 0; i < net.size(); ++i)
+    if (auto* d = dynamic_cast<Dropout*>(&net[i])) d->set_placement(comm.size(), comm.rank());
   scale_ = 1.0f / static_cast<float>(comm.size());
   pending_lo_ = pending_hi_ = flat.numel();
   net.on_layer_backward = [this](int layer) { layer_done(layer); };

@@ -54,8 +54,10 @@ struct DataParallelOptions {
 
 class DataParallel {
  public:
-  // Broadcasts rank 0's parameters and buffers (running statistics) to every rank and installs
-  // the gradient hook on `net`. `comm` and `net` must outlive this object; its destructor removes
+  // Broadcasts rank 0's parameters, buffers (running statistics) and counters (dropout's seeds)
+  // to every rank, places every Dropout layer's masks in the global batch (rank r's sample k is
+  // the global batch's sample k·ranks + r, as batch_sampler deals them), and installs the
+  // gradient hook on `net`. `comm` and `net` must outlive this object; its destructor removes
   // the hook.
   DataParallel(Communicator& comm, Sequential& net, const DataParallelOptions& options = {});
   ~DataParallel();

@@ -59,35 +59,39 @@ class MpiCommunicator final : public Communicator {
   Backend backend() const override { return Backend::mpi; }
 
   void all_reduce_sum(double* p, int64_t n) override {
-    MPI_Request r;
-    enter("all-reduce");
-    ok(MPI_Iallreduce(MPI_IN_PLACE, p, count(n), MPI_DOUBLE, MPI_SUM, comm_, &r), "MPI_Iallreduce");
-    pending_.push_back(r);
+    start_sum(p, n, MPI_DOUBLE);
+    wait_all();
+  }
+  void broadcast_bytes(void* p, int64_t bytes, int root) override {
+    start_broadcast(p, bytes, MPI_BYTE, root);
     wait_all();
   }
 
  protected:
-  void start_sum(float* p, int64_t n) override {
-    MPI_Request r;
-    enter("all-reduce");
-    ok(MPI_Iallreduce(MPI_IN_PLACE, p, count(n), MPI_FLOAT, MPI_SUM, comm_, &r), "MPI_Iallreduce");
-    pending_.push_back(r);
-  }
-
+  void start_sum(float* p, int64_t n) override { start_sum(p, n, MPI_FLOAT); }
   void broadcast_host(float* p, int64_t n, int root) override {
-    MPI_Request r;
-    enter("broadcast");
-    ok(MPI_Ibcast(p, count(n), MPI_FLOAT, root, comm_, &r), "MPI_Ibcast");
-    pending_.push_back(r);
+    start_broadcast(p, n, MPI_FLOAT, root);
+    wait_all();
+  }
+  void barrier_host() override {
+    enter("barrier");
+    ok(MPI_Ibarrier(comm_, &pending()), "MPI_Ibarrier");
     wait_all();
   }
 
-  void barrier_host() override {
-    MPI_Request r;
-    enter("barrier");
-    ok(MPI_Ibarrier(comm_, &r), "MPI_Ibarrier");
-    pending_.push_back(r);
-    wait_all();
+  // Each collective: a heartbeat (enter), then the non-blocking call, its request left pending.
+  void start_sum(void* p, int64_t n, MPI_Datatype type) {
+    enter("all-reduce");
+    ok(MPI_Iallreduce(MPI_IN_PLACE, p, count(n), type, MPI_SUM, comm_, &pending()),
+       "MPI_Iallreduce");
+  }
+  void start_broadcast(void* p, int64_t n, MPI_Datatype type, int root) {
+    enter("broadcast");
+    ok(MPI_Ibcast(p, count(n), type, root, comm_, &pending()), "MPI_Ibcast");
+  }
+  MPI_Request& pending() {
+    pending_.push_back(MPI_REQUEST_NULL);
+    return pending_.back();
   }
 
   // Polls every pending request until all are done or the deadline (timeout_s() after the wait

@@ -17,7 +17,9 @@
 #include "data/loader.h"
 #include "dist/communicator.h"
 #include "dist/data_parallel.h"
+#include "kernels/dropout.h"
 #include "layers/activation.h"
+#include "layers/dropout.h"
 #include "layers/linear.h"
 #include "layers/sequential.h"
 #include "optim/optimizer.h"
@@ -59,6 +61,7 @@ std::unique_ptr<kiln::Sequential> tiny_net(uint64_t seed) {
   net->emplace<kiln::Flatten>();
   net->emplace<kiln::Linear>(16, 12);
   net->emplace<kiln::LeakyReLU>(0.01);
+  net->emplace<kiln::Dropout>(0.25);
   net->emplace<kiln::Linear>(12, 3);
   net->set_input_shape({1, 4, 4, 1});
   net->init(seed);
@@ -199,6 +202,8 @@ TEST_CASE("the batch sampler's shards make up each global batch and cover the ep
 
 TEST_CASE("data-parallel steps keep identical weights and match one process with the global batch",
           "[cpu][dist]") {
+  // Dropout is on: its masks are placed in the global batch, so the ranks draw what one process
+  // draws for the same samples (a mask drawn per rank would part the two runs by far more).
   const int n = comm().size(), global = 6 * n;
   const kiln::data::Dataset data = blobs(60 * n + 5);  // remainder 5: an uneven last batch
   const uint64_t seed = 11;
@@ -255,4 +260,41 @@ TEST_CASE("data-parallel steps keep identical weights and match one process with
   CHECK(worst < 1e-4);
   CHECK(metrics.read().count == ref_metrics.read().count);
   CHECK(metrics.read().loss == Approx(ref_metrics.read().loss).epsilon(1e-4));
+}
+
+TEST_CASE("dropout placed in a larger batch draws that batch's mask, on the CPU and the device",
+          "[cpu][dist][simt]") {
+  // A global batch of 6 samples of 5 elements; rank r of 3 holds samples r and r + 3.
+  const int64_t samples = 6, elems = 5, ranks = 3;
+  std::vector<float> all(size_t(samples * elems));
+  for (size_t i = 0; i < all.size(); ++i) all[i] = 1.f + float(i);
+  for (kiln::Device device : {kiln::Device::cpu, kiln::Device::cuda}) {
+    INFO((device == kiln::Device::cpu ? "cpu" : "cuda"));
+    Tensor x = Tensor::from_vector<float>({samples, elems}, all).to(device);
+    Tensor y({samples, elems}, kiln::DType::f32, device);
+    kiln::dropout_forward(y, x, 0.5f, 41, 3);
+    const std::vector<float> want = y.to_vector<float>();
+    for (int64_t r = 0; r < ranks; ++r) {
+      std::vector<float> part;
+      for (int64_t k = r; k < samples; k += ranks)
+        part.insert(part.end(), all.begin() + k * elems, all.begin() + (k + 1) * elems);
+      Tensor xs = Tensor::from_vector<float>({2, elems}, part).to(device);
+      Tensor ys({2, elems}, kiln::DType::f32, device), dxs({2, elems}, kiln::DType::f32, device);
+      kiln::dropout_forward(ys, xs, 0.5f, 41, 3, {elems, ranks, r});
+      kiln::dropout_backward(dxs, xs, 0.5f, 41, 3, {elems, ranks, r});
+      const std::vector<float> got = ys.to_vector<float>(), back = dxs.to_vector<float>();
+      for (int64_t k = 0; k < 2; ++k)
+        for (int64_t e = 0; e < elems; ++e) {
+          const float w = want[size_t((k * ranks + r) * elems + e)];
+          CHECK(got[size_t(k * elems + e)] == w);
+          CHECK(back[size_t(k * elems + e)] == w);  // the same map on the same input
+        }
+    }
+    int dropped = 0;
+    for (float v : want) dropped += v == 0.f;
+    CHECK((dropped > 0 && dropped < int(want.size())));  // the test sees both kinds
+  }
+  Tensor x = Tensor::zeros({4, 3}), y({4, 3});
+  CHECK_THROWS_WITH(kiln::dropout_forward(y, x, 0.5f, 1, 0, {5, 2, 0}),
+                    Catch::Contains("elems must divide its size"));
 }
