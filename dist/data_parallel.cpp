@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "core/error.h"
+#include "layers/batchnorm.h"
 #include "layers/dropout.h"
 
 namespace kiln::dist {
@@ -67,6 +68,10 @@ DataParallel::DataParallel(Communicator& comm, Sequential& net, const DataParall
   // mask is drawn where one process would draw it.
   for (int i = 0; i < net.size(); ++i)
     if (auto* d = dynamic_cast<Dropout*>(&net[i])) d->set_placement(comm.size(), comm.rank());
+  if (options.sync_batchnorm && comm.size() > 1)
+    for (int i = 0; i < net.size(); ++i)
+      if (auto* bn = dynamic_cast<BatchNorm2d*>(&net[i]))
+        bn->sync([&comm](double* p, int64_t n) { comm.all_reduce_sum(p, n); });
   scale_ = 1.0f / static_cast<float>(comm.size());
   pending_lo_ = pending_hi_ = flat.numel();
   net.on_layer_backward = [this](int layer) { layer_done(layer); };
@@ -74,6 +79,8 @@ DataParallel::DataParallel(Communicator& comm, Sequential& net, const DataParall
 
 DataParallel::~DataParallel() {
   net_.on_layer_backward = nullptr;
+  for (int i = 0; i < net_.size(); ++i)
+    if (auto* bn = dynamic_cast<BatchNorm2d*>(&net_[i])) bn->sync(nullptr);
 }
 
 void DataParallel::broadcast_buffers() {

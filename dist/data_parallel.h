@@ -50,6 +50,9 @@ data::Sampler batch_sampler(const Communicator& comm, int global_batch, uint64_t
 
 struct DataParallelOptions {
   int64_t bucket_bytes = 4 << 20;  // gradient bytes per all-reduce (PyTorch DDP's default: 25 MB)
+  // BatchNorm2d layers: per-replica statistics (false, PyTorch DDP's default) or synchronised
+  // over the ranks (SyncBatchNorm: the statistics of the global batch; layers/batchnorm.h).
+  bool sync_batchnorm = false;
 };
 
 class DataParallel {
