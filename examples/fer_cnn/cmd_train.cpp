@@ -46,7 +46,7 @@ struct Options {
   int epochs = 0, batch_size = 64, train_per_class = 0, warmup = 0, stop_after = 0;
   double lr = 1e-3, width = 0, weight_decay = -1, momentum = 0.9, clip = 0;
   uint64_t seed = 1;
-  bool resume = false, replace = false, no_augment = false, augment = false;
+  bool resume = false, replace = false, no_augment = false, augment = false, sync_bn = false;
 } opts;
 
 std::string fmt(const char* f, double v) {
@@ -352,7 +352,8 @@ int run_train() {
   std::unique_ptr<kiln::dist::DataParallel> dp;
   std::unique_ptr<kiln::dist::DataParallelStep> dp_step;
   if (parallel) {
-    dp = std::make_unique<kiln::dist::DataParallel>(*comm, *net);
+    dp = std::make_unique<kiln::dist::DataParallel>(
+        *comm, *net, kiln::dist::DataParallelOptions{.sync_batchnorm = opts.sync_bn});
     dp_step = std::make_unique<kiln::dist::DataParallelStep>(*dp, eager);
   }
   kiln::Step& step = parallel ? static_cast<kiln::Step&>(*dp_step) : eager;
@@ -382,8 +383,9 @@ int run_train() {
               static_cast<long long>(net->num_params()),
               width == 1.0 ? ", the report's network" : ", --width 1 for the report's network");
   if (parallel)
-    std::printf("data-parallel: %d ranks (%s), %d images per rank and batch\n", comm->size(),
-                comm->launch().launcher.c_str(), lo.batch_size);
+    std::printf("data-parallel: %d ranks (%s), %d images per rank and batch, batchnorm %s\n",
+                comm->size(), comm->launch().launcher.c_str(), lo.batch_size,
+                opts.sync_bn ? "synchronised" : "per replica");
   std::printf("training: %d epochs%s, batch %d, %s lr %g (%s), %s, seed %llu, out %s\n", epochs,
               opts.resume
                   ? (", resuming after epoch " + std::to_string(trainer.epochs_done())).c_str()
@@ -508,6 +510,9 @@ const Registration reg{
                       "GPU 1000)")
            ->check(integer_in(1, 1000000));
        app.add_flag("--no-augment", opts.no_augment, "no random flips and shifts");
+       app.add_flag("--sync-bn", opts.sync_bn,
+                    "under mpirun: batchnorm statistics of the global batch (SyncBatchNorm) "
+                    "instead of each rank's own");
        app.add_flag("--augment", opts.augment,
                     "random flips and shifts (default on the GPU, off for the CPU default run)");
        app.add_option("--stop-after", opts.stop_after,
