@@ -54,7 +54,7 @@ minimal=0
 
 # libonnx-dev + libprotobuf-dev: onnx/ (kiln_onnx: ONNX export and import, fer_cnn export).
 packages=(cmake ninja-build g++ pkg-config catch2 libopenblas-dev libcli11-dev nlohmann-json3-dev
-          libstb-dev libomp-dev libcairo2-dev libonnx-dev libprotobuf-dev)
+          libstb-dev libomp-dev libcairo2-dev libonnx-dev libprotobuf-dev libopenmpi-dev openmpi-bin)
 if [[ $minimal == 0 ]]; then
   # clang-14 and its runtime libraries (libFuzzer, ASan, UBSan) build tests/fuzz.
   packages+=(libbenchmark-dev chromium python3-torch python3-numpy clang-14 libclang-rt-14-dev)

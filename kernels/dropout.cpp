@@ -13,47 +13,62 @@ void check_p(const char* op, float p, const char* name, const Tensor& t) {
   KILN_CHECK(p >= 0.f && p < 1.f, op, ": p = ", p, " is outside [0, 1) (", name, " ", t.str(), ")");
 }
 
+void check_samples(const char* op, const DropoutSamples& s, const Tensor& t) {
+  if (s.elems == 0) return;
+  KILN_CHECK(s.elems > 0 && t.numel() % s.elems == 0 && s.stride >= 1 && s.first >= 0, op,
+             ": DropoutSamples{elems ", s.elems, ", stride ", s.stride, ", first ", s.first,
+             "} does not place ", t.str(), ": elems must divide its size, stride >= 1, first >= 0");
+}
+
 }  // namespace
 
-void dropout_forward(Tensor& y, const Tensor& x, float p, uint64_t seed, uint64_t offset) {
+void dropout_forward(Tensor& y, const Tensor& x, float p, uint64_t seed, uint64_t offset,
+                     const DropoutSamples& samples) {
   constexpr const char* op = "dropout_forward";
   detail::check_defined(op, "x", x);
   check_p(op, p, "x", x);
   detail::check_shape(op, "y", y, x.shape());
+  check_samples(op, samples, x);
   const Device device = detail::check_float_same(op, {{"y", &y}, {"x", &x}});
   detail::on_device(
       op, device,
       [&] {
         if (x.dtype() == DType::f64) {
-          cpu::dropout_forward(y.data<double>(), x.data<double>(), x.numel(), p, seed, offset);
+          cpu::dropout_forward(y.data<double>(), x.data<double>(), x.numel(), p, seed, offset,
+                               samples);
         } else {
-          cpu::dropout_forward(y.data<float>(), x.data<float>(), x.numel(), p, seed, offset);
+          cpu::dropout_forward(y.data<float>(), x.data<float>(), x.numel(), p, seed, offset,
+                               samples);
         }
       },
       [&] {
         cuda::dropout_forward(y.data<float>(), x.data<float>(), x.numel(), p, seed, offset,
-                              current_stream());
+                              current_stream(), samples);
       });
 }
 
-void dropout_backward(Tensor& dx, const Tensor& dy, float p, uint64_t seed, uint64_t offset) {
+void dropout_backward(Tensor& dx, const Tensor& dy, float p, uint64_t seed, uint64_t offset,
+                      const DropoutSamples& samples) {
   constexpr const char* op = "dropout_backward";
   detail::check_defined(op, "dy", dy);
   check_p(op, p, "dy", dy);
   detail::check_shape(op, "dx", dx, dy.shape());
+  check_samples(op, samples, dy);
   const Device device = detail::check_float_same(op, {{"dx", &dx}, {"dy", &dy}});
   detail::on_device(
       op, device,
       [&] {
         if (dy.dtype() == DType::f64) {
-          cpu::dropout_backward(dx.data<double>(), dy.data<double>(), dy.numel(), p, seed, offset);
+          cpu::dropout_backward(dx.data<double>(), dy.data<double>(), dy.numel(), p, seed, offset,
+                                samples);
         } else {
-          cpu::dropout_backward(dx.data<float>(), dy.data<float>(), dy.numel(), p, seed, offset);
+          cpu::dropout_backward(dx.data<float>(), dy.data<float>(), dy.numel(), p, seed, offset,
+                                samples);
         }
       },
       [&] {
         cuda::dropout_backward(dx.data<float>(), dy.data<float>(), dy.numel(), p, seed, offset,
-                               current_stream());
+                               current_stream(), samples);
       });
 }
 

@@ -49,13 +49,31 @@ __global__ void KILN_LAUNCH_BOUNDS(kStreamBlock)
   }
 }
 
+// The same map for a batch placed in a larger one (DropoutSamples, kernels/dropout.h): element i
+// draws mask index m(i), whose Philox block differs from its neighbours', so one block per element.
+__global__ void KILN_LAUNCH_BOUNDS(kStreamBlock)
+    dropout_placed_kernel(float* out, const float* in, int64_t n, float p, float scale,
+                          uint64_t seed, uint64_t offset, DropoutSamples samples) {
+  const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
+  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n;
+       i += stride) {
+    const uint64_t m = static_cast<uint64_t>(dropout_mask_index(samples, i));
+    out[i] = in[i] * keep_scale(philox_block(seed, offset, m / 4).v[m % 4], p, scale);
+  }
+}
+
 void run_dropout(const char* op, float* out, const float* in, int64_t n, float p, uint64_t seed,
-                 uint64_t offset, Stream stream) {
+                 uint64_t offset, Stream stream, const DropoutSamples& samples) {
   KILN_CHECK(n >= 0, op, ": negative size ", n);
   KILN_CHECK(p >= 0.f && p < 1.f, op, ": p must be in [0, 1), got ", p);
   if (n == 0) return;
   KILN_CHECK(out != nullptr && in != nullptr, op, ": null pointer");
   const float scale = 1.f / (1.f - p);
+  if (!samples.identity()) {
+    launch({stream_grid(n), kStreamBlock, 0, stream}, dropout_placed_kernel, out, in, n, p, scale,
+           seed, offset, samples);
+    return;
+  }
   const unsigned grid = stream_grid((n + 3) / 4);
   if (aligned16(out) && aligned16(in)) {
     launch({grid, kStreamBlock, 0, stream}, dropout_kernel<true>, out, in, n, p, scale, seed,
@@ -69,13 +87,13 @@ void run_dropout(const char* op, float* out, const float* in, int64_t n, float p
 }  // namespace
 
 void dropout_forward(float* y, const float* x, int64_t n, float p, uint64_t seed, uint64_t offset,
-                     Stream stream) {
-  run_dropout("cuda::dropout_forward", y, x, n, p, seed, offset, stream);
+                     Stream stream, const DropoutSamples& samples) {
+  run_dropout("cuda::dropout_forward", y, x, n, p, seed, offset, stream, samples);
 }
 
 void dropout_backward(float* dx, const float* dy, int64_t n, float p, uint64_t seed,
-                      uint64_t offset, Stream stream) {
-  run_dropout("cuda::dropout_backward", dx, dy, n, p, seed, offset, stream);
+                      uint64_t offset, Stream stream, const DropoutSamples& samples) {
+  run_dropout("cuda::dropout_backward", dx, dy, n, p, seed, offset, stream, samples);
 }
 
 }  // namespace kiln::cuda

@@ -2,7 +2,16 @@
 // Train: batch statistics (biased variance), running statistics updated with momentum from the
 // unbiased variance, num_batches_tracked += 1. Eval: running statistics. eps 1e-5, momentum 0.1,
 // weight 1, bias 0, running_mean 0, running_var 1 (PyTorch's defaults). Backward: docs/math.md §2.
+//
+// Synchronised across data-parallel replicas (PyTorch's SyncBatchNorm) once given a reducer
+// (sync(): an all-reduce sum of doubles over the ranks, dist/data_parallel.h installs one): the
+// training statistics are then those of the global batch, merged from each rank's count, mean
+// and M2 (Chan et al.'s pairwise formula, M2 = Σ_r [M2_r + n_r (mean_r − μ)²], never raw Σx²),
+// and backward all-reduces the per-channel Σdy and Σdy·x̂, so N ranks × batch B compute what one
+// process computes with batch N·B. That path runs on the host (device tensors are copied).
 #pragma once
+
+#include <functional>
 
 #include "kernels/batchnorm.h"
 #include "layers/layer.h"
@@ -26,6 +35,12 @@ class BatchNorm2d : public Layer {
   double eps() const { return eps_; }
   double momentum() const { return momentum_; }
 
+  // all_reduce_sum(p, n): p[0..n) = their sum over the ranks, the same on every rank. Empty (the
+  // default): per-replica statistics.
+  using Reducer = std::function<void(double* p, int64_t n)>;
+  void sync(Reducer all_reduce_sum) { reducer_ = std::move(all_reduce_sum); }
+  bool synced() const { return static_cast<bool>(reducer_); }
+
  protected:
   void forward_impl(const Tensor& x, Tensor& y, Mode mode) override;
   void backward_impl(const Tensor& dy, const Tensor& x, Tensor* dx, bool param_grads,
@@ -43,6 +58,13 @@ class BatchNorm2d : public Layer {
   Tensor save_mean_, save_invstd_;         // [C], from the last training forward
   Tensor scratch_dgamma_, scratch_dbeta_;  // [C], receive the unwanted grads when !param_grads
   Workspace dx_scratch_;                   // receives dx when the caller does not want it
+  Reducer reducer_;
+  double share_ = 1;  // this rank's values per channel / the global batch's (synced forward)
+  template <typename T>
+  void forward_synced(const Tensor& x, Tensor& y);
+  template <typename T>
+  void backward_synced(Tensor& dx, Tensor& dgamma, Tensor& dbeta, const Tensor& dy,
+                       const Tensor& x);
 };
 
 }  // namespace kiln

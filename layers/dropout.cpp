@@ -17,6 +17,18 @@ std::string Dropout::describe() const {
   return os.str();
 }
 
+void Dropout::set_placement(int64_t stride, int64_t first) {
+  KILN_CHECK(stride >= 1 && first >= 0 && first < stride, "Dropout::set_placement: stride ", stride,
+             ", first ", first, ": need 0 <= first < stride");
+  stride_ = stride;
+  first_ = first;
+}
+
+DropoutSamples Dropout::samples(const Tensor& x) const {
+  if (stride_ == 1 || x.rank() == 0 || x.size(0) == 0) return {};
+  return {x.numel() / x.size(0), stride_, first_};
+}
+
 std::vector<CounterRef> Dropout::counters() {
   return {{"dropout_seed", &seed_}, {"dropout_offset", &next_offset_}};
 }
@@ -27,7 +39,7 @@ void Dropout::forward_impl(const Tensor& x, Tensor& y, Mode mode) {
     return;
   }
   used_offset_ = next_offset_++;
-  dropout_forward(y, x, static_cast<float>(p_), seed_, used_offset_);
+  dropout_forward(y, x, static_cast<float>(p_), seed_, used_offset_, samples(x));
 }
 
 void Dropout::backward_impl(const Tensor& dy, const Tensor&, Tensor* dx, bool, Mode mode) {
@@ -36,7 +48,7 @@ void Dropout::backward_impl(const Tensor& dy, const Tensor&, Tensor* dx, bool, M
     dx->copy_from(dy);
     return;
   }
-  dropout_backward(*dx, dy, static_cast<float>(p_), seed_, used_offset_);
+  dropout_backward(*dx, dy, static_cast<float>(p_), seed_, used_offset_, samples(dy));
 }
 
 }  // namespace kiln

@@ -29,6 +29,9 @@ class Dropout : public Layer {
     seed_ = seed;
     next_offset_ = offset;
   }
+  // Places every batch in a larger one (data parallelism): sample k draws the mask of sample
+  // k·stride + first of the larger batch (kernels/dropout.h, DropoutSamples). (1, 0): its own.
+  void set_placement(int64_t stride, int64_t first);
 
  protected:
   void forward_impl(const Tensor& x, Tensor& y, Mode mode) override;
@@ -40,6 +43,8 @@ class Dropout : public Layer {
   friend class FusedBlock;  // runs this layer fused with its neighbours (layers/fused_block.h)
   double p_;
   uint64_t seed_, next_offset_ = 0, used_offset_ = 0;
+  int64_t stride_ = 1, first_ = 0;
+  DropoutSamples samples(const Tensor& x) const;
 };
 
 }  // namespace kiln

@@ -33,6 +33,10 @@ class FusedBlock {
   int last() const { return first_ + 3; }
   // Whether the most recent forward through these layers ran fused.
   bool ran_fused() const { return ran_fused_; }
+  // Whether the block can run fused now: the fused kernel draws dropout's mask by the batch's own
+  // sample index, so a dropout placed in a larger batch (data parallelism: Dropout::set_placement)
+  // runs the block unfused.
+  bool can_fuse() const { return drop_->stride_ == 1 && drop_->first_ == 0; }
   void set_ran_fused(bool ran) { ran_fused_ = ran; }
 
   // A training forward of the four layers from x (the convolution's output); returns the pooled,

@@ -244,8 +244,8 @@ const Tensor& Sequential::forward_to(const Tensor& x, int k, Mode mode) {
   const Tensor* a = &x;
   for (int i = 0; i <= k; ++i) {
     FusedBlock* b = block_of(i);
-    const bool fused =
-        b && fused_blocks_ && mode == Mode::train && i == b->first() && b->last() <= k;
+    const bool fused = b && fused_blocks_ && mode == Mode::train && i == b->first() &&
+                       b->last() <= k && b->can_fuse();
     try {
       a = fused ? &b->forward(*a) : &layers_[i]->forward(*a, mode);
     } catch (const Error& e) {
@@ -278,10 +278,14 @@ const Tensor& Sequential::backward_from(int k, const Tensor& d_activation,
     FusedBlock* b = block_of(i);
     if (b && b->ran_fused()) {  // i == b->last(): the check above and the jump below
       d = &b->backward(*d, o);
+      // The block's layers have their gradients now: tell the hook, from the last one down.
+      for (int j = b->last(); o.param_grads && on_layer_backward && j >= b->first(); --j)
+        on_layer_backward(j);
       i = b->first();
       continue;
     }
     d = &layers_[i]->backward(*d, o);
+    if (o.param_grads && on_layer_backward) on_layer_backward(i);
   }
   return *d;
 }

@@ -27,6 +27,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <utility>
@@ -70,6 +71,10 @@ class Sequential : public Layer {
   bool fused_blocks() const { return fused_blocks_; }
   // How many blocks the network's layers form (fused or not).
   int fusable_blocks() const { return static_cast<int>(blocks_.size()); }
+  // Called after each layer's backward pass that computed parameter gradients, with the layer's
+  // index (from the last layer down to 0): data parallelism (dist/data_parallel.h) starts
+  // reducing a layer's gradients there while the layers below it are still back-propagating.
+  std::function<void(int layer)> on_layer_backward;
 
   // The flat buffers: every parameter value / gradient is a slice of these.
   Tensor& flat_params();

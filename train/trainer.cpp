@@ -116,7 +116,7 @@ TrainResult Trainer::run() {
     metrics.reset();
     while (loader_.next(batch)) {
       step_.run(batch, metrics);
-      result.images += batch.size;
+      result.images += step_.images(batch);
       if (!progress->due(batch.index, batches)) continue;
       ProgressInfo info;
       info.epoch = epoch;

@@ -90,6 +90,9 @@ class Step {
   virtual void run(const data::Batch& batch, Metrics& metrics) = 0;
   // The learning rate of the last run(), recorded in the epoch's history.
   virtual double lr() const = 0;
+  // The images the last run() trained on, for the loop's images/s: the batch's own size, or the
+  // whole job's for a data-parallel step (dist/data_parallel.h) whose ranks share a global batch.
+  virtual int64_t images(const data::Batch& batch) const { return batch.size; }
 };
 
 // Thrown when a run diverges. fact() says what was seen and where ("the training loss is not

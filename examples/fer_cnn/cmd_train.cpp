@@ -5,6 +5,8 @@
 // instant resumes (--resume brings the derived files up to the state first). The protocol is in
 // docs/checkpoints.md, "The run folder". The loop itself is the library's kiln::Trainer
 // (train/trainer.h); this file is its client: options, defaults, data, model and the run folder.
+// Started by mpirun or srun it is one rank of a data-parallel job (kiln::dist, docs/distributed.md):
+// --batch-size is the job's batch, rank 0 alone prints and writes the run folder.
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -15,6 +17,8 @@
 #include "core/error.h"
 #include "io/file.h"
 #include "data/loader.h"
+#include "dist/communicator.h"
+#include "dist/data_parallel.h"
 #include "examples/fer_cnn/fer_cnn.h"
 #include "optim/checkpoint.h"
 #include "optim/optimizer.h"
@@ -42,7 +46,8 @@ struct Options {
   int epochs = 0, batch_size = 64, train_per_class = 0, warmup = 0, stop_after = 0;
   double lr = 1e-3, width = 0, weight_decay = -1, momentum = 0.9, clip = 0;
   uint64_t seed = 1;
-  bool resume = false, replace = false, no_augment = false, augment = false, tf32_linear = false;
+  bool resume = false, replace = false, no_augment = false, augment = false, tf32_linear = false,
+       sync_bn = false;
 } opts;
 
 std::string fmt(const char* f, double v) {
@@ -172,9 +177,12 @@ void check_state_has_weights(const kiln::StFile& file, const std::string& path) 
 }
 
 // --resume: the state is the commit record, read once. The weights, the optimizer and the
-// history all come from it; the derived files are then brought up to it.
+// history all come from it; the derived files are then brought up to it (by rank 0 of a
+// data-parallel job, `lead`; every rank reads the state). A job of another size than the one
+// that wrote the state continues the same global batches (they do not depend on the ranks), so
+// only the rounding of the gradient average differs: allowed, with a note.
 Committed resume_run(const RunFiles& files, kiln::Sequential& net, kiln::Optimizer& optimizer,
-                     const ModelInfo& info, kiln::Trainer& trainer) {
+                     const ModelInfo& info, kiln::Trainer& trainer, int ranks, bool lead) {
   kiln::StFile state = kiln::read_safetensors(files.state);
   check_state_has_weights(state, files.state);
   // The weights, the optimizer's state and the counters, all checked before any is changed.
@@ -196,7 +204,14 @@ Committed resume_run(const RunFiles& files, kiln::Sequential& net, kiln::Optimiz
                      std::to_string(committed.history.size()) + " epochs, not " +
                      std::to_string(epochs_done) + ")");
   committed.steps = optimizer.steps();
-  write_derived(files, net, info, committed, /*repair=*/true);
+  const auto written = meta.find("kiln.world_size");
+  const std::string by = written == meta.end() ? "1" : written->second;
+  if (by != std::to_string(ranks))
+    std::printf(
+        "resume: the state was written by a job of %s rank(s), this one has %d: the same "
+        "global batches follow, the gradient average rounds differently\n",
+        by.c_str(), ranks);
+  if (lead) write_derived(files, net, info, committed, /*repair=*/true);
   return committed;
 }
 
@@ -273,6 +288,12 @@ void init_from(kiln::Sequential& net, kiln::Sequential& source, const ModelInfo&
 
 int run_train() {
   namespace fs = std::filesystem;
+  // Alone this is the single-process communicator and nothing changes; under a launcher, one rank
+  // of the job. The other ranks train silently: rank 0 prints and owns the files.
+  const std::unique_ptr<kiln::dist::Communicator> comm = kiln::dist::connect();
+  const bool lead = comm->rank() == 0, parallel = comm->size() > 1;
+  if (!lead && std::freopen("/dev/null", "w", stdout) == nullptr)
+    throw UsageError("rank " + std::to_string(comm->rank()) + ": cannot silence stdout");
   // The numeric options were range-checked by their validators (the Registration below).
   const RunFiles files(opts.out);
   const std::string& state_path = files.state;
@@ -350,8 +371,9 @@ int run_train() {
   auto optimizer = make_optimizer(*net);
 
   kiln::data::LoaderOptions lo;
-  lo.batch_size = opts.batch_size;
+  lo.batch_size = kiln::dist::local_batch(opts.batch_size, *comm);
   lo.seed = opts.seed;
+  lo.sampler = kiln::dist::batch_sampler(*comm, opts.batch_size, opts.seed);
   // Augmentation is on by default on the GPU; the short CPU default run learns faster without it.
   const bool augment = opts.augment || (!opts.no_augment && !on_cpu);
   if (augment) lo.augment = {.hflip = true, .max_shift = std::max(1, spec.width / 16)};
@@ -367,15 +389,27 @@ int run_train() {
   schedule.total_steps = epochs * batches;
   schedule.step_size = std::max<int64_t>(1, batches * std::max(1, epochs / 3));
 
-  fs::create_directories(opts.out);
-  for (const std::string& t : kiln::remove_stale_temporaries(opts.out))
-    std::printf("removed %s (a temporary file of an interrupted save)\n", t.c_str());
-  if (opts.replace && files.holds_run()) {
-    for (const std::string& f : files.run_files()) fs::remove(f);
-    std::printf("--replace: deleted the previous run in %s\n", opts.out.c_str());
+  if (lead) {
+    fs::create_directories(opts.out);
+    for (const std::string& t : kiln::remove_stale_temporaries(opts.out))
+      std::printf("removed %s (a temporary file of an interrupted save)\n", t.c_str());
+    if (opts.replace && files.holds_run()) {
+      for (const std::string& f : files.run_files()) fs::remove(f);
+      std::printf("--replace: deleted the previous run in %s\n", opts.out.c_str());
+    }
   }
+  comm->barrier();
 
-  kiln::EagerStep step(*net, *optimizer, schedule, device, {.clip = opts.clip});
+  kiln::EagerStep eager(*net, *optimizer, schedule, device, {.clip = opts.clip});
+  // A data-parallel job: rank 0's weights everywhere, gradients averaged in the backward pass.
+  std::unique_ptr<kiln::dist::DataParallel> dp;
+  std::unique_ptr<kiln::dist::DataParallelStep> dp_step;
+  if (parallel) {
+    dp = std::make_unique<kiln::dist::DataParallel>(
+        *comm, *net, kiln::dist::DataParallelOptions{.sync_batchnorm = opts.sync_bn});
+    dp_step = std::make_unique<kiln::dist::DataParallelStep>(*dp, eager);
+  }
+  kiln::Step& step = parallel ? static_cast<kiln::Step&>(*dp_step) : eager;
   kiln::Trainer trainer(loader, step,
                         {.epochs = epochs,
                          .classes = info.config.classes,
@@ -383,7 +417,7 @@ int run_train() {
                          .checkpoint_every = 1});
   Committed committed;
   if (opts.resume) {
-    committed = resume_run(files, *net, *optimizer, info, trainer);
+    committed = resume_run(files, *net, *optimizer, info, trainer, comm->size(), lead);
     if (trainer.epochs_done() >= epochs) {
       std::printf(
           "--resume: the run in %s already trained %lld epochs, nothing to train (pass "
@@ -401,6 +435,10 @@ int run_train() {
   std::printf("model: fer_cnn width x%g (%lld parameters)%s\n", width,
               static_cast<long long>(net->num_params()),
               width == 1.0 ? ", the report's network" : ", --width 1 for the report's network");
+  if (parallel)
+    std::printf("data-parallel: %d ranks (%s), %d images per rank and batch, batchnorm %s\n",
+                comm->size(), comm->launch().launcher.c_str(), lo.batch_size,
+                opts.sync_bn ? "synchronised" : "per replica");
   std::printf("training: %d epochs%s, batch %d, %s lr %g (%s), %s, seed %llu, out %s\n", epochs,
               opts.resume
                   ? (", resuming after epoch " + std::to_string(trainer.epochs_done())).c_str()
@@ -419,7 +457,8 @@ int run_train() {
                                    {"train_images", data.train.size()},
                                    {"val_images", data.val.size()},
                                    {"device", on_cpu ? "cpu" : "cuda"},
-                                   {"precision", precision.describe()}};
+                                   {"precision", precision.describe()},
+                                   {"ranks", comm->size()}};
 
   trainer.validate = [&] {
     const EvalResult val = evaluate(*net, data.val, opts.batch_size, device);
@@ -428,6 +467,7 @@ int run_train() {
   // The commit: the training state, with everything a resume needs. Then the files derived from
   // it; a kill before they are all written is repaired by --resume.
   trainer.checkpoint = [&](const kiln::EpochRecord& r) {
+    if (!lead) return;  // every rank holds the same model; rank 0 writes it
     if (r.best) committed.best_steps = optimizer->steps();
     committed.steps = optimizer->steps();
     committed.history = trainer.history();
@@ -440,6 +480,8 @@ int run_train() {
                        {"kiln.history", history_json(committed.history).dump()},
                        {"kiln.data", opts.data},
                        {"kiln.seed", std::to_string(opts.seed)},
+                       {"kiln.world_size", std::to_string(comm->size())},
+                       {"kiln.sampler", "epoch " + std::to_string(r.epoch) + ", batch 0"},
                        {"kiln.training", training.dump()}});
     kiln::save_training_state(state_path, *optimizer, *net, state_meta);
     write_derived(files, *net, info, committed, /*repair=*/false);
@@ -528,6 +570,9 @@ const Registration reg{
                       "GPU 1000)")
            ->check(integer_in(1, 1000000));
        app.add_flag("--no-augment", opts.no_augment, "no random flips and shifts");
+       app.add_flag("--sync-bn", opts.sync_bn,
+                    "under mpirun: batchnorm statistics of the global batch (SyncBatchNorm) "
+                    "instead of each rank's own");
        app.add_flag("--augment", opts.augment,
                     "random flips and shifts (default on the GPU, off for the CPU default run)");
        app.add_option("--stop-after", opts.stop_after,

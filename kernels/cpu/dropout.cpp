@@ -15,8 +15,17 @@ namespace {
 
 // out_i = keep_i ? in_i · scale : 0 — forward and backward are the same map.
 template <typename T>
-void apply_dropout_mask(T* out, const T* in, int64_t n, float p, uint64_t seed, uint64_t offset) {
+void apply_dropout_mask(T* out, const T* in, int64_t n, float p, uint64_t seed, uint64_t offset,
+                        const DropoutSamples& samples) {
   const T scale = T(1) / (T(1) - static_cast<T>(p));
+  if (!samples.identity()) {  // placed in a larger batch: element i draws mask index m(i)
+#pragma omp parallel for schedule(static) if (n >= (int64_t{1} << 16))
+    for (int64_t i = 0; i < n; ++i) {
+      const bool keep = philox_uniform(seed, offset, uint64_t(dropout_mask_index(samples, i))) >= p;
+      out[i] = keep ? in[i] * scale : T(0);
+    }
+    return;
+  }
   const int64_t blocks = (n + 3) / 4;
 #pragma omp parallel for schedule(static) if (n >= (int64_t{1} << 16))
   for (int64_t blk = 0; blk < blocks; ++blk) {
@@ -33,18 +42,24 @@ void apply_dropout_mask(T* out, const T* in, int64_t n, float p, uint64_t seed, 
 }  // namespace
 
 template <typename T>
-void dropout_forward(T* y, const T* x, int64_t n, float p, uint64_t seed, uint64_t offset) {
-  apply_dropout_mask(y, x, n, p, seed, offset);
+void dropout_forward(T* y, const T* x, int64_t n, float p, uint64_t seed, uint64_t offset,
+                     const DropoutSamples& samples) {
+  apply_dropout_mask(y, x, n, p, seed, offset, samples);
 }
 
 template <typename T>
-void dropout_backward(T* dx, const T* dy, int64_t n, float p, uint64_t seed, uint64_t offset) {
-  apply_dropout_mask(dx, dy, n, p, seed, offset);
+void dropout_backward(T* dx, const T* dy, int64_t n, float p, uint64_t seed, uint64_t offset,
+                      const DropoutSamples& samples) {
+  apply_dropout_mask(dx, dy, n, p, seed, offset, samples);
 }
 
-template void dropout_forward<float>(float*, const float*, int64_t, float, uint64_t, uint64_t);
-template void dropout_forward<double>(double*, const double*, int64_t, float, uint64_t, uint64_t);
-template void dropout_backward<float>(float*, const float*, int64_t, float, uint64_t, uint64_t);
-template void dropout_backward<double>(double*, const double*, int64_t, float, uint64_t, uint64_t);
+template void dropout_forward<float>(float*, const float*, int64_t, float, uint64_t, uint64_t,
+                                     const DropoutSamples&);
+template void dropout_forward<double>(double*, const double*, int64_t, float, uint64_t, uint64_t,
+                                      const DropoutSamples&);
+template void dropout_backward<float>(float*, const float*, int64_t, float, uint64_t, uint64_t,
+                                      const DropoutSamples&);
+template void dropout_backward<double>(double*, const double*, int64_t, float, uint64_t, uint64_t,
+                                       const DropoutSamples&);
 
 }  // namespace kiln::cpu
