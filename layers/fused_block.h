@@ -33,10 +33,11 @@ class FusedBlock {
   int last() const { return first_ + 3; }
   // Whether the most recent forward through these layers ran fused.
   bool ran_fused() const { return ran_fused_; }
-  // Whether the block can run fused now: the fused kernel draws dropout's mask by the batch's own
-  // sample index, so a dropout placed in a larger batch (data parallelism: Dropout::set_placement)
-  // runs the block unfused.
-  bool can_fuse() const { return drop_->stride_ == 1 && drop_->first_ == 0; }
+  // Whether the block can run fused now. The fused kernel takes this batch's own statistics and
+  // draws dropout's mask by the batch's own sample index, so in data parallelism a synchronised
+  // batchnorm (BatchNorm2d::sync) or a dropout placed in the global batch (Dropout::set_placement)
+  // runs the block unfused (docs/distributed.md).
+  bool can_fuse() const { return !bn_->synced() && drop_->stride_ == 1 && drop_->first_ == 0; }
   void set_ran_fused(bool ran) { ran_fused_ = ran; }
 
   // A training forward of the four layers from x (the convolution's output); returns the pooled,
