@@ -244,7 +244,7 @@ const Tensor& Sequential::forward_to(const Tensor& x, int k, Mode mode) {
   const Tensor* a = &x;
   for (int i = 0; i <= k; ++i) {
     FusedBlock* b = block_of(i);
-    const bool fused = b && fused_blocks_ && mode == Mode::train && i == b->first() &&
+    const bool fused = b && fused_blocks(a->device()) && mode == Mode::train && i == b->first() &&
                        b->last() <= k && b->can_fuse();
     try {
       a = fused ? &b->forward(*a) : &layers_[i]->forward(*a, mode);

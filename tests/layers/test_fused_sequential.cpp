@@ -68,9 +68,10 @@ template <typename T>
 void check_fused_equals_unfused(Device device) {
   auto fused = small_net(device, kiln::dtype_of<T>());
   auto plain = small_net(device, kiln::dtype_of<T>());
+  fused->set_fused_blocks(true);  // also on the CPU, where the default runs blocks unfused
   plain->set_fused_blocks(false);
   REQUIRE(fused->fusable_blocks() == 5);
-  REQUIRE(fused->fused_blocks());
+  REQUIRE(fused->fused_blocks(Device::cpu));
   for (int step = 0; step < 2; ++step) {
     INFO("step " << step);
     const Tensor x = kiln::test::random_tensor<T>({3, 32, 32, 1}, 20 + step, device);
@@ -104,6 +105,7 @@ TEST_CASE("Sequential: forward_to and backward_from inside a block run it unfuse
           "[cpu][layers]") {
   auto fused = small_net(Device::cpu, DType::f32);
   auto plain = small_net(Device::cpu, DType::f32);
+  fused->set_fused_blocks(true);
   plain->set_fused_blocks(false);
   const Tensor x = kiln::test::random_tensor<float>({2, 32, 32, 1}, 5);
   for (int k : {1, 2, 3, 6}) {  // BatchNorm2d, LeakyReLU, MaxPool2d of block 1; inside block 2
