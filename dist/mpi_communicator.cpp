@@ -12,6 +12,7 @@
 #include <chrono>
 #include <cstdio>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <string>
 #include <thread>
@@ -24,16 +25,22 @@ namespace kiln::dist {
 
 namespace {
 
-class MpiCommunicator final : public Communicator {
+class MpiCommunicator final : public Communicator, public Watchdog {
  public:
-  explicit MpiCommunicator(const LaunchInfo& info) : Communicator(info) {
+  MpiCommunicator(const LaunchInfo& info, bool thread_multiple) : Communicator(info) {
     int initialised = 0;
     MPI_Initialized(&initialised);
+    const int wanted = thread_multiple ? MPI_THREAD_MULTIPLE : MPI_THREAD_FUNNELED;
+    int provided = 0;
     if (!initialised) {
-      int provided = 0;
-      MPI_Init_thread(nullptr, nullptr, MPI_THREAD_FUNNELED, &provided);
+      MPI_Init_thread(nullptr, nullptr, wanted, &provided);
       owns_mpi_ = true;
+    } else {
+      MPI_Query_thread(&provided);
     }
+    KILN_CHECK(provided >= wanted, "kiln::dist: this MPI gives thread level ", provided,
+               " where the emulated device's NCCL needs MPI_THREAD_MULTIPLE (", wanted,
+               "); use an MPI built with thread support, or KILN_DIST_NCCL=0");
     MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
     int rank = -1, size = -1;
     MPI_Comm_rank(MPI_COMM_WORLD, &rank);
@@ -49,6 +56,7 @@ class MpiCommunicator final : public Communicator {
   }
 
   ~MpiCommunicator() override {
+    release_device();  // the NCCL communicator and its streams, while MPI is still up
     // Unsent heartbeats to a rank that is gone must not block the exit.
     for (auto& s : sends_) MPI_Request_free(&s.request);
     MPI_Comm_free(&beats_);
@@ -57,6 +65,12 @@ class MpiCommunicator final : public Communicator {
   }
 
   Backend backend() const override { return Backend::mpi; }
+
+  void heartbeat(const char* what) override { enter(what); }
+  [[noreturn]] void end_job() override {
+    MPI_Abort(MPI_COMM_WORLD, 3);
+    std::_Exit(3);
+  }
 
   void all_reduce_sum(double* p, int64_t n) override {
     start_sum(p, n, MPI_DOUBLE);
@@ -106,7 +120,7 @@ class MpiCommunicator final : public Communicator {
          "MPI_Testall");
       if (done) break;
       const double waited = std::chrono::duration<double>(clock::now() - start).count();
-      if (waited > timeout_s()) abort_job(waited);
+      if (waited > timeout_s()) abort_job(what_, waited, nullptr);
       // Spin briefly (a short step's collectives finish in microseconds), then sleep so that
       // ranks sharing few cores leave them to the ranks still computing.
       if (++spins > 1000) std::this_thread::sleep_for(std::chrono::microseconds(200));
@@ -163,7 +177,8 @@ class MpiCommunicator final : public Communicator {
     }
   }
 
-  [[noreturn]] void abort_job(double waited) {
+  [[noreturn]] void abort_job(const char* what, double waited,
+                              const std::function<void()>& before) override {
     drain();
     std::string missing;
     for (int peer = 0; peer < size(); ++peer)
@@ -174,9 +189,10 @@ class MpiCommunicator final : public Communicator {
                  "kiln: rank %d of %d: %s #%lld has waited %.0f s for rank(s) %s, which did not "
                  "reach it (stopped, hung or dead); aborting the job (the limit is "
                  "KILN_DIST_TIMEOUT=%.0f s)\n",
-                 rank(), size(), what_, static_cast<long long>(seq_), waited, missing.c_str(),
+                 rank(), size(), what, static_cast<long long>(seq_), waited, missing.c_str(),
                  timeout_s());
     std::fflush(stderr);
+    if (before) before();
     MPI_Abort(MPI_COMM_WORLD, 3);
     std::_Exit(3);
   }
@@ -197,8 +213,12 @@ class MpiCommunicator final : public Communicator {
 
 }  // namespace
 
-std::unique_ptr<Communicator> connect_mpi(const LaunchInfo& info) {
-  return std::make_unique<MpiCommunicator>(info);
+std::unique_ptr<Communicator> connect_mpi(const LaunchInfo& info, bool thread_multiple) {
+  return std::make_unique<MpiCommunicator>(info, thread_multiple);
+}
+
+Watchdog& mpi_watchdog(Communicator& mpi) {
+  return dynamic_cast<MpiCommunicator&>(mpi);
 }
 
 }  // namespace kiln::dist

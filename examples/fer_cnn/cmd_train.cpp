@@ -436,9 +436,12 @@ int run_train() {
               static_cast<long long>(net->num_params()),
               width == 1.0 ? ", the report's network" : ", --width 1 for the report's network");
   if (parallel)
-    std::printf("data-parallel: %d ranks (%s), %d images per rank and batch, batchnorm %s\n",
-                comm->size(), comm->launch().launcher.c_str(), lo.batch_size,
-                opts.sync_bn ? "synchronised" : "per replica");
+    std::printf(
+        "data-parallel: %d ranks (%s, collectives over %s), %d images per rank and batch, "
+        "batchnorm %s\n",
+        comm->size(), comm->launch().launcher.c_str(),
+        kiln::dist::backend_name(on_cpu ? comm->backend() : comm->device_backend()), lo.batch_size,
+        opts.sync_bn ? "synchronised" : "per replica");
   std::printf("training: %d epochs%s, batch %d, %s lr %g (%s), %s, seed %llu, out %s\n", epochs,
               opts.resume
                   ? (", resuming after epoch " + std::to_string(trainer.epochs_done())).c_str()

@@ -4,15 +4,18 @@
 #include <catch2/catch.hpp>
 
 #include <cstdio>
+#include <cstring>
 
 #include "core/memory.h"
 
+// Shared by every [gpu] test executable (tests/gpu_native, tests/dist).
 int main(int argc, char** argv) {
+  const char* slash = argc > 0 ? std::strrchr(argv[0], '/') : nullptr;
+  const char* name = slash != nullptr ? slash + 1 : argc > 0 ? argv[0] : "kiln [gpu] tests";
   if (!kiln::cuda_available()) {
-    std::fprintf(stderr, "kiln_tests_gpu_native: SKIPPED: %s\n",
-                 kiln::cuda_unavailable_reason().c_str());
+    std::fprintf(stderr, "%s: SKIPPED: %s\n", name, kiln::cuda_unavailable_reason().c_str());
     return 77;
   }
-  std::fprintf(stderr, "kiln_tests_gpu_native: running on %s\n", kiln::cuda_device_name().c_str());
+  std::fprintf(stderr, "%s: running on %s\n", name, kiln::cuda_device_name().c_str());
   return Catch::Session().run(argc, argv);
 }
