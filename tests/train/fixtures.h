@@ -26,6 +26,7 @@ namespace kiln::test {
 
 using kiln::data::Batch;
 using kiln::data::Dataset;
+using kiln::data::Loader;
 using kiln::data::LoaderOptions;
 
 // True when the CUDA device (the emulator in tests) is there; else a warning that the test did not
@@ -55,12 +56,13 @@ inline int source_of(const Batch& b, int i) {
   return int(std::lround(b.images[size_t(i) * 16] * 255.0f)) / 10;
 }
 
-inline std::unique_ptr<kiln::Sequential> tiny_net(uint64_t seed) {
+// Flatten, Linear 16 -> 8, LeakyReLU, Dropout 0.25 (unless `dropout` is false), Linear 8 -> 3.
+inline std::unique_ptr<kiln::Sequential> tiny_net(uint64_t seed, bool dropout = true) {
   auto net = std::make_unique<kiln::Sequential>();
   net->emplace<kiln::Flatten>();
   net->emplace<kiln::Linear>(16, 8);
   net->emplace<kiln::LeakyReLU>(0.01);
-  net->emplace<kiln::Dropout>(0.25);
+  if (dropout) net->emplace<kiln::Dropout>(0.25);
   net->emplace<kiln::Linear>(8, 3);
   net->set_input_shape({1, 4, 4, 1});
   net->init(seed);

@@ -30,14 +30,9 @@
 #include "core/simt/schedule.h"
 #endif
 
-using kiln::data::Batch;
-using kiln::data::Dataset;
-using kiln::data::Loader;
-using kiln::data::LoaderOptions;
-
 namespace {
 
-using namespace kiln::test;
+using namespace kiln::test;  // the fixtures, and Batch, Dataset, Loader, LoaderOptions
 
 std::unique_ptr<kiln::Sequential> device_net(uint64_t seed) {
   auto net = tiny_net(seed);

@@ -25,14 +25,9 @@
 #include "train/trainer.h"
 #include "tests/train/fixtures.h"
 
-using kiln::data::Batch;
-using kiln::data::Dataset;
-using kiln::data::Loader;
-using kiln::data::LoaderOptions;
-
 namespace {
 
-using namespace kiln::test;
+using namespace kiln::test;  // the fixtures, and Batch, Dataset, Loader, LoaderOptions
 
 // Wraps a step and records every batch's loss and samples.
 struct Recording : kiln::Step {
