@@ -69,6 +69,15 @@ inline std::unique_ptr<kiln::Sequential> tiny_net(uint64_t seed, bool dropout = 
   return net;
 }
 
+// Sets one weight of `net` (on its device) to NaN: every later forward's loss is not finite.
+inline void poison_a_weight(kiln::Sequential& net) {
+  kiln::Tensor& params = net.flat_params();
+  std::vector<float> v = params.to_vector<float>();
+  v[3] = NAN;
+  kiln::copy_bytes(params.raw(), params.device(), v.data(), kiln::Device::cpu,
+                   v.size() * sizeof(float));
+}
+
 inline LoaderOptions loader_options() {
   LoaderOptions o;
   o.batch_size = 4;

@@ -202,10 +202,7 @@ TEST_CASE("device step: a non-finite loss stops the run at the next read, before
   trainer.progress = &quiet;
   int checkpoints = 0;
   trainer.checkpoint = [&](const kiln::EpochRecord&) { ++checkpoints; };
-  std::vector<float> poisoned = net->flat_params().to_vector<float>();
-  poisoned[3] = NAN;
-  kiln::copy_bytes(net->flat_params().raw(), kiln::Device::cuda, poisoned.data(), kiln::Device::cpu,
-                   poisoned.size() * sizeof(float));
+  poison_a_weight(*net);
   try {
     trainer.run();
     FAIL("no divergence reported");

@@ -369,10 +369,7 @@ TEST_CASE("eager step: a non-finite loss stops the run before the update, naming
   kiln::Trainer trainer(loader, step, {.epochs = 2, .classes = 3});
   Quiet quiet;
   trainer.progress = &quiet;
-  std::vector<float> poisoned = params_of(*net);
-  poisoned[3] = NAN;
-  kiln::copy_bytes(net->flat_params().raw(), kiln::Device::cpu, poisoned.data(), kiln::Device::cpu,
-                   poisoned.size() * sizeof(float));
+  poison_a_weight(*net);
   try {
     trainer.run();
     FAIL("no divergence reported");
