@@ -197,28 +197,28 @@ void Sequential::set_precision(const PrecisionPolicy& policy) {
   for (auto& l : layers_) l->set_precision(policy);
 }
 
+void Sequential::rebuild_flat() {
+  flat_params_ = Tensor();
+  flat_grads_ = Tensor();
+  flat_ = false;
+  reset_activation_state();
+  ensure_flat();
+}
+
 void Sequential::to(Device device) {
   if (device == device_) return;
   check_no_outside_views(device_name(device));
   for (auto& l : layers_) l->to(device);
-  flat_params_ = Tensor();
-  flat_grads_ = Tensor();
-  flat_ = false;
   device_ = device;
-  reset_activation_state();
-  ensure_flat();
+  rebuild_flat();
 }
 
 void Sequential::to(DType dtype) {
   if (dtype == dtype_) return;
   check_no_outside_views(dtype_name(dtype));
   for (auto& l : layers_) l->to(dtype);
-  flat_params_ = Tensor();
-  flat_grads_ = Tensor();
-  flat_ = false;
   dtype_ = dtype;
-  reset_activation_state();
-  ensure_flat();
+  rebuild_flat();
 }
 
 void Sequential::forward_impl(const Tensor& x, Tensor& y, Mode mode) {
