@@ -18,19 +18,15 @@
 #include "layers/pooling.h"
 #include "optim/optimizer.h"
 #include "tests/support/compare.h"
+#include "tests/support/have_cuda.h"
 #include "tests/support/random.h"
 #include "tests/support/tensors.h"
 
 using namespace kiln;
+using kiln::test::have_cuda;
 using kiln::test::values;
 
 namespace {
-bool have_cuda() {
-  if (cuda_available()) return true;
-  WARN("CUDA device not available (" << cuda_unavailable_reason() << "): test not run");
-  return false;
-}
-
 // Runs forward (train and eval) and backward of `make()` on the CPU and on the device from the
 // same parameters and inputs; compares outputs, dx and parameter gradients.
 template <typename Make>

@@ -17,6 +17,7 @@
 #include "layers/sequential.h"
 #include "optim/schedule.h"
 #include "train/trainer.h"
+#include "tests/support/have_cuda.h"
 
 #if KILN_WITH_CUDA
 #include "core/simt/schedule.h"
@@ -28,14 +29,6 @@ using kiln::data::Batch;
 using kiln::data::Dataset;
 using kiln::data::Loader;
 using kiln::data::LoaderOptions;
-
-// True when the CUDA device (the emulator in tests) is there; else a warning that the test did not
-// run.
-inline bool have_cuda() {
-  if (kiln::cuda_available()) return true;
-  WARN("CUDA device not available (" << kiln::cuda_unavailable_reason() << "): test not run");
-  return false;
-}
 
 // n images of 1 x 4 x 4 in 3 classes: a bright row at 1 + label, noise elsewhere; pixel 0 says
 // which image it is (10 * i mod 250), so a batch tells which samples it holds.
