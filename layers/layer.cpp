@@ -11,6 +11,19 @@
 
 namespace kiln {
 
+namespace {
+// f on every tensor a layer owns: each parameter's value and gradient, and its buffers.
+template <typename F>
+void for_each_state_tensor(Layer& layer, F f) {
+  for (ParamRef& p : layer.params()) {
+    f(*p.value);
+    f(*p.grad);
+  }
+  for (BufferRef& b : layer.buffers())
+    if (b.tensor) f(*b.tensor);
+}
+}  // namespace
+
 const char* mode_name(Mode mode) {
   return mode == Mode::train ? "train" : "eval";
 }
@@ -124,12 +137,7 @@ void Layer::init(uint64_t seed) {
 
 void Layer::to(Device device) {
   if (device == device_) return;
-  for (ParamRef& p : params()) {
-    move_tensor(*p.value, device);
-    move_tensor(*p.grad, device);
-  }
-  for (BufferRef& b : buffers())
-    if (b.tensor) move_tensor(*b.tensor, device);
+  for_each_state_tensor(*this, [&](Tensor& t) { move_tensor(t, device); });
   device_ = device;
   reset_activation_state();
 }
@@ -138,12 +146,7 @@ void Layer::to(DType dtype) {
   if (dtype == dtype_) return;
   KILN_CHECK(dtype == DType::f32 || dtype == DType::f64, describe(),
              ": layers compute in f32 or f64, not ", dtype_name(dtype));
-  for (ParamRef& p : params()) {
-    convert_tensor(*p.value, dtype);
-    convert_tensor(*p.grad, dtype);
-  }
-  for (BufferRef& b : buffers())
-    if (b.tensor) convert_tensor(*b.tensor, dtype);
+  for_each_state_tensor(*this, [&](Tensor& t) { convert_tensor(t, dtype); });
   dtype_ = dtype;
   reset_activation_state();
 }

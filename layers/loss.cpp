@@ -19,16 +19,34 @@ void SoftmaxCrossEntropy::forward_on_device(const Tensor& logits, const Tensor& 
   Tensor& correct = correct_.get({logits.size(0)}, DType::i32, logits.device());
   softmax_cross_entropy(loss, &dlogits, &correct, logits, labels);
   has_forward_ = true;
+  on_host_ = false;
 }
 
 double SoftmaxCrossEntropy::forward(const Tensor& logits, const Tensor& labels) {
   forward_on_device(logits, labels);
+  read_back();
+  return loss_value_;
+}
+
+void SoftmaxCrossEntropy::read_back() const {
+  KILN_CHECK(has_forward_, "SoftmaxCrossEntropy: loss() or correct() before forward()");
+  if (on_host_) return;
   const Tensor& loss = loss_.tensor();
-  loss_value_ = logits.dtype() == DType::f32 ? double(loss.to_vector<float>()[0])
-                                             : loss.to_vector<double>()[0];
+  loss_value_ =
+      loss.dtype() == DType::f32 ? double(loss.to_vector<float>()[0]) : loss.to_vector<double>()[0];
   correct_count_ = 0;
   for (int32_t c : correct_.tensor().to_vector<int32_t>()) correct_count_ += c;
+  on_host_ = true;
+}
+
+double SoftmaxCrossEntropy::loss() const {
+  read_back();
   return loss_value_;
+}
+
+int64_t SoftmaxCrossEntropy::correct() const {
+  read_back();
+  return correct_count_;
 }
 
 const Tensor& SoftmaxCrossEntropy::backward() const {

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <sstream>
+#include <type_traits>
 
 #include "core/error.h"
 #include "core/philox.h"
@@ -14,6 +15,19 @@ namespace {
 constexpr int64_t kAlignElements = 16;  // 64 bytes in f32: every slice is float4-aligned
 int64_t align_up(int64_t n) {
   return (n + kAlignElements - 1) / kAlignElements * kAlignElements;
+}
+
+// What `refs(layer)` gives for every layer (its params, buffers or counters), in layer order, each
+// named "<layer index>.<its name>" (PyTorch's state-dict names for an nn.Sequential).
+template <typename Refs>
+auto prefixed(const std::vector<std::unique_ptr<Layer>>& layers, Refs refs) {
+  std::invoke_result_t<Refs, Layer&> out;
+  for (size_t i = 0; i < layers.size(); ++i)
+    for (auto r : refs(*layers[i])) {
+      r.name = std::to_string(i) + "." + r.name;
+      out.push_back(std::move(r));
+    }
+  return out;
 }
 }  // namespace
 
@@ -149,33 +163,15 @@ void Sequential::update_flatten_layouts() {
 std::vector<ParamRef> Sequential::params() {
   ensure_flat();
   update_flatten_layouts();
-  std::vector<ParamRef> out;
-  for (int i = 0; i < size(); ++i)
-    for (ParamRef p : layers_[i]->params()) {
-      p.name = std::to_string(i) + "." + p.name;
-      out.push_back(std::move(p));
-    }
-  return out;
+  return prefixed(layers_, [](Layer& l) { return l.params(); });
 }
 
 std::vector<BufferRef> Sequential::buffers() {
-  std::vector<BufferRef> out;
-  for (int i = 0; i < size(); ++i)
-    for (BufferRef b : layers_[i]->buffers()) {
-      b.name = std::to_string(i) + "." + b.name;
-      out.push_back(std::move(b));
-    }
-  return out;
+  return prefixed(layers_, [](Layer& l) { return l.buffers(); });
 }
 
 std::vector<CounterRef> Sequential::counters() {
-  std::vector<CounterRef> out;
-  for (int i = 0; i < size(); ++i)
-    for (CounterRef c : layers_[i]->counters()) {
-      c.name = std::to_string(i) + "." + c.name;
-      out.push_back(std::move(c));
-    }
-  return out;
+  return prefixed(layers_, [](Layer& l) { return l.counters(); });
 }
 
 void Sequential::zero_grad() {
@@ -201,28 +197,28 @@ void Sequential::set_precision(const PrecisionPolicy& policy) {
   for (auto& l : layers_) l->set_precision(policy);
 }
 
+void Sequential::rebuild_flat() {
+  flat_params_ = Tensor();
+  flat_grads_ = Tensor();
+  flat_ = false;
+  reset_activation_state();
+  ensure_flat();
+}
+
 void Sequential::to(Device device) {
   if (device == device_) return;
   check_no_outside_views(device_name(device));
   for (auto& l : layers_) l->to(device);
-  flat_params_ = Tensor();
-  flat_grads_ = Tensor();
-  flat_ = false;
   device_ = device;
-  reset_activation_state();
-  ensure_flat();
+  rebuild_flat();
 }
 
 void Sequential::to(DType dtype) {
   if (dtype == dtype_) return;
   check_no_outside_views(dtype_name(dtype));
   for (auto& l : layers_) l->to(dtype);
-  flat_params_ = Tensor();
-  flat_grads_ = Tensor();
-  flat_ = false;
   dtype_ = dtype;
-  reset_activation_state();
-  ensure_flat();
+  rebuild_flat();
 }
 
 void Sequential::forward_impl(const Tensor& x, Tensor& y, Mode mode) {

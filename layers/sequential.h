@@ -116,6 +116,8 @@ class Sequential : public Layer {
   void ensure_flat();
   void update_flatten_layouts();
   void check_no_outside_views(const std::string& move) const;
+  // After the layers moved or changed dtype: new flat buffers on the network's device and dtype.
+  void rebuild_flat();
   void check_index(int k, const char* what) const;
   void find_blocks();
   FusedBlock* block_of(int layer) const;

@@ -86,6 +86,12 @@ class Importer {
   // The node's attributes, refusing any not in `allowed`.
   std::map<std::string, const AttributeProto*> attributes(int j,
                                                           std::vector<std::string> allowed) const;
+  // Attribute `name` of node j, of ONNX type `type` (`type_text` names it in the error), or
+  // nullptr when the node does not set it.
+  const AttributeProto* typed_attr(int j, const std::map<std::string, const AttributeProto*>& a,
+                                   const std::string& name, AttributeProto::AttributeType type,
+                                   const char* type_text) const;
+  // The attribute's value, or `fallback` when the node does not set it.
   int64_t attr_int(int j, const std::map<std::string, const AttributeProto*>& a,
                    const std::string& name, int64_t fallback) const;
   float attr_float(int j, const std::map<std::string, const AttributeProto*>& a,
@@ -199,42 +205,41 @@ std::map<std::string, const AttributeProto*> Importer::attributes(
   return out;
 }
 
+const AttributeProto* Importer::typed_attr(int j,
+                                           const std::map<std::string, const AttributeProto*>& a,
+                                           const std::string& name,
+                                           AttributeProto::AttributeType type,
+                                           const char* type_text) const {
+  const auto it = a.find(name);
+  if (it == a.end()) return nullptr;
+  KILN_CHECK(it->second->type() == type, where(j), ": attribute '", name, "' must be ", type_text);
+  return it->second;
+}
+
 int64_t Importer::attr_int(int j, const std::map<std::string, const AttributeProto*>& a,
                            const std::string& name, int64_t fallback) const {
-  const auto it = a.find(name);
-  if (it == a.end()) return fallback;
-  KILN_CHECK(it->second->type() == AttributeProto::INT, where(j), ": attribute '", name,
-             "' must be an INT");
-  return it->second->i();
+  const AttributeProto* p = typed_attr(j, a, name, AttributeProto::INT, "an INT");
+  return p != nullptr ? p->i() : fallback;
 }
 
 float Importer::attr_float(int j, const std::map<std::string, const AttributeProto*>& a,
                            const std::string& name, float fallback) const {
-  const auto it = a.find(name);
-  if (it == a.end()) return fallback;
-  KILN_CHECK(it->second->type() == AttributeProto::FLOAT, where(j), ": attribute '", name,
-             "' must be a FLOAT");
-  return it->second->f();
+  const AttributeProto* p = typed_attr(j, a, name, AttributeProto::FLOAT, "a FLOAT");
+  return p != nullptr ? p->f() : fallback;
 }
 
 std::vector<int64_t> Importer::attr_ints(int j,
                                          const std::map<std::string, const AttributeProto*>& a,
                                          const std::string& name,
                                          std::vector<int64_t> fallback) const {
-  const auto it = a.find(name);
-  if (it == a.end()) return fallback;
-  KILN_CHECK(it->second->type() == AttributeProto::INTS, where(j), ": attribute '", name,
-             "' must be INTS");
-  return {it->second->ints().begin(), it->second->ints().end()};
+  const AttributeProto* p = typed_attr(j, a, name, AttributeProto::INTS, "INTS");
+  return p != nullptr ? std::vector<int64_t>(p->ints().begin(), p->ints().end()) : fallback;
 }
 
 std::string Importer::attr_string(int j, const std::map<std::string, const AttributeProto*>& a,
                                   const std::string& name, const std::string& fallback) const {
-  const auto it = a.find(name);
-  if (it == a.end()) return fallback;
-  KILN_CHECK(it->second->type() == AttributeProto::STRING, where(j), ": attribute '", name,
-             "' must be a STRING");
-  return it->second->s();
+  const AttributeProto* p = typed_attr(j, a, name, AttributeProto::STRING, "a STRING");
+  return p != nullptr ? p->s() : fallback;
 }
 
 int64_t Importer::same_value(int j, const std::vector<int64_t>& v, size_t count,

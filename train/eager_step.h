@@ -100,7 +100,8 @@ class EagerStep : public Step {
   // synchronisation; the metrics carry both (the Trainer throws the same Diverged when it reads).
   void run(const data::Batch& batch, Metrics& metrics) override;
   double lr() const override { return lr_; }
-  // The criterion of the last run(): its loss() and correct().
+  // The criterion of the last run(): its loss() and correct() (on CUDA a synchronous read of the
+  // device's values; kiln::Metrics has them without one).
   const SoftmaxCrossEntropy& criterion() const { return criterion_; }
 
  private:

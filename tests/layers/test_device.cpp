@@ -1,9 +1,12 @@
 // tests/layers/test_device.cpp — every layer on the CUDA device (the SIMT emulator in tests)
 // against the CPU, moving models between devices, and no device allocation in a steady-state
-// training step. In a build without the CUDA device these tests only state that they did not run.
+// training step; the loss getters after a device-side forward. In a build without the CUDA device
+// the device halves of these tests only state that they did not run.
 #include <catch2/catch.hpp>
 
+#include <cmath>
 #include <memory>
+#include <vector>
 
 #include "layers/activation.h"
 #include "layers/batchnorm.h"
@@ -15,19 +18,15 @@
 #include "layers/pooling.h"
 #include "optim/optimizer.h"
 #include "tests/support/compare.h"
+#include "tests/support/have_cuda.h"
 #include "tests/support/random.h"
 #include "tests/support/tensors.h"
 
 using namespace kiln;
+using kiln::test::have_cuda;
 using kiln::test::values;
 
 namespace {
-bool have_cuda() {
-  if (cuda_available()) return true;
-  WARN("CUDA device not available (" << cuda_unavailable_reason() << "): test not run");
-  return false;
-}
-
 // Runs forward (train and eval) and backward of `make()` on the CPU and on the device from the
 // same parameters and inputs; compares outputs, dx and parameter gradients.
 template <typename Make>
@@ -158,4 +157,42 @@ TEST_CASE("a training step on a stream of its own gives the legacy stream's weig
   CHECK(workspace_bytes(stream.get()) > 0);
   CHECK(current_stream() == nullptr);
   CHECK(on_stream == train(nullptr));
+}
+
+TEST_CASE("SoftmaxCrossEntropy: loss() and correct() answer for the last forward, of either kind",
+          "[cpu][simt][layers]") {
+  // Mean loss of 2 x 3 logits against their labels, in double.
+  auto mean_loss = [](const std::vector<float>& z, const std::vector<int32_t>& labels) {
+    double sum = 0;
+    for (size_t n = 0; n < 2; ++n) {
+      double denom = 0;
+      for (size_t k = 0; k < 3; ++k) denom += std::exp(double(z[n * 3 + k]));
+      sum += std::log(denom) - double(z[n * 3 + size_t(labels[n])]);
+    }
+    return sum / 2;
+  };
+  const std::vector<float> za = {1, 2, 3, 0, 0, 5}, zb = {3, 2, 1, 5, 0, 0};
+  const std::vector<int32_t> la = {2, 0}, lb = {0, 0};  // a: 1 right, b: 2 right
+  std::vector<Device> devices = {Device::cpu};
+  if (have_cuda()) devices.push_back(Device::cuda);
+  for (const Device device : devices) {
+    INFO(device_name(device));
+    SoftmaxCrossEntropy xent;
+    CHECK_THROWS_WITH(xent.loss(), Catch::Contains("loss() or correct() before forward()"));
+    const Tensor a = Tensor::from_vector<float>({2, 3}, za).to(device);
+    const Tensor ya = Tensor::from_vector<int32_t>({2}, la).to(device);
+    const Tensor b = Tensor::from_vector<float>({2, 3}, zb).to(device);
+    const Tensor yb = Tensor::from_vector<int32_t>({2}, lb).to(device);
+    CHECK(xent.forward(a, ya) == Approx(mean_loss(za, la)).epsilon(1e-6));
+    CHECK(xent.loss() == Approx(mean_loss(za, la)).epsilon(1e-6));
+    CHECK(xent.correct() == 1);
+    // The device-side forward leaves nothing stale: the getters read the new values.
+    xent.forward_on_device(b, yb);
+    CHECK(xent.correct() == 2);
+    CHECK(xent.loss() == Approx(mean_loss(zb, lb)).epsilon(1e-6));
+    CHECK(xent.loss() == double(xent.loss_tensor().to_vector<float>()[0]));
+    xent.forward_on_device(a, ya);
+    CHECK(xent.loss() == Approx(mean_loss(za, la)).epsilon(1e-6));
+    CHECK(xent.correct() == 1);
+  }
 }

@@ -182,6 +182,16 @@ void set_int(::onnx::NodeProto* n, const std::string& name, int64_t v) {
   a->set_i(v);
 }
 
+// Gives attribute `name` of node n (added without a value if absent) the type `type`.
+void set_type(::onnx::NodeProto* n, const std::string& name,
+              ::onnx::AttributeProto::AttributeType type) {
+  for (auto& a : *n->mutable_attribute())
+    if (a.name() == name) return a.set_type(type);
+  ::onnx::AttributeProto* a = n->add_attribute();
+  a->set_name(name);
+  a->set_type(type);
+}
+
 ::onnx::TensorProto* initializer(::onnx::ModelProto& m, const std::string& name) {
   for (auto& t : *m.mutable_graph()->mutable_initializer())
     if (t.name() == name) return &t;
@@ -305,6 +315,22 @@ TEST_CASE("ONNX import: dynamo-style MatMul+Add and Reshape graphs at opsets 13 
       CHECK(std::memcmp(got.data(), want.data(), got.size() * 4) == 0);
     }
   }
+}
+
+TEST_CASE("ONNX import refuses an attribute of the wrong type, naming node, attribute and type",
+          "[onnx][cpu]") {
+  auto net = test::make_onnx_test_net();
+  const std::string bytes = export_onnx(*net, options(false));
+  const std::string conv0 = "node 0 '/0/Conv' (Conv)";
+  using A = ::onnx::AttributeProto;
+  expect_refused(bytes, [](auto& m) { set_type(first(m, "Conv"), "group", A::FLOAT); },
+                 {conv0, "attribute 'group' must be an INT"});
+  expect_refused(bytes, [](auto& m) { set_type(first(m, "Conv"), "pads", A::INT); },
+                 {conv0, "attribute 'pads' must be INTS"});
+  expect_refused(bytes, [](auto& m) { set_type(first(m, "Conv"), "auto_pad", A::INTS); },
+                 {conv0, "attribute 'auto_pad' must be a STRING"});
+  expect_refused(bytes, [](auto& m) { set_type(first(m, "Gemm"), "alpha", A::INT); },
+                 {"(Gemm)", "attribute 'alpha' must be a FLOAT"});
 }
 
 TEST_CASE("ONNX import refuses what Kiln cannot honour, naming node, operator and support",

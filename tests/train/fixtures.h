@@ -17,6 +17,7 @@
 #include "layers/sequential.h"
 #include "optim/schedule.h"
 #include "train/trainer.h"
+#include "tests/support/have_cuda.h"
 
 #if KILN_WITH_CUDA
 #include "core/simt/schedule.h"
@@ -26,15 +27,8 @@ namespace kiln::test {
 
 using kiln::data::Batch;
 using kiln::data::Dataset;
+using kiln::data::Loader;
 using kiln::data::LoaderOptions;
-
-// True when the CUDA device (the emulator in tests) is there; else a warning that the test did not
-// run.
-inline bool have_cuda() {
-  if (kiln::cuda_available()) return true;
-  WARN("CUDA device not available (" << kiln::cuda_unavailable_reason() << "): test not run");
-  return false;
-}
 
 // n images of 1 x 4 x 4 in 3 classes: a bright row at 1 + label, noise elsewhere; pixel 0 says
 // which image it is (10 * i mod 250), so a batch tells which samples it holds.
@@ -55,16 +49,26 @@ inline int source_of(const Batch& b, int i) {
   return int(std::lround(b.images[size_t(i) * 16] * 255.0f)) / 10;
 }
 
-inline std::unique_ptr<kiln::Sequential> tiny_net(uint64_t seed) {
+// Flatten, Linear 16 -> 8, LeakyReLU, Dropout 0.25 (unless `dropout` is false), Linear 8 -> 3.
+inline std::unique_ptr<kiln::Sequential> tiny_net(uint64_t seed, bool dropout = true) {
   auto net = std::make_unique<kiln::Sequential>();
   net->emplace<kiln::Flatten>();
   net->emplace<kiln::Linear>(16, 8);
   net->emplace<kiln::LeakyReLU>(0.01);
-  net->emplace<kiln::Dropout>(0.25);
+  if (dropout) net->emplace<kiln::Dropout>(0.25);
   net->emplace<kiln::Linear>(8, 3);
   net->set_input_shape({1, 4, 4, 1});
   net->init(seed);
   return net;
+}
+
+// Sets one weight of `net` (on its device) to NaN: every later forward's loss is not finite.
+inline void poison_a_weight(kiln::Sequential& net) {
+  kiln::Tensor& params = net.flat_params();
+  std::vector<float> v = params.to_vector<float>();
+  v[3] = NAN;
+  kiln::copy_bytes(params.raw(), params.device(), v.data(), kiln::Device::cpu,
+                   v.size() * sizeof(float));
 }
 
 inline LoaderOptions loader_options() {

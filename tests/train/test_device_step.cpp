@@ -30,14 +30,9 @@
 #include "core/simt/schedule.h"
 #endif
 
-using kiln::data::Batch;
-using kiln::data::Dataset;
-using kiln::data::Loader;
-using kiln::data::LoaderOptions;
-
 namespace {
 
-using namespace kiln::test;
+using namespace kiln::test;  // the fixtures, and Batch, Dataset, Loader, LoaderOptions
 
 std::unique_ptr<kiln::Sequential> device_net(uint64_t seed) {
   auto net = tiny_net(seed);
@@ -207,10 +202,7 @@ TEST_CASE("device step: a non-finite loss stops the run at the next read, before
   trainer.progress = &quiet;
   int checkpoints = 0;
   trainer.checkpoint = [&](const kiln::EpochRecord&) { ++checkpoints; };
-  std::vector<float> poisoned = net->flat_params().to_vector<float>();
-  poisoned[3] = NAN;
-  kiln::copy_bytes(net->flat_params().raw(), kiln::Device::cuda, poisoned.data(), kiln::Device::cpu,
-                   poisoned.size() * sizeof(float));
+  poison_a_weight(*net);
   try {
     trainer.run();
     FAIL("no divergence reported");

@@ -26,21 +26,13 @@
 #include "core/simt/schedule.h"
 #endif
 
-using kiln::data::Loader;
-
 namespace {
 
-using namespace kiln::test;
+using namespace kiln::test;  // the fixtures, and Batch, Dataset, Loader, LoaderOptions
 
-// tiny_net without its dropout (whose random-stream offset is host state).
+// tiny_net without its dropout (whose random-stream offset is host state), on the device.
 std::unique_ptr<kiln::Sequential> plain_net(uint64_t seed) {
-  auto net = std::make_unique<kiln::Sequential>();
-  net->emplace<kiln::Flatten>();
-  net->emplace<kiln::Linear>(16, 8);
-  net->emplace<kiln::LeakyReLU>(0.01);
-  net->emplace<kiln::Linear>(8, 3);
-  net->set_input_shape({1, 4, 4, 1});
-  net->init(seed);
+  auto net = tiny_net(seed, /*dropout=*/false);
   net->to(kiln::Device::cuda);
   return net;
 }

@@ -25,14 +25,9 @@
 #include "train/trainer.h"
 #include "tests/train/fixtures.h"
 
-using kiln::data::Batch;
-using kiln::data::Dataset;
-using kiln::data::Loader;
-using kiln::data::LoaderOptions;
-
 namespace {
 
-using namespace kiln::test;
+using namespace kiln::test;  // the fixtures, and Batch, Dataset, Loader, LoaderOptions
 
 // Wraps a step and records every batch's loss and samples.
 struct Recording : kiln::Step {
@@ -374,10 +369,7 @@ TEST_CASE("eager step: a non-finite loss stops the run before the update, naming
   kiln::Trainer trainer(loader, step, {.epochs = 2, .classes = 3});
   Quiet quiet;
   trainer.progress = &quiet;
-  std::vector<float> poisoned = params_of(*net);
-  poisoned[3] = NAN;
-  kiln::copy_bytes(net->flat_params().raw(), kiln::Device::cpu, poisoned.data(), kiln::Device::cpu,
-                   poisoned.size() * sizeof(float));
+  poison_a_weight(*net);
   try {
     trainer.run();
     FAIL("no divergence reported");
