@@ -83,6 +83,11 @@ GraphStep::Advance GraphStep::run_counted(const std::vector<CounterRef>& counter
 }
 
 void GraphStep::run(const data::Batch& batch, Metrics& metrics) {
+  // A replay runs no host code: a backward hook would run once, during the capture.
+  KILN_CHECK(!net_.on_layer_backward,
+             "GraphStep: the network has a backward hook (Sequential::on_layer_backward, e.g. "
+             "data parallelism's gradient all-reduce), host code that a replayed graph would not "
+             "run; train this network with EagerStep");
   StreamGuard on(stream_.get());
   if (allocation_stats().device_allocations != allocations_seen_) {
     // Device memory was allocated since the last step (a validation pass, say): if it grew a

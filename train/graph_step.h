@@ -21,7 +21,9 @@
 // and its weights equal the eager step's bit for bit. The metrics' small kernel is queued after
 // each launch (its "first batch" flag differs).
 //
-// Refused, with an error naming the counter, after the first (eager) step: a counter that advances
+// Refused: a network with a backward hook (Sequential::on_layer_backward: host code, such as data
+// parallelism's all-reduce, that a replay would skip). Refused, with an error naming the counter,
+// after the first (eager) step: a counter that advances
 // every step but has no device slot (host state a replay cannot advance), or a device-readable
 // counter that advances more than once per step (the slot holds one value). A device allocation in
 // an eager step, or between two steps (a validation pass with a larger batch grows the layers'

@@ -263,6 +263,21 @@ TEST_CASE("graph step: per-step state a replay cannot reproduce is refused, nami
                     Catch::Contains("0.ticks") && Catch::Contains("more than once in one step"));
   CHECK_NOTHROW(first_graph_step(1, true));
   CHECK_NOTHROW(first_graph_step(0, false));
+  // Host code in the backward pass (data parallelism's all-reduce) would run only at the capture.
+  {
+    const Dataset data = faces(10);
+    auto net = make_net(Net::plain, 5);
+    net->on_layer_backward = [](int) {};
+    kiln::Adam adam(net->flat_params(), net->flat_grads());
+    Loader loader(data, loader_options());
+    kiln::GraphStep step(*net, adam, cosine(10));
+    kiln::Metrics metrics;
+    Batch batch;
+    loader.start_epoch(0);
+    REQUIRE(loader.next(batch));
+    CHECK_THROWS_WITH(step.run(batch, metrics),
+                      Catch::Contains("on_layer_backward") && Catch::Contains("with EagerStep"));
+  }
   auto cpu_net = tiny_net(5);
   kiln::Adam cpu_adam(cpu_net->flat_params(), cpu_net->flat_grads());
   CHECK_THROWS_WITH(kiln::GraphStep(*cpu_net, cpu_adam, cosine(10)),
