@@ -231,19 +231,24 @@ class Ticker : public kiln::Layer {
   const uint64_t* device_ = nullptr;
 };
 
-// The first step of a GraphStep over a Ticker and a linear layer.
-void first_graph_step(uint64_t by, bool slot) {
+// A Ticker and a linear layer, on the CUDA device.
+std::unique_ptr<kiln::Sequential> ticker_net(uint64_t by, bool slot) {
+  auto net = std::make_unique<kiln::Sequential>();
+  net->emplace<Ticker>(by, slot);
+  net->emplace<kiln::Flatten>();
+  net->emplace<kiln::Linear>(16, 3);
+  net->set_input_shape({1, 4, 4, 1});
+  net->init(5);
+  net->to(kiln::Device::cuda);
+  return net;
+}
+
+// The first step of a GraphStep over `net`.
+void first_graph_step(kiln::Sequential& net) {
   const Dataset data = faces(10);
-  auto ticked = std::make_unique<kiln::Sequential>();
-  ticked->emplace<Ticker>(by, slot);
-  ticked->emplace<kiln::Flatten>();
-  ticked->emplace<kiln::Linear>(16, 3);
-  ticked->set_input_shape({1, 4, 4, 1});
-  ticked->init(5);
-  ticked->to(kiln::Device::cuda);
-  kiln::Adam adam(ticked->flat_params(), ticked->flat_grads(), kiln::AdamOptions{.lr = 1e-2f});
+  kiln::Adam adam(net.flat_params(), net.flat_grads(), kiln::AdamOptions{.lr = 1e-2f});
   Loader loader(data, loader_options());
-  kiln::GraphStep step(*ticked, adam, cosine(10));
+  kiln::GraphStep step(net, adam, cosine(10));
   kiln::Metrics metrics;
   Batch batch;
   loader.start_epoch(0);
@@ -256,28 +261,18 @@ void first_graph_step(uint64_t by, bool slot) {
 TEST_CASE("graph step: per-step state a replay cannot reproduce is refused, naming it",
           "[cuda][train]") {
   if (!have_cuda()) return;
-  CHECK_THROWS_WITH(first_graph_step(1, false),
+  CHECK_THROWS_WITH(first_graph_step(*ticker_net(1, false)),
                     Catch::Contains("0.ticks") && Catch::Contains("have no device slot") &&
                         Catch::Contains("train this network with EagerStep"));
-  CHECK_THROWS_WITH(first_graph_step(2, true),
+  CHECK_THROWS_WITH(first_graph_step(*ticker_net(2, true)),
                     Catch::Contains("0.ticks") && Catch::Contains("more than once in one step"));
-  CHECK_NOTHROW(first_graph_step(1, true));
-  CHECK_NOTHROW(first_graph_step(0, false));
+  CHECK_NOTHROW(first_graph_step(*ticker_net(1, true)));
+  CHECK_NOTHROW(first_graph_step(*ticker_net(0, false)));
   // Host code in the backward pass (data parallelism's all-reduce) would run only at the capture.
-  {
-    const Dataset data = faces(10);
-    auto net = make_net(Net::plain, 5);
-    net->on_layer_backward = [](int) {};
-    kiln::Adam adam(net->flat_params(), net->flat_grads());
-    Loader loader(data, loader_options());
-    kiln::GraphStep step(*net, adam, cosine(10));
-    kiln::Metrics metrics;
-    Batch batch;
-    loader.start_epoch(0);
-    REQUIRE(loader.next(batch));
-    CHECK_THROWS_WITH(step.run(batch, metrics),
-                      Catch::Contains("on_layer_backward") && Catch::Contains("with EagerStep"));
-  }
+  auto hooked = make_net(Net::plain, 5);
+  hooked->on_layer_backward = [](int) {};
+  CHECK_THROWS_WITH(first_graph_step(*hooked),
+                    Catch::Contains("on_layer_backward") && Catch::Contains("with EagerStep"));
   auto cpu_net = tiny_net(5);
   kiln::Adam cpu_adam(cpu_net->flat_params(), cpu_net->flat_grads());
   CHECK_THROWS_WITH(kiln::GraphStep(*cpu_net, cpu_adam, cosine(10)),
