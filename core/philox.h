@@ -50,6 +50,24 @@ KILN_HD inline float philox_word_to_uniform(uint32_t word) {
   return static_cast<float>(word >> 8) * (1.0f / 16777216.0f);
 }
 
+// The offset of a draw as a kernel receives it: `value`, or, when `at` is set, the uint64 at that
+// device address, read by the kernel when it runs. A captured CUDA graph replays its kernels with
+// the arguments of the capture, so a step that must draw a new offset every replay writes it to a
+// fixed device address instead (train/graph_step.h). Only a CUDA kernel may call get() on an offset
+// with `at` set; the functional APIs refuse one for the CPU.
+struct PhiloxOffset {
+  uint64_t value = 0;
+  const uint64_t* at = nullptr;
+  PhiloxOffset() = default;
+  PhiloxOffset(uint64_t v) : value(v) {}  // implicit: a plain offset is the common case
+  static PhiloxOffset device(const uint64_t* at) {
+    PhiloxOffset o;
+    o.at = at;
+    return o;
+  }
+  KILN_HD uint64_t get() const { return at != nullptr ? *at : value; }
+};
+
 // Uniform in [0, 1) for element i of draw (seed, offset).
 KILN_HD inline float philox_uniform(uint64_t seed, uint64_t offset, uint64_t i) {
   return philox_word_to_uniform(philox_block(seed, offset, i / 4).v[i % 4]);

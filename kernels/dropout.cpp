@@ -20,9 +20,17 @@ void check_samples(const char* op, const DropoutSamples& s, const Tensor& t) {
              "} does not place ", t.str(), ": elems must divide its size, stride >= 1, first >= 0");
 }
 
+// The CPU path draws from a number; a device address (PhiloxOffset::device) is for CUDA kernels.
+uint64_t host_offset(const char* op, const PhiloxOffset& offset) {
+  KILN_CHECK(offset.at == nullptr, op,
+             ": the offset lives in device memory, which the CPU path cannot read; pass the "
+             "offset as a number (PhiloxOffset(value)) for a CPU tensor");
+  return offset.value;
+}
+
 }  // namespace
 
-void dropout_forward(Tensor& y, const Tensor& x, float p, uint64_t seed, uint64_t offset,
+void dropout_forward(Tensor& y, const Tensor& x, float p, uint64_t seed, PhiloxOffset offset,
                      const DropoutSamples& samples) {
   constexpr const char* op = "dropout_forward";
   detail::check_defined(op, "x", x);
@@ -33,12 +41,12 @@ void dropout_forward(Tensor& y, const Tensor& x, float p, uint64_t seed, uint64_
   detail::on_device(
       op, device,
       [&] {
+        const uint64_t off = host_offset(op, offset);
         if (x.dtype() == DType::f64) {
-          cpu::dropout_forward(y.data<double>(), x.data<double>(), x.numel(), p, seed, offset,
+          cpu::dropout_forward(y.data<double>(), x.data<double>(), x.numel(), p, seed, off,
                                samples);
         } else {
-          cpu::dropout_forward(y.data<float>(), x.data<float>(), x.numel(), p, seed, offset,
-                               samples);
+          cpu::dropout_forward(y.data<float>(), x.data<float>(), x.numel(), p, seed, off, samples);
         }
       },
       [&] {
@@ -47,7 +55,7 @@ void dropout_forward(Tensor& y, const Tensor& x, float p, uint64_t seed, uint64_
       });
 }
 
-void dropout_backward(Tensor& dx, const Tensor& dy, float p, uint64_t seed, uint64_t offset,
+void dropout_backward(Tensor& dx, const Tensor& dy, float p, uint64_t seed, PhiloxOffset offset,
                       const DropoutSamples& samples) {
   constexpr const char* op = "dropout_backward";
   detail::check_defined(op, "dy", dy);
@@ -58,11 +66,12 @@ void dropout_backward(Tensor& dx, const Tensor& dy, float p, uint64_t seed, uint
   detail::on_device(
       op, device,
       [&] {
+        const uint64_t off = host_offset(op, offset);
         if (dy.dtype() == DType::f64) {
-          cpu::dropout_backward(dx.data<double>(), dy.data<double>(), dy.numel(), p, seed, offset,
+          cpu::dropout_backward(dx.data<double>(), dy.data<double>(), dy.numel(), p, seed, off,
                                 samples);
         } else {
-          cpu::dropout_backward(dx.data<float>(), dy.data<float>(), dy.numel(), p, seed, offset,
+          cpu::dropout_backward(dx.data<float>(), dy.data<float>(), dy.numel(), p, seed, off,
                                 samples);
         }
       },

@@ -6,6 +6,8 @@
 // same __host__ __device__ code (core/philox.h) as the CPU reference, so it is bit-identical; no
 // mask is stored, backward regenerates it. dx is overwritten. In-place use (y == x) is safe: each
 // element is read, then written, by the same thread (hence no __restrict__).
+// The offset is a PhiloxOffset: each thread reads it (from device memory when it lives there) once,
+// before its first draw.
 // Error bound: one rounding of a product, |err| <= 2^-24·|ref| (docs/kernels-elementwise.md).
 #include "core/device_code.h"
 
@@ -28,7 +30,8 @@ __device__ __forceinline__ float keep_scale(uint32_t word, float p, float scale)
 template <bool kVec>
 __global__ void KILN_LAUNCH_BOUNDS(kStreamBlock)
     dropout_kernel(float* out, const float* in, int64_t n, float p, float scale, uint64_t seed,
-                   uint64_t offset) {
+                   PhiloxOffset offset_of_draw) {
+  const uint64_t offset = offset_of_draw.get();
   const int64_t groups = (n + 3) / 4;
   const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
   for (int64_t g = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; g < groups;
@@ -53,7 +56,8 @@ __global__ void KILN_LAUNCH_BOUNDS(kStreamBlock)
 // draws mask index m(i), whose Philox block differs from its neighbours', so one block per element.
 __global__ void KILN_LAUNCH_BOUNDS(kStreamBlock)
     dropout_placed_kernel(float* out, const float* in, int64_t n, float p, float scale,
-                          uint64_t seed, uint64_t offset, DropoutSamples samples) {
+                          uint64_t seed, PhiloxOffset offset_of_draw, DropoutSamples samples) {
+  const uint64_t offset = offset_of_draw.get();
   const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
   for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n;
        i += stride) {
@@ -63,7 +67,7 @@ __global__ void KILN_LAUNCH_BOUNDS(kStreamBlock)
 }
 
 void run_dropout(const char* op, float* out, const float* in, int64_t n, float p, uint64_t seed,
-                 uint64_t offset, Stream stream, const DropoutSamples& samples) {
+                 PhiloxOffset offset, Stream stream, const DropoutSamples& samples) {
   KILN_CHECK(n >= 0, op, ": negative size ", n);
   KILN_CHECK(p >= 0.f && p < 1.f, op, ": p must be in [0, 1), got ", p);
   if (n == 0) return;
@@ -86,13 +90,13 @@ void run_dropout(const char* op, float* out, const float* in, int64_t n, float p
 
 }  // namespace
 
-void dropout_forward(float* y, const float* x, int64_t n, float p, uint64_t seed, uint64_t offset,
-                     Stream stream, const DropoutSamples& samples) {
+void dropout_forward(float* y, const float* x, int64_t n, float p, uint64_t seed,
+                     PhiloxOffset offset, Stream stream, const DropoutSamples& samples) {
   run_dropout("cuda::dropout_forward", y, x, n, p, seed, offset, stream, samples);
 }
 
 void dropout_backward(float* dx, const float* dy, int64_t n, float p, uint64_t seed,
-                      uint64_t offset, Stream stream, const DropoutSamples& samples) {
+                      PhiloxOffset offset, Stream stream, const DropoutSamples& samples) {
   run_dropout("cuda::dropout_backward", dx, dy, n, p, seed, offset, stream, samples);
 }
 

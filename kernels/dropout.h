@@ -3,6 +3,10 @@
 // elements are 0. No mask is stored: backward regenerates it from (seed, offset). dx overwritten.
 // p in [0, 1).
 //
+// The CUDA and functional entry points take the offset as a PhiloxOffset (core/philox.h): a number,
+// or (CUDA only) a device address the kernel reads it from, so a replayed CUDA graph draws the
+// offset of the step it replays.
+//
 // DropoutSamples places a batch inside a larger one whose mask it must share (data parallelism:
 // rank r of N holds the samples r, r + N, r + 2N ... of the global batch, docs/distributed.md):
 // element e of sample k (`elems` elements per sample) draws the mask of element
@@ -12,6 +16,7 @@
 #include <cstdint>
 
 #include "core/host_device.h"
+#include "core/philox.h"
 #include "core/stream.h"
 #include "core/tensor.h"
 
@@ -38,15 +43,15 @@ void dropout_backward(T* dx, const T* dy, int64_t n, float p, uint64_t seed, uin
 }  // namespace cpu
 
 namespace cuda {
-void dropout_forward(float* y, const float* x, int64_t n, float p, uint64_t seed, uint64_t offset,
-                     Stream stream, const DropoutSamples& samples = {});
+void dropout_forward(float* y, const float* x, int64_t n, float p, uint64_t seed,
+                     PhiloxOffset offset, Stream stream, const DropoutSamples& samples = {});
 void dropout_backward(float* dx, const float* dy, int64_t n, float p, uint64_t seed,
-                      uint64_t offset, Stream stream, const DropoutSamples& samples = {});
+                      PhiloxOffset offset, Stream stream, const DropoutSamples& samples = {});
 }  // namespace cuda
 
-void dropout_forward(Tensor& y, const Tensor& x, float p, uint64_t seed, uint64_t offset,
+void dropout_forward(Tensor& y, const Tensor& x, float p, uint64_t seed, PhiloxOffset offset,
                      const DropoutSamples& samples = {});
-void dropout_backward(Tensor& dx, const Tensor& dy, float p, uint64_t seed, uint64_t offset,
+void dropout_backward(Tensor& dx, const Tensor& dy, float p, uint64_t seed, PhiloxOffset offset,
                       const DropoutSamples& samples = {});
 
 }  // namespace kiln

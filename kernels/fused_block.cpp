@@ -33,6 +33,9 @@ FusedBlockShape check_fused(const FusedCall& call, const char* op, const Tensor&
     KILN_CHECK(call.tensors[i].second->defined(), call, ": ", call.tensors[i].first,
                " is undefined");
   *device = detail::check_float_same(op, activations);
+  KILN_CHECK(*device != Device::cpu || p.offset.at == nullptr, call,
+             ": dropout's offset lives in device memory, which the CPU path cannot read; pass it "
+             "as a number (PhiloxOffset(value)) for CPU tensors");
   for (auto& [name, t] : channels)
     KILN_CHECK(t->device() == *device && t->dtype() == x_like.dtype(), call, ": ", name,
                " must be ", dtype_name(x_like.dtype()), " on ", device_name(*device), " like x");

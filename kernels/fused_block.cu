@@ -74,13 +74,14 @@ struct FusedDims {
   int oh, ow;
   int kh, kw, sh, sw, ph, pw;
   float slope, p, keep_scale;  // dropout: 1/(1 − p)
-  uint64_t seed, offset;
+  uint64_t seed;
+  PhiloxOffset offset;  // read from device memory when it lives there (core/philox.h)
 };
 
 // Dropout's factors for the kV elements of y starting at flat index e (e % 4 == 0 when kV == 4).
 template <int kV>
 __device__ __forceinline__ void dropout_factors(float (&f)[kV], const FusedDims& d, int64_t e) {
-  const Philox4 r = philox_block(d.seed, d.offset, static_cast<uint64_t>(e / 4));
+  const Philox4 r = philox_block(d.seed, d.offset.get(), static_cast<uint64_t>(e / 4));
 #pragma unroll
   for (int k = 0; k < kV; ++k) {
     const uint32_t word = kV == 4 ? r.v[k] : r.v[e % 4];

@@ -22,6 +22,7 @@
 
 #include <cstdint>
 
+#include "core/philox.h"
 #include "core/stream.h"
 #include "core/tensor.h"
 #include "kernels/batchnorm.h"
@@ -35,7 +36,8 @@ struct FusedBlockShape {
   double eps = 1e-5, momentum = 0.1;  // batchnorm
   double slope = 0.01;                // LeakyReLU
   float p = 0.f;                      // dropout, in [0, 1)
-  uint64_t seed = 0, offset = 0;      // dropout's Philox stream of this forward
+  uint64_t seed = 0;                  // dropout's Philox stream of this forward: seed and
+  PhiloxOffset offset;                // offset (a number, or on CUDA a device address)
 };
 
 namespace cpu {
@@ -65,7 +67,8 @@ struct FusedBlockParams {
   double eps = 1e-5, momentum = 0.1, slope = 0.01;
   Pool2dParams pool;
   float p = 0.f;
-  uint64_t seed = 0, offset = 0;
+  uint64_t seed = 0;
+  PhiloxOffset offset;  // a device address (PhiloxOffset::device) only for CUDA tensors
 };
 void fused_block_forward(Tensor& y, Tensor& argmax, Tensor& save_mean, Tensor& save_invstd,
                          Tensor& running_mean, Tensor& running_var, const Tensor& x,

@@ -30,7 +30,12 @@ DropoutSamples Dropout::samples(const Tensor& x) const {
 }
 
 std::vector<CounterRef> Dropout::counters() {
-  return {{"dropout_seed", &seed_}, {"dropout_offset", &next_offset_}};
+  return {{"dropout_seed", &seed_}, {"dropout_offset", &next_offset_, &device_offset_}};
+}
+
+PhiloxOffset Dropout::offset() const {
+  return device_offset_ != nullptr ? PhiloxOffset::device(device_offset_)
+                                   : PhiloxOffset(used_offset_);
 }
 
 void Dropout::forward_impl(const Tensor& x, Tensor& y, Mode mode) {
@@ -39,7 +44,7 @@ void Dropout::forward_impl(const Tensor& x, Tensor& y, Mode mode) {
     return;
   }
   used_offset_ = next_offset_++;
-  dropout_forward(y, x, static_cast<float>(p_), seed_, used_offset_, samples(x));
+  dropout_forward(y, x, static_cast<float>(p_), seed_, offset(), samples(x));
 }
 
 void Dropout::backward_impl(const Tensor& dy, const Tensor&, Tensor* dx, bool, Mode mode) {
@@ -48,7 +53,7 @@ void Dropout::backward_impl(const Tensor& dy, const Tensor&, Tensor* dx, bool, M
     dx->copy_from(dy);
     return;
   }
-  dropout_backward(*dx, dy, static_cast<float>(p_), seed_, used_offset_, samples(dy));
+  dropout_backward(*dx, dy, static_cast<float>(p_), seed_, offset(), samples(dy));
 }
 
 }  // namespace kiln

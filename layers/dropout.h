@@ -4,7 +4,9 @@
 // advances once per training forward; backward regenerates the same mask from (seed, offset of that
 // forward), so no mask is stored. seed and offset are counters(): checkpoints save them so a
 // resumed run draws the masks the uninterrupted run would have drawn. init(seed) / reset_rng(seed)
-// reseed the layer.
+// reseed the layer. The offset's CounterRef carries a device slot (layers/layer.h): while a
+// captured step sets it, the kernels read the offset from that device address, which holds the
+// value next_offset() has before the step's forward.
 #pragma once
 
 #include "kernels/dropout.h"
@@ -43,8 +45,11 @@ class Dropout : public Layer {
   friend class FusedBlock;  // runs this layer fused with its neighbours (layers/fused_block.h)
   double p_;
   uint64_t seed_, next_offset_ = 0, used_offset_ = 0;
+  const uint64_t* device_offset_ = nullptr;  // set by a captured step through counters()
   int64_t stride_ = 1, first_ = 0;
   DropoutSamples samples(const Tensor& x) const;
+  // The offset of the last training forward as its kernels take it.
+  PhiloxOffset offset() const;
 };
 
 }  // namespace kiln

@@ -28,7 +28,7 @@ FusedBlockParams FusedBlock::params() const {
   p.pool = pool_->pool_params();
   p.p = static_cast<float>(drop_->p_);
   p.seed = drop_->seed_;
-  p.offset = drop_->used_offset_;
+  p.offset = drop_->offset();
   return p;
 }
 

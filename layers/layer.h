@@ -78,9 +78,17 @@ struct BufferRef {
 };
 
 // One Kiln-only integer of state (a dropout layer's Philox seed and offset).
+//
+// `device` is set for a counter whose kernels can read its value from device memory (dropout's
+// offset): while *device holds a device address, the layer's kernels read the counter there instead
+// of taking *value as an argument. A step that replays a captured CUDA graph (train/graph_step.h)
+// writes *value to that address before every step and sets *device for the capture, so each replay
+// draws the step's own value; the host still advances *value (checkpoints save it). Such a counter
+// must advance by at most one per step (one draw). nullptr: the counter is host state only.
 struct CounterRef {
   std::string name;
   uint64_t* value = nullptr;
+  const uint64_t** device = nullptr;
 };
 
 struct BackwardOptions {

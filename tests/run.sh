@@ -41,13 +41,13 @@ if [[ "${KILN_SKIP_SANITIZER:-0}" != 1 ]]; then
   stage_done "sanitizer stage"
 fi
 if [[ "${KILN_SKIP_RACE:-0}" != 1 ]]; then
-  echo "== kiln: race-detector build (ThreadSanitizer): emulator, kernel-parity and layer tests =="
+  echo "== kiln: race-detector build (ThreadSanitizer): emulator, kernel-parity, layer and graph-step tests =="
   cmake -S "$root" -B "$root/build-tsan" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
     -DKILN_TSAN=ON -DKILN_NVCC=OFF -DKILN_BUILD_EXAMPLES=OFF -DKILN_BUILD_BENCH=OFF >/dev/null
   cmake --build "$root/build-tsan" -j "$jobs" --target kiln_tests_simt kiln_tests_parity \
-    kiln_tests_layers
+    kiln_tests_layers kiln_tests_train
   ctest --test-dir "$root/build-tsan" -j "$jobs" --output-on-failure --timeout 1800 \
-    -R '^kiln_tests_(simt|parity|layers)|^simt_race'
+    -R '^kiln_tests_(simt|parity|layers)|^simt_race|^kiln_tests_train:graph step'
   stage_done "race-detector stage"
 fi
 if [[ "${KILN_SKIP_FUZZ:-0}" != 1 ]]; then

@@ -24,6 +24,7 @@
 #include "optim/optimizer.h"
 #include "optim/schedule.h"
 #include "train/eager_step.h"
+#include "train/graph_step.h"
 #include "train/progress.h"
 #include "train/trainer.h"
 
@@ -41,7 +42,8 @@ constexpr int kCpuTrainPerClass = 1000;
 constexpr int kGpuEpochs = 30;
 
 struct Options {
-  std::string data = "synthetic", preset, optimizer = "adam", device = "auto", schedule, precision;
+  std::string data = "synthetic", preset, optimizer = "adam", device = "auto", schedule, precision,
+              step;
   std::string out = "runs/fer_cnn", init_from;
   int epochs = 0, batch_size = 64, train_per_class = 0, warmup = 0, stop_after = 0;
   double lr = 1e-3, width = 0, weight_decay = -1, momentum = 0.9, clip = 0;
@@ -286,6 +288,31 @@ void init_from(kiln::Sequential& net, kiln::Sequential& source, const ModelInfo&
   std::printf("init: weights from %s\n", opts.init_from.c_str());
 }
 
+// The training step (--step): on the CUDA device the graph step by default (train/graph_step.h:
+// the step captured as a CUDA graph, then one graph launch per step; the same weights as the eager
+// step bit for bit), the eager step on the CPU and under mpirun (the data-parallel step
+// all-reduces gradients from the host during the backward pass, which a graph cannot hold).
+bool select_graph_step(const std::string& option, bool on_cpu, bool parallel) {
+  if (option == "graph") {
+    if (on_cpu)
+      throw UsageError(
+          "--step graph needs the CUDA device (a CUDA graph): pass --device cuda, or --step eager "
+          "(the CPU's step)");
+    if (parallel)
+      throw UsageError(
+          "--step graph cannot run under mpirun: the data-parallel step all-reduces gradients "
+          "from the host during the backward pass, which a captured graph cannot hold; use --step "
+          "eager (the default there)");
+  }
+  const bool graph = option == "graph" || (option.empty() && !on_cpu && !parallel);
+  const char* why = !option.empty() ? (option == "graph" ? "--step graph" : "--step eager")
+                    : on_cpu        ? "the CPU's"
+                    : parallel      ? "the data-parallel default"
+                                    : "the CUDA default";
+  std::printf("step: %s (%s)\n", graph ? "graph" : "eager", why);
+  return graph;
+}
+
 int run_train() {
   namespace fs = std::filesystem;
   // Alone this is the single-process communicator and nothing changes; under a launcher, one rank
@@ -309,6 +336,7 @@ int run_train() {
 
   const kiln::Device device = select_device(opts.device);
   const bool on_cpu = device == kiln::Device::cpu;
+  const bool graph_step = select_graph_step(opts.step, on_cpu, parallel);
 
   if (opts.resume && !opts.init_from.empty())
     throw UsageError(
@@ -400,16 +428,22 @@ int run_train() {
   }
   comm->barrier();
 
-  kiln::EagerStep eager(*net, *optimizer, schedule, device, {.clip = opts.clip});
+  std::unique_ptr<kiln::Step> single;  // this process's step
+  if (graph_step)
+    single = std::make_unique<kiln::GraphStep>(*net, *optimizer, schedule,
+                                               kiln::GraphStepOptions{.clip = opts.clip});
+  else
+    single = std::make_unique<kiln::EagerStep>(*net, *optimizer, schedule, device,
+                                               kiln::EagerStepOptions{.clip = opts.clip});
   // A data-parallel job: rank 0's weights everywhere, gradients averaged in the backward pass.
   std::unique_ptr<kiln::dist::DataParallel> dp;
   std::unique_ptr<kiln::dist::DataParallelStep> dp_step;
   if (parallel) {
     dp = std::make_unique<kiln::dist::DataParallel>(
         *comm, *net, kiln::dist::DataParallelOptions{.sync_batchnorm = opts.sync_bn});
-    dp_step = std::make_unique<kiln::dist::DataParallelStep>(*dp, eager);
+    dp_step = std::make_unique<kiln::dist::DataParallelStep>(*dp, *single);
   }
-  kiln::Step& step = parallel ? static_cast<kiln::Step&>(*dp_step) : eager;
+  kiln::Step& step = parallel ? static_cast<kiln::Step&>(*dp_step) : *single;
   kiln::Trainer trainer(loader, step,
                         {.epochs = epochs,
                          .classes = info.config.classes,
@@ -550,6 +584,13 @@ const Registration reg{
            ->check(real_in(0, 1e9))
            ->capture_default_str();
        add_device_option(app, opts.device);
+       app.add_option(
+              "--step", opts.step,
+              "the training step: graph (CUDA only: captured once as a CUDA graph, then one "
+              "graph launch per step; the default on CUDA) or eager (one launch per op; "
+              "the default on the CPU and under mpirun). Both give the same weights bit "
+              "for bit")
+           ->check(CLI::IsMember({"eager", "graph"}));
        add_precision_option(app, opts.precision, opts.tf32_linear);
        app.add_option("--seed", opts.seed, "seed of weights, data and dropout")
            ->check(integer_in(0, UINT64_MAX))

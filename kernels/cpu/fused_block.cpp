@@ -29,7 +29,7 @@ BatchNormShape bn_shape(const Pool2dShape& p) {
 // dropout's factor for element i of the pooled output: 1/(1 − p) when kept, 0 when dropped.
 template <typename T>
 T keep_factor(const FusedBlockShape& s, int64_t i) {
-  const Philox4 r = philox_block(s.seed, s.offset, static_cast<uint64_t>(i / 4));
+  const Philox4 r = philox_block(s.seed, s.offset.value, static_cast<uint64_t>(i / 4));
   const bool keep = philox_word_to_uniform(r.v[i % 4]) >= s.p;
   return keep ? T(1) / (T(1) - static_cast<T>(s.p)) : T(0);
 }

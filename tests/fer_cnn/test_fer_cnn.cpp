@@ -523,6 +523,55 @@ std::string history_without_seconds(const std::string& path) {
 
 }  // namespace
 
+TEST_CASE("train --device cuda: the graph step's checkpoints equal the eager step's, byte for byte",
+          "[simt][fer_cnn]") {
+  if (kEmuExe.empty()) {
+    WARN("fer_cnn_emu was not built (no CUDA device in this build): test not run");
+    return;
+  }
+  TempDir dir("step");
+  write(dir / "fer.csv", fer_csv(5));  // 35 training images: 4 batches of 8, a last one of 3
+  // Dropout on (the network's five), augmentation, a cosine schedule with warm-up.
+  const std::string common = "train --data " + (dir / "fer.csv") +
+                             " --epochs 2 --device cuda --width 0.0625 --batch-size 8 --augment "
+                             "--warmup 2 --schedule cosine";
+  Result eager = run(kEmuExe, common + " --step eager --out " + (dir / "eager"));
+  REQUIRE(eager.code == 0);
+  CHECK_THAT(eager.output, Catch::Contains("step: eager (--step eager)"));
+  Result graph = run(kEmuExe, common + " --out " + (dir / "graph"));
+  REQUIRE(graph.code == 0);
+  CHECK_THAT(graph.output, Catch::Contains("step: graph (the CUDA default)"));
+  // Interrupted after epoch 1 and resumed, the graph step both times: the dropout offsets and the
+  // optimizer's steps come back from the training state.
+  Result first = run(kEmuExe, common + " --step graph --stop-after 1 --out " + (dir / "resumed"));
+  REQUIRE(first.code == 0);
+  Result rest = run(kEmuExe, common + " --step graph --resume --out " + (dir / "resumed"));
+  REQUIRE(rest.code == 0);
+  for (const char* run_dir : {"graph", "resumed"}) {
+    for (const char* f : {"last.train.safetensors", "last.safetensors", "best.safetensors"})
+      check_same_tensors(dir / ("eager/" + std::string(f)), dir / (std::string(run_dir) + "/" + f));
+    CHECK(history_without_seconds(dir / (std::string(run_dir) + "/history.csv")) ==
+          history_without_seconds(dir / "eager/history.csv"));
+  }
+  // The counters the training state records (the dropout offsets among them) are the eager run's.
+  const auto counters = [&](const char* run_dir) {
+    const std::string training =
+        kiln::read_safetensors_metadata(dir / (std::string(run_dir) + "/last.train.safetensors"))
+            .at("kiln.optimizer_state");
+    return training.substr(training.find("\"counters\""));
+  };
+  CHECK(counters("graph") == counters("eager"));
+  CHECK(counters("resumed") == counters("eager"));
+  CHECK_THAT(counters("eager"), Catch::Contains("\"4.dropout_offset\":10"));
+  // --step graph where no graph can run: refused before anything is written.
+  Result cpu = run(kEmuExe, "train --data " + (dir / "fer.csv") +
+                                " --device cpu --step graph --out " + (dir / "cpu") + kTiny);
+  CHECK(cpu.code == 2);
+  CHECK_THAT(cpu.output, Catch::Contains("--step graph needs the CUDA device") &&
+                             Catch::Contains("--step eager"));
+  CHECK_FALSE(fs::exists(dir / "cpu"));
+}
+
 TEST_CASE("a save writes, fsyncs, renames and syncs the folder, the training state first",
           "[cpu][fer_cnn]") {
   TempDir dir("phases");

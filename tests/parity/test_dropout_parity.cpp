@@ -13,6 +13,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "core/memory.h"
 #include "core/tensor.h"
 #include "kernels/dropout.h"
 #include "tests/support/compare.h"
@@ -124,4 +125,43 @@ TEST_CASE("cuda::dropout in place (y == x)", PARITY_TAG) {
   std::vector<float> ref(static_cast<size_t>(n));
   kiln::cpu::dropout_forward<float>(ref.data(), x.data(), n, 0.4f, 3, 4);
   CHECK(mask_mismatches(a.payload(), ref) == 0);
+}
+
+TEST_CASE("dropout: an offset read from device memory draws as the same offset passed as a number",
+          PARITY_TAG) {
+  // What a replayed CUDA graph relies on (train/graph_step.h): the kernels read the offset when
+  // they run, so rewriting the device word changes the mask without a new launch argument.
+  const int64_t n = 2 * 3 * 5 * 4;
+  const std::vector<float> xv = uniform_floats(n, 33, 0.5f, 2.f);
+  const Tensor x = Tensor::from_vector({2, 3, 5, 4}, xv, Device::cuda);
+  Tensor word({8}, kiln::DType::u8, Device::cuda);
+  const auto* at = static_cast<const uint64_t*>(word.raw());
+  for (const uint64_t offset : {uint64_t{7}, uint64_t{0x100000003ULL}}) {
+    kiln::copy_bytes(word.raw(), Device::cuda, &offset, Device::cpu, sizeof offset);
+    // The identity placement and a batch placed in a larger one (data parallelism).
+    for (const kiln::DropoutSamples samples :
+         {kiln::DropoutSamples{}, kiln::DropoutSamples{n / 2, 3, 1}}) {
+      INFO("offset " << offset << ", stride " << samples.stride);
+      for (const bool backward : {false, true}) {
+        Tensor by_value = Tensor::full(x.shape(), 1.0, kiln::DType::f32, Device::cuda);
+        Tensor by_address = Tensor::full(x.shape(), 2.0, kiln::DType::f32, Device::cuda);
+        if (backward) {
+          kiln::dropout_backward(by_value, x, 0.4f, 5, offset, samples);
+          kiln::dropout_backward(by_address, x, 0.4f, 5, kiln::PhiloxOffset::device(at), samples);
+        } else {
+          kiln::dropout_forward(by_value, x, 0.4f, 5, offset, samples);
+          kiln::dropout_forward(by_address, x, 0.4f, 5, kiln::PhiloxOffset::device(at), samples);
+        }
+        const std::vector<float> a = by_value.to_vector<float>(), b = by_address.to_vector<float>();
+        CHECK(std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0);
+        CHECK(mask_mismatches(a, xv) > 0);  // something was dropped
+      }
+    }
+  }
+  // The CPU path cannot read a device address: a clear error, not a crash.
+  const Tensor xc = Tensor::from_vector({2, 3, 5, 4}, xv);
+  Tensor yc(xc.shape());
+  CHECK_THROWS_WITH(kiln::dropout_forward(yc, xc, 0.4f, 5, kiln::PhiloxOffset::device(at)),
+                    Catch::Contains("dropout_forward") && Catch::Contains("device memory") &&
+                        Catch::Contains("PhiloxOffset(value)"));
 }
