@@ -5,7 +5,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
-#include <tuple>
+#include <utility>
 
 #include "core/error.h"
 
@@ -160,7 +160,7 @@ StepModel model_step(const std::vector<Entry>& entries, int64_t launches, int64_
   KILN_CHECK(steps > 0, "cost::model_step: steps must be > 0, got ", steps);
   const double per = 1.0 / steps;
   StepModel out;
-  using Key = std::tuple<std::string, int, double, double>;
+  using Key = std::pair<std::string, int>;
   std::map<Key, ModelRow> rows;
   for (const Entry& e : entries) {
     const Class c = class_of(e, as_if);
@@ -170,7 +170,7 @@ StepModel model_step(const std::vector<Entry>& entries, int64_t launches, int64_
     out.arithmetic_s += std::max(t.compute_s, t.memory_s) * per;
     out.launch_s += t.launch_s * per;
     if (e.graph_node) out.graph_nodes += per;
-    ModelRow& r = rows[Key{e.kernel, int(c), e.flops, e.bytes}];
+    ModelRow& r = rows[Key{e.kernel, int(c)}];
     r.kernel = e.kernel;
     r.cls = c;
     r.calls += per;

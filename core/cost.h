@@ -137,7 +137,7 @@ struct KernelTime {
 };
 KernelTime time_of(const Entry& e, Class c, const Machine& m);
 
-// Entries of the same kernel, class, flops and bytes, summed (calls of one launcher at one shape).
+// The entries of one kernel (launcher) and class, summed over its calls (all shapes).
 struct ModelRow {
   std::string kernel;
   Class cls = Class::fp32_simt;
