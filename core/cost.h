@@ -1,5 +1,5 @@
 // core/cost.h — the cost model: what each kernel launch must compute and move, and the lower bound
-// that puts on a step's time on an H200. A model, not a measurement (docs/perf.md, "Cost model").
+// that puts on a step's time on an H200. A model, not a measurement (docs/cost-model.md).
 //
 // Every CUDA launcher states the cost of the launch it makes, from the shapes it already has:
 //
