@@ -11,30 +11,24 @@
 
 namespace kiln::cost {
 
-namespace detail {
-std::atomic<int> g_listeners{0};
-}  // namespace detail
-
 namespace {
 
 struct State {
   std::mutex mutex;
   bool recording = false;
   std::vector<Entry> entries;
-  int64_t launches = 0, graph_launches = 0;
+  int64_t launch_base = 0;  // detail::g_launches when the Recorder started (or was cleared)
+  int64_t graph_launches = 0;
 };
 State& state() {
   static State s;
   return s;
 }
 
-// The capture in progress on this thread, if any (a CUDA stream capture is driven by one thread).
-thread_local std::unique_ptr<Captured> t_capture;
-
 }  // namespace
 
 void detail::record(const Entry& e) {
-  if (t_capture) {
+  if (t_capture != nullptr) {
     t_capture->entries.push_back(e);
     return;
   }
@@ -43,37 +37,35 @@ void detail::record(const Entry& e) {
   if (s.recording) s.entries.push_back(e);
 }
 
-void detail::launched() {
-  if (t_capture) {
-    ++t_capture->launches;
-    return;
-  }
-  State& s = state();
-  std::lock_guard<std::mutex> lock(s.mutex);
-  if (s.recording) ++s.launches;
-}
-
 void begin_capture() {
-  KILN_CHECK(!t_capture, "cost::begin_capture: a capture is already in progress on this thread");
-  t_capture = std::make_unique<Captured>();
+  KILN_CHECK(detail::t_capture == nullptr,
+             "cost::begin_capture: a capture is already in progress on this thread");
+  detail::t_capture = new Captured;
   detail::g_listeners.fetch_add(1);
 }
 
 Captured end_capture() {
-  KILN_CHECK(t_capture != nullptr, "cost::end_capture: no capture in progress on this thread");
-  Captured c = std::move(*t_capture);
-  t_capture.reset();
+  KILN_CHECK(detail::t_capture != nullptr,
+             "cost::end_capture: no capture in progress on this thread");
+  const std::unique_ptr<Captured> c(detail::t_capture);
+  detail::t_capture = nullptr;
   detail::g_listeners.fetch_sub(1);
-  return c;
+  return std::move(*c);
 }
 
 void replay(const Captured& c) {
-  if (!listening() || t_capture) return;
+  if (detail::t_capture != nullptr) {  // a graph launched into a capture joins the outer graph
+    Captured& outer = *detail::t_capture;
+    outer.entries.insert(outer.entries.end(), c.entries.begin(), c.entries.end());
+    outer.launches += c.launches;
+    return;
+  }
+  if (!listening()) return;
   State& s = state();
   std::lock_guard<std::mutex> lock(s.mutex);
   if (!s.recording) return;
   ++s.graph_launches;
-  s.launches += c.launches;
+  detail::g_launches.fetch_add(c.launches);
   for (Entry e : c.entries) {
     e.graph_node = true;
     s.entries.push_back(e);
@@ -87,7 +79,8 @@ Recorder::Recorder() {
              "cost::Recorder: another Recorder is alive; one at a time (destroy the first)");
   s.recording = true;
   s.entries.clear();
-  s.launches = s.graph_launches = 0;
+  s.launch_base = detail::g_launches.load();
+  s.graph_launches = 0;
   detail::g_listeners.fetch_add(1);
 }
 
@@ -106,7 +99,7 @@ std::vector<Entry> Recorder::entries() const {
 int64_t Recorder::launches() const {
   State& s = state();
   std::lock_guard<std::mutex> lock(s.mutex);
-  return s.launches;
+  return detail::g_launches.load() - s.launch_base;
 }
 int64_t Recorder::graph_launches() const {
   State& s = state();
@@ -117,7 +110,8 @@ void Recorder::clear() {
   State& s = state();
   std::lock_guard<std::mutex> lock(s.mutex);
   s.entries.clear();
-  s.launches = s.graph_launches = 0;
+  s.launch_base = detail::g_launches.load();
+  s.graph_launches = 0;
 }
 
 // ---- the model ------------------------------------------------------------------------------------

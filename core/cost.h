@@ -47,10 +47,19 @@ constexpr int64_t f32(int64_t n) {
   return n * 4;
 }  // bytes of n floats
 
+// What one CUDA graph's capture recorded; CudaGraph keeps it and replays it at each launch.
+struct Captured {
+  std::vector<Entry> entries;
+  int64_t launches = 0;
+};
+
+// The hooks' state. Inline (header-only) where kiln::launch reads it, so that code launching its
+// own kernels without linking the library (the emulator's tests) still links.
 namespace detail {
-extern std::atomic<int> g_listeners;  // Recorders alive + graph captures in progress
+inline std::atomic<int> g_listeners{0};             // Recorders alive + graph captures in progress
+inline std::atomic<int64_t> g_launches{0};          // launches while listening, outside captures
+inline thread_local Captured* t_capture = nullptr;  // this thread's capture in progress, if any
 void record(const Entry& e);
-void launched();
 }  // namespace detail
 
 // Whether anything listens; the hooks below do nothing otherwise.
@@ -75,14 +84,12 @@ inline void simt(const char* kernel, int64_t flops, int64_t bytes) {
 }
 // Called by kiln::launch for every kernel launched.
 inline void launched() {
-  if (listening()) detail::launched();
+  if (!listening()) return;
+  if (detail::t_capture != nullptr)
+    ++detail::t_capture->launches;
+  else
+    detail::g_launches.fetch_add(1, std::memory_order_relaxed);
 }
-
-// What one CUDA graph's capture recorded; CudaGraph keeps it and replays it at each launch.
-struct Captured {
-  std::vector<Entry> entries;
-  int64_t launches = 0;
-};
 // Between these two, this thread's entries and launches go to the capture, not to a Recorder:
 // nothing captured runs until the graph is launched.
 void begin_capture();
