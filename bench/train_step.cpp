@@ -475,7 +475,9 @@ int run(const Options& o) {
                     c["graph_launches_per_step"].get<double>(),
                     c["host_synchronizations_per_step"].get<double>());
       else
-        std::printf("(launches and syncs: counted by kiln_bench_train_emu) ");
+        std::printf(
+            "(host syncs: counted by kiln_bench_train_emu; kernel and graph launches: in the cost "
+            "model below) ");
       std::printf("%.1f device allocations; peak device memory %s\n",
                   c["device_allocations_per_step"].get<double>(),
                   kiln::byte_count(c["device_bytes_peak"].get<uint64_t>()).c_str());
