@@ -6,6 +6,7 @@
 #pragma once
 
 // Tensors, memory, streams, errors
+#include "core/cost.h"
 #include "core/error.h"
 #include "core/host_device.h"
 #include "core/memory.h"

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """bench/perf_report.py -- turns the raw results of bench/run_all.sh into docs/perf.md.
 
-Reads only what run_all.sh measured in this run (RAW/*.json, *.txt); writes measured figures only.
+Reads only what run_all.sh measured in this run (RAW/*.json, *.txt); writes measured figures, and
+the cost model of the counted steps, labelled as a model.
 """
 import argparse
 import datetime
@@ -319,7 +320,7 @@ def kept_counts(path):
 def counts_section(raw):
     """Counts per step of the library's CUDA steps on the emulated device (kiln_bench_train_emu)."""
     files = sorted(glob.glob(os.path.join(raw, "counts_emu_b*.json")),
-                   key=lambda p: load(p).get("batch", 0))
+                   key=lambda p: (load(p).get("width", 0), load(p).get("batch", 0)))
     if not files:
         return []
     lines = ["## Counts per step on the emulated device", "",
@@ -348,6 +349,70 @@ def counts_section(raw):
     return lines
 
 
+def as_graph(m):
+    """The model's fp32 bound with the step's kernels as the nodes of one graph launch."""
+    a = m["assumptions"]
+    return m["arithmetic_ms"] + (m["kernel_launches_per_step"] * a["graph_node_us"] + a["graph_launch_us"]) * 1e-3
+
+
+def cost_section(raw, root):
+    """The cost model of the same steps (kiln_bench_train_emu's cost_model): a model, labelled so."""
+    files = sorted(glob.glob(os.path.join(raw, "counts_emu_b*.json")),
+                   key=lambda p: (load(p).get("width", 0), load(p).get("batch", 0)))
+    runs = []
+    for path in files:
+        doc = load(path)
+        for step in ("eager_step", "graph_step"):
+            m = doc.get("counts", {}).get(step, {}).get("cost_model")
+            if m:
+                runs.append((doc, step, m))
+    if not runs:
+        return []
+    a = runs[0][2]["assumptions"]
+    commit = sh("git", "rev-parse", "--short", "HEAD", cwd=root)
+    now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d")
+    lines = ["## Cost model of the step (a model, not a measurement)", "",
+             "The lower bound the step's kernels put on an H200's step time, from the FLOPs and bytes",
+             "each launch of the counted steps above must compute and move (docs/cost-model.md: what is",
+             "counted, and why it is a bound). **A model, not a measurement**: no GPU ran anything.",
+             "Assumed: %s; fp32 %g, TF32 %g, BF16 %g TFLOP/s; HBM %g TB/s; %g us a kernel launch, %g us a"
+             % (a["machine"], a["fp32_simt_tflops"], a["tf32_tensor_tflops"], a["bf16_tensor_tflops"],
+                a["hbm_tb_per_s"], a["launch_us"], a["graph_node_us"]),
+             "graph node, %g us a graph launch. Computed %s at commit %s." % (a["graph_launch_us"], now, commit),
+             ""]
+    rows = []
+    for doc, step, m in runs:
+        fl = m["flops_per_step"]
+        byp = m["lower_bound_ms_by_precision"]
+        rows.append(["%s x%g, batch %d" % (doc.get("input", "?"), doc.get("width", 0), doc.get("batch", 0)),
+                     step, f(m["kernel_launches_per_step"], 1), f(m["graph_launches_per_step"], 1),
+                     f(m["launches_without_cost_entry_per_step"], 1),
+                     f(fl["fp32 SIMT"] * 1e-9, 3), f(m["bytes_per_step"] * 1e-6, 1),
+                     f(m["arithmetic_ms"], 4), f(m["launch_overhead_ms"], 4),
+                     f(byp.get("fp32"), 4), f(byp.get("tf32"), 4), f(byp.get("bf16"), 4),
+                     f(as_graph(m), 4) if m["precision"] == "fp32" else "—"])
+    lines += [table(["run", "step", "launches", "graph launches", "launches without a cost entry",
+                     "GFLOP (as fp32)", "MB moved", "arithmetic and memory, ms (fp32)",
+                     "launches, ms", "lower bound fp32, ms", "lower bound tf32, ms",
+                     "lower bound bf16, ms", "fp32, the same kernels as one graph launch, ms"],
+                    rows), ""]
+    lines += ["\"Arithmetic and memory\" is Σ max(FLOPs / peak, bytes / bandwidth) over the kernels; tf32",
+              "models the convolutions on TF32 tensor cores and the linear layers in fp32 (PyTorch's",
+              "default), bf16 both on BF16 tensor cores, with today's fp32 bytes. The last column is the",
+              "fp32 bound were the step's kernels the nodes of one graph launch (launch costs only change).",
+              ""]
+    doc, step, m = max(runs, key=lambda r: (r[0].get("batch", 0), r[1] == "eager_step"))
+    total = m["lower_bound_ms"] * 1e3
+    lines += ["Per kernel, %s x%g, batch %d, %s, at %s (the %d kernels of the largest modelled time, of %d):"
+              % (doc.get("input", "?"), doc.get("width", 0), doc.get("batch", 0), step, m["precision"],
+                 len(m["top_kernels"]), m["kernels"]), ""]
+    krows = [[r["kernel"], r["class"], f(r["calls"], 1), f(r["flops"] * 1e-6, 1), f(r["bytes"] * 1e-6, 2),
+              f(r["modelled_us"], 1), f(100.0 * r["modelled_us"] / total, 1)] for r in m["top_kernels"]]
+    lines += [table(["kernel", "class", "calls", "MFLOP", "MB", "modelled us (with launches)",
+                     "% of the bound"], krows), ""]
+    return lines
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--raw", required=True)
@@ -362,6 +427,7 @@ def main():
 
 
     lines += counts_section(a.raw)
+    lines += cost_section(a.raw, a.root)
     lines += ["## How to reproduce", "",
               "`bench/run_all.sh` (environment: KILN_BENCH_BUILD, KILN_BENCH_THREADS, KILN_BENCH_OUT; see its",
               "header). Single parts: `kiln_bench_cpu`, `kiln_bench_gpu --reps=100`, `kiln_bench_train --help`,",

@@ -114,13 +114,14 @@ done
 echo "$(uptime_load)" >"$RAW/load_end.txt"
 
 # ---- counts per step on the emulated device (kiln_bench_train_emu: launches, graph launches, host
-# synchronisations, allocations, peak memory; counts, not times). Width 0.125 keeps the emulated
-# steps short; the counts depend on the shapes only through split-K choices.
+# synchronisations, allocations, peak memory; counts, not times; and the cost model of the same
+# steps, a model). Width 0.125 keeps the emulated steps short; the counts depend on the shapes only
+# through split-K choices.
 if [[ -x "$BIN/kiln_bench_train_emu" ]]; then
   for batch in 14 256; do
     log "kiln_bench_train_emu counts 1x48x48 x0.125 b$batch"
     "$BIN/kiln_bench_train_emu" --device cuda --input 1x48x48 --batch "$batch" --width 0.125 \
-      --steps 2 --warmup 4 --no-resident --no-loader --no-breakdown \
+      --steps 2 --warmup 4 --no-resident --no-loader --no-breakdown --top-kernels 15 \
       --json "$RAW/counts_emu_b${batch}.json" || log "kiln_bench_train_emu failed"
   done
 fi

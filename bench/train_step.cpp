@@ -14,8 +14,17 @@
 //              per step after warm-up: kernel launches, graph launches and host synchronisations
 //              (counted by the SIMT emulator, so only in the emulated twin kiln_bench_train_emu),
 //              device allocations, and the peak device memory. Counts, not times.
+//              Beside them the cost model (core/cost.h) of the same steps: FLOPs per
+//              instruction class, compulsory bytes, and the lower bound they put on an H200's
+//              step time, with the kernels of the largest modelled time. A model, not a
+//              measurement: computed from the shapes each launcher records, so the nvcc build
+//              and the emulated twin give the same figures. --precision tf32|bf16 models the
+//              convolutions and linear layers on the tensor cores (PyTorch's policy: tf32 leaves
+//              the linear layers in fp32 unless --tf32-linear).
 //
 //   kiln_bench_train --device cpu --input 1x48x48 --batch 64 --width 1 --steps 5 --json out.json
+//   kiln_bench_train_emu --device cuda --width 0.125 --batch-size 256 --steps 2 --no-resident
+//       --no-loader --no-breakdown          (the counts and the cost model only)
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
@@ -29,6 +38,7 @@
 #include <vector>
 
 #include "core/bytes.h"
+#include "core/cost.h"
 #include "core/error.h"
 #include "core/memory.h"
 #include "core/tensor.h"
@@ -55,7 +65,9 @@ double seconds_since(Clock::time_point t) {
 }
 
 struct Options {
-  std::string device = "auto", input = "1x48x48", json;
+  std::string device = "auto", input = "1x48x48", json, precision = "fp32";
+  bool tf32_linear = false;
+  int top_kernels = 10;
   int batch = 64, steps = 5, warmup = 2;
   double width = 1.0;
   bool resident = true, loader = true, breakdown = true, counts = true;
@@ -214,7 +226,12 @@ class Bench {
 #if KILN_BENCH_EMULATED
       const kiln::simt::DeviceCounts c0 = kiln::simt::counts();
 #endif
-      run_steps(o_.steps);
+      nlohmann::json model;
+      {
+        kiln::cost::Recorder recorder;
+        run_steps(o_.steps);
+        model = cost_model(recorder);
+      }
       const kiln::AllocationStats a1 = kiln::allocation_stats();
       const double per = 1.0 / o_.steps;
       nlohmann::json r = {{"steps", o_.steps},
@@ -230,6 +247,7 @@ class Bench {
           double(c1.host_synchronizations - c0.host_synchronizations) * per;
 #endif
       KILN_CHECK(std::isfinite(metrics.read().loss), "training diverged in the counted steps");
+      r["cost_model"] = model;
       out[name] = r;
     }
     return out;
@@ -278,6 +296,65 @@ class Bench {
   }
 
  private:
+  kiln::PrecisionPolicy policy() const {
+    return {kiln::parse_precision(o_.precision), o_.tf32_linear};
+  }
+
+  // The model of the recorded steps as JSON: its assumptions, totals and the top kernels by
+  // modelled time at --precision, and the lower bound at each precision policy.
+  nlohmann::json cost_model(const kiln::cost::Recorder& recorder) const {
+    const std::vector<kiln::cost::Entry> entries = recorder.entries();
+    auto model_at = [&](const kiln::PrecisionPolicy& p) {
+      return kiln::cost::model_step(entries, recorder.launches(), recorder.graph_launches(),
+                                    o_.steps, p);
+    };
+    nlohmann::json by_precision = nlohmann::json::object();
+    for (const kiln::PrecisionPolicy& p : {kiln::PrecisionPolicy{kiln::Precision::fp32, false},
+                                           kiln::PrecisionPolicy{kiln::Precision::tf32, false},
+                                           kiln::PrecisionPolicy{kiln::Precision::tf32, true},
+                                           kiln::PrecisionPolicy{kiln::Precision::bf16, false}})
+      by_precision[p.describe()] = model_at(p).lower_bound_s() * 1e3;
+    const kiln::cost::StepModel m = model_at(policy());
+    const kiln::cost::Machine machine;
+    nlohmann::json flops = nlohmann::json::object();
+    for (const kiln::cost::Class c : {kiln::cost::Class::fp32_simt, kiln::cost::Class::tf32_tensor,
+                                      kiln::cost::Class::bf16_tensor})
+      flops[kiln::cost::class_name(c)] = m.flops[int(c)];
+    nlohmann::json top = nlohmann::json::array();
+    for (size_t i = 0; i < m.rows.size() && int(i) < o_.top_kernels; ++i) {
+      const kiln::cost::ModelRow& r = m.rows[i];
+      top.push_back({{"kernel", r.kernel},
+                     {"class", kiln::cost::class_name(r.cls)},
+                     {"calls", r.calls},
+                     {"flops", r.flops},
+                     {"bytes", r.bytes},
+                     {"modelled_us", r.seconds * 1e6}});
+    }
+    return {{"note", "a model, not a measurement"},
+            {"precision", policy().describe()},
+            {"assumptions",
+             {{"machine", machine.name},
+              {"fp32_simt_tflops", machine.fp32_flops * 1e-12},
+              {"tf32_tensor_tflops", machine.tf32_flops * 1e-12},
+              {"bf16_tensor_tflops", machine.bf16_flops * 1e-12},
+              {"hbm_tb_per_s", machine.dram_bytes * 1e-12},
+              {"launch_us", machine.launch_s * 1e6},
+              {"graph_node_us", machine.graph_node_s * 1e6},
+              {"graph_launch_us", machine.graph_launch_s * 1e6}}},
+            {"flops_per_step", flops},
+            {"bytes_per_step", m.bytes},
+            {"kernel_launches_per_step", m.launches},
+            {"graph_nodes_per_step", m.graph_nodes},
+            {"graph_launches_per_step", m.graph_launches},
+            {"launches_without_cost_entry_per_step", m.uncosted_launches},
+            {"arithmetic_ms", m.arithmetic_s * 1e3},
+            {"launch_overhead_ms", m.launch_s * 1e3},
+            {"lower_bound_ms", m.lower_bound_s() * 1e3},
+            {"lower_bound_ms_by_precision", by_precision},
+            {"kernels", m.rows.size()},
+            {"top_kernels", top}};
+  }
+
   nlohmann::json result(double seconds, double loss) const {
     KILN_CHECK(std::isfinite(loss), "training diverged (loss ", loss, ")");
     return {{"steps", o_.steps},
@@ -300,6 +377,43 @@ std::string env_or(const char* name, const char* fallback) {
   return v && *v ? v : fallback;
 }
 
+// The cost model's lines under a step's counts.
+void print_cost_model(const nlohmann::json& m) {
+  const auto& a = m["assumptions"];
+  const auto& f = m["flops_per_step"];
+  std::printf(
+      "    cost model (a model, not a measurement; %s, %s: fp32 %g, TF32 %g, BF16 %g TFLOP/s, "
+      "%g TB/s; %g us a launch, %g us a graph node, %g us a graph launch)\n",
+      a["machine"].get<std::string>().c_str(), m["precision"].get<std::string>().c_str(),
+      a["fp32_simt_tflops"].get<double>(), a["tf32_tensor_tflops"].get<double>(),
+      a["bf16_tensor_tflops"].get<double>(), a["hbm_tb_per_s"].get<double>(),
+      a["launch_us"].get<double>(), a["graph_node_us"].get<double>(),
+      a["graph_launch_us"].get<double>());
+  std::printf(
+      "    per step: %.3f GFLOP fp32 SIMT, %.3f GFLOP TF32, %.3f GFLOP BF16; %s moved; %.1f "
+      "launches (%.1f graph nodes), %.1f without a cost entry\n",
+      f["fp32 SIMT"].get<double>() * 1e-9, f["TF32 tensor core"].get<double>() * 1e-9,
+      f["BF16 tensor core"].get<double>() * 1e-9,
+      kiln::byte_count(uint64_t(m["bytes_per_step"].get<double>())).c_str(),
+      m["kernel_launches_per_step"].get<double>(), m["graph_nodes_per_step"].get<double>(),
+      m["launches_without_cost_entry_per_step"].get<double>());
+  std::printf(
+      "    lower bound: %.4f ms per step (%.4f ms arithmetic and memory, %.4f ms launches)\n",
+      m["lower_bound_ms"].get<double>(), m["arithmetic_ms"].get<double>(),
+      m["launch_overhead_ms"].get<double>());
+  std::printf("    lower bound by precision policy:");
+  for (const auto& [policy, ms] : m["lower_bound_ms_by_precision"].items())
+    std::printf("  %s %.4f ms", policy.c_str(), ms.get<double>());
+  std::printf("\n");
+  std::printf("    top kernels by modelled time (of %zu):\n      %-30s %-17s %6s %12s %12s %10s\n",
+              m["kernels"].get<size_t>(), "kernel", "class", "calls", "MFLOP", "KB", "us");
+  for (const auto& r : m["top_kernels"])
+    std::printf("      %-30s %-17s %6.1f %12.3f %12.1f %10.2f\n",
+                r["kernel"].get<std::string>().c_str(), r["class"].get<std::string>().c_str(),
+                r["calls"].get<double>(), r["flops"].get<double>() * 1e-6,
+                r["bytes"].get<double>() * 1e-3, r["modelled_us"].get<double>());
+}
+
 int run(const Options& o) {
   kiln::Device device = kiln::Device::cpu;
   if (o.device == "auto") {
@@ -319,6 +433,7 @@ int run(const Options& o) {
                         {"input", o.input},
                         {"batch", o.batch},
                         {"width", o.width},
+                        {"precision", o.precision},
                         {"params", bench.params()},
                         {"omp_threads", env_or("OMP_NUM_THREADS", "default")}};
   std::printf(
@@ -360,10 +475,13 @@ int run(const Options& o) {
                     c["graph_launches_per_step"].get<double>(),
                     c["host_synchronizations_per_step"].get<double>());
       else
-        std::printf("(launches and syncs: counted by kiln_bench_train_emu) ");
+        std::printf(
+            "(host syncs: counted by kiln_bench_train_emu; kernel and graph launches: in the cost "
+            "model below) ");
       std::printf("%.1f device allocations; peak device memory %s\n",
                   c["device_allocations_per_step"].get<double>(),
                   kiln::byte_count(c["device_bytes_peak"].get<uint64_t>()).c_str());
+      print_cost_model(c["cost_model"]);
     }
     std::fflush(stdout);
   }
@@ -392,12 +510,20 @@ int main(int argc, char** argv) {
   app.add_option("--device", o.device, "cpu | cuda | auto")
       ->check(CLI::IsMember({"cpu", "cuda", "auto"}));
   app.add_option("--input", o.input, "CxHxW: 1x48x48 or 3x128x128");
-  app.add_option("--batch", o.batch, "batch size")->check(CLI::PositiveNumber);
+  app.add_option("--batch,--batch-size", o.batch, "batch size")->check(CLI::PositiveNumber);
   app.add_option("--width", o.width, "width multiplier (1 = the report's network)")
       ->check(CLI::PositiveNumber);
   app.add_option("--steps", o.steps, "timed steps")->check(CLI::PositiveNumber);
   app.add_option("--warmup", o.warmup, "untimed steps first")->check(CLI::NonNegativeNumber);
   app.add_option("--seed", o.seed, "seed");
+  app.add_option("--precision", o.precision,
+                 "the cost model's precision of the convolutions and linear layers (a model: the "
+                 "step itself runs as the library does)")
+      ->check(CLI::IsMember({"fp32", "tf32", "bf16"}));
+  app.add_flag("--tf32-linear", o.tf32_linear,
+               "with --precision tf32: model the linear layers in TF32 too");
+  app.add_option("--top-kernels", o.top_kernels, "kernels listed by modelled time")
+      ->check(CLI::NonNegativeNumber);
   app.add_option("--json", o.json, "also write the figures to this JSON file");
   bool no_resident = false, no_loader = false, no_breakdown = false, no_counts = false;
   app.add_flag("--no-resident", no_resident, "skip the resident-data measurement");

@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <utility>
 
+#include "core/cost.h"
 #include "core/cuda_check.h"
 #include "core/device_code.h"
 
@@ -24,6 +25,7 @@ struct LaunchConfig {
 
 template <typename... KernelArgs, typename... Args>
 void launch(const LaunchConfig& cfg, void (*kernel)(KernelArgs...), Args&&... args) {
+  cost::launched();  // the cost model's coverage: each launch should have a cost entry
 #if defined(__CUDACC__)
   kernel<<<cfg.grid, cfg.block, cfg.shared_bytes, cfg.stream>>>(std::forward<Args>(args)...);
   KILN_CUDA_CHECK(cudaGetLastError());

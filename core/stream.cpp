@@ -129,9 +129,11 @@ void CudaGraph::begin(Stream stream) {
 #if KILN_WITH_CUDA
   KILN_CUDA_CHECK(cudaStreamBeginCapture(stream, cudaStreamCaptureModeGlobal));
 #endif
+  cost::begin_capture();
 }
 
 void CudaGraph::end(Stream stream) {
+  costs_ = cost::end_capture();
 #if KILN_WITH_CUDA
   cudaGraph_t graph = nullptr;
   KILN_CUDA_CHECK(cudaStreamEndCapture(stream, &graph));
@@ -150,6 +152,10 @@ void CudaGraph::end(Stream stream) {
 }
 
 void CudaGraph::abandon(Stream stream) noexcept {
+  try {
+    (void)cost::end_capture();
+  } catch (...) {  // not reached: begin() started the capture; abandon() must not throw
+  }
 #if KILN_WITH_CUDA
   cudaGraph_t graph = nullptr;
   if (cudaStreamEndCapture(stream, &graph) == cudaSuccess && graph != nullptr)
@@ -167,6 +173,7 @@ void CudaGraph::launch(Stream stream) const {
 #else
   (void)stream;
 #endif
+  cost::replay(costs_);
 }
 
 }  // namespace kiln

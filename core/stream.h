@@ -22,6 +22,9 @@
 #pragma once
 
 #include <cstddef>
+#include <utility>
+
+#include "core/cost.h"
 
 struct CUstream_st;
 struct CUevent_st;
@@ -103,7 +106,8 @@ class CudaGraph {
  public:
   CudaGraph() = default;
   ~CudaGraph();
-  CudaGraph(CudaGraph&& other) noexcept : exec_(other.exec_), nodes_(other.nodes_) {
+  CudaGraph(CudaGraph&& other) noexcept
+      : exec_(other.exec_), nodes_(other.nodes_), costs_(std::move(other.costs_)) {
     other.exec_ = nullptr;
   }
   CudaGraph& operator=(CudaGraph&&) = delete;
@@ -132,6 +136,7 @@ class CudaGraph {
   void abandon(Stream stream) noexcept;
   CUgraphExec_st* exec_ = nullptr;
   size_t nodes_ = 0;
+  cost::Captured costs_;  // the cost model's entries of the captured kernels, replayed by launch()
 };
 
 }  // namespace kiln

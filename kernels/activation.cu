@@ -70,6 +70,7 @@ void leaky_relu_forward(float* y, const float* x, int64_t n, double slope, Strea
   if (n == 0) return;
   KILN_CHECK(y != nullptr && x != nullptr, "cuda::leaky_relu_forward: null pointer");
   const float s = static_cast<float>(slope);
+  cost::simt("leaky_relu_forward", n, cost::f32(2 * n));
   if (aligned16(y) && aligned16(x)) {
     launch({stream_grid(n / 4 + 1), kStreamBlock, 0, stream}, leaky_relu_forward_kernel<true>, y, x,
            n, s);
@@ -85,6 +86,7 @@ void leaky_relu_backward(float* dx, const float* dy, const float* x, int64_t n, 
   KILN_CHECK(dx != nullptr && dy != nullptr && x != nullptr,
              "cuda::leaky_relu_backward: null pointer");
   const float s = static_cast<float>(slope);
+  cost::simt("leaky_relu_backward", n, cost::f32(3 * n));
   if (aligned16(dx) && aligned16(dy) && aligned16(x)) {
     launch({stream_grid(n / 4 + 1), kStreamBlock, 0, stream}, leaky_relu_backward_kernel<true>, dx,
            dy, x, n, s);

@@ -278,11 +278,13 @@ void batchnorm_batch_stats(float* save_mean, float* save_invstd, float* running_
   float* partial = tiles_workspace(stats, s.c, stream);
   const int slices = static_cast<int>(stats.grid.y);
   const LaunchConfig pcfg{stats.grid, stats.block, 0, stream};
+  cost::simt("batchnorm_stats_partial", 3 * s.m * s.c, cost::f32(s.m * s.c + 2 * slices * s.c));
   if (stats.v == 4) {
     launch(pcfg, batchnorm_stats_partial_kernel<4>, partial, x, s.m, s.c);
   } else {
     launch(pcfg, batchnorm_stats_partial_kernel<1>, partial, x, s.m, s.c);
   }
+  cost::simt("batchnorm_stats_finalize", 4 * slices * s.c, cost::f32(2 * slices * s.c + 6 * s.c));
   launch({finalize_grid(s.c), dim3(kFinX, kFinY), 0, stream}, batchnorm_stats_finalize_kernel,
          save_mean, save_invstd, running_mean, running_var, static_cast<const float*>(partial), x,
          slices, s.m, s.c, eps, momentum);
@@ -293,6 +295,8 @@ namespace bn_tiles {
 void launch_backward_finalize(float* dgamma, float* dbeta, float* coef, const float* partial,
                               const float* save_invstd, int slices, const BatchNormShape& s,
                               Stream stream) {
+  cost::simt("batchnorm_backward_finalize", 4 * slices * s.c,
+             cost::f32(2 * slices * s.c + 7 * s.c));
   launch({finalize_grid(s.c), dim3(kFinX, kFinY), 0, stream}, batchnorm_backward_finalize_kernel,
          dgamma, dbeta, coef, partial, save_invstd, slices, s.m, s.c);
 }
@@ -317,6 +321,7 @@ void batchnorm_forward_train(float* y, float* save_mean, float* save_invstd, flo
   const float* mean = save_mean;
   const float* invstd = save_invstd;
   const float feps = static_cast<float>(eps);
+  cost::simt("batchnorm_normalize", 2 * s.m * s.c, cost::f32(2 * s.m * s.c + 4 * s.c));
   if (map.v == 4) {
     launch(mcfg, batchnorm_normalize_kernel<4, false>, y, x, gamma, beta, mean, invstd, feps, s.m,
            s.c);
@@ -338,6 +343,7 @@ void batchnorm_forward_eval(float* y, const float* x, const float* gamma, const 
   const Tiles map = make_tiles(s.m, s.c, vec, kMapRowsPerThread, kMapMaxBlocks);
   const LaunchConfig cfg{map.grid, map.block, 0, stream};
   const float feps = static_cast<float>(eps);
+  cost::simt("batchnorm_normalize_eval", 2 * s.m * s.c, cost::f32(2 * s.m * s.c + 4 * s.c));
   if (map.v == 4) {
     launch(cfg, batchnorm_normalize_kernel<4, true>, y, x, gamma, beta, running_mean, running_var,
            feps, s.m, s.c);
@@ -360,6 +366,8 @@ void batchnorm_backward(float* dx, float* dgamma, float* dbeta, const float* dy,
   float* coef = partial + static_cast<size_t>(red.grid.y) * 2 * s.c;
   const int slices = static_cast<int>(red.grid.y);
   const LaunchConfig pcfg{red.grid, red.block, 0, stream};
+  cost::simt("batchnorm_backward_partial", 4 * s.m * s.c,
+             cost::f32(2 * s.m * s.c + 2 * slices * s.c));
   if (red.v == 4) {
     launch(pcfg, batchnorm_backward_partial_kernel<4>, partial, dy, x, save_mean, s.m, s.c);
   } else {
@@ -373,6 +381,7 @@ void batchnorm_backward(float* dx, float* dgamma, float* dbeta, const float* dy,
   const Tiles map = make_tiles(s.m, s.c, vec, kMapRowsPerThread, kMapMaxBlocks);
   const LaunchConfig mcfg{map.grid, map.block, 0, stream};
   const float* cf = coef;
+  cost::simt("batchnorm_backward_dx", 4 * s.m * s.c, cost::f32(3 * s.m * s.c + 5 * s.c));
   if (map.v == 4) {
     launch(mcfg, batchnorm_backward_dx_kernel<4>, dx, dy, x, gamma, save_mean, save_invstd, cf, s.m,
            s.c);
@@ -394,6 +403,7 @@ void batchnorm_backward_eval(float* dx, const float* dy, const float* gamma,
   const Tiles map = make_tiles(s.m, s.c, vec, kMapRowsPerThread, kMapMaxBlocks);
   const LaunchConfig cfg{map.grid, map.block, 0, stream};
   const float feps = static_cast<float>(eps);
+  cost::simt("batchnorm_backward_eval", 2 * s.m * s.c, cost::f32(2 * s.m * s.c + 2 * s.c));
   if (map.v == 4) {
     launch(cfg, batchnorm_backward_eval_kernel<4>, dx, dy, gamma, running_var, feps, s.m, s.c);
   } else {

@@ -437,6 +437,10 @@ void conv2d_forward(float* y, const float* x, const float* w, const float* b, co
   const ConvDims d = dims_of("cuda::conv2d_forward", s);
   int patch_h = 0, patch_w = 0;
   if (const size_t smem = small_cin_shared_bytes(s, &patch_h, &patch_w); smem > 0) {
+    cost::gemm("conv2d_forward_small_cin", cost::Op::conv, Precision::fp32,
+               int64_t{d.n} * d.oh * d.ow, d.co, d.kh * d.kw * d.ci,
+               cost::f32(int64_t{d.n} * d.h * d.w * d.ci + int64_t{d.co} * d.kh * d.kw * d.ci +
+                         d.co + int64_t{d.n} * d.oh * d.ow * d.co));
     const dim3 grid(ceil_div(d.ow, kDirectTileW), ceil_div(d.oh, kDirectTileH), d.n);
     const bool vec_store = d.co % 4 == 0 && aligned16(y);
     const LaunchConfig cfg{grid, dim3(kDirectThreads), smem, stream};
@@ -455,6 +459,9 @@ void conv2d_forward(float* y, const float* x, const float* w, const float* b, co
                                           tile::kMinTilesOverwrite, tile::use_large_tiles(M, d.co));
   const int splits = plan.split.splits;
   float* partials = splits > 1 ? tile::workspace(int64_t{splits} * M * d.co, stream) : nullptr;
+  cost::gemm("conv2d_forward", cost::Op::conv, Precision::fp32, M, d.co, d.kh * d.kw * d.ci,
+             cost::f32(int64_t{d.n} * d.h * d.w * d.ci + int64_t{d.co} * d.kh * d.kw * d.ci + d.co +
+                       splits * M * d.co));
   dispatch(plan.large, vec, is_3x3_s1_p1(s), [&]<class Cfg, bool kVec, bool kFast>() {
     const dim3 grid(ceil_div(M, Cfg::BM), ceil_div(d.co, Cfg::BN), splits);
     launch({grid, dim3(Cfg::kThreads), 0, stream},
@@ -474,6 +481,9 @@ void conv2d_backward_data(float* dx, const float* dy, const float* w, const Conv
                                           tile::kMinTilesOverwrite, tile::use_large_tiles(M, d.ci));
   const int splits = plan.split.splits;
   float* partials = splits > 1 ? tile::workspace(int64_t{splits} * M * d.ci, stream) : nullptr;
+  cost::gemm("conv2d_backward_data", cost::Op::conv, Precision::fp32, M, d.ci, d.kh * d.kw * d.co,
+             cost::f32(int64_t{d.n} * d.oh * d.ow * d.co + int64_t{d.co} * d.kh * d.kw * d.ci +
+                       splits * M * d.ci));
   dispatch(plan.large, vec, is_3x3_s1_p1(s), [&]<class Cfg, bool kVec, bool kFast>() {
     const dim3 grid(ceil_div(M, Cfg::BM), ceil_div(d.ci, Cfg::BN), splits);
     launch({grid, dim3(Cfg::kThreads), 0, stream},
@@ -498,6 +508,9 @@ void conv2d_backward_filter(float* dw, float* db, const float* dy, const float* 
   const int64_t db_floats = db != nullptr ? detail::column_sum_workspace_floats(K, M) : 0;
   float* work = tile::workspace(dw_floats + db_floats, stream);
   float* partials = dw_floats > 0 ? work : nullptr;
+  cost::gemm("conv2d_backward_filter", cost::Op::conv, Precision::fp32, M, N, K,
+             cost::f32(int64_t{d.n} * d.oh * d.ow * d.co + int64_t{d.n} * d.h * d.w * d.ci +
+                       int64_t{splits > 1 ? splits : 2} * M * N));
   dispatch(plan.large, vec, is_3x3_s1_p1(s), [&]<class Cfg, bool kVec, bool kFast>() {
     const dim3 grid(ceil_div(M, Cfg::BM), ceil_div(N, Cfg::BN), splits);
     launch({grid, dim3(Cfg::kThreads), 0, stream},

@@ -235,6 +235,11 @@ void backward_data(T* dx, const T* dy, const T* w, const Conv2dShape& s, Stream 
   using Cfg = Config<T>;
   const bool vec_dy = d.co % Cfg::kVec == 0 && aligned16(dy);
   const bool vec_w = d.ci % Cfg::kVec == 0 && aligned16(w);
+  cost::gemm(
+      "conv2d_tc_backward_data", cost::Op::conv, sizeof(T) == 4 ? Precision::tf32 : Precision::bf16,
+      int64_t{d.n} * d.h * d.w, d.ci, d.kh * d.kw * d.co,
+      int64_t{sizeof(T)} * (int64_t{d.n} * d.oh * d.ow * d.co + int64_t{d.co} * d.kh * d.kw * d.ci +
+                            int64_t{d.n} * d.h * d.w * d.ci));
   launch({dim3(ceil_div(int64_t{d.n} * d.h * d.w, Cfg::BM), ceil_div(d.ci, Cfg::BN)),
           dim3(Cfg::kThreads), 0, stream},
          conv2d_tc_backward_data_kernel<T>, dx, dy, w, d, vec_dy, vec_w);
@@ -262,6 +267,11 @@ void backward_filter(float* dw, float* db, const T* dy, const T* x, const Conv2d
   const int K = d.n * d.oh * d.ow, ncols = d.kh * d.kw * d.ci;
   const bool vec_dy = d.co % Cfg::kVec == 0 && aligned16(dy);
   const bool vec_x = d.ci % Cfg::kVec == 0 && aligned16(x);
+  cost::gemm(
+      "conv2d_tc_backward_filter", cost::Op::conv,
+      sizeof(T) == 4 ? Precision::tf32 : Precision::bf16, d.co, ncols, K,
+      int64_t{sizeof(T)} * (int64_t{d.n} * d.oh * d.ow * d.co + int64_t{d.n} * d.h * d.w * d.ci) +
+          cost::f32(2 * int64_t{d.co} * ncols));
   launch({dim3(ceil_div(d.co, Cfg::BM), ceil_div(ncols, Cfg::BN)), dim3(Cfg::kThreads), 0, stream},
          conv2d_tc_backward_filter_kernel<T>, dw, dy, x, d, vec_dy, vec_x);
   if (db != nullptr)
@@ -278,6 +288,12 @@ void forward(T* y, const T* x, const T* w, const float* b, const Conv2dShape& s,
   const int K = d.kh * d.kw * d.ci, M = d.n * d.oh * d.ow;
   const bool vec_x = d.ci % Cfg::kVec == 0 && aligned16(x);
   const bool vec_w = K % Cfg::kVec == 0 && aligned16(w);
+  cost::gemm(
+      "conv2d_tc_forward", cost::Op::conv, sizeof(T) == 4 ? Precision::tf32 : Precision::bf16, M,
+      d.co, K,
+      int64_t{sizeof(T)} * (int64_t{d.n} * d.h * d.w * d.ci + int64_t{d.co} * d.kh * d.kw * d.ci +
+                            int64_t{d.n} * d.oh * d.ow * d.co) +
+          cost::f32(d.co));
   launch({dim3(ceil_div(M, Cfg::BM), ceil_div(d.co, Cfg::BN)), dim3(Cfg::kThreads), 0, stream},
          conv2d_tc_forward_kernel<T>, y, x, w, b, d, vec_x, vec_w);
 }

@@ -66,12 +66,14 @@ __global__ void KILN_LAUNCH_BOUNDS(kStreamBlock)
   }
 }
 
-void run_dropout(const char* op, float* out, const float* in, int64_t n, float p, uint64_t seed,
-                 PhiloxOffset offset, Stream stream, const DropoutSamples& samples) {
+void run_dropout(const char* op, const char* kernel, float* out, const float* in, int64_t n,
+                 float p, uint64_t seed, PhiloxOffset offset, Stream stream,
+                 const DropoutSamples& samples) {
   KILN_CHECK(n >= 0, op, ": negative size ", n);
   KILN_CHECK(p >= 0.f && p < 1.f, op, ": p must be in [0, 1), got ", p);
   if (n == 0) return;
   KILN_CHECK(out != nullptr && in != nullptr, op, ": null pointer");
+  cost::simt(kernel, n, cost::f32(2 * n));  // Philox's integer work is not modelled
   const float scale = 1.f / (1.f - p);
   if (!samples.identity()) {
     launch({stream_grid(n), kStreamBlock, 0, stream}, dropout_placed_kernel, out, in, n, p, scale,
@@ -92,12 +94,14 @@ void run_dropout(const char* op, float* out, const float* in, int64_t n, float p
 
 void dropout_forward(float* y, const float* x, int64_t n, float p, uint64_t seed,
                      PhiloxOffset offset, Stream stream, const DropoutSamples& samples) {
-  run_dropout("cuda::dropout_forward", y, x, n, p, seed, offset, stream, samples);
+  run_dropout("cuda::dropout_forward", "dropout_forward", y, x, n, p, seed, offset, stream,
+              samples);
 }
 
 void dropout_backward(float* dx, const float* dy, int64_t n, float p, uint64_t seed,
                       PhiloxOffset offset, Stream stream, const DropoutSamples& samples) {
-  run_dropout("cuda::dropout_backward", dx, dy, n, p, seed, offset, stream, samples);
+  run_dropout("cuda::dropout_backward", "dropout_backward", dx, dy, n, p, seed, offset, stream,
+              samples);
 }
 
 }  // namespace kiln::cuda

@@ -178,6 +178,7 @@ void fill(float* x, int64_t n, float value, Stream stream) {
   KILN_CHECK(n >= 0, "cuda::fill: negative size ", n);
   if (n == 0) return;
   KILN_CHECK(x != nullptr, "cuda::fill: null pointer");
+  cost::simt("fill", 0, cost::f32(n));
   if (aligned16(x)) {
     launch({stream_grid(n / 4 + 1), kStreamBlock, 0, stream}, fill_kernel<true>, x, n, value);
   } else {
@@ -190,6 +191,7 @@ void copy(float* dst, const float* src, int64_t n, Stream stream) {
   if (n == 0 || dst == src) return;
   KILN_CHECK(dst != nullptr && src != nullptr, "cuda::copy: null pointer");
   KILN_CHECK(dst + n <= src || src + n <= dst, "cuda::copy: overlapping ranges");
+  cost::simt("copy", 0, cost::f32(2 * n));
   if (aligned16(dst) && aligned16(src)) {
     launch({stream_grid(n / 4 + 1), kStreamBlock, 0, stream}, copy_kernel<true>, dst, src, n);
   } else {
@@ -201,6 +203,7 @@ void scale(float* x, int64_t n, float alpha, Stream stream) {
   KILN_CHECK(n >= 0, "cuda::scale: negative size ", n);
   if (n == 0) return;
   KILN_CHECK(x != nullptr, "cuda::scale: null pointer");
+  cost::simt("scale", n, cost::f32(2 * n));
   if (aligned16(x)) {
     launch({stream_grid(n / 4 + 1), kStreamBlock, 0, stream}, scale_kernel<true>, x, n, alpha);
   } else {
@@ -224,6 +227,7 @@ void bias_add(float* y, const float* b, int64_t m, int c, Stream stream) {
   if (gy > gy_cap) gy = gy_cap;
   if (gy > 65535) gy = 65535;
   const LaunchConfig cfg{dim3(gx, static_cast<unsigned>(gy)), dim3(tx, ty), 0, stream};
+  cost::simt("bias_add", m * c, cost::f32(2 * m * c + c));
   if (v == 4) {
     launch(cfg, bias_add_kernel<4>, y, b, m, c);
   } else {
@@ -253,11 +257,13 @@ void l2_norm(float* out, const float* x, int64_t n, float* workspace, Stream str
   float* partials = workspace;  // [grid]
   KILN_CHECK(out + 1 <= partials || partials + grid <= out,
              "cuda::l2_norm: the workspace overlaps the result");
+  cost::simt("l2_norm_partial", 2 * n, cost::f32(n + grid));
   if (aligned16(x)) {
     launch({grid, kStreamBlock, 0, stream}, l2_norm_partial_kernel<true>, partials, x, n);
   } else {
     launch({grid, kStreamBlock, 0, stream}, l2_norm_partial_kernel<false>, partials, x, n);
   }
+  cost::simt("l2_norm_finalize", 2 * int64_t{grid}, cost::f32(grid + 1));
   launch({1, kStreamBlock, 0, stream}, l2_norm_finalize_kernel, out,
          static_cast<const float*>(partials), static_cast<int>(grid));
 }
@@ -267,6 +273,7 @@ void clip_by_norm(float* x, int64_t n, const float* norm, double max_norm, int32
   KILN_CHECK(n >= 0, "cuda::clip_by_norm: negative size ", n);
   KILN_CHECK(norm != nullptr && not_finite != nullptr && (n == 0 || x != nullptr),
              "cuda::clip_by_norm: null pointer");
+  cost::simt("clip_by_norm", n, cost::f32(2 * n + 1) + 4);
   launch({stream_grid(n), kStreamBlock, 0, stream}, clip_by_norm_kernel, x, n, norm, max_norm,
          not_finite);
 }

@@ -317,6 +317,8 @@ void fused_block_forward(float* y, uint8_t* argmax, float* save_mean, float* sav
   const int64_t work = static_cast<int64_t>(d.n) * d.oh * d.ow * (d.c / (vec ? 4 : 1));
   const LaunchConfig cfg{grid_stride_blocks(work, kPoolBlock, kPoolMaxBlocks), kPoolBlock, 0,
                          stream};
+  cost::simt("fused_block_forward", 5 * bn_shape(s.pool).m * d.c,
+             cost::f32(bn_shape(s.pool).m * d.c + 4 * d.c) + 5 * int64_t{d.n} * d.oh * d.ow * d.c);
   if (vec) {
     launch(cfg, fused_block_forward_kernel<float, 4>, y, argmax, x, save_mean, save_invstd, gamma,
            beta, d);
@@ -347,6 +349,8 @@ void fused_block_backward(float* dx, float* dgamma, float* dbeta, const float* d
   float* coef = partial + static_cast<size_t>(red.grid.y) * 2 * bs.c;
   const int slices = static_cast<int>(red.grid.y);
   const LaunchConfig pcfg{red.grid, red.block, 0, stream};
+  cost::simt("fused_block_backward_partial", 6 * bs.m * bs.c,
+             cost::f32(bs.m * bs.c + 2 * slices * bs.c) + 5 * int64_t{d.n} * d.oh * d.ow * bs.c);
   if (vec) {
     launch(pcfg, fused_block_backward_partial_kernel<float, 4>, partial, dy, argmax, x, save_mean,
            save_invstd, gamma, beta, bs.m, d);
@@ -359,6 +363,8 @@ void fused_block_backward(float* dx, float* dgamma, float* dbeta, const float* d
   const Tiles map = make_tiles(bs.m, bs.c, vec, kMapRowsPerThread, kMapMaxBlocks);
   const LaunchConfig mcfg{map.grid, map.block, 0, stream};
   const float* cf = coef;
+  cost::simt("fused_block_backward_dx", 6 * bs.m * bs.c,
+             cost::f32(2 * bs.m * bs.c + 7 * bs.c) + 5 * int64_t{d.n} * d.oh * d.ow * bs.c);
   if (vec) {
     launch(mcfg, fused_block_backward_dx_kernel<float, 4>, dx, dy, argmax, x, save_mean,
            save_invstd, gamma, beta, cf, bs.m, d);

@@ -175,6 +175,9 @@ void column_sum_accumulate_impl(float* dst, const Src* src, int rows, int cols, 
                                 Stream stream) {
   KILN_CHECK(rows > 0 && cols > 0, "column_sum_accumulate: bad shape ", rows, "x", cols);
   const ColumnSumPlan p = plan_column_sum(rows, cols);
+  cost::simt("column_sum", int64_t{rows} * cols,
+             int64_t{rows} * cols * int64_t{sizeof(Src)} +
+                 cost::f32(int64_t{p.splits == 1 ? 2 : p.splits} * cols));
   const dim3 block(kColSumCols, kColSumLanes);
   if (p.splits == 1) {
     launch({dim3(ceil_div(cols, kColSumCols), 1), block, 0, stream}, column_sum_kernel<Src>, dst,
@@ -202,6 +205,7 @@ void split_sum_accumulate(float* dst, const float* partials, int splits, int64_t
   KILN_CHECK(splits >= 1 && count > 0, "split_sum_accumulate: bad sizes");
   int64_t blocks = (count + 255) / 256;
   if (blocks > 4096) blocks = 4096;
+  cost::simt("split_sum_accumulate", splits * count, cost::f32((splits + 2) * count));
   launch({dim3(static_cast<unsigned>(blocks)), dim3(256), 0, stream}, split_sum_kernel, dst,
          partials, splits, count, nullptr, 1, true);
 }
@@ -212,6 +216,8 @@ void split_sum_store(float* dst, const float* partials, int splits, int64_t coun
              "split_sum_store: bad sizes");
   int64_t blocks = (count + 255) / 256;
   if (blocks > 4096) blocks = 4096;
+  cost::simt("split_sum_store", splits * count,
+             cost::f32((splits + 1) * count + (bias ? cols : 0)));
   launch({dim3(static_cast<unsigned>(blocks)), dim3(256), 0, stream}, split_sum_kernel, dst,
          partials, splits, count, bias, cols, false);
 }
@@ -227,6 +233,9 @@ void linear_forward(float* y, const float* x, const float* w, const float* b, co
                                           tile::use_large_tiles(s.n, s.out));
   const int splits = plan.split.splits;
   float* partials = splits > 1 ? tile::workspace(int64_t{splits} * s.n * s.out, stream) : nullptr;
+  cost::gemm("linear_forward", cost::Op::linear, Precision::fp32, s.n, s.out, s.in,
+             cost::f32(int64_t{s.n} * s.in + int64_t{s.out} * s.in + s.out +
+                       int64_t{splits} * s.n * s.out));
   dispatch(plan.large, vec, [&]<class Cfg, bool kVec>() {
     const dim3 grid(ceil_div(s.n, Cfg::BM), ceil_div(s.out, Cfg::BN), splits);
     launch({grid, dim3(Cfg::kThreads), 0, stream}, linear_forward_kernel<Cfg, kVec>, y, partials, x,
@@ -245,6 +254,9 @@ void linear_backward_data(float* dx, const float* dy, const float* w, const Line
       tile::plan_gemm(s.n, s.in, s.out, tile::kMinTilesOverwrite, tile::use_large_tiles(s.n, s.in));
   const int splits = plan.split.splits;
   float* partials = splits > 1 ? tile::workspace(int64_t{splits} * s.n * s.in, stream) : nullptr;
+  cost::gemm(
+      "linear_backward_data", cost::Op::linear, Precision::fp32, s.n, s.in, s.out,
+      cost::f32(int64_t{s.n} * s.out + int64_t{s.out} * s.in + int64_t{splits} * s.n * s.in));
   dispatch(plan.large, vec, [&]<class Cfg, bool kVec>() {
     const dim3 grid(ceil_div(s.n, Cfg::BM), ceil_div(s.in, Cfg::BN), splits);
     launch({grid, dim3(Cfg::kThreads), 0, stream}, linear_backward_data_kernel<Cfg, kVec>, dx,
@@ -267,6 +279,9 @@ void linear_backward_weight(float* dw, float* db, const float* dy, const float* 
   const int64_t db_floats = db != nullptr ? detail::column_sum_workspace_floats(s.n, s.out) : 0;
   float* work = tile::workspace(dw_floats + db_floats, stream);
   float* partials = dw_floats > 0 ? work : nullptr;
+  cost::gemm(
+      "linear_backward_weight", cost::Op::linear, Precision::fp32, s.out, s.in, s.n,
+      cost::f32(int64_t{s.n} * (s.out + s.in) + int64_t{splits > 1 ? splits : 2} * s.out * s.in));
   dispatch(plan.large, vec, [&]<class Cfg, bool kVec>() {
     const dim3 grid(ceil_div(s.out, Cfg::BM), ceil_div(s.in, Cfg::BN), splits);
     launch({grid, dim3(Cfg::kThreads), 0, stream}, linear_backward_weight_kernel<Cfg, kVec>, dw,

@@ -83,6 +83,10 @@ void forward(T* y, const T* x, const T* w, const float* b, const LinearShape& s,
              const char* op) {
   check_shape(op, s);
   const bool vec = rows_vec<T>(s.in, x) && rows_vec<T>(s.in, w);
+  cost::gemm("linear_tc_forward", cost::Op::linear,
+             sizeof(T) == 4 ? Precision::tf32 : Precision::bf16, s.n, s.out, s.in,
+             int64_t{sizeof(T)} * (int64_t{s.n} * (s.in + s.out) + int64_t{s.out} * s.in) +
+                 cost::f32(s.out));
   launch({grid_of<T>(s.n, s.out), dim3(Config<T>::kThreads), 0, stream},
          linear_tc_forward_kernel<T>, y, x, w, b, s, vec);
 }
@@ -92,6 +96,9 @@ void backward_data(T* dx, const T* dy, const T* w, const LinearShape& s, Stream 
                    const char* op) {
   check_shape(op, s);
   const bool vec = rows_vec<T>(s.out, dy) && rows_vec<T>(s.in, w);
+  cost::gemm("linear_tc_backward_data", cost::Op::linear,
+             sizeof(T) == 4 ? Precision::tf32 : Precision::bf16, s.n, s.in, s.out,
+             int64_t{sizeof(T)} * (int64_t{s.n} * (s.in + s.out) + int64_t{s.out} * s.in));
   launch({grid_of<T>(s.n, s.in), dim3(Config<T>::kThreads), 0, stream},
          linear_tc_backward_data_kernel<T>, dx, dy, w, s, vec);
 }
@@ -101,6 +108,10 @@ void backward_weight(float* dw, float* db, const T* dy, const T* x, const Linear
                      Stream stream, const char* op) {
   check_shape(op, s);
   const bool vec = rows_vec<T>(s.out, dy) && rows_vec<T>(s.in, x);
+  cost::gemm(
+      "linear_tc_backward_weight", cost::Op::linear,
+      sizeof(T) == 4 ? Precision::tf32 : Precision::bf16, s.out, s.in, s.n,
+      int64_t{sizeof(T)} * int64_t{s.n} * (s.in + s.out) + cost::f32(2 * int64_t{s.out} * s.in));
   launch({grid_of<T>(s.out, s.in), dim3(Config<T>::kThreads), 0, stream},
          linear_tc_backward_weight_kernel<T>, dw, dy, x, s, vec);
   if (db != nullptr)

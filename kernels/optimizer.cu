@@ -170,6 +170,7 @@ void sgd_update(float* param, float* momentum_buf, const float* grad, int64_t n,
   const bool vec =
       aligned16(param) && aligned16(grad) && (!has_momentum || aligned16(momentum_buf));
   const LaunchConfig cfg{stream_grid(vec ? n / 4 + 1 : n), kStreamBlock, 0, stream};
+  cost::simt("sgd_update", 4 * n, cost::f32((has_momentum ? 5 : 3) * n));
   if (has_momentum) {
     if (vec) {
       launch(cfg, sgd_update_kernel<true, true>, param, momentum_buf, grad, n, c, from);
@@ -197,6 +198,7 @@ void adam_update(float* param, float* m, float* v, const float* grad, int64_t n,
   const auto* from = static_cast<const AdamCoef*>(p.device_coefficients);
   const bool vec = aligned16(param) && aligned16(m) && aligned16(v) && aligned16(grad);
   const LaunchConfig cfg{stream_grid(vec ? n / 4 + 1 : n), kStreamBlock, 0, stream};
+  cost::simt("adam_update", 12 * n, cost::f32(7 * n));  // param, m, v read and written; grad read
   if (vec) {
     launch(cfg, adam_update_kernel<true>, param, m, v, grad, n, c, from);
   } else {

@@ -158,6 +158,14 @@ PoolDims check_dims(const char* op, const Pool2dShape& s, int v) {
                   s.kh, s.kw, s.stride_h, s.stride_w, s.pad_h,   s.pad_w};
 }
 
+// The cost model's traffic of either pass: the input-sized and the output-sized tensor, once each,
+// and the one-byte argmax per output element.
+int64_t pool_bytes(const Pool2dShape& s) {
+  const int64_t in = int64_t{s.n} * s.h * s.w * s.c,
+                out = int64_t{s.n} * s.out_h() * s.out_w() * s.c;
+  return cost::f32(in + out) + out;
+}
+
 }  // namespace
 
 void maxpool2d_forward(float* y, uint8_t* argmax, const float* x, const Pool2dShape& s,
@@ -170,6 +178,8 @@ void maxpool2d_forward(float* y, uint8_t* argmax, const float* x, const Pool2dSh
   const PoolDims d = check_dims("cuda::maxpool2d_forward", s, vec ? 4 : 1);
   const int64_t work = static_cast<int64_t>(d.n) * d.oh * d.ow * d.cv;
   const LaunchConfig cfg{grid_for(work), kBlock, 0, stream};
+  cost::simt("maxpool2d_forward", int64_t{s.n} * s.out_h() * s.out_w() * s.c * s.kh * s.kw,
+             pool_bytes(s));
   if (vec) {
     launch(cfg, maxpool2d_forward_kernel<4>, y, argmax, x, d);
   } else {
@@ -186,6 +196,7 @@ void maxpool2d_backward(float* dx, const float* dy, const uint8_t* argmax, const
   const PoolDims d = check_dims("cuda::maxpool2d_backward", s, vec ? 4 : 1);
   const int64_t work = static_cast<int64_t>(d.n) * d.h * d.w * d.cv;
   const LaunchConfig cfg{grid_for(work), kBlock, 0, stream};
+  cost::simt("maxpool2d_backward", 0, pool_bytes(s));
   if (vec) {
     launch(cfg, maxpool2d_backward_kernel<4>, dx, dy, argmax, d);
   } else {

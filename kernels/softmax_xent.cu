@@ -85,6 +85,7 @@ void accumulate_metrics(double* sums, const float* loss, const int32_t* correct,
   KILN_CHECK(n >= 1, "cuda::accumulate_metrics: bad batch size ", n);
   KILN_CHECK(sums != nullptr && loss != nullptr && correct != nullptr,
              "cuda::accumulate_metrics: null pointer");
+  cost::simt("accumulate_metrics", n, cost::f32(1 + int64_t{n}) + 8 * 8);  // 4 double sums, r+w
   launch({1, kBlock, 0, stream}, accumulate_metrics_kernel, sums, loss, correct, n, grad_not_finite,
          first);
 }
@@ -95,6 +96,8 @@ void softmax_cross_entropy(float* loss, float* dlogits, int32_t* correct, const 
              " classes=", s.classes);
   KILN_CHECK(loss != nullptr && logits != nullptr && labels != nullptr,
              "cuda::softmax_cross_entropy: null pointer");
+  cost::simt("softmax_cross_entropy", 5 * s.n * s.classes,
+             cost::f32(2 * s.n * s.classes + 2 * s.n + 1));
   launch({1, kBlock, 0, stream}, softmax_cross_entropy_kernel, loss, dlogits, correct, logits,
          labels, s.n, s.classes);
 }
