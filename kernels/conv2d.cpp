@@ -188,14 +188,14 @@ void conv2d_backward_filter(Tensor& dw, Tensor* db, const Tensor& dy, const Tens
         const Stream st = current_stream();
         float* dbias = db ? db->data<float>() : nullptr;
         detail::cuda_parameter_grad_op(
-            pr, dbias != nullptr, dy.data<float>(), dy.numel(), x.data<float>(), x.numel(), st,
+            pr, dy.data<float>(), dy.numel(), x.data<float>(), x.numel(), st,
             [&] {
               cuda::conv2d_backward_filter(dw.data<float>(), dbias, dy.data<float>(),
                                            x.data<float>(), s, st);
             },
-            [&](const float* dy_read) {
-              cuda::conv2d_backward_filter_tf32(dw.data<float>(), dbias, dy_read, x.data<float>(),
-                                                s, st);
+            [&] {
+              cuda::conv2d_backward_filter_tf32(dw.data<float>(), dbias, dy.data<float>(),
+                                                x.data<float>(), s, st);
             },
             [&](const std::uint16_t* dy16, const std::uint16_t* x16) {
               cuda::conv2d_backward_filter_bf16(dw.data<float>(), dbias, dy16, x16, s, st);

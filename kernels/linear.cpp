@@ -140,14 +140,14 @@ void linear_backward_weight(Tensor& dw, Tensor* db, const Tensor& dy, const Tens
         const Stream st = current_stream();
         float* dbias = db != nullptr ? db->data<float>() : nullptr;
         detail::cuda_parameter_grad_op(
-            pr, dbias != nullptr, dy.data<float>(), dy.numel(), x.data<float>(), x.numel(), st,
+            pr, dy.data<float>(), dy.numel(), x.data<float>(), x.numel(), st,
             [&] {
               cuda::linear_backward_weight(dw.data<float>(), dbias, dy.data<float>(),
                                            x.data<float>(), s, st);
             },
-            [&](const float* dy_read) {
-              cuda::linear_backward_weight_tf32(dw.data<float>(), dbias, dy_read, x.data<float>(),
-                                                s, st);
+            [&] {
+              cuda::linear_backward_weight_tf32(dw.data<float>(), dbias, dy.data<float>(),
+                                                x.data<float>(), s, st);
             },
             [&](const std::uint16_t* dy16, const std::uint16_t* x16) {
               cuda::linear_backward_weight_bf16(dw.data<float>(), dbias, dy16, x16, s, st);

@@ -116,17 +116,15 @@ void cuda_activation_op(Precision p, float* out, int64_t n_out, const float* a, 
   run_bf16_on_fp32(out, n_out, a, na, b, nb, stream, bf16);
 }
 
-// The CUDA side of a parameter-gradient op (conv backward-filter, linear backward-weight: dw and,
-// when has_db, db accumulated in fp32) from dy (n_dy values) and x (n_x), at precision p:
-// fp32() on the tensors; tf32(dy_read) with dy_read dy itself, or with a db a tf32-rounded copy of
-// it (the kernels' db is a column sum of dy as stored, the CPU's the sum of the rounded dy; the
-// tensor cores' rounding of a rounded value changes nothing); bf16(dy16, x16) on converted copies.
+// The CUDA side of a parameter-gradient op (conv backward-filter, linear backward-weight: dw and
+// db accumulated in fp32) from dy (n_dy values) and x (n_x), at precision p: fp32() and tf32() on
+// the tensors (the tf32 kernels' db sums round_tf32(dy), as the CPU's does); bf16(dy16, x16) on
+// converted copies.
 template <typename Fp32, typename Tf32, typename Bf16>
-void cuda_parameter_grad_op(Precision p, bool has_db, const float* dy, int64_t n_dy, const float* x,
-                            int64_t n_x, Stream stream, Fp32&& fp32, Tf32&& tf32, Bf16&& bf16) {
+void cuda_parameter_grad_op(Precision p, const float* dy, int64_t n_dy, const float* x, int64_t n_x,
+                            Stream stream, Fp32&& fp32, Tf32&& tf32, Bf16&& bf16) {
   if (p == Precision::fp32) return fp32();
-  if (p == Precision::tf32)
-    return tf32(has_db ? cuda::rounded_operands(p, dy, n_dy, nullptr, 0, stream).a : dy);
+  if (p == Precision::tf32) return tf32();
   run_bf16_on_fp32(nullptr, 0, dy, n_dy, x, n_x, stream,
                    [&](std::uint16_t*, const std::uint16_t* dy16, const std::uint16_t* x16) {
                      bf16(dy16, x16);

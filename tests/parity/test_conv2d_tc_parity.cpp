@@ -164,11 +164,12 @@ void backward_filter_case(const Case& c, uint32_t seed) {
                                             x.op_abs.data(), s);
   check_tc("dw", std::vector<float>(got.begin(), got.begin() + static_cast<std::ptrdiff_t>(w_n)),
            ref_w, abs_w, pixels, false, kDwSentinel);
-  // db is an fp32 column sum of dy as stored (no tensor-core rounding: unrounded for TF32).
+  // db is an fp32 column sum of dy as the GEMM reads it (TF32-rounded; bf16 as stored), the
+  // rounding point of the CPU's reduced-precision db.
   std::vector<double> db_ref(s.c_out, 0.0), db_abs(s.c_out, 0.0);
   for (int64_t p = 0; p < pixels; ++p)
     for (int o = 0; o < s.c_out; ++o) {
-      const double v = P::value(dy.stored[static_cast<std::size_t>(p * s.c_out + o)]);
+      const double v = dy.op[static_cast<std::size_t>(p * s.c_out + o)];
       db_ref[o] += v;
       db_abs[o] += std::fabs(v);
     }

@@ -157,9 +157,10 @@ void backward_weight_case(const Case& c, uint32_t seed) {
                                             d.x.op_abs.data(), c.s);
   check_tc("dw", std::vector<float>(got.begin(), got.begin() + static_cast<std::ptrdiff_t>(w_n)),
            ref_w, abs_w, c.s.n, false, kDwSentinel);
-  // db is an fp32 column sum of dy as stored (no tensor-core rounding: unrounded for TF32).
-  std::vector<double> dy_stored(d.dy.size()), db_ref(c.s.out, 0.0), db_abs(c.s.out, 0.0);
-  for (std::size_t i = 0; i < d.dy.size(); ++i) dy_stored[i] = P::value(d.g.stored[i]);
+  // db is an fp32 column sum of dy as the GEMM reads it (TF32-rounded; bf16 as stored), the
+  // rounding point of the CPU's reduced-precision db.
+  const std::vector<double>& dy_stored = d.g.op;
+  std::vector<double> db_ref(c.s.out, 0.0), db_abs(c.s.out, 0.0);
   for (int r = 0; r < c.s.n; ++r)
     for (int o = 0; o < c.s.out; ++o) {
       db_ref[o] += dy_stored[static_cast<std::size_t>(r) * c.s.out + o];
