@@ -29,6 +29,8 @@
 #include "core/rounding.h"
 #include "kernels/conv2d.h"
 #include "kernels/linear.h"
+#include "kernels/precision.h"
+#include "tests/support/device_buffer.h"
 #include "tests/support/parity.h"
 #include "tests/support/precision_bound.h"
 #include "tests/support/tensors.h"
@@ -41,6 +43,7 @@ using kiln::Precision;
 using kiln::Shape;
 using kiln::Tensor;
 using Doubles = std::vector<double>;
+using kiln::test::DeviceBuffer;
 
 // One op: two operands a, b, an optional bias input (forward), one or two outputs.
 struct Op {
@@ -246,4 +249,64 @@ TEST_CASE("precision dispatch: a bf16 op's steady state allocates no device memo
   step();
   CHECK(kiln::allocation_stats().device_allocations == before);
   CHECK(kiln::workspace(1, nullptr, kiln::WorkspaceArea::operands) == area);
+}
+
+TEST_CASE("precision dispatch: the CUDA conversions equal core/rounding bit for bit",
+          "[precision]" PARITY_TAG) {
+  // Lengths around the four-at-a-time path (0 to 9, and 1027: a tail of 3), aligned pointers (the
+  // vector path) and misaligned ones (one element at a time), two arrays of different lengths per
+  // launch; values: random, ±0, subnormals, ties of both roundings, the largest finite, ±Inf, NaN.
+  std::vector<float> special = {0.f,
+                                -0.f,
+                                1e-40f,
+                                -3e-39f,
+                                kiln::bits_float(0x3f801000u),  // a tf32 tie
+                                kiln::bits_float(0x3f808000u),  // a bf16 tie (to even: down)
+                                kiln::bits_float(0x3f818000u),  // a bf16 tie (to even: up)
+                                3.4028235e38f,
+                                std::numeric_limits<float>::infinity(),
+                                -std::numeric_limits<float>::infinity(),
+                                std::numeric_limits<float>::quiet_NaN()};
+  // Bit for bit, except that any NaN matches any NaN (which NaN the GPU's conversions return is
+  // not documented; the emulator's are core/rounding's).
+  auto same = [](float got, float want) {
+    return (std::isnan(got) && std::isnan(want)) || kiln::float_bits(got) == kiln::float_bits(want);
+  };
+  auto same16 = [&](std::uint16_t got, std::uint16_t want) {
+    return same(kiln::bf16_to_float(got), kiln::bf16_to_float(want));
+  };
+  for (const int64_t n :
+       {int64_t{0}, int64_t{1}, int64_t{3}, int64_t{4}, int64_t{5}, int64_t{9}, int64_t{1027}}) {
+    for (const bool misaligned : {false, true}) {
+      INFO("n " << n << (misaligned ? ", misaligned" : ""));
+      std::vector<float> a = kiln::test::uniform_floats(n, 7 + uint32_t(n), -3.f, 3.f);
+      std::vector<float> b = kiln::test::uniform_floats(n + 2, 9 + uint32_t(n), -1e-3f, 1e-3f);
+      for (size_t i = 0; i < special.size() && i < a.size(); ++i) a[i] = special[i];
+      const size_t nb = b.size();
+      DeviceBuffer<float> da(a, misaligned), db(b, misaligned);
+      DeviceBuffer<std::uint16_t> ha(std::max<size_t>(a.size(), 1), misaligned), hb(nb, misaligned);
+      kiln::cuda::to_bf16(ha.get(), da.get(), n, hb.get(), db.get(), int64_t(nb), nullptr);
+      DeviceBuffer<float> wa(std::max<size_t>(a.size(), 1), misaligned);
+      kiln::cuda::from_bf16(wa.get(), ha.get(), n, nullptr);
+      const std::vector<std::uint16_t> got_a = ha.download(), got_b = hb.download();
+      const std::vector<float> widened = wa.download();
+      int64_t bad = 0;
+      for (int64_t i = 0; i < n; ++i) {
+        bad += !same16(got_a[size_t(i)], kiln::bf16_bits(a[size_t(i)]));
+        bad += !same(widened[size_t(i)], kiln::bf16_to_float(got_a[size_t(i)]));
+      }
+      for (size_t i = 0; i < nb; ++i) bad += !same16(got_b[i], kiln::bf16_bits(b[i]));
+      for (const Precision p : {Precision::tf32, Precision::bf16}) {
+        DeviceBuffer<float> ra(std::max<size_t>(a.size(), 1), misaligned);
+        kiln::cuda::round_values(p, ra.get(), da.get(), n, db.get(), db.get(), int64_t(nb),
+                                 nullptr);  // b in place
+        const std::vector<float> got_r = ra.download(), got_rb = db.download();
+        for (int64_t i = 0; i < n; ++i)
+          bad += !same(got_r[size_t(i)], kiln::round_to(p, a[size_t(i)]));
+        for (size_t i = 0; i < nb; ++i) bad += !same(got_rb[i], kiln::round_to(p, b[i]));
+        for (size_t i = 0; i < nb; ++i) b[i] = kiln::round_to(p, b[i]);  // rounded in place
+      }
+      CHECK(bad == 0);
+    }
+  }
 }
