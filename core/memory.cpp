@@ -2,6 +2,7 @@
 #include "core/memory.h"
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <cstdint>
 #include <cstdio>
@@ -217,10 +218,10 @@ AllocationStats allocation_stats() {
 }
 
 namespace {
-// The workspace areas, one per stream that has asked for one.
+// The workspace areas: two per stream that has asked for one (WorkspaceArea).
 struct WorkspaceAreas {
   std::mutex mutex;
-  std::unordered_map<Stream, std::unique_ptr<Buffer>> areas;
+  std::unordered_map<Stream, std::array<std::unique_ptr<Buffer>, 2>> areas;
 };
 WorkspaceAreas& workspace_areas() {
   static WorkspaceAreas w;
@@ -228,13 +229,13 @@ WorkspaceAreas& workspace_areas() {
 }
 }  // namespace
 
-void* workspace(size_t bytes, Stream stream) {
+void* workspace(size_t bytes, Stream stream, WorkspaceArea which) {
   require_cuda();
   constexpr size_t kGranule = 256;
   bytes = (std::max<size_t>(bytes, 1) + kGranule - 1) / kGranule * kGranule;
   WorkspaceAreas& w = workspace_areas();
   std::lock_guard<std::mutex> lock(w.mutex);
-  std::unique_ptr<Buffer>& area = w.areas[stream];
+  std::unique_ptr<Buffer>& area = w.areas[stream][static_cast<size_t>(which)];
   if (!area || area->bytes() < bytes) {
     // Kernels queued earlier on this stream may still read or write the old area.
     if (area) stream_synchronize(stream);
@@ -244,16 +245,18 @@ void* workspace(size_t bytes, Stream stream) {
   return area->data();
 }
 
-size_t workspace_bytes(Stream stream) {
+size_t workspace_bytes(Stream stream, WorkspaceArea which) {
   WorkspaceAreas& w = workspace_areas();
   std::lock_guard<std::mutex> lock(w.mutex);
   auto it = w.areas.find(stream);
-  return it == w.areas.end() || !it->second ? 0 : it->second->bytes();
+  if (it == w.areas.end()) return 0;
+  const std::unique_ptr<Buffer>& area = it->second[static_cast<size_t>(which)];
+  return area ? area->bytes() : 0;
 }
 
 void release_workspace(Stream stream) {
   WorkspaceAreas& w = workspace_areas();
-  std::unique_ptr<Buffer> area;
+  std::array<std::unique_ptr<Buffer>, 2> area;
   {
     std::lock_guard<std::mutex> lock(w.mutex);
     auto it = w.areas.find(stream);

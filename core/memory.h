@@ -106,13 +106,20 @@ AllocationStats allocation_stats();
 // captured graph must be captured after a step outside capture has sized the areas (allocating and
 // synchronising are not allowed while a stream is captured).
 // Returns at least `bytes` (at least 1), 256-byte aligned. Needs a CUDA device.
-void* workspace(size_t bytes, Stream stream);
+//
+// Each stream has two such areas, with the same contract each:
+//  - WorkspaceArea::kernels: the temporaries of an op's kernels (split-K partials, reductions);
+//  - WorkspaceArea::operands: converted copies of an op's operands that its kernels read (the bf16
+//    copies of a bf16 convolution or linear op, kernels/precision.h). They must stay intact while
+//    those kernels make their own request, so they live in an area of their own.
+enum class WorkspaceArea { kernels, operands };
+void* workspace(size_t bytes, Stream stream, WorkspaceArea area = WorkspaceArea::kernels);
 // The size of `stream`'s area in bytes (0 when it has none yet).
-size_t workspace_bytes(Stream stream);
-// Frees `stream`'s area after synchronising the stream (CudaStream's destructor calls this; call it
-// before destroying a stream you created with cudaStreamCreate yourself).
+size_t workspace_bytes(Stream stream, WorkspaceArea area = WorkspaceArea::kernels);
+// Frees `stream`'s areas after synchronising the stream (CudaStream's destructor calls this; call
+// it before destroying a stream you created with cudaStreamCreate yourself).
 void release_workspace(Stream stream);
-// Frees every stream's area (synchronising each stream first). For tests that check an op's first
+// Frees every stream's areas (synchronising each stream first). For tests that check an op's first
 // run, which must grow the area from nothing.
 void reset_workspace();
 

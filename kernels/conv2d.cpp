@@ -2,13 +2,15 @@
 // devices, throwing a message that names the op and every tensor's shape; then dispatch by device
 // and dtype: CPU f64 → kiln::cpu:: plain loops (the oracle), CPU f32 → kiln::cpu::fast:: (im2col +
 // sgemm), CUDA f32 → kiln::cuda:: on the current stream. A precision other than fp32 rounds the
-// GEMM's inputs (and, bf16, the outputs y and dx) around the same CPU code (kernels/precision.h);
-// on CUDA it goes through detail::check_cuda_precision.
+// GEMM's inputs (and, bf16, the outputs y and dx) around the same CPU code; on CUDA it runs the
+// tensor-core kernels (kernels/conv2d_tc.h), bf16 on converted copies, and the first layer's
+// forward on the fp32 direct kernel with rounded operands (kernels/precision.h).
 #include "kernels/conv2d.h"
 
 #include <ostream>
 
 #include "kernels/checks.h"
+#include "kernels/conv2d_tc.h"
 #include "kernels/precision.h"
 
 namespace kiln {
@@ -85,9 +87,32 @@ void conv2d_forward(Tensor& y, const Tensor& x, const Tensor& w, const Tensor* b
         }
       },
       [&] {
-        detail::check_cuda_precision(op, p.precision);
-        cuda::conv2d_forward(y.data<float>(), x.data<float>(), w.data<float>(),
-                             b ? b->data<float>() : nullptr, s, current_stream());
+        const Precision pr = p.precision;
+        const Stream st = current_stream();
+        const float* bias = b ? b->data<float>() : nullptr;
+        if (pr != Precision::fp32 && !cuda::conv2d_tc_suits(s)) {
+          // The first layer: the fp32 direct kernel on operands rounded as the CPU rounds them.
+          const cuda::RoundedOperands r = cuda::rounded_operands(pr, x.data<float>(), x.numel(),
+                                                                 w.data<float>(), w.numel(), st);
+          cuda::conv2d_forward(y.data<float>(), r.a, r.b, bias, s, st);
+          if (rounds_output(pr))
+            cuda::round_values(pr, y.data<float>(), y.data<float>(), y.numel(), nullptr, nullptr, 0,
+                               st);
+          return;
+        }
+        detail::cuda_activation_op(
+            pr, y.data<float>(), y.numel(), x.data<float>(), x.numel(), w.data<float>(), w.numel(),
+            st,
+            [&] {
+              cuda::conv2d_forward(y.data<float>(), x.data<float>(), w.data<float>(), bias, s, st);
+            },
+            [&] {
+              cuda::conv2d_forward_tf32(y.data<float>(), x.data<float>(), w.data<float>(), bias, s,
+                                        st);
+            },
+            [&](std::uint16_t* y16, const std::uint16_t* x16, const std::uint16_t* w16) {
+              cuda::conv2d_forward_bf16(y16, x16, w16, bias, s, st);
+            });
       });
 }
 
@@ -114,9 +139,22 @@ void conv2d_backward_data(Tensor& dx, const Tensor& dy, const Tensor& w, const C
         }
       },
       [&] {
-        detail::check_cuda_precision(op, p.precision);
-        cuda::conv2d_backward_data(dx.data<float>(), dy.data<float>(), w.data<float>(), s,
-                                   current_stream());
+        const Precision pr = p.precision;
+        const Stream st = current_stream();
+        detail::cuda_activation_op(
+            pr, dx.data<float>(), dx.numel(), dy.data<float>(), dy.numel(), w.data<float>(),
+            w.numel(), st,
+            [&] {
+              cuda::conv2d_backward_data(dx.data<float>(), dy.data<float>(), w.data<float>(), s,
+                                         st);
+            },
+            [&] {
+              cuda::conv2d_backward_data_tf32(dx.data<float>(), dy.data<float>(), w.data<float>(),
+                                              s, st);
+            },
+            [&](std::uint16_t* dx16, const std::uint16_t* dy16, const std::uint16_t* w16) {
+              cuda::conv2d_backward_data_bf16(dx16, dy16, w16, s, st);
+            });
       });
 }
 
@@ -146,9 +184,22 @@ void conv2d_backward_filter(Tensor& dw, Tensor* db, const Tensor& dy, const Tens
         }
       },
       [&] {
-        detail::check_cuda_precision(op, p.precision);
-        cuda::conv2d_backward_filter(dw.data<float>(), db ? db->data<float>() : nullptr,
-                                     dy.data<float>(), x.data<float>(), s, current_stream());
+        const Precision pr = p.precision;
+        const Stream st = current_stream();
+        float* dbias = db ? db->data<float>() : nullptr;
+        detail::cuda_parameter_grad_op(
+            pr, dy.data<float>(), dy.numel(), x.data<float>(), x.numel(), st,
+            [&] {
+              cuda::conv2d_backward_filter(dw.data<float>(), dbias, dy.data<float>(),
+                                           x.data<float>(), s, st);
+            },
+            [&] {
+              cuda::conv2d_backward_filter_tf32(dw.data<float>(), dbias, dy.data<float>(),
+                                                x.data<float>(), s, st);
+            },
+            [&](const std::uint16_t* dy16, const std::uint16_t* x16) {
+              cuda::conv2d_backward_filter_bf16(dw.data<float>(), dbias, dy16, x16, s, st);
+            });
       });
 }
 

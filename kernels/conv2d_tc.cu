@@ -275,7 +275,7 @@ void backward_filter(float* dw, float* db, const T* dy, const T* x, const Conv2d
   launch({dim3(ceil_div(d.co, Cfg::BM), ceil_div(ncols, Cfg::BN)), dim3(Cfg::kThreads), 0, stream},
          conv2d_tc_backward_filter_kernel<T>, dw, dy, x, d, vec_dy, vec_x);
   if (db != nullptr)
-    detail::column_sum_accumulate(
+    detail::tc_column_sum_accumulate(
         db, dy, K, d.co, tile::workspace(detail::column_sum_workspace_floats(K, d.co), stream),
         stream);
 }

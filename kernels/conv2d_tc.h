@@ -3,7 +3,7 @@
 // y NHWC) and shape struct.
 //
 //   *_tf32: fp32 storage; x, w, dy rounded to TF32 (cvt.rna) as they enter the tensor cores,
-//           products exact, fp32 accumulation, + bias in fp32.
+//           products exact, fp32 accumulation, + bias in fp32; db sums the TF32-rounded dy.
 //   *_bf16: x, w, y, dy, dx stored as bf16 (std::uint16_t holding the bf16's bits), b, dw, db in
 //           fp32; fp32 accumulation, y and dx rounded to bf16 (nearest even) once, from the fp32
 //           result (+ bias).

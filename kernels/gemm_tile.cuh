@@ -380,6 +380,19 @@ void column_sum_accumulate(float* dst, const float* src, int rows, int cols, flo
 // The same for bf16 bits (the tensor-core bf16 path's dy), each widened exactly, summed in fp32.
 void column_sum_accumulate(float* dst, const std::uint16_t* src, int rows, int cols,
                            float* workspace, Stream stream);
+// The same of round_tf32(src[r][c]): the tensor-core tf32 path's db, the sum of dy as its GEMM
+// reads it (the rounding point of the CPU's tf32 db, kernels/precision.h).
+void column_sum_accumulate_tf32(float* dst, const float* src, int rows, int cols, float* workspace,
+                                Stream stream);
+// A tensor-core operand's column sums: TF32 for fp32 storage, as stored for bf16.
+inline void tc_column_sum_accumulate(float* dst, const float* src, int rows, int cols,
+                                     float* workspace, Stream stream) {
+  column_sum_accumulate_tf32(dst, src, rows, cols, workspace, stream);
+}
+inline void tc_column_sum_accumulate(float* dst, const std::uint16_t* src, int rows, int cols,
+                                     float* workspace, Stream stream) {
+  column_sum_accumulate(dst, src, rows, cols, workspace, stream);
+}
 // dst[i] += Σ_{s=0}^{splits-1} partials[s·count + i], summed in order s = 0, 1, ...
 void split_sum_accumulate(float* dst, const float* partials, int splits, int64_t count,
                           Stream stream);

@@ -2,12 +2,14 @@
 // devices, then dispatches (CPU f64: the reference loops; CPU f32: the sgemm fast path; CUDA f32:
 // kiln::cuda::). x [N][IN], w [OUT][IN], b [OUT], y [N][OUT]. dx overwritten; dw, db accumulated.
 // A precision other than fp32 rounds the GEMM's inputs (and, bf16, y and dx) around the same CPU
-// code (kernels/precision.h); on CUDA it goes through detail::check_cuda_precision.
+// code; on CUDA it runs the tensor-core kernels (kernels/linear_tc.h), bf16 on converted copies
+// (kernels/precision.h).
 #include "kernels/linear.h"
 
 #include <limits>
 
 #include "kernels/checks.h"
+#include "kernels/linear_tc.h"
 #include "kernels/precision.h"
 
 namespace kiln {
@@ -55,9 +57,21 @@ void linear_forward(Tensor& y, const Tensor& x, const Tensor& w, const Tensor* b
         }
       },
       [&] {
-        detail::check_cuda_precision(op, pr);
-        cuda::linear_forward(y.data<float>(), x.data<float>(), w.data<float>(),
-                             b != nullptr ? b->data<float>() : nullptr, s, current_stream());
+        const Stream st = current_stream();
+        const float* bias = b != nullptr ? b->data<float>() : nullptr;
+        detail::cuda_activation_op(
+            pr, y.data<float>(), y.numel(), x.data<float>(), x.numel(), w.data<float>(), w.numel(),
+            st,
+            [&] {
+              cuda::linear_forward(y.data<float>(), x.data<float>(), w.data<float>(), bias, s, st);
+            },
+            [&] {
+              cuda::linear_forward_tf32(y.data<float>(), x.data<float>(), w.data<float>(), bias, s,
+                                        st);
+            },
+            [&](std::uint16_t* y16, const std::uint16_t* x16, const std::uint16_t* w16) {
+              cuda::linear_forward_bf16(y16, x16, w16, bias, s, st);
+            });
       });
 }
 
@@ -81,9 +95,21 @@ void linear_backward_data(Tensor& dx, const Tensor& dy, const Tensor& w, Precisi
         }
       },
       [&] {
-        detail::check_cuda_precision(op, pr);
-        cuda::linear_backward_data(dx.data<float>(), dy.data<float>(), w.data<float>(), s,
-                                   current_stream());
+        const Stream st = current_stream();
+        detail::cuda_activation_op(
+            pr, dx.data<float>(), dx.numel(), dy.data<float>(), dy.numel(), w.data<float>(),
+            w.numel(), st,
+            [&] {
+              cuda::linear_backward_data(dx.data<float>(), dy.data<float>(), w.data<float>(), s,
+                                         st);
+            },
+            [&] {
+              cuda::linear_backward_data_tf32(dx.data<float>(), dy.data<float>(), w.data<float>(),
+                                              s, st);
+            },
+            [&](std::uint16_t* dx16, const std::uint16_t* dy16, const std::uint16_t* w16) {
+              cuda::linear_backward_data_bf16(dx16, dy16, w16, s, st);
+            });
       });
 }
 
@@ -111,9 +137,21 @@ void linear_backward_weight(Tensor& dw, Tensor* db, const Tensor& dy, const Tens
         }
       },
       [&] {
-        detail::check_cuda_precision(op, pr);
-        cuda::linear_backward_weight(dw.data<float>(), db != nullptr ? db->data<float>() : nullptr,
-                                     dy.data<float>(), x.data<float>(), s, current_stream());
+        const Stream st = current_stream();
+        float* dbias = db != nullptr ? db->data<float>() : nullptr;
+        detail::cuda_parameter_grad_op(
+            pr, dy.data<float>(), dy.numel(), x.data<float>(), x.numel(), st,
+            [&] {
+              cuda::linear_backward_weight(dw.data<float>(), dbias, dy.data<float>(),
+                                           x.data<float>(), s, st);
+            },
+            [&] {
+              cuda::linear_backward_weight_tf32(dw.data<float>(), dbias, dy.data<float>(),
+                                                x.data<float>(), s, st);
+            },
+            [&](const std::uint16_t* dy16, const std::uint16_t* x16) {
+              cuda::linear_backward_weight_bf16(dw.data<float>(), dbias, dy16, x16, s, st);
+            });
       });
 }
 

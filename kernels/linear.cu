@@ -76,7 +76,9 @@ __global__ void KILN_LAUNCH_BOUNDS(Cfg::kThreads, Cfg::kMinBlocks)
 // Column sums, stage 1. Block (32, 8): column c = blockIdx.x·32 + threadIdx.x, rows of split
 // blockIdx.y, thread row lane threadIdx.y takes every 8th row; the 8 lanes are then added in lane
 // order. With one split the result is added to dst[c]; otherwise stored to dst[split][cols].
-// src is fp32, or bf16 bits (std::uint16_t: the tensor-core bf16 path's dy), summed in fp32.
+// src is fp32, or bf16 bits (std::uint16_t: the tensor-core bf16 path's dy), summed in fp32;
+// kTf32: each fp32 value rounded to TF32 first (round_tf32, the tensor-core tf32 path's dy as its
+// GEMM reads it).
 constexpr int kColSumCols = 32, kColSumLanes = 8;
 __device__ __forceinline__ float column_value(float v) {
   return v;
@@ -84,7 +86,7 @@ __device__ __forceinline__ float column_value(float v) {
 __device__ __forceinline__ float column_value(std::uint16_t v) {
   return bf16_to_float(v);
 }
-template <class Src>
+template <class Src, bool kTf32 = false>
 __global__ void KILN_LAUNCH_BOUNDS(kColSumCols* kColSumLanes)
     column_sum_kernel(float* __restrict__ dst, const Src* __restrict__ src, int rows, int cols,
                       int rows_per_split, bool accumulate) {
@@ -93,9 +95,14 @@ __global__ void KILN_LAUNCH_BOUNDS(kColSumCols* kColSumLanes)
   const int r_begin = static_cast<int>(blockIdx.y) * rows_per_split;
   const int r_end = min(rows, r_begin + rows_per_split);
   float sum = 0.f;
-  if (c < cols)
-    for (int r = r_begin + static_cast<int>(threadIdx.y); r < r_end; r += kColSumLanes)
-      sum += column_value(src[static_cast<int64_t>(r) * cols + c]);
+  if (c < cols) {
+    for (int r = r_begin + static_cast<int>(threadIdx.y); r < r_end; r += kColSumLanes) {
+      if constexpr (kTf32)
+        sum += round_tf32(src[static_cast<int64_t>(r) * cols + c]);
+      else
+        sum += column_value(src[static_cast<int64_t>(r) * cols + c]);
+    }
+  }
   lanes[threadIdx.y][threadIdx.x] = sum;
   __syncthreads();
   if (threadIdx.y == 0 && c < cols) {
@@ -170,7 +177,7 @@ int64_t column_sum_workspace_floats(int rows, int cols) {
 }
 
 namespace {
-template <class Src>
+template <class Src, bool kTf32 = false>
 void column_sum_accumulate_impl(float* dst, const Src* src, int rows, int cols, float* workspace,
                                 Stream stream) {
   KILN_CHECK(rows > 0 && cols > 0, "column_sum_accumulate: bad shape ", rows, "x", cols);
@@ -180,13 +187,13 @@ void column_sum_accumulate_impl(float* dst, const Src* src, int rows, int cols, 
                  cost::f32(int64_t{p.splits == 1 ? 2 : p.splits} * cols));
   const dim3 block(kColSumCols, kColSumLanes);
   if (p.splits == 1) {
-    launch({dim3(ceil_div(cols, kColSumCols), 1), block, 0, stream}, column_sum_kernel<Src>, dst,
-           src, rows, cols, p.rows_per_split, true);
+    launch({dim3(ceil_div(cols, kColSumCols), 1), block, 0, stream}, column_sum_kernel<Src, kTf32>,
+           dst, src, rows, cols, p.rows_per_split, true);
     return;
   }
   KILN_CHECK(workspace != nullptr, "column_sum_accumulate: workspace needed");
-  launch({dim3(ceil_div(cols, kColSumCols), p.splits), block, 0, stream}, column_sum_kernel<Src>,
-         workspace, src, rows, cols, p.rows_per_split, false);
+  launch({dim3(ceil_div(cols, kColSumCols), p.splits), block, 0, stream},
+         column_sum_kernel<Src, kTf32>, workspace, src, rows, cols, p.rows_per_split, false);
   split_sum_accumulate(dst, workspace, p.splits, cols, stream);
 }
 }  // namespace
@@ -198,6 +205,10 @@ void column_sum_accumulate(float* dst, const float* src, int rows, int cols, flo
 void column_sum_accumulate(float* dst, const std::uint16_t* src, int rows, int cols,
                            float* workspace, Stream stream) {
   column_sum_accumulate_impl(dst, src, rows, cols, workspace, stream);
+}
+void column_sum_accumulate_tf32(float* dst, const float* src, int rows, int cols, float* workspace,
+                                Stream stream) {
+  column_sum_accumulate_impl<float, true>(dst, src, rows, cols, workspace, stream);
 }
 
 void split_sum_accumulate(float* dst, const float* partials, int splits, int64_t count,

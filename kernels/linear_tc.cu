@@ -115,7 +115,7 @@ void backward_weight(float* dw, float* db, const T* dy, const T* x, const Linear
   launch({grid_of<T>(s.out, s.in), dim3(Config<T>::kThreads), 0, stream},
          linear_tc_backward_weight_kernel<T>, dw, dy, x, s, vec);
   if (db != nullptr)
-    detail::column_sum_accumulate(
+    detail::tc_column_sum_accumulate(
         db, dy, s.n, s.out,
         tile::workspace(detail::column_sum_workspace_floats(s.n, s.out), stream), stream);
 }

@@ -4,7 +4,8 @@
 // Backward: dx = dy · w (overwritten); dw += dyᵀ · x; db += Σ_n dy (accumulated).
 //
 //   *_tf32: fp32 storage everywhere; x, w, dy rounded to TF32 (cvt.rna) as they enter the tensor
-//           cores, products exact, fp32 accumulation.
+//           cores, products exact, fp32 accumulation; db sums the TF32-rounded dy (the GEMM's
+//           operand), in fp32.
 //   *_bf16: x, w, y, dy, dx stored as bf16 (std::uint16_t holding the bf16's bits); b, dw, db in
 //           fp32 (master weights and their gradients stay fp32); fp32 accumulation, y and dx
 //           rounded to bf16 (nearest even) once, from the fp32 result (+ bias).

@@ -5,9 +5,9 @@
 
 namespace kiln {
 
-// The tensor-core kernels are not wired in yet: this is the one place that changes when they are.
+// fp32 on the CUDA cores' kernels, tf32 and bf16 on the tensor-core kernels (precision.h).
 bool cuda_supports_precision(Precision p) {
-  return p == Precision::fp32;
+  return p == Precision::fp32 || p == Precision::tf32 || p == Precision::bf16;
 }
 
 namespace detail {
@@ -36,13 +36,6 @@ template const float* rounded_operand(Precision, const float*, int64_t, int);
 template const double* rounded_operand(Precision, const double*, int64_t, int);
 template void round_output(Precision, float*, int64_t);
 template void round_output(Precision, double*, int64_t);
-
-void check_cuda_precision(const char* op, Precision p) {
-  KILN_CHECK(cuda_supports_precision(p), op, ": precision ", precision_name(p),
-             " on CUDA tensors needs the tensor-core kernels, which this build does not have yet; "
-             "use precision fp32 on CUDA, or run on the CPU (which computes ",
-             precision_name(p), " as the tensor cores do)");
-}
 
 }  // namespace detail
 }  // namespace kiln

@@ -94,7 +94,7 @@ kiln::PrecisionPolicy select_precision(const std::string& option, bool tf32_line
     policy.precision = default_cuda_precision();
     why = policy.precision == kiln::Precision::tf32
               ? "the CUDA default, as PyTorch's"
-              : "the CUDA default until the tensor-core kernels are built";
+              : "the CUDA default where tf32 is not supported";
   } else {
     policy.precision = kiln::Precision::fp32;
     why = "the CPU default";
@@ -106,8 +106,8 @@ kiln::PrecisionPolicy select_precision(const std::string& option, bool tf32_line
   if (device == kiln::Device::cuda && !kiln::cuda_supports_precision(policy.precision))
     throw UsageError("precision " + std::string(kiln::precision_name(policy.precision)) + " (" +
                      why +
-                     ") on CUDA needs the tensor-core kernels, which this build does not have "
-                     "yet: pass --precision fp32, or --device cpu");
+                     ") is not supported on CUDA by this build: pass --precision fp32, or "
+                     "--device cpu");
   std::printf("precision: %s (%s)\n", policy.describe().c_str(), why.c_str());
   return policy;
 }

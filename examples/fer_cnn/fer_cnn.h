@@ -67,8 +67,9 @@ void add_precision_option(CLI::App& app, std::string& precision, bool& tf32_line
 kiln::PrecisionPolicy select_precision(const std::string& option, bool tf32_linear,
                                        kiln::Device device,
                                        const std::map<std::string, std::string>& recorded = {});
-// The GPU default: tf32 (PyTorch's default for convolutions) once the CUDA device has the
-// tensor-core kernels (kiln::cuda_supports_precision), fp32 until then.
+// The GPU default: tf32 (PyTorch's default for convolutions: TF32 tensor-core convolutions, fp32
+// linear layers), where kiln::cuda_supports_precision says CUDA computes it (every build does);
+// fp32 otherwise.
 kiln::Precision default_cuda_precision();
 // The policy as checkpoint metadata ("kiln.precision", "kiln.tf32_linear"), every file of a run.
 std::map<std::string, std::string> precision_metadata(const kiln::PrecisionPolicy& policy);

@@ -220,7 +220,7 @@ void backward_filter_case(const Case& c, uint32_t seed) {
   check_weight_gradient<P>(
       "conv2d_backward_filter",
       [&](float* dw, float* db) { K::backward_filter(dw, db, dyd.get(), xd.get(), s); }, ref_w,
-      abs_w, dy.stored, n.pixels, s.c_out, c.misaligned);
+      abs_w, dy.op, n.pixels, s.c_out, c.misaligned);
 }
 
 }  // namespace

@@ -188,7 +188,7 @@ void backward_weight_case(const Case& c, uint32_t seed) {
   check_weight_gradient<P>(
       "linear_backward_weight",
       [&](float* dw, float* db) { K::backward_weight(dw, db, dy.get(), x.get(), c.s); }, ref_w,
-      abs_w, d.dy.stored, c.s.n, c.s.out, c.misaligned);
+      abs_w, d.dy.op, c.s.n, c.s.out, c.misaligned);
 }
 
 }  // namespace

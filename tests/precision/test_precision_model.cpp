@@ -1,6 +1,6 @@
 // tests/precision/test_precision_model.cpp — the precision policy through the layer API: which
 // precision each layer takes, a bf16 network step against the same step computed op by op, fp32
-// master weights, the CUDA refusal, and a tiny training run whose bf16 and tf32 per-epoch losses
+// master weights, the CUDA switch, and a tiny training run whose bf16 and tf32 per-epoch losses
 // stay within the stated band of fp32's.
 #include <catch2/catch.hpp>
 
@@ -117,31 +117,46 @@ TEST_CASE("precision: a bf16 network is its ops in bf16, parameters and gradient
   CHECK(non_bf16(*net.params()[0].grad) > conv.weight().numel() / 2);
 }
 
-TEST_CASE("precision: CUDA tensors refuse tf32 and bf16 until the tensor-core kernels exist",
-          "[cpu][precision]") {
-  // One place decides (kiln::cuda_supports_precision); every conv and linear op asks it, and the
-  // error names the op, the precision and the missing kernels instead of computing fp32.
-  CHECK(kiln::cuda_supports_precision(Precision::fp32));
+TEST_CASE("precision: CUDA tensors compute fp32, tf32 and bf16 (one switch)", "[cpu][precision]") {
+  // One place says what the device computes (kiln::cuda_supports_precision): every precision, on
+  // the tensor-core kernels. Each op on a CUDA tensor runs it, never a silent fp32: the results
+  // equal the CPU's of the same precision up to accumulation order (tests/parity,
+  // test_precision_dispatch_parity.cpp, bounds them) and differ from fp32's.
+  for (Precision p : {Precision::fp32, Precision::tf32, Precision::bf16})
+    CHECK(kiln::cuda_supports_precision(p));
   const kiln::Device gpu = kiln::Device::cuda;
-  const Tensor x = kiln::test::uniform_tensor({1, 4, 4, 2}, 1, gpu);
-  const Tensor w = kiln::test::uniform_tensor({3, 3, 3, 2}, 2, gpu);
-  Tensor y({1, 4, 4, 3}, kiln::DType::f32, gpu);
-  kiln::conv2d_forward(y, x, w, nullptr, {1, 1, 1, 1, Precision::fp32});  // fp32 works
-  for (Precision p : {Precision::tf32, Precision::bf16}) {
-    if (kiln::cuda_supports_precision(p)) continue;  // wired in: the parity tests cover it
-    const std::string name = kiln::precision_name(p);
-    CHECK_THROWS_WITH(kiln::conv2d_forward(y, x, w, nullptr, {1, 1, 1, 1, p}),
-                      Catch::Contains("conv2d_forward") && Catch::Contains("precision " + name) &&
-                          Catch::Contains("tensor-core kernels"));
-    Tensor dx({1, 4, 4, 2}, kiln::DType::f32, gpu);
-    CHECK_THROWS_WITH(
-        kiln::conv2d_backward_data(dx, y, w, {1, 1, 1, 1, p}),
-        Catch::Contains("conv2d_backward_data") && Catch::Contains("tensor-core kernels"));
-    const Tensor a = kiln::test::uniform_tensor({2, 5}, 3, gpu);
-    const Tensor lw = kiln::test::uniform_tensor({4, 5}, 4, gpu);
+  const Tensor x = kiln::test::uniform_tensor({1, 4, 4, 8}, 1, gpu);
+  const Tensor w = kiln::test::uniform_tensor({3, 3, 3, 8}, 2, gpu);
+  auto conv = [&](Precision p) {
+    Tensor y({1, 4, 4, 3}, kiln::DType::f32, gpu);
+    kiln::conv2d_forward(y, x, w, nullptr, {1, 1, 1, 1, p});
+    return y.to_vector<float>();
+  };
+  const Tensor a = kiln::test::uniform_tensor({2, 5}, 3, gpu);
+  const Tensor lw = kiln::test::uniform_tensor({4, 5}, 4, gpu);
+  auto linear = [&](Precision p) {
     Tensor ly({2, 4}, kiln::DType::f32, gpu);
-    CHECK_THROWS_WITH(kiln::linear_forward(ly, a, lw, nullptr, p),
-                      Catch::Contains("linear_forward") && Catch::Contains("tensor-core kernels"));
+    kiln::linear_forward(ly, a, lw, nullptr, p);
+    return ly.to_vector<float>();
+  };
+  auto cpu_conv = [&](Precision p) {
+    Tensor y({1, 4, 4, 3});
+    kiln::conv2d_forward(y, x.to(kiln::Device::cpu), w.to(kiln::Device::cpu), nullptr,
+                         {1, 1, 1, 1, p});
+    return y.to_vector<float>();
+  };
+  for (Precision p : {Precision::tf32, Precision::bf16}) {
+    INFO(kiln::precision_name(p));
+    CHECK(conv(p) != conv(Precision::fp32));
+    CHECK(linear(p) != linear(Precision::fp32));
+    // bf16 outputs are bf16 values, stored in fp32 as on the CPU.
+    const std::vector<float> y = conv(p), c = cpu_conv(p);
+    int64_t off = 0;
+    for (size_t i = 0; i < y.size(); ++i)
+      off += std::fabs(y[i] - c[i]) > std::ldexp(std::fabs(c[i]) + 1.f, -8);
+    CHECK(off == 0);
+    if (p == Precision::bf16)
+      for (float v : y) CHECK(kiln::round_bf16(v) == v);
   }
 }
 

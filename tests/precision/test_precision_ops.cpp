@@ -25,6 +25,7 @@
 #include "core/rounding.h"
 #include "kernels/conv2d.h"
 #include "kernels/linear.h"
+#include "tests/support/precision_bound.h"
 #include "tests/support/random.h"
 #include "tests/support/thread_counts.h"
 
@@ -289,15 +290,9 @@ int64_t outside_bound(const Op& op, Precision p, const Doubles& got, Rounding ro
   const bool rounded = op.output_rounded && kiln::rounds_output(p);
   int64_t outside = 0;
   for (size_t i = 0; i < got.size(); ++i) {
-    const double err = double(op.products + 10) * std::ldexp(1.0, -24) * sum_abs[i];
-    bool ok;
-    if (rounded) {
-      const double lo = kiln::round_bf16(static_cast<float>(exact[i] - err));
-      const double hi = kiln::round_bf16(static_cast<float>(exact[i] + err));
-      ok = got[i] >= lo && got[i] <= hi;
-    } else {
-      ok = std::fabs(got[i] - exact[i]) <= err;
-    }
+    const double err = kiln::test::precision_error_bound(op.products, sum_abs[i]);
+    const bool ok =
+        kiln::test::within_precision_bound(got[i], exact[i], sum_abs[i], op.products, rounded);
     if (!ok && ++outside <= 3 && report != nullptr)
       *report += "  [" + std::to_string(i) + "] got " + std::to_string(got[i]) + ", oracle " +
                  std::to_string(exact[i]) + ", bound " + std::to_string(err) + "\n";

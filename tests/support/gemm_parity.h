@@ -152,12 +152,13 @@ inline constexpr float kDwSentinel = 0.5f, kDbSentinel = -0.25f;
 // length k; cols: the outputs, db's length): `run(dw, db)` accumulates dw (fp32, ref_w.size()) and
 // db (fp32 [cols], or nullptr: none). Runs it in every order from the sentinels kDwSentinel and
 // kDbSentinel (guarded), checks dw against the oracle (ref_w, abs_w) with P's bound, db against the
-// column sums of dy as stored (an fp32 sum, no tensor-core rounding: unrounded for TF32), and that
-// dw without db is the same bit for bit.
+// column sums of dy as the GEMM reads it (`dy_op`: TF32-rounded for TF32, as stored for BF16 and
+// fp32) — the rounding point of the CPU's reduced-precision db — and that dw without db is the
+// same bit for bit.
 template <class P, typename Run>
 void check_weight_gradient(const std::string& name, Run run, const std::vector<double>& ref_w,
                            const std::vector<double>& abs_w,
-                           const std::vector<typename P::T>& dy_stored, int64_t rows, int64_t cols,
+                           const std::vector<double>& dy_op, int64_t rows, int64_t cols,
                            bool misaligned) {
   const std::size_t w_n = ref_w.size();
   GuardedOut<float> dw(w_n, kDwSentinel, misaligned);
@@ -178,7 +179,7 @@ void check_weight_gradient(const std::string& name, Run run, const std::vector<d
   std::vector<double> db_ref(static_cast<std::size_t>(cols), 0.0), db_abs(db_ref);
   for (int64_t r = 0; r < rows; ++r)
     for (int64_t o = 0; o < cols; ++o) {
-      const double v = P::value(dy_stored[static_cast<std::size_t>(r * cols + o)]);
+      const double v = dy_op[static_cast<std::size_t>(r * cols + o)];
       db_ref[static_cast<std::size_t>(o)] += v;
       db_abs[static_cast<std::size_t>(o)] += std::fabs(v);
     }
