@@ -1,5 +1,6 @@
 // core/memory.cpp — allocation, copies and device queries (see memory.h).
 #include "core/memory.h"
+#include "core/workspace_counters.h"
 
 #include <algorithm>
 #include <atomic>
@@ -221,27 +222,45 @@ namespace {
 struct WorkspaceAreas {
   std::mutex mutex;
   std::unordered_map<Stream, std::unique_ptr<Buffer>> areas;
+  std::unordered_map<Stream, std::unique_ptr<Buffer>> counters;  // workspace_counters()
 };
 WorkspaceAreas& workspace_areas() {
   static WorkspaceAreas w;
   return w;
 }
-}  // namespace
 
-void* workspace(size_t bytes, Stream stream) {
+// The grow-only area of `stream` in `areas`, at least `bytes` (rounded up to 256); a new area is
+// zero-filled when `zero` is set.
+void* grow_area(std::unordered_map<Stream, std::unique_ptr<Buffer>>& areas, size_t bytes,
+                Stream stream, bool zero) {
   require_cuda();
   constexpr size_t kGranule = 256;
   bytes = (std::max<size_t>(bytes, 1) + kGranule - 1) / kGranule * kGranule;
-  WorkspaceAreas& w = workspace_areas();
-  std::lock_guard<std::mutex> lock(w.mutex);
-  std::unique_ptr<Buffer>& area = w.areas[stream];
+  std::unique_ptr<Buffer>& area = areas[stream];
   if (!area || area->bytes() < bytes) {
     // Kernels queued earlier on this stream may still read or write the old area.
     if (area) stream_synchronize(stream);
     area.reset();
     area = std::make_unique<Buffer>(bytes, Device::cuda);
+    if (zero) KILN_CUDA_CHECK(cudaMemset(area->data(), 0, bytes));
   }
   return area->data();
+}
+
+}  // namespace
+
+void* workspace(size_t bytes, Stream stream) {
+  WorkspaceAreas& w = workspace_areas();
+  std::lock_guard<std::mutex> lock(w.mutex);
+  return grow_area(w.areas, bytes, stream, false);
+}
+
+int* workspace_counters(int64_t count, Stream stream) {
+  KILN_CHECK(count >= 0, "workspace_counters: negative count ", count);
+  WorkspaceAreas& w = workspace_areas();
+  std::lock_guard<std::mutex> lock(w.mutex);
+  return static_cast<int*>(
+      grow_area(w.counters, static_cast<size_t>(count) * sizeof(int), stream, true));
 }
 
 size_t workspace_bytes(Stream stream) {
@@ -253,13 +272,20 @@ size_t workspace_bytes(Stream stream) {
 
 void release_workspace(Stream stream) {
   WorkspaceAreas& w = workspace_areas();
-  std::unique_ptr<Buffer> area;
+  std::unique_ptr<Buffer> area, counters;
   {
     std::lock_guard<std::mutex> lock(w.mutex);
     auto it = w.areas.find(stream);
-    if (it == w.areas.end()) return;
-    area = std::move(it->second);
-    w.areas.erase(it);
+    if (it != w.areas.end()) {
+      area = std::move(it->second);
+      w.areas.erase(it);
+    }
+    auto ct = w.counters.find(stream);
+    if (ct != w.counters.end()) {
+      counters = std::move(ct->second);
+      w.counters.erase(ct);
+    }
+    if (!area && !counters) return;
   }
   stream_synchronize(stream);
 }
@@ -268,7 +294,9 @@ void reset_workspace() {
   WorkspaceAreas& w = workspace_areas();
   std::lock_guard<std::mutex> lock(w.mutex);
   for (auto& [stream, area] : w.areas) stream_synchronize(stream);
+  for (auto& [stream, area] : w.counters) stream_synchronize(stream);
   w.areas.clear();
+  w.counters.clear();
 }
 
 }  // namespace kiln

@@ -15,10 +15,12 @@
 //   backward-filter  M = C_out  N = KH·KW·C_in  K = N·OH·OW (k = output pixel)
 //                    A[k][co] = dy[k][co], B[k][(i, j, ci)] = x[n, oh·sh−ph+i, ow·sw−pw+j, ci];
 //                    deterministic split-K: each split of the pixel range writes its partial
-//                    tile to a workspace, a second kernel sums the splits in order and adds to dw;
+//                    tile to a workspace, the last split of the tile to finish sums the splits
+//                    in order and adds to dw (tile::finish_splits, the same launch);
 //                    db = column sums of dy (fixed order, kernels/linear.cu).
 // Forward and backward-data split along K the same way when the output has too few tiles to fill
-// the GPU and K is long (the deep layers at small batch): partials, then split_sum_store (+ bias).
+// the GPU and K is long (the deep layers at small batch): partials, summed (+ bias) by the last
+// block of each tile to finish, in the same launch (tile::finish_splits).
 // Paths, chosen by the launchers: float4 global loads when the channel counts are multiples of 4
 // (scalar loads otherwise, any shape); a compile-time 3×3 / stride 1 / padding 1 variant of each
 // (constant geometry, no divisions in the gathers); and, for the first layer (C_in = 1..3, where
@@ -281,25 +283,27 @@ struct WithDims : L {
 };
 
 // Split z covers k in [z·tiles_per_split·BK, ...). partials == nullptr: one split, the block stores
-// y (+ bias); else it stores its partial tile to partials[z][M][C_out] for split_sum_store.
+// y (+ bias); else it stores its partial tile to partials[z][M][C_out] and the tile's last block
+// sums them (tile::finish_splits; counters one per output tile).
 template <class Cfg, bool kVec, bool kFast>
 __global__ void KILN_LAUNCH_BOUNDS(Cfg::kThreads, Cfg::kMinBlocks)
     conv2d_forward_implicit_gemm_kernel(float* __restrict__ y, float* __restrict__ partials,
-                                        const float* __restrict__ x, const float* __restrict__ w,
-                                        const float* __restrict__ b, ConvDims d,
-                                        int tiles_per_split, bool vec_store) {
+                                        int* __restrict__ counters, const float* __restrict__ x,
+                                        const float* __restrict__ w, const float* __restrict__ b,
+                                        ConvDims d, int tiles_per_split, bool vec_store) {
   const int M = d.n * d.oh * d.ow, K = d.kh * d.kw * d.ci;
   const tile::BlockTile t = tile::block_tile<Cfg>(K, tiles_per_split);
   WithDims<ConvForwardInputLoader<Cfg::BM, Cfg::kThreads, kVec, kFast>> la(d, x, d, t.m0, t.k_begin,
                                                                            t.k_end);  // (BM, K)
   RowsLoader<Cfg::BN, Cfg::kThreads, kVec> lb(w, K, d.co, t.n0, t.k_begin, t.k_end);  // (BN, K)
-  tile::run_block<Cfg, false>(la, lb, t, y, partials, M, d.co, b, vec_store);
+  tile::run_block<Cfg, false>(la, lb, t, y, partials, counters, M, d.co, b, vec_store);
 }
 
 // Splits as in the forward kernel (partials [z][N·H·W][C_in]).
 template <class Cfg, bool kVec, bool kFast>
 __global__ void KILN_LAUNCH_BOUNDS(Cfg::kThreads, Cfg::kMinBlocks)
     conv2d_backward_data_implicit_gemm_kernel(float* __restrict__ dx, float* __restrict__ partials,
+                                              int* __restrict__ counters,
                                               const float* __restrict__ dy,
                                               const float* __restrict__ w, ConvDims d,
                                               int tiles_per_split, bool vec_store) {
@@ -309,15 +313,17 @@ __global__ void KILN_LAUNCH_BOUNDS(Cfg::kThreads, Cfg::kMinBlocks)
                                                                                t.k_begin, t.k_end);
   WithDims<ConvBackwardDataWeightLoader<Cfg::BN, Cfg::kThreads, kVec, kFast>> lb(
       d, w, d, t.n0, t.k_begin, t.k_end);
-  tile::run_block<Cfg, false>(la, lb, t, dx, partials, M, d.ci, nullptr, vec_store);
+  tile::run_block<Cfg, false>(la, lb, t, dx, partials, counters, M, d.ci, nullptr, vec_store);
 }
 
 // Split z covers output pixels [z·tiles_per_split·BK, ...). partials == nullptr: one split, add
-// into dw; else store the partial tile to partials[z][C_out][KH·KW·C_in].
+// into dw; else store the partial tile to partials[z][C_out][KH·KW·C_in], summed into dw by the
+// tile's last block.
 template <class Cfg, bool kVec, bool kFast>
 __global__ void KILN_LAUNCH_BOUNDS(Cfg::kThreads, Cfg::kMinBlocks)
     conv2d_backward_filter_implicit_gemm_kernel(float* __restrict__ dw,
                                                 float* __restrict__ partials,
+                                                int* __restrict__ counters,
                                                 const float* __restrict__ dy,
                                                 const float* __restrict__ x, ConvDims d,
                                                 int tiles_per_split, bool vec_store) {
@@ -327,7 +333,7 @@ __global__ void KILN_LAUNCH_BOUNDS(Cfg::kThreads, Cfg::kMinBlocks)
                                                t.k_end);  // (K, BM)
   WithDims<ConvBackwardFilterInputLoader<Cfg::BN, Cfg::kThreads, kVec, kFast>> lb(
       d, x, d, t.n0, t.k_begin, t.k_end);  // (K, BN)
-  tile::run_block<Cfg, true>(la, lb, t, dw, partials, d.co, N, nullptr, vec_store);
+  tile::run_block<Cfg, true>(la, lb, t, dw, partials, counters, d.co, N, nullptr, vec_store);
 }
 
 // First-layer forward (C_in = kCin in 1..3): direct convolution of an 8×16 output tile. Shared:
@@ -458,10 +464,10 @@ void conv2d_forward(float* y, const float* x, const float* w, const float* b, co
   dispatch(plan.large, vec, is_3x3_s1_p1(s), [&]<class Cfg, bool kVec, bool kFast>() {
     const dim3 grid(ceil_div(M, Cfg::BM), ceil_div(d.co, Cfg::BN), splits);
     launch({grid, dim3(Cfg::kThreads), 0, stream},
-           conv2d_forward_implicit_gemm_kernel<Cfg, kVec, kFast>, y, partials, x, w, b, d,
-           plan.split.tiles_per_split, vec_store);
+           conv2d_forward_implicit_gemm_kernel<Cfg, kVec, kFast>, y, partials,
+           tile::split_counters(partials, grid, stream), x, w, b, d, plan.split.tiles_per_split,
+           vec_store);
   });
-  if (partials != nullptr) detail::split_sum_store(y, partials, splits, M * d.co, d.co, b, stream);
 }
 
 void conv2d_backward_data(float* dx, const float* dy, const float* w, const Conv2dShape& s,
@@ -477,11 +483,10 @@ void conv2d_backward_data(float* dx, const float* dy, const float* w, const Conv
   dispatch(plan.large, vec, is_3x3_s1_p1(s), [&]<class Cfg, bool kVec, bool kFast>() {
     const dim3 grid(ceil_div(M, Cfg::BM), ceil_div(d.ci, Cfg::BN), splits);
     launch({grid, dim3(Cfg::kThreads), 0, stream},
-           conv2d_backward_data_implicit_gemm_kernel<Cfg, kVec, kFast>, dx, partials, dy, w, d,
-           plan.split.tiles_per_split, vec_store);
+           conv2d_backward_data_implicit_gemm_kernel<Cfg, kVec, kFast>, dx, partials,
+           tile::split_counters(partials, grid, stream), dy, w, d, plan.split.tiles_per_split,
+           vec_store);
   });
-  if (partials != nullptr)
-    detail::split_sum_store(dx, partials, splits, M * d.ci, d.ci, nullptr, stream);
 }
 
 void conv2d_backward_filter(float* dw, float* db, const float* dy, const float* x,
@@ -501,11 +506,10 @@ void conv2d_backward_filter(float* dw, float* db, const float* dy, const float* 
   dispatch(plan.large, vec, is_3x3_s1_p1(s), [&]<class Cfg, bool kVec, bool kFast>() {
     const dim3 grid(ceil_div(M, Cfg::BM), ceil_div(N, Cfg::BN), splits);
     launch({grid, dim3(Cfg::kThreads), 0, stream},
-           conv2d_backward_filter_implicit_gemm_kernel<Cfg, kVec, kFast>, dw, partials, dy, x, d,
-           plan.split.tiles_per_split, vec_store);
+           conv2d_backward_filter_implicit_gemm_kernel<Cfg, kVec, kFast>, dw, partials,
+           tile::split_counters(partials, grid, stream), dy, x, d, plan.split.tiles_per_split,
+           vec_store);
   });
-  if (partials != nullptr)
-    detail::split_sum_accumulate(dw, partials, splits, int64_t{M} * N, stream);
   if (db != nullptr)
     detail::column_sum_accumulate(db, dy, K, M, work != nullptr ? work + dw_floats : nullptr,
                                   stream);

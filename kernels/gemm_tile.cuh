@@ -28,6 +28,7 @@
 #include "core/launch.h"
 #include "core/memory.h"
 #include "core/stream.h"
+#include "core/workspace_counters.h"
 
 namespace kiln::cuda::tile {
 
@@ -290,14 +291,55 @@ __device__ __forceinline__ BlockTile block_tile(int K, int tiles_per_split) {
   return t;
 }
 
+// The split-K reduction finished inside the GEMM's own launch (no separate split-sum kernel):
+// each block stores its partial tile, __threadfence() publishes it, and thread 0 counts the block
+// in counters[tile] (one per output tile, zero before the launch); the block that arrives last
+// (count gridDim.z − 1) resets the counter to zero for the next launch, fences again and sums the
+// tile's splits in order z = 0, 1, ... — the same float additions, in the same order, as
+// a separate split-sum pass over the partials would, so the result does not depend on which block
+// arrives last. Deterministic; the only atomics are integer.
+// Stores C = Σ_z partials[z] (+ bias) or, kAccumulate, C += Σ_z partials[z].
+template <class Cfg, bool kAccumulate>
+__device__ __forceinline__ void finish_splits(float* __restrict__ c,
+                                              const float* __restrict__ partials,
+                                              int* __restrict__ counters, int M, int N,
+                                              const BlockTile& t, const float* __restrict__ bias) {
+  KILN_SHARED(int, s_last, [1]);
+  __threadfence();
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    int* counter = counters + blockIdx.y * gridDim.x + blockIdx.x;
+    const bool last = atomicAdd(counter, 1) == static_cast<int>(gridDim.z) - 1;
+    if (last) atomicExch(counter, 0);
+    s_last[0] = last ? 1 : 0;
+  }
+  __syncthreads();
+  if (s_last[0] == 0) return;
+  __threadfence();
+  const int splits = static_cast<int>(gridDim.z);
+  const int64_t count = static_cast<int64_t>(M) * N;
+  for (int e = threadIdx.x; e < Cfg::BM * Cfg::BN; e += Cfg::kThreads) {
+    const int m = t.m0 + e / Cfg::BN, n = t.n0 + e % Cfg::BN;
+    if (m >= M || n >= N) continue;
+    const int64_t i = static_cast<int64_t>(m) * N + n;
+    float sum = __ldcg(partials + i);  // other blocks' stores: read past the (incoherent) L1
+    for (int z = 1; z < splits; ++z) sum += __ldcg(partials + z * count + i);
+    if constexpr (kAccumulate)
+      c[i] += sum;
+    else
+      c[i] = bias != nullptr ? sum + bias[n] : sum;
+  }
+}
+
 // What follows the loaders in every GEMM kernel: the main loop over the block's k range, then the
 // tile stored to C[M][N] (+ bias; kAccumulate: added to C) when the GEMM has one split
-// (partials == nullptr), else stored to partials[blockIdx.z][M][N] for the split-sum pass.
+// (partials == nullptr), else stored to partials[blockIdx.z][M][N] and the splits summed by the
+// last block of the tile to finish (finish_splits; counters: gridDim.x·gridDim.y, zero).
 template <class Cfg, bool kAccumulate, class LoaderA, class LoaderB>
 __device__ __forceinline__ void run_block(LoaderA& la, LoaderB& lb, const BlockTile& t,
                                           float* __restrict__ c, float* __restrict__ partials,
-                                          int M, int N, const float* __restrict__ bias,
-                                          bool vec_store) {
+                                          int* __restrict__ counters, int M, int N,
+                                          const float* __restrict__ bias, bool vec_store) {
   KILN_SHARED(SharedTiles<Cfg>, tiles, [1]);  // one struct: [1] keeps the macro's dims non-empty
   float acc[8][8];
   mainloop<Cfg>(acc, la, lb, tiles[0], (t.k_end - t.k_begin + Cfg::BK - 1) / Cfg::BK);
@@ -306,6 +348,7 @@ __device__ __forceinline__ void run_block(LoaderA& la, LoaderB& lb, const BlockT
   } else {
     float* part = partials + static_cast<int64_t>(blockIdx.z) * M * N;
     store_tile<Cfg, false>(acc, part, N, M, N, t.m0, t.n0, nullptr, vec_store);
+    finish_splits<Cfg, kAccumulate>(c, partials, counters, M, N, t, bias);
   }
 }
 
@@ -365,6 +408,12 @@ inline float* workspace(int64_t floats, Stream stream) {
                     : nullptr;
 }
 
+// The zeroed counters finish_splits needs for a split grid (one per output tile), or nullptr when
+// the GEMM has one split (partials == nullptr).
+inline int* split_counters(const float* partials, dim3 grid, Stream stream) {
+  return partials != nullptr ? kiln::workspace_counters(int64_t{grid.x} * grid.y, stream) : nullptr;
+}
+
 }  // namespace kiln::cuda::tile
 
 // Host launchers of the deterministic reductions (defined in kernels/linear.cu, used by both
@@ -374,18 +423,11 @@ namespace kiln::cuda::detail {
 // Floats of workspace column_sum_accumulate needs for a rows×cols matrix.
 int64_t column_sum_workspace_floats(int rows, int cols);
 // dst[c] += Σ_r src[r][c] (src [rows][cols]) in a fixed order: per-split partial sums of
-// contiguous row ranges (into `workspace`), then the splits summed in order. Bit-reproducible.
+// contiguous row ranges (into `workspace`), then the splits summed in order by the last block of
+// each column group, in the same launch. Bit-reproducible.
 void column_sum_accumulate(float* dst, const float* src, int rows, int cols, float* workspace,
                            Stream stream);
 // The same for bf16 bits (the tensor-core bf16 path's dy), each widened exactly, summed in fp32.
 void column_sum_accumulate(float* dst, const std::uint16_t* src, int rows, int cols,
                            float* workspace, Stream stream);
-// dst[i] += Σ_{s=0}^{splits-1} partials[s·count + i], summed in order s = 0, 1, ...
-void split_sum_accumulate(float* dst, const float* partials, int splits, int64_t count,
-                          Stream stream);
-// dst[r][c] = Σ_s partials[s][r][c] (+ bias[c] when non-null) for dst [count / cols][cols]: the
-// overwriting reduction of a split-K product (y, dx), splits in order, then the bias.
-void split_sum_store(float* dst, const float* partials, int splits, int64_t count, int cols,
-                     const float* bias, Stream stream);
-
 }  // namespace kiln::cuda::detail
