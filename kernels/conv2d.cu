@@ -37,6 +37,8 @@
 #include "core/memory.h"
 #include "kernels/conv2d.h"
 #include "kernels/conv2d_geometry.cuh"
+#include "kernels/conv_batch_stats.cuh"
+#include "kernels/fused_block.h"
 #include "kernels/gemm_tile.cuh"
 
 namespace kiln::cuda {
@@ -284,19 +286,28 @@ struct WithDims : L {
 
 // Split z covers k in [z·tiles_per_split·BK, ...). partials == nullptr: one split, the block stores
 // y (+ bias); else it stores its partial tile to partials[z][M][C_out] and the tile's last block
-// sums them (tile::finish_splits; counters one per output tile).
-template <class Cfg, bool kVec, bool kFast>
+// sums them (tile::finish_splits; counters one per output tile). kStats: the block holding the
+// tile's final y then gathers batchnorm's batch statistics (kernels/conv_batch_stats.cuh).
+template <class Cfg, bool kVec, bool kFast, bool kStats>
 __global__ void KILN_LAUNCH_BOUNDS(Cfg::kThreads, Cfg::kMinBlocks)
     conv2d_forward_implicit_gemm_kernel(float* __restrict__ y, float* __restrict__ partials,
                                         int* __restrict__ counters, const float* __restrict__ x,
                                         const float* __restrict__ w, const float* __restrict__ b,
-                                        ConvDims d, int tiles_per_split, bool vec_store) {
+                                        ConvDims d, int tiles_per_split, bool vec_store,
+                                        bn_epilogue::StatsArgs stats) {
   const int M = d.n * d.oh * d.ow, K = d.kh * d.kw * d.ci;
   const tile::BlockTile t = tile::block_tile<Cfg>(K, tiles_per_split);
   WithDims<ConvForwardInputLoader<Cfg::BM, Cfg::kThreads, kVec, kFast>> la(d, x, d, t.m0, t.k_begin,
                                                                            t.k_end);  // (BM, K)
   RowsLoader<Cfg::BN, Cfg::kThreads, kVec> lb(w, K, d.co, t.n0, t.k_begin, t.k_end);  // (BN, K)
-  tile::run_block<Cfg, false>(la, lb, t, y, partials, counters, M, d.co, b, vec_store);
+  const bool final_tile =
+      tile::run_block<Cfg, false>(la, lb, t, y, partials, counters, M, d.co, b, vec_store);
+  if constexpr (kStats) {
+    if (final_tile)
+      bn_epilogue::batch_stats_epilogue(y, bn_epilogue::GemmRows<Cfg::BM>{M},
+                                        static_cast<int>(blockIdx.x), static_cast<int>(blockIdx.y),
+                                        t.n0, min(t.n0 + Cfg::BN, d.co), stats);
+  }
 }
 
 // Splits as in the forward kernel (partials [z][N·H·W][C_in]).
@@ -341,11 +352,28 @@ __global__ void KILN_LAUNCH_BOUNDS(Cfg::kThreads, Cfg::kMinBlocks)
 // [patch_h][patch_w][kCin] (zeros outside the image). Thread item = (pixel, 4 output channels):
 // consecutive threads take consecutive channel quads, so a warp writes contiguous y.
 constexpr int kDirectTileH = 8, kDirectTileW = 16, kDirectThreads = 256;
-template <int kCin>
+// The output pixels of a direct-kernel tile (blockIdx.x, blockIdx.y, image blockIdx.z), tile index
+// (z·gy + y)·gx + x, as rows of y [N·OH·OW][C_out] for the statistics epilogue.
+struct DirectRows {
+  int oh, ow, gx, gy;
+  __device__ int count(int tile) const {
+    const int r = tile % (gx * gy), by = r / gx, bx = r % gx;
+    return min(kDirectTileH, oh - by * kDirectTileH) * min(kDirectTileW, ow - bx * kDirectTileW);
+  }
+  __device__ int64_t row(int tile, int i) const {
+    const int n = tile / (gx * gy), r = tile % (gx * gy), by = r / gx, bx = r % gx;
+    const int vw = min(kDirectTileW, ow - bx * kDirectTileW);
+    return (static_cast<int64_t>(n) * oh + by * kDirectTileH + i / vw) * ow + bx * kDirectTileW +
+           i % vw;
+  }
+};
+
+template <int kCin, bool kStats>
 __global__ void KILN_LAUNCH_BOUNDS(kDirectThreads)
     conv2d_forward_small_cin_kernel(float* __restrict__ y, const float* __restrict__ x,
                                     const float* __restrict__ w, const float* __restrict__ b,
-                                    ConvDims d, int patch_h, int patch_w, bool vec_store) {
+                                    ConvDims d, int patch_h, int patch_w, bool vec_store,
+                                    bn_epilogue::StatsArgs stats) {
   KILN_DYNAMIC_SHARED(float, smem);
   const int quads = (d.co + 3) / 4, cop = quads * 4, taps = d.kh * d.kw * kCin;
   float* w_s = smem;               // (taps, cop)
@@ -401,6 +429,13 @@ __global__ void KILN_LAUNCH_BOUNDS(kDirectThreads)
       for (int u = 0; u < 4 && q * 4 + u < d.co; ++u) out[u] = e[u];
     }
   }
+  if constexpr (kStats) {
+    const DirectRows rows{d.oh, d.ow, static_cast<int>(gridDim.x), static_cast<int>(gridDim.y)};
+    const int tile = (n * static_cast<int>(gridDim.y) + static_cast<int>(blockIdx.y)) *
+                         static_cast<int>(gridDim.x) +
+                     static_cast<int>(blockIdx.x);
+    bn_epilogue::batch_stats_epilogue(y, rows, tile, 0, 0, d.co, stats);
+  }
 }
 
 // ---- launchers ---------------------------------------------------------------------------------
@@ -438,8 +473,53 @@ size_t small_cin_shared_bytes(const Conv2dShape& s, int* patch_h, int* patch_w) 
 
 }  // namespace
 
-void conv2d_forward(float* y, const float* x, const float* w, const float* b, const Conv2dShape& s,
-                    Stream stream) {
+namespace {
+
+// The batchnorm outputs of conv2d_forward_batch_stats (nullptr: a plain forward).
+struct BatchStatsTarget {
+  float *save_mean, *save_invstd, *running_mean, *running_var;
+  double eps, momentum;
+};
+
+// The statistics arguments for `tiles` tiles along M: the op's one
+// workspace request holds [split partials | tile pairs | group triples], its one counter request
+// [split counters | statistics counters].
+bn_epilogue::StatsArgs stats_args(const BatchStatsTarget& t, const ConvDims& d, int tiles,
+                                  float* area, int* counters) {
+  bn_epilogue::StatsArgs a{};
+  a.save_mean = t.save_mean;
+  a.save_invstd = t.save_invstd;
+  a.running_mean = t.running_mean;
+  a.running_var = t.running_var;
+  a.tiles = tiles;
+  a.groups = bn_epilogue::groups_of(tiles);
+  a.m = int64_t{d.n} * d.oh * d.ow;
+  a.c = d.co;
+  a.eps = t.eps;
+  a.momentum = t.momentum;
+  a.counters = counters;
+  bn_epilogue::carve(a, area);
+  return a;
+}
+
+template <int kCin>
+void launch_small_cin(const LaunchConfig& cfg, float* y, const float* x, const float* w,
+                      const float* b, const ConvDims& d, int patch_h, int patch_w, bool vec_store,
+                      const BatchStatsTarget* stats, Stream stream) {
+  if (stats == nullptr) {
+    launch(cfg, conv2d_forward_small_cin_kernel<kCin, false>, y, x, w, b, d, patch_h, patch_w,
+           vec_store, bn_epilogue::StatsArgs{});
+    return;
+  }
+  const int tiles = static_cast<int>(cfg.grid.x * cfg.grid.y * cfg.grid.z);
+  float* area = tile::workspace(bn_epilogue::workspace_floats(tiles, d.co), stream);
+  int* counters = kiln::workspace_counters(bn_epilogue::groups_of(tiles) + 1, stream);
+  launch(cfg, conv2d_forward_small_cin_kernel<kCin, true>, y, x, w, b, d, patch_h, patch_w,
+         vec_store, stats_args(*stats, d, tiles, area, counters));
+}
+
+void conv2d_forward_impl(float* y, const float* x, const float* w, const float* b,
+                         const Conv2dShape& s, const BatchStatsTarget* stats, Stream stream) {
   const ConvDims d = dims_of("cuda::conv2d_forward", s);
   int patch_h = 0, patch_w = 0;
   if (const size_t smem = small_cin_shared_bytes(s, &patch_h, &patch_w); smem > 0) {
@@ -447,11 +527,11 @@ void conv2d_forward(float* y, const float* x, const float* w, const float* b, co
     const bool vec_store = d.co % 4 == 0 && aligned16(y);
     const LaunchConfig cfg{grid, dim3(kDirectThreads), smem, stream};
     if (d.ci == 1)
-      launch(cfg, conv2d_forward_small_cin_kernel<1>, y, x, w, b, d, patch_h, patch_w, vec_store);
+      launch_small_cin<1>(cfg, y, x, w, b, d, patch_h, patch_w, vec_store, stats, stream);
     else if (d.ci == 2)
-      launch(cfg, conv2d_forward_small_cin_kernel<2>, y, x, w, b, d, patch_h, patch_w, vec_store);
+      launch_small_cin<2>(cfg, y, x, w, b, d, patch_h, patch_w, vec_store, stats, stream);
     else
-      launch(cfg, conv2d_forward_small_cin_kernel<3>, y, x, w, b, d, patch_h, patch_w, vec_store);
+      launch_small_cin<3>(cfg, y, x, w, b, d, patch_h, patch_w, vec_store, stats, stream);
     return;
   }
   const int64_t M = int64_t{d.n} * d.oh * d.ow;
@@ -460,14 +540,46 @@ void conv2d_forward(float* y, const float* x, const float* w, const float* b, co
   const tile::Plan plan = tile::plan_gemm(M, d.co, int64_t{d.kh} * d.kw * d.ci,
                                           tile::kMinTilesOverwrite, tile::use_large_tiles(M, d.co));
   const int splits = plan.split.splits;
-  float* partials = splits > 1 ? tile::workspace(int64_t{splits} * M * d.co, stream) : nullptr;
   dispatch(plan.large, vec, is_3x3_s1_p1(s), [&]<class Cfg, bool kVec, bool kFast>() {
     const dim3 grid(ceil_div(M, Cfg::BM), ceil_div(d.co, Cfg::BN), splits);
-    launch({grid, dim3(Cfg::kThreads), 0, stream},
-           conv2d_forward_implicit_gemm_kernel<Cfg, kVec, kFast>, y, partials,
-           tile::split_counters(partials, grid, stream), x, w, b, d, plan.split.tiles_per_split,
-           vec_store);
+    const LaunchConfig cfg{grid, dim3(Cfg::kThreads), 0, stream};
+    const int64_t split_floats = splits > 1 ? int64_t{splits} * M * d.co : 0;
+    const int64_t split_counters = splits > 1 ? int64_t{grid.x} * grid.y : 0;
+    if (stats == nullptr) {
+      float* partials = tile::workspace(split_floats, stream);
+      launch(cfg, conv2d_forward_implicit_gemm_kernel<Cfg, kVec, kFast, false>, y, partials,
+             tile::split_counters(partials, grid, stream), x, w, b, d, plan.split.tiles_per_split,
+             vec_store, bn_epilogue::StatsArgs{});
+      return;
+    }
+    const int tiles = static_cast<int>(grid.x);
+    float* area =
+        tile::workspace(split_floats + bn_epilogue::workspace_floats(tiles, d.co), stream);
+    int* counters = kiln::workspace_counters(
+        split_counters + int64_t{grid.y} * (bn_epilogue::groups_of(tiles) + 1), stream);
+    float* partials = splits > 1 ? area : nullptr;
+    launch(cfg, conv2d_forward_implicit_gemm_kernel<Cfg, kVec, kFast, true>, y, partials,
+           splits > 1 ? counters : nullptr, x, w, b, d, plan.split.tiles_per_split, vec_store,
+           stats_args(*stats, d, tiles, area + split_floats, counters + split_counters));
   });
+}
+
+}  // namespace
+
+void conv2d_forward(float* y, const float* x, const float* w, const float* b, const Conv2dShape& s,
+                    Stream stream) {
+  conv2d_forward_impl(y, x, w, b, s, nullptr, stream);
+}
+
+void conv2d_forward_batch_stats(float* y, float* save_mean, float* save_invstd, float* running_mean,
+                                float* running_var, const float* x, const float* w, const float* b,
+                                const Conv2dShape& s, double eps, double momentum, Stream stream) {
+  const char* op = "cuda::conv2d_forward_batch_stats";
+  KILN_CHECK(y && save_mean && save_invstd && running_mean && running_var && x && w, op,
+             ": null pointer");
+  KILN_CHECK(eps > 0.0, op, ": eps must be positive");
+  const BatchStatsTarget t{save_mean, save_invstd, running_mean, running_var, eps, momentum};
+  conv2d_forward_impl(y, x, w, b, s, &t, stream);
 }
 
 void conv2d_backward_data(float* dx, const float* dy, const float* w, const Conv2dShape& s,

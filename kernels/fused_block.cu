@@ -308,8 +308,9 @@ void fused_block_forward(float* y, uint8_t* argmax, float* save_mean, float* sav
       y && argmax && save_mean && save_invstd && running_mean && running_var && x && gamma && beta,
       op, ": null pointer");
   const FusedDims d = check_dims(op, s);
-  batchnorm_batch_stats(save_mean, save_invstd, running_mean, running_var, x, bn_shape(s.pool),
-                        s.eps, s.momentum, stream);
+  if (!s.stats_ready)  // else the convolution's epilogue has written them
+    batchnorm_batch_stats(save_mean, save_invstd, running_mean, running_var, x, bn_shape(s.pool),
+                          s.eps, s.momentum, stream);
   const bool vec = s.pool.c % 4 == 0 && aligned16(x) && aligned16(y) && aligned4(argmax) &&
                    aligned16(save_mean) && aligned16(save_invstd) && aligned16(gamma) &&
                    aligned16(beta);

@@ -300,7 +300,7 @@ __device__ __forceinline__ BlockTile block_tile(int K, int tiles_per_split) {
 // arrives last. Deterministic; the only atomics are integer.
 // Stores C = Σ_z partials[z] (+ bias) or, kAccumulate, C += Σ_z partials[z].
 template <class Cfg, bool kAccumulate>
-__device__ __forceinline__ void finish_splits(float* __restrict__ c,
+__device__ __forceinline__ bool finish_splits(float* __restrict__ c,
                                               const float* __restrict__ partials,
                                               int* __restrict__ counters, int M, int N,
                                               const BlockTile& t, const float* __restrict__ bias) {
@@ -314,7 +314,7 @@ __device__ __forceinline__ void finish_splits(float* __restrict__ c,
     s_last[0] = last ? 1 : 0;
   }
   __syncthreads();
-  if (s_last[0] == 0) return;
+  if (s_last[0] == 0) return false;
   __threadfence();
   const int splits = static_cast<int>(gridDim.z);
   const int64_t count = static_cast<int64_t>(M) * N;
@@ -329,14 +329,16 @@ __device__ __forceinline__ void finish_splits(float* __restrict__ c,
     else
       c[i] = bias != nullptr ? sum + bias[n] : sum;
   }
+  return true;
 }
 
 // What follows the loaders in every GEMM kernel: the main loop over the block's k range, then the
 // tile stored to C[M][N] (+ bias; kAccumulate: added to C) when the GEMM has one split
 // (partials == nullptr), else stored to partials[blockIdx.z][M][N] and the splits summed by the
 // last block of the tile to finish (finish_splits; counters: gridDim.x·gridDim.y, zero).
+// Returns true (for the whole block) when this block wrote the tile's final values to C.
 template <class Cfg, bool kAccumulate, class LoaderA, class LoaderB>
-__device__ __forceinline__ void run_block(LoaderA& la, LoaderB& lb, const BlockTile& t,
+__device__ __forceinline__ bool run_block(LoaderA& la, LoaderB& lb, const BlockTile& t,
                                           float* __restrict__ c, float* __restrict__ partials,
                                           int* __restrict__ counters, int M, int N,
                                           const float* __restrict__ bias, bool vec_store) {
@@ -345,11 +347,11 @@ __device__ __forceinline__ void run_block(LoaderA& la, LoaderB& lb, const BlockT
   mainloop<Cfg>(acc, la, lb, tiles[0], (t.k_end - t.k_begin + Cfg::BK - 1) / Cfg::BK);
   if (partials == nullptr) {
     store_tile<Cfg, kAccumulate>(acc, c, N, M, N, t.m0, t.n0, bias, vec_store);
-  } else {
-    float* part = partials + static_cast<int64_t>(blockIdx.z) * M * N;
-    store_tile<Cfg, false>(acc, part, N, M, N, t.m0, t.n0, nullptr, vec_store);
-    finish_splits<Cfg, kAccumulate>(c, partials, counters, M, N, t, bias);
+    return true;
   }
+  float* part = partials + static_cast<int64_t>(blockIdx.z) * M * N;
+  store_tile<Cfg, false>(acc, part, N, M, N, t.m0, t.n0, nullptr, vec_store);
+  return finish_splits<Cfg, kAccumulate>(c, partials, counters, M, N, t, bias);
 }
 
 // Split-K plan: how many contiguous k ranges (of whole BK steps) a GEMM with `blocks_mn` output
