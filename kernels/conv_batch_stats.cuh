@@ -10,11 +10,10 @@
 // two levels so that no block merges more than a few dozen:
 //   tiles → groups of kGroupTiles consecutive tiles, merged by the last tile of the group to arrive;
 //   groups → the batch, merged by the last group to arrive, which writes save_mean, save_invstd
-//            and the running statistics exactly as batchnorm_stats_finalize_kernel does.
-// "Last to arrive" is counted with an integer atomicAdd on a counter per (channel tile, group) and
-// per channel tile (core/workspace_counters.h; the last block resets it to zero); the merge order is
-// the tile (group) index, never the arrival order, so the result is deterministic. No float
-// atomics.
+//            and the running statistics as batchnorm_batch_stats does (bn_tiles::stats_finalise).
+// "Last to arrive" (kernels/last_block.cuh) is counted on a counter per (channel tile, group) and
+// per channel tile; the merge order is the tile (group) index, never the arrival order, so the
+// result is deterministic. No float atomics.
 //
 // Error (derivation in docs/kernels.md): a tile's float Welford pass over n_t values gives mean and
 // M2 within about n_t·2⁻²⁴ relative to max|x − mean_t| and M2_t; Chan's merge in double adds
@@ -22,6 +21,8 @@
 #pragma once
 
 #include "core/device_code.h"
+#include "kernels/batchnorm_tiles.cuh"
+#include "kernels/last_block.cuh"
 
 #include <cstdint>
 
@@ -68,36 +69,11 @@ __device__ __forceinline__ void chan_merge(double& n, double& mean, double& m2, 
   n = nn;
 }
 
-__device__ __forceinline__ int flat_thread() {
-  return static_cast<int>(threadIdx.x + blockDim.x * (threadIdx.y + blockDim.y * threadIdx.z));
-}
-__device__ __forceinline__ int block_threads() {
-  return static_cast<int>(blockDim.x * blockDim.y * blockDim.z);
-}
-
-// Publishes this block's writes and counts it on *counter; true (for the whole block) when it is the
-// `expected`-th and last, in which case the counter is reset to zero and the others' writes are
-// visible. Every thread must call it.
-__device__ __forceinline__ bool arrive_last(int* counter, int expected, int* s_flag) {
-  __threadfence();
-  __syncthreads();
-  if (flat_thread() == 0) {
-    const bool last = atomicAdd(counter, 1) == expected - 1;
-    if (last) atomicExch(counter, 0);
-    s_flag[0] = last ? 1 : 0;
-  }
-  __syncthreads();
-  const bool last = s_flag[0] != 0;
-  if (last) __threadfence();
-  return last;
-}
-
 // Run by every thread of the block holding the final values of tile `tile` (channels [c0, c1) of
 // channel tile `ctile`). Rows: count(tile) rows, row(tile, i) their indices in y [M][C].
 template <class Rows>
 __device__ void batch_stats_epilogue(const float* y, const Rows& rows, int tile, int ctile, int c0,
                                      int c1, const StatsArgs& a) {
-  KILN_SHARED(int, s_flag, [1]);
   __syncthreads();  // the tile's stores, by every thread of the block, are visible to the block
   const int tid = flat_thread(), nthreads = block_threads();
   const int count = rows.count(tile);
@@ -116,7 +92,7 @@ __device__ void batch_stats_epilogue(const float* y, const Rows& rows, int tile,
   const int group = tile / kGroupTiles;
   const int t0 = group * kGroupTiles;
   const int t1 = t0 + kGroupTiles < a.tiles ? t0 + kGroupTiles : a.tiles;
-  if (!arrive_last(counters + group, t1 - t0, s_flag)) return;
+  if (!arrive_last(counters + group, t1 - t0)) return;
   for (int ch = c0 + tid; ch < c1; ch += nthreads) {
     double n = 0.0, mean = 0.0, m2 = 0.0;
     for (int t = t0; t < t1; ++t)
@@ -127,24 +103,15 @@ __device__ void batch_stats_epilogue(const float* y, const Rows& rows, int tile,
     g[a.c] = m2;
     g[2 * a.c] = n;
   }
-  if (!arrive_last(counters + a.groups, a.groups, s_flag)) return;
+  if (!arrive_last(counters + a.groups, a.groups)) return;
   for (int ch = c0 + tid; ch < c1; ch += nthreads) {
     double n = 0.0, mean = 0.0, m2 = 0.0;
     for (int gi = 0; gi < a.groups; ++gi) {
       const double* g = a.group_stats + int64_t{gi} * 3 * a.c + ch;
       chan_merge(n, mean, m2, __ldcg(g + 2 * a.c), __ldcg(g), __ldcg(g + a.c));
     }
-    // As batchnorm_stats_finalize_kernel: biased variance normalises, the unbiased one runs.
-    const double md = static_cast<double>(a.m);
-    double var = m2 / md;
-    if (var < 0.0) var = 0.0;
-    a.save_mean[ch] = static_cast<float>(mean);
-    a.save_invstd[ch] = static_cast<float>(1.0 / sqrt(var + a.eps));
-    const double unbiased = a.m > 1 ? var * md / (md - 1.0) : var;
-    a.running_mean[ch] =
-        static_cast<float>((1.0 - a.momentum) * a.running_mean[ch] + a.momentum * mean);
-    a.running_var[ch] =
-        static_cast<float>((1.0 - a.momentum) * a.running_var[ch] + a.momentum * unbiased);
+    bn_tiles::stats_finalise(a.save_mean, a.save_invstd, a.running_mean, a.running_var, a.m, ch,
+                             mean, m2 / static_cast<double>(a.m), a.eps, a.momentum);
   }
 }
 

@@ -29,6 +29,7 @@
 #include "core/memory.h"
 #include "core/stream.h"
 #include "core/workspace_counters.h"
+#include "kernels/last_block.cuh"
 
 namespace kiln::cuda::tile {
 
@@ -292,10 +293,8 @@ __device__ __forceinline__ BlockTile block_tile(int K, int tiles_per_split) {
 }
 
 // The split-K reduction finished inside the GEMM's own launch (no separate split-sum kernel):
-// each block stores its partial tile, __threadfence() publishes it, and thread 0 counts the block
-// in counters[tile] (one per output tile, zero before the launch); the block that arrives last
-// (count gridDim.z − 1) resets the counter to zero for the next launch, fences again and sums the
-// tile's splits in order z = 0, 1, ... — the same float additions, in the same order, as
+// each block stores its partial tile and arrives at counters[tile] (one per output tile,
+// kernels/last_block.cuh); the block that arrives last sums the tile's splits in order z = 0, 1, ... — the same float additions, in the same order, as
 // a separate split-sum pass over the partials would, so the result does not depend on which block
 // arrives last. Deterministic; the only atomics are integer.
 // Stores C = Σ_z partials[z] (+ bias) or, kAccumulate, C += Σ_z partials[z].
@@ -304,18 +303,8 @@ __device__ __forceinline__ bool finish_splits(float* __restrict__ c,
                                               const float* __restrict__ partials,
                                               int* __restrict__ counters, int M, int N,
                                               const BlockTile& t, const float* __restrict__ bias) {
-  KILN_SHARED(int, s_last, [1]);
-  __threadfence();
-  __syncthreads();
-  if (threadIdx.x == 0) {
-    int* counter = counters + blockIdx.y * gridDim.x + blockIdx.x;
-    const bool last = atomicAdd(counter, 1) == static_cast<int>(gridDim.z) - 1;
-    if (last) atomicExch(counter, 0);
-    s_last[0] = last ? 1 : 0;
-  }
-  __syncthreads();
-  if (s_last[0] == 0) return false;
-  __threadfence();
+  if (!arrive_last(counters + blockIdx.y * gridDim.x + blockIdx.x, static_cast<int>(gridDim.z)))
+    return false;
   const int splits = static_cast<int>(gridDim.z);
   const int64_t count = static_cast<int64_t>(M) * N;
   for (int e = threadIdx.x; e < Cfg::BM * Cfg::BN; e += Cfg::kThreads) {

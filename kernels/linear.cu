@@ -96,7 +96,6 @@ __global__ void KILN_LAUNCH_BOUNDS(kColSumCols* kColSumLanes)
                       int* __restrict__ counters, const Src* __restrict__ src, int rows, int cols,
                       int rows_per_split) {
   KILN_SHARED(float, lanes, [kColSumLanes][kColSumCols + 1]);
-  KILN_SHARED(int, s_last, [1]);
   const int c = static_cast<int>(blockIdx.x) * kColSumCols + static_cast<int>(threadIdx.x);
   const int r_begin = static_cast<int>(blockIdx.y) * rows_per_split;
   const int r_end = min(rows, r_begin + rows_per_split);
@@ -117,16 +116,8 @@ __global__ void KILN_LAUNCH_BOUNDS(kColSumCols* kColSumLanes)
       partials[static_cast<int64_t>(blockIdx.y) * cols + c] = total;
   }
   if (partials == nullptr) return;
-  __threadfence();
-  __syncthreads();
-  if (first && threadIdx.x == 0) {
-    const bool last = atomicAdd(counters + blockIdx.x, 1) == static_cast<int>(gridDim.y) - 1;
-    if (last) atomicExch(counters + blockIdx.x, 0);
-    s_last[0] = last ? 1 : 0;
-  }
-  __syncthreads();
-  if (s_last[0] == 0 || !first || c >= cols) return;
-  __threadfence();
+  if (!arrive_last(counters + blockIdx.x, static_cast<int>(gridDim.y)) || !first || c >= cols)
+    return;
   float total = __ldcg(partials + c);
   for (int z = 1; z < static_cast<int>(gridDim.y); ++z)
     total += __ldcg(partials + static_cast<int64_t>(z) * cols + c);
