@@ -17,7 +17,8 @@
 //                    deterministic split-K: each split of the pixel range writes its partial
 //                    tile to a workspace, the last split of the tile to finish sums the splits
 //                    in order and adds to dw (tile::finish_splits, the same launch);
-//                    db = column sums of dy (fixed order, kernels/linear.cu).
+//                    db = Σ_pixels dy as one more column of the same product (B gets a column
+//                    of ones), so no separate column-sum launch.
 // Forward and backward-data split along K the same way when the output has too few tiles to fill
 // the GPU and K is long (the deep layers at small batch): partials, summed (+ bias) by the last
 // block of each tile to finish, in the same launch (tile::finish_splits).
@@ -217,11 +218,12 @@ struct ConvBackwardFilterInputLoader : MNContigStage<BN, kThreads> {
   static constexpr int kCols = kVec ? 1 : 4;  // column decompositions kept (vec: one quad)
   const float* x;
   int k, k_end;
+  int c0, ones;                         // the thread's first column; a column of ones, or −1
   int ci[kCols], di[kCols], dj[kCols];  // column -> (ci, i − ph, j − pw); di = large when invalid
   int pn[Stage::kQuads], poh[Stage::kQuads], pow_[Stage::kQuads];  // pixel of each k-row
   __device__ ConvBackwardFilterInputLoader(const float* x_, const ConvDims& d, int n0, int k_begin,
-                                           int k_end_)
-      : x(x_), k(k_begin), k_end(k_end_) {
+                                           int k_end_, int ones_)
+      : x(x_), k(k_begin), k_end(k_end_), c0(n0 + Stage::col()), ones(ones_) {
     const Geom<kFast> g{d};
     const int ncols = g.kh() * g.kw() * d.ci;
 #pragma unroll
@@ -260,6 +262,7 @@ struct ConvBackwardFilterInputLoader : MNContigStage<BN, kThreads> {
         } else {
           v = make_float4(at(d, g, q, 0), at(d, g, q, 1), at(d, g, q, 2), at(d, g, q, 3));
         }
+        tile::set_ones(v, c0, ones);
       }
       this->v[q] = v;
       pow_[q] += 8;
@@ -328,11 +331,12 @@ __global__ void KILN_LAUNCH_BOUNDS(Cfg::kThreads, Cfg::kMinBlocks)
 }
 
 // Split z covers output pixels [z·tiles_per_split·BK, ...). partials == nullptr: one split, add
-// into dw; else store the partial tile to partials[z][C_out][KH·KW·C_in], summed into dw by the
-// tile's last block.
+// into dw; else store the partial tile to partials[z][C_out][KH·KW·C_in (+1)], summed into dw by
+// the tile's last block. db (nullable): B gets a column of ones after its KH·KW·C_in columns, so
+// that column of the product, Σ_pixels dy, is added to db in the same GEMM.
 template <class Cfg, bool kVec, bool kFast>
 __global__ void KILN_LAUNCH_BOUNDS(Cfg::kThreads, Cfg::kMinBlocks)
-    conv2d_backward_filter_implicit_gemm_kernel(float* __restrict__ dw,
+    conv2d_backward_filter_implicit_gemm_kernel(float* __restrict__ dw, float* __restrict__ db,
                                                 float* __restrict__ partials,
                                                 int* __restrict__ counters,
                                                 const float* __restrict__ dy,
@@ -343,8 +347,8 @@ __global__ void KILN_LAUNCH_BOUNDS(Cfg::kThreads, Cfg::kMinBlocks)
   KRowsLoader<Cfg::BM, Cfg::kThreads, kVec> la(dy, d.co, d.co, t.m0, t.k_begin,
                                                t.k_end);  // (K, BM)
   WithDims<ConvBackwardFilterInputLoader<Cfg::BN, Cfg::kThreads, kVec, kFast>> lb(
-      d, x, d, t.n0, t.k_begin, t.k_end);  // (K, BN)
-  tile::run_block<Cfg, true>(la, lb, t, dw, partials, counters, d.co, N, nullptr, vec_store);
+      d, x, d, t.n0, t.k_begin, t.k_end, db != nullptr ? N : -1);  // (K, BN)
+  tile::run_block<Cfg, true>(la, lb, t, dw, partials, counters, d.co, N, nullptr, vec_store, db);
 }
 
 // First-layer forward (C_in = kCin in 1..3): direct convolution of an 8×16 output tile. Shared:
@@ -607,24 +611,19 @@ void conv2d_backward_filter(float* dw, float* db, const float* dy, const float* 
   const int M = d.co, N = d.kh * d.kw * d.ci, K = d.n * d.oh * d.ow;
   const bool vec = d.ci % 4 == 0 && d.co % 4 == 0 && aligned16(dy) && aligned16(x);
   const bool vec_store = N % 4 == 0 && aligned16(dw);
-  // Split-K supplies the parallelism, so 128×128 tiles whenever both extents fill them.
+  // Split-K supplies the parallelism, so 128×128 tiles whenever both extents fill them. The plan
+  // is that of dw alone, so dw's sums are the same with or without db.
   const tile::Plan plan = tile::plan_gemm(M, N, K, tile::kMinTilesAccumulate, M >= 128 && N >= 128);
   const int splits = plan.split.splits;
-  // One workspace request for both reductions: [split partials of dw | column-sum partials of db].
-  const int64_t dw_floats = splits > 1 ? int64_t{splits} * M * N : 0;
-  const int64_t db_floats = db != nullptr ? detail::column_sum_workspace_floats(K, M) : 0;
-  float* work = tile::workspace(dw_floats + db_floats, stream);
-  float* partials = dw_floats > 0 ? work : nullptr;
+  const int nt = db != nullptr ? N + 1 : N;  // db: the column of ones
+  float* partials = splits > 1 ? tile::workspace(int64_t{splits} * M * nt, stream) : nullptr;
   dispatch(plan.large, vec, is_3x3_s1_p1(s), [&]<class Cfg, bool kVec, bool kFast>() {
-    const dim3 grid(ceil_div(M, Cfg::BM), ceil_div(N, Cfg::BN), splits);
+    const dim3 grid(ceil_div(M, Cfg::BM), ceil_div(nt, Cfg::BN), splits);
     launch({grid, dim3(Cfg::kThreads), 0, stream},
-           conv2d_backward_filter_implicit_gemm_kernel<Cfg, kVec, kFast>, dw, partials,
+           conv2d_backward_filter_implicit_gemm_kernel<Cfg, kVec, kFast>, dw, db, partials,
            tile::split_counters(partials, grid, stream), dy, x, d, plan.split.tiles_per_split,
            vec_store);
   });
-  if (db != nullptr)
-    detail::column_sum_accumulate(db, dy, K, M, work != nullptr ? work + dw_floats : nullptr,
-                                  stream);
 }
 
 }  // namespace kiln::cuda

@@ -136,6 +136,16 @@ struct RowsLoader : KContigStage<BMN, kThreads> {
   }
 };
 
+// The extra column of ones by which a GEMM dw = Σ_k A[k]ᵀ·B[k] also gives the column sums of A
+// (db = Σ_k dy[k], kernels/conv2d.cu and linear.cu): the component of the quad at columns
+// [c, c + 4) that is column `ones` becomes 1 (the caller has checked that the k-row is in range).
+__device__ __forceinline__ void set_ones(float4& v, int c, int ones) {
+  if (ones == c) v.x = 1.f;
+  if (ones == c + 1) v.y = 1.f;
+  if (ones == c + 2) v.z = 1.f;
+  if (ones == c + 3) v.w = 1.f;
+}
+
 // k-rows of a row-major matrix P[k][ld] read along m/n: B of dx = dy·w (w), both operands of
 // dw = dyᵀ·x. kVec: ld % 4 == 0, cols % 4 == 0 and P 16-byte aligned.
 template <int BMN, int kThreads, bool kVec>
@@ -144,6 +154,7 @@ struct KRowsLoader : MNContigStage<BMN, kThreads> {
   const float* p;
   int64_t ld;
   int k, k_end, c, cols;
+  int ones = -1;  // a column of ones at this index (set_ones), -1 for none
   __device__ KRowsLoader(const float* p_, int64_t ld_, int cols_, int col0, int k_begin, int k_end_)
       : p(p_), ld(ld_), k(k_begin), k_end(k_end_), c(col0 + Stage::col()), cols(cols_) {}
   __device__ void fetch() {
@@ -161,6 +172,7 @@ struct KRowsLoader : MNContigStage<BMN, kThreads> {
           if (c + 2 < cols) v.z = row[c + 2];
           if (c + 3 < cols) v.w = row[c + 3];
         }
+        set_ones(v, c, ones);
       }
       this->v[i] = v;
     }
@@ -238,10 +250,25 @@ __device__ __forceinline__ int out_col(int h) {
 template <class Cfg, bool kAccumulate>
 __device__ __forceinline__ void store_tile(const float (&acc)[8][8], float* __restrict__ c,
                                            int64_t ldc, int M, int N, int m0, int n0,
-                                           const float* __restrict__ bias, bool vec) {
+                                           const float* __restrict__ bias, bool vec,
+                                           float* __restrict__ extra = nullptr) {
 #pragma unroll
   for (int h = 0; h < 2; ++h) {
     const int n = n0 + out_col<Cfg>(h);
+    // extra: column N (a column of ones in B) goes to extra[m], accumulated like C.
+    const bool has_extra = extra != nullptr && n <= N && N < n + 4;
+    if (has_extra) {
+#pragma unroll
+      for (int i = 0; i < 8; ++i) {
+        const int m = m0 + out_row<Cfg>(i);
+        if (m >= M) continue;
+        float e = 0.f;
+#pragma unroll
+        for (int j = 0; j < 4; ++j)
+          if (n + j == N) e = acc[i][h * 4 + j];  // constant register indices, a select
+        extra[m] = kAccumulate ? extra[m] + e : e;
+      }
+    }
     if (n >= N) continue;
     float4 bq = zero4();
     if (bias != nullptr) {
@@ -302,21 +329,24 @@ template <class Cfg, bool kAccumulate>
 __device__ __forceinline__ bool finish_splits(float* __restrict__ c,
                                               const float* __restrict__ partials,
                                               int* __restrict__ counters, int M, int N,
-                                              const BlockTile& t, const float* __restrict__ bias) {
+                                              const BlockTile& t, const float* __restrict__ bias,
+                                              float* __restrict__ extra) {
   if (!arrive_last(counters + blockIdx.y * gridDim.x + blockIdx.x, static_cast<int>(gridDim.z)))
     return false;
   const int splits = static_cast<int>(gridDim.z);
-  const int64_t count = static_cast<int64_t>(M) * N;
+  const int np = extra != nullptr ? N + 1 : N;  // the partials' columns
+  const int64_t count = static_cast<int64_t>(M) * np;
   for (int e = threadIdx.x; e < Cfg::BM * Cfg::BN; e += Cfg::kThreads) {
     const int m = t.m0 + e / Cfg::BN, n = t.n0 + e % Cfg::BN;
-    if (m >= M || n >= N) continue;
-    const int64_t i = static_cast<int64_t>(m) * N + n;
+    if (m >= M || n >= np) continue;
+    const int64_t i = static_cast<int64_t>(m) * np + n;
     float sum = __ldcg(partials + i);  // other blocks' stores: read past the (incoherent) L1
     for (int z = 1; z < splits; ++z) sum += __ldcg(partials + z * count + i);
+    float* out = n < N ? c + static_cast<int64_t>(m) * N + n : extra + m;
     if constexpr (kAccumulate)
-      c[i] += sum;
+      *out += sum;
     else
-      c[i] = bias != nullptr ? sum + bias[n] : sum;
+      *out = bias != nullptr ? sum + bias[n] : sum;
   }
   return true;
 }
@@ -326,21 +356,25 @@ __device__ __forceinline__ bool finish_splits(float* __restrict__ c,
 // (partials == nullptr), else stored to partials[blockIdx.z][M][N] and the splits summed by the
 // last block of the tile to finish (finish_splits; counters: gridDim.x·gridDim.y, zero).
 // Returns true (for the whole block) when this block wrote the tile's final values to C.
+// extra (kAccumulate GEMMs only): B has a column of ones at column N, and that column of the product
+// (the column sums of A) is added to extra[M] instead of C.
 template <class Cfg, bool kAccumulate, class LoaderA, class LoaderB>
 __device__ __forceinline__ bool run_block(LoaderA& la, LoaderB& lb, const BlockTile& t,
                                           float* __restrict__ c, float* __restrict__ partials,
                                           int* __restrict__ counters, int M, int N,
-                                          const float* __restrict__ bias, bool vec_store) {
+                                          const float* __restrict__ bias, bool vec_store,
+                                          float* __restrict__ extra = nullptr) {
   KILN_SHARED(SharedTiles<Cfg>, tiles, [1]);  // one struct: [1] keeps the macro's dims non-empty
   float acc[8][8];
   mainloop<Cfg>(acc, la, lb, tiles[0], (t.k_end - t.k_begin + Cfg::BK - 1) / Cfg::BK);
   if (partials == nullptr) {
-    store_tile<Cfg, kAccumulate>(acc, c, N, M, N, t.m0, t.n0, bias, vec_store);
+    store_tile<Cfg, kAccumulate>(acc, c, N, M, N, t.m0, t.n0, bias, vec_store, extra);
     return true;
   }
-  float* part = partials + static_cast<int64_t>(blockIdx.z) * M * N;
-  store_tile<Cfg, false>(acc, part, N, M, N, t.m0, t.n0, nullptr, vec_store);
-  return finish_splits<Cfg, kAccumulate>(c, partials, counters, M, N, t, bias);
+  const int np = extra != nullptr ? N + 1 : N;  // partials [z][M][N (+1)]
+  float* part = partials + static_cast<int64_t>(blockIdx.z) * M * np;
+  store_tile<Cfg, false>(acc, part, np, M, np, t.m0, t.n0, nullptr, vec_store && extra == nullptr);
+  return finish_splits<Cfg, kAccumulate>(c, partials, counters, M, N, t, bias, extra);
 }
 
 // Split-K plan: how many contiguous k ranges (of whole BK steps) a GEMM with `blocks_mn` output

@@ -61,19 +61,22 @@ __global__ void KILN_LAUNCH_BOUNDS(Cfg::kThreads, Cfg::kMinBlocks)
 }
 
 // dw[m][n] (+)= Σ_{k in split z} dy[k][m]·x[k][n]. With one split the block adds into dw; with
-// several it writes its partial to partials[z][OUT][IN], which the tile's last block adds to dw.
-// kVec: OUT % 4 == 0, IN % 4 == 0, dy and x 16-byte aligned.
+// several it writes its partial to partials[z][OUT][IN (+1)], which the tile's last block adds to
+// dw. db (nullable): x gets a column of ones after its IN columns, so that column of the product,
+// Σ_n dy, is added to db in the same GEMM. kVec: OUT % 4 == 0, IN % 4 == 0, dy and x aligned.
 template <class Cfg, bool kVec>
 __global__ void KILN_LAUNCH_BOUNDS(Cfg::kThreads, Cfg::kMinBlocks)
-    linear_backward_weight_kernel(float* __restrict__ dw, float* __restrict__ partials,
-                                  int* __restrict__ counters, const float* __restrict__ dy,
-                                  const float* __restrict__ x, LinearShape s, int tiles_per_split,
-                                  bool vec_store) {
+    linear_backward_weight_kernel(float* __restrict__ dw, float* __restrict__ db,
+                                  float* __restrict__ partials, int* __restrict__ counters,
+                                  const float* __restrict__ dy, const float* __restrict__ x,
+                                  LinearShape s, int tiles_per_split, bool vec_store) {
   const tile::BlockTile t = tile::block_tile<Cfg>(s.n, tiles_per_split);
   KRowsLoader<Cfg::BM, Cfg::kThreads, kVec> la(dy, s.out, s.out, t.m0, t.k_begin,
                                                t.k_end);                                  // (K, BM)
   KRowsLoader<Cfg::BN, Cfg::kThreads, kVec> lb(x, s.in, s.in, t.n0, t.k_begin, t.k_end);  // (K, BN)
-  tile::run_block<Cfg, true>(la, lb, t, dw, partials, counters, s.out, s.in, nullptr, vec_store);
+  if (db != nullptr) lb.ones = s.in;  // db = Σ_n dy, the product's column of ones
+  tile::run_block<Cfg, true>(la, lb, t, dw, partials, counters, s.out, s.in, nullptr, vec_store,
+                             db);
 }
 
 // Column sums. Block (32, 8): column c = blockIdx.x·32 + threadIdx.x, rows of split blockIdx.y,
@@ -239,20 +242,14 @@ void linear_backward_weight(float* dw, float* db, const float* dy, const float* 
   const tile::Plan plan = tile::plan_gemm(s.out, s.in, s.n, tile::kMinTilesAccumulate,
                                           tile::use_large_tiles(s.out, s.in));
   const int splits = plan.split.splits;
-  // One workspace request for both reductions: [split partials of dw | column-sum partials of db].
-  const int64_t dw_floats = splits > 1 ? int64_t{splits} * s.out * s.in : 0;
-  const int64_t db_floats = db != nullptr ? detail::column_sum_workspace_floats(s.n, s.out) : 0;
-  float* work = tile::workspace(dw_floats + db_floats, stream);
-  float* partials = dw_floats > 0 ? work : nullptr;
+  const int nt = db != nullptr ? s.in + 1 : s.in;  // db: the column of ones (the plan is dw's)
+  float* partials = splits > 1 ? tile::workspace(int64_t{splits} * s.out * nt, stream) : nullptr;
   dispatch(plan.large, vec, [&]<class Cfg, bool kVec>() {
-    const dim3 grid(ceil_div(s.out, Cfg::BM), ceil_div(s.in, Cfg::BN), splits);
-    launch({grid, dim3(Cfg::kThreads), 0, stream}, linear_backward_weight_kernel<Cfg, kVec>, dw,
+    const dim3 grid(ceil_div(s.out, Cfg::BM), ceil_div(nt, Cfg::BN), splits);
+    launch({grid, dim3(Cfg::kThreads), 0, stream}, linear_backward_weight_kernel<Cfg, kVec>, dw, db,
            partials, tile::split_counters(partials, grid, stream), dy, x, s,
            plan.split.tiles_per_split, vec_store);
   });
-  if (db != nullptr)
-    detail::column_sum_accumulate(db, dy, s.n, s.out, work != nullptr ? work + dw_floats : nullptr,
-                                  stream);
 }
 
 }  // namespace kiln::cuda
