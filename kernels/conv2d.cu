@@ -485,25 +485,14 @@ struct BatchStatsTarget {
   double eps, momentum;
 };
 
-// The statistics arguments for `tiles` tiles along M: the op's one
-// workspace request holds [split partials | tile pairs | group triples], its one counter request
-// [split counters | statistics counters].
+// The statistics arguments for `tiles` tiles along M (the op's one workspace request holds
+// [split partials | tile pairs | group triples], its one counter request [split counters |
+// statistics counters]).
 bn_epilogue::StatsArgs stats_args(const BatchStatsTarget& t, const ConvDims& d, int tiles,
                                   float* area, int* counters) {
-  bn_epilogue::StatsArgs a{};
-  a.save_mean = t.save_mean;
-  a.save_invstd = t.save_invstd;
-  a.running_mean = t.running_mean;
-  a.running_var = t.running_var;
-  a.tiles = tiles;
-  a.groups = bn_epilogue::groups_of(tiles);
-  a.m = int64_t{d.n} * d.oh * d.ow;
-  a.c = d.co;
-  a.eps = t.eps;
-  a.momentum = t.momentum;
-  a.counters = counters;
-  bn_epilogue::carve(a, area);
-  return a;
+  return bn_epilogue::make_args(t.save_mean, t.save_invstd, t.running_mean, t.running_var, t.eps,
+                                t.momentum, int64_t{d.n} * d.oh * d.ow, d.co, tiles, area,
+                                counters);
 }
 
 template <int kCin>
@@ -517,7 +506,7 @@ void launch_small_cin(const LaunchConfig& cfg, float* y, const float* x, const f
   }
   const int tiles = static_cast<int>(cfg.grid.x * cfg.grid.y * cfg.grid.z);
   float* area = tile::workspace(bn_epilogue::workspace_floats(tiles, d.co), stream);
-  int* counters = kiln::workspace_counters(bn_epilogue::groups_of(tiles) + 1, stream);
+  int* counters = kiln::workspace_counters(bn_epilogue::counters_needed(tiles, 1), stream);
   launch(cfg, conv2d_forward_small_cin_kernel<kCin, true>, y, x, w, b, d, patch_h, patch_w,
          vec_store, stats_args(*stats, d, tiles, area, counters));
 }
@@ -560,7 +549,7 @@ void conv2d_forward_impl(float* y, const float* x, const float* w, const float* 
     float* area =
         tile::workspace(split_floats + bn_epilogue::workspace_floats(tiles, d.co), stream);
     int* counters = kiln::workspace_counters(
-        split_counters + int64_t{grid.y} * (bn_epilogue::groups_of(tiles) + 1), stream);
+        split_counters + bn_epilogue::counters_needed(tiles, static_cast<int>(grid.y)), stream);
     float* partials = splits > 1 ? area : nullptr;
     launch(cfg, conv2d_forward_implicit_gemm_kernel<Cfg, kVec, kFast, true>, y, partials,
            splits > 1 ? counters : nullptr, x, w, b, d, plan.split.tiles_per_split, vec_store,

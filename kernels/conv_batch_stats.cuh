@@ -49,14 +49,36 @@ inline int groups_of(int tiles) {
   return (tiles + kGroupTiles - 1) / kGroupTiles;
 }
 
-// Floats of workspace for the tile pairs and the group triples (doubles: carve() aligns them).
+// Counters one launch needs: per channel tile, one per group and one for the groups.
+inline int64_t counters_needed(int tiles, int ctiles) {
+  return int64_t{ctiles} * (groups_of(tiles) + 1);
+}
+
+// Floats of workspace for the tile pairs and the group triples (doubles: make_args aligns them).
 inline int64_t workspace_floats(int tiles, int c) {
   return int64_t{tiles} * 2 * c + int64_t{groups_of(tiles)} * 3 * c * 2 + 2;
 }
-inline void carve(StatsArgs& a, float* area) {
+// The arguments of one launch: `tiles` tiles along M of y [m][c], the tile and group triples carved
+// from `area` (workspace_floats(tiles, c) floats), the counters (counters_needed) from `counters`.
+inline StatsArgs make_args(float* save_mean, float* save_invstd, float* running_mean,
+                           float* running_var, double eps, double momentum, int64_t m, int c,
+                           int tiles, float* area, int* counters) {
+  StatsArgs a{};
+  a.save_mean = save_mean;
+  a.save_invstd = save_invstd;
+  a.running_mean = running_mean;
+  a.running_var = running_var;
+  a.tiles = tiles;
+  a.groups = groups_of(tiles);
+  a.m = m;
+  a.c = c;
+  a.eps = eps;
+  a.momentum = momentum;
+  a.counters = counters;
   a.tile_stats = area;
-  const uintptr_t p = reinterpret_cast<uintptr_t>(area + int64_t{a.tiles} * 2 * a.c);
+  const uintptr_t p = reinterpret_cast<uintptr_t>(area + int64_t{tiles} * 2 * c);
   a.group_stats = reinterpret_cast<double*>((p + 7) / 8 * 8);
+  return a;
 }
 
 // Chan's parallel merge of (nb, mb, m2b) into (n, mean, m2).

@@ -28,6 +28,7 @@
 #include "core/tensor.h"
 #include "kernels/batchnorm.h"
 #include "kernels/conv2d.h"
+#include "kernels/conv2d_tc.h"
 #include "kernels/fused_block.h"
 #include "tests/support/parity.h"
 
@@ -71,7 +72,8 @@ struct Stats {
 constexpr double kEps = 1e-5, kMomentum = 0.1;
 
 // Inputs with a mean far from zero (|mean| ≈ 3·std), where unshifted sums would lose digits.
-Stats run(const Conv2dShape& s, bool fused) {
+// tf32: the tensor-core forward (conv2d_forward_tf32 and its statistics epilogue).
+Stats run(const Conv2dShape& s, bool fused, bool tf32 = false) {
   const Tensor x = kiln::test::uniform_tensor({s.n, s.h, s.w, s.c_in}, 1, Device::cuda, 2.f, 4.f);
   const Tensor w =
       kiln::test::uniform_tensor({s.c_out, s.kh, s.kw, s.c_in}, 2, Device::cuda, 0.f, 0.5f);
@@ -82,7 +84,18 @@ Stats run(const Conv2dShape& s, bool fused) {
   Tensor rmean = kiln::test::uniform_tensor({s.c_out}, 4, Device::cuda);
   Tensor rvar = kiln::test::uniform_tensor({s.c_out}, 5, Device::cuda, 0.5f, 2.f);
   const kiln::Stream st = kiln::current_stream();
-  if (fused) {
+  if (fused && tf32) {
+    kiln::cuda::conv2d_forward_tf32_batch_stats(
+        y.data<float>(), mean.data<float>(), invstd.data<float>(), rmean.data<float>(),
+        rvar.data<float>(), x.data<float>(), w.data<float>(), b.data<float>(), s, kEps, kMomentum,
+        st);
+  } else if (tf32) {
+    kiln::cuda::conv2d_forward_tf32(y.data<float>(), x.data<float>(), w.data<float>(),
+                                    b.data<float>(), s, st);
+    kiln::cuda::batchnorm_batch_stats(
+        mean.data<float>(), invstd.data<float>(), rmean.data<float>(), rvar.data<float>(),
+        y.data<float>(), {int64_t{s.n} * s.out_h() * s.out_w(), s.c_out}, kEps, kMomentum, st);
+  } else if (fused) {
     kiln::cuda::conv2d_forward_batch_stats(y.data<float>(), mean.data<float>(),
                                            invstd.data<float>(), rmean.data<float>(),
                                            rvar.data<float>(), x.data<float>(), w.data<float>(),
@@ -98,38 +111,51 @@ Stats run(const Conv2dShape& s, bool fused) {
           rmean.to_vector<float>(), rvar.to_vector<float>()};
 }
 
+void check_case(const Conv2dShape& s, bool tf32) {
+  const Stats ref = run(s, false, tf32);
+  auto runs = kiln::test::run_in_every_order([&] { return run(s, true, tf32).all(); });
+  REQUIRE(kiln::test::first_difference(runs) == "");
+  const Stats got = run(s, true, tf32);  // again: the counters were left zero
+  REQUIRE(got.all() == runs.results[0]);
+  CHECK(got.y == ref.y);
+  const int c = s.c_out;
+  const int64_t m = int64_t{s.n} * s.out_h() * s.out_w();
+  const double terms = 128 + 24;
+  for (int ch = 0; ch < c; ++ch) {
+    INFO("channel " << ch);
+    double r = 0, dev = 0;
+    for (int64_t i = 0; i < m; ++i) {
+      r = std::max(r, std::fabs(double(ref.y[i * c + ch])));
+      dev = std::max(dev, std::fabs(double(ref.y[i * c + ch]) - ref.mean[ch]));
+    }
+    const double tol_mean = terms * kU * r, tol_var = 4 * terms * kU * r * dev;
+    CHECK(std::fabs(got.mean[ch] - ref.mean[ch]) <= tol_mean);
+    const double istd = ref.invstd[ch];
+    const double var = 1.0 / (istd * istd) - kEps;
+    CHECK(std::fabs(got.invstd[ch] - istd) <= 0.5 * istd * tol_var / (var + kEps) + 2 * kU * istd);
+    CHECK(std::fabs(got.running_mean[ch] - ref.running_mean[ch]) <=
+          kMomentum * tol_mean + 2 * kU * std::fabs(ref.running_mean[ch]));
+    CHECK(std::fabs(got.running_var[ch] - ref.running_var[ch]) <=
+          kMomentum * tol_var * m / (m - 1.0) + 2 * kU * std::fabs(ref.running_var[ch]));
+  }
+}
+
 TEST_CASE("conv2d_forward_batch_stats: the unfused statistics within Chan's bound, every order",
           PARITY_TAG) {
   for (const Case& k : cases()) {
     INFO(k.name);
-    const Conv2dShape& s = k.s;
-    const Stats ref = run(s, false);
-    auto runs = kiln::test::run_in_every_order([&] { return run(s, true).all(); });
-    REQUIRE(kiln::test::first_difference(runs) == "");
-    const Stats got = run(s, true);  // again: the counters were left zero
-    REQUIRE(got.all() == runs.results[0]);
-    CHECK(got.y == ref.y);
-    const int c = s.c_out;
-    const int64_t m = int64_t{s.n} * s.out_h() * s.out_w();
-    const double terms = 128 + 24;
-    for (int ch = 0; ch < c; ++ch) {
-      INFO("channel " << ch);
-      double r = 0, dev = 0;
-      for (int64_t i = 0; i < m; ++i) {
-        r = std::max(r, std::fabs(double(ref.y[i * c + ch])));
-        dev = std::max(dev, std::fabs(double(ref.y[i * c + ch]) - ref.mean[ch]));
-      }
-      const double tol_mean = terms * kU * r, tol_var = 4 * terms * kU * r * dev;
-      CHECK(std::fabs(got.mean[ch] - ref.mean[ch]) <= tol_mean);
-      const double istd = ref.invstd[ch];
-      const double var = 1.0 / (istd * istd) - kEps;
-      CHECK(std::fabs(got.invstd[ch] - istd) <=
-            0.5 * istd * tol_var / (var + kEps) + 2 * kU * istd);
-      CHECK(std::fabs(got.running_mean[ch] - ref.running_mean[ch]) <=
-            kMomentum * tol_mean + 2 * kU * std::fabs(ref.running_mean[ch]));
-      CHECK(std::fabs(got.running_var[ch] - ref.running_var[ch]) <=
-            kMomentum * tol_var * m / (m - 1.0) + 2 * kU * std::fabs(ref.running_var[ch]));
-    }
+    check_case(k.s, false);
+  }
+}
+
+// The tensor-core forward's epilogue (64×64 tiles, no split-K): the shapes the fp32 implicit GEMM
+// takes (the first layer keeps the fp32 direct kernel in every precision).
+TEST_CASE("conv2d_forward_tf32_batch_stats: the unfused tf32 statistics within the same bound",
+          PARITY_TAG) {
+  for (const Case& k : cases()) {
+    if (k.s.c_in <= 3) continue;
+    INFO(k.name);
+    check_case(k.s, true);
   }
 }
 
