@@ -1,5 +1,6 @@
 // core/memory.cpp — allocation, copies and device queries (see memory.h).
 #include "core/memory.h"
+#include "core/workspace_counters.h"
 
 #include <algorithm>
 #include <array>
@@ -218,31 +219,48 @@ AllocationStats allocation_stats() {
 }
 
 namespace {
-// The workspace areas: two per stream that has asked for one (WorkspaceArea).
+// The workspace areas: two per stream that has asked for one (WorkspaceArea), and the stream's
+// zeroed counters (workspace_counters()).
 struct WorkspaceAreas {
   std::mutex mutex;
   std::unordered_map<Stream, std::array<std::unique_ptr<Buffer>, 2>> areas;
+  std::unordered_map<Stream, std::unique_ptr<Buffer>> counters;
 };
 WorkspaceAreas& workspace_areas() {
   static WorkspaceAreas w;
   return w;
 }
-}  // namespace
 
-void* workspace(size_t bytes, Stream stream, WorkspaceArea which) {
+// Grows `area` (of `stream`) to at least `bytes` (rounded up to 256); a new area is zero-filled
+// when `zero` is set.
+void* grow_area(std::unique_ptr<Buffer>& area, size_t bytes, Stream stream, bool zero) {
   require_cuda();
   constexpr size_t kGranule = 256;
   bytes = (std::max<size_t>(bytes, 1) + kGranule - 1) / kGranule * kGranule;
-  WorkspaceAreas& w = workspace_areas();
-  std::lock_guard<std::mutex> lock(w.mutex);
-  std::unique_ptr<Buffer>& area = w.areas[stream][static_cast<size_t>(which)];
   if (!area || area->bytes() < bytes) {
     // Kernels queued earlier on this stream may still read or write the old area.
     if (area) stream_synchronize(stream);
     area.reset();
     area = std::make_unique<Buffer>(bytes, Device::cuda);
+    if (zero) KILN_CUDA_CHECK(cudaMemset(area->data(), 0, bytes));
   }
   return area->data();
+}
+
+}  // namespace
+
+void* workspace(size_t bytes, Stream stream, WorkspaceArea which) {
+  WorkspaceAreas& w = workspace_areas();
+  std::lock_guard<std::mutex> lock(w.mutex);
+  return grow_area(w.areas[stream][static_cast<size_t>(which)], bytes, stream, false);
+}
+
+int* workspace_counters(int64_t count, Stream stream) {
+  KILN_CHECK(count >= 0, "workspace_counters: negative count ", count);
+  WorkspaceAreas& w = workspace_areas();
+  std::lock_guard<std::mutex> lock(w.mutex);
+  return static_cast<int*>(
+      grow_area(w.counters[stream], static_cast<size_t>(count) * sizeof(int), stream, true));
 }
 
 size_t workspace_bytes(Stream stream, WorkspaceArea which) {
@@ -256,13 +274,23 @@ size_t workspace_bytes(Stream stream, WorkspaceArea which) {
 
 void release_workspace(Stream stream) {
   WorkspaceAreas& w = workspace_areas();
-  std::array<std::unique_ptr<Buffer>, 2> area;
+  std::array<std::unique_ptr<Buffer>, 2> areas;
+  std::unique_ptr<Buffer> counters;
   {
     std::lock_guard<std::mutex> lock(w.mutex);
     auto it = w.areas.find(stream);
-    if (it == w.areas.end()) return;
-    area = std::move(it->second);
-    w.areas.erase(it);
+    const bool have_areas = it != w.areas.end();
+    if (have_areas) {
+      areas = std::move(it->second);
+      w.areas.erase(it);
+    }
+    auto ct = w.counters.find(stream);
+    const bool have_counters = ct != w.counters.end();
+    if (have_counters) {
+      counters = std::move(ct->second);
+      w.counters.erase(ct);
+    }
+    if (!have_areas && !have_counters) return;
   }
   stream_synchronize(stream);
 }
@@ -271,7 +299,9 @@ void reset_workspace() {
   WorkspaceAreas& w = workspace_areas();
   std::lock_guard<std::mutex> lock(w.mutex);
   for (auto& [stream, area] : w.areas) stream_synchronize(stream);
+  for (auto& [stream, area] : w.counters) stream_synchronize(stream);
   w.areas.clear();
+  w.counters.clear();
 }
 
 }  // namespace kiln

@@ -7,20 +7,23 @@
 // never change, so it loads its per-channel constants once and walks the rows.
 //
 // Statistics are deterministic: a partial pass writes, per block row-slice, the per-channel sums
-// of its rows (a fixed-order tree over ty in shared memory) to a workspace [gy][2][C]; a finalise
-// kernel adds the gy partials of each channel in a fixed order, in double. The grid depends only
-// on (M, C) and the alignment, so repeated runs give identical bits; there are no atomics.
+// of its rows (a fixed-order tree over ty in shared memory) to a workspace [gy][2][C]; the last
+// block of each channel group to finish adds the gy partials of each channel in a fixed order, in
+// double, in the same launch (finish_two_partials, kernels/batchnorm_tiles.cuh). The grid depends
+// only on (M, C) and the alignment, so repeated runs give identical bits; the only atomics count
+// blocks on integer counters.
 //
 // Numerics of the mean/variance: shifted sums. Each channel's sums are of d = x − K with the shift
 // K = x[0][c] (the channel's first value), Σd and Σd², and var = Σd²/M − (Σd/M)². A shift drawn
 // from the data keeps (mean − K)² of the order of the variance, so the subtraction cancels at most
 // a few bits, unlike the raw Σx² − (Σx)²/M which fails when |mean| ≫ std. One read of x suffices.
 //
-// Training forward: partial sums → finalise (mean, biased var, save_mean, save_invstd, running
-// stats with the unbiased variance, PyTorch's convention) → y = (x − mean)·(γ·invstd) + β.
-// Backward (docs/math.md §2): dx = γ·invstd/M·(M·dy − Σdy − x̂·Σ(dy·x̂)), x̂ = (x − mean)·invstd:
-// one reduction pass for Σdy and Σdy·(x − mean), a finalise that accumulates dgamma += Σdy·x̂ and
-// dbeta += Σdy and stores Σdy/M and Σ(dy·x̂)/M, then one elementwise pass for dx (overwritten).
+// Training forward, 2 launches: partial sums + finalise (mean, biased var, save_mean, save_invstd,
+// running stats with the unbiased variance, PyTorch's convention) → y = (x − mean)·(γ·invstd) + β.
+// Backward (docs/math.md §2), 2 launches: dx = γ·invstd/M·(M·dy − Σdy − x̂·Σ(dy·x̂)),
+// x̂ = (x − mean)·invstd: one reduction pass for Σdy and Σdy·(x − mean) whose finalise accumulates
+// dgamma += Σdy·x̂ and dbeta += Σdy and stores Σdy/M and Σ(dy·x̂)/M, then one elementwise pass for
+// dx (overwritten).
 // Error bounds and resources: docs/kernels-elementwise.md.
 #include "core/device_code.h"
 
@@ -42,10 +45,15 @@ using namespace bn_tiles;
 
 // partial[blockIdx.y][0][c] = Σ (x − K), partial[blockIdx.y][1][c] = Σ (x − K)² over this block's
 // rows, K = x[0][c].
+// The last block of each channel group then finalises its channels (finish_two_partials): batch
+// mean and biased variance from the shifted sums, save_mean, save_invstd, running stats.
 template <int kV>
 __global__ void KILN_LAUNCH_BOUNDS(kBlock)
-    batchnorm_stats_partial_kernel(float* __restrict__ partial, const float* __restrict__ x,
-                                   int64_t m, int c) {
+    batchnorm_stats_partial_kernel(float* __restrict__ partial, int* __restrict__ counters,
+                                   float* __restrict__ save_mean, float* __restrict__ save_invstd,
+                                   float* __restrict__ running_mean,
+                                   float* __restrict__ running_var, const float* __restrict__ x,
+                                   int64_t m, int c, double eps, double momentum) {
   KILN_SHARED(float, s_sum, [kBlock * 4]);
   KILN_SHARED(float, s_sq, [kBlock * 4]);
   const TileThread t = tile_thread<kV>(c);
@@ -66,58 +74,13 @@ __global__ void KILN_LAUNCH_BOUNDS(kBlock)
     }
   }
   store_two_partials<kV>(sum, sq, s_sum, s_sq, partial, c, t);
-}
-
-// Adds the `slices` partials [slices][2][C] of each channel in a fixed order, in double; thread
-// (tx, 0) of the block gets channel blockIdx.x·kFinX + tx's two sums. Every thread must call it.
-__device__ __forceinline__ bool finalise_sums(const float* __restrict__ partial, int slices, int c,
-                                              double& sum0, double& sum1) {
-  KILN_SHARED(double, s0, [kFinY][kFinX]);
-  KILN_SHARED(double, s1, [kFinY][kFinX]);
-  const int tx = threadIdx.x, ty = threadIdx.y;
-  const int ch = blockIdx.x * kFinX + tx;
-  double a = 0.0, b = 0.0;
-  if (ch < c) {
-    for (int s = ty; s < slices; s += kFinY) {
-      a += partial[static_cast<int64_t>(s) * 2 * c + ch];
-      b += partial[static_cast<int64_t>(s) * 2 * c + c + ch];
-    }
-  }
-  s0[ty][tx] = a;
-  s1[ty][tx] = b;
-  for (int span = kFinY / 2; span >= 1; span /= 2) {
-    __syncthreads();
-    if (ty < span) {
-      s0[ty][tx] += s0[ty + span][tx];
-      s1[ty][tx] += s1[ty + span][tx];
-    }
-  }
-  __syncthreads();
-  sum0 = s0[0][tx];
-  sum1 = s1[0][tx];
-  return ty == 0 && ch < c;
-}
-
-// Batch mean and biased variance from the shifted sums; save_mean, save_invstd; running stats.
-__global__ void KILN_LAUNCH_BOUNDS(kFinX* kFinY)
-    batchnorm_stats_finalize_kernel(float* __restrict__ save_mean, float* __restrict__ save_invstd,
-                                    float* __restrict__ running_mean,
-                                    float* __restrict__ running_var,
-                                    const float* __restrict__ partial, const float* __restrict__ x,
-                                    int slices, int64_t m, int c, double eps, double momentum) {
-  double sum_d, sum_dd;
-  if (!finalise_sums(partial, slices, c, sum_d, sum_dd)) return;
-  const int ch = blockIdx.x * kFinX + threadIdx.x;
-  const double md = static_cast<double>(m);
-  const double mean_d = sum_d / md;
-  double var = sum_dd / md - mean_d * mean_d;
-  if (var < 0.0) var = 0.0;
-  const double mean = static_cast<double>(x[ch]) + mean_d;
-  save_mean[ch] = static_cast<float>(mean);
-  save_invstd[ch] = static_cast<float>(1.0 / sqrt(var + eps));
-  const double unbiased = m > 1 ? var * md / (md - 1.0) : var;
-  running_mean[ch] = static_cast<float>((1.0 - momentum) * running_mean[ch] + momentum * mean);
-  running_var[ch] = static_cast<float>((1.0 - momentum) * running_var[ch] + momentum * unbiased);
+  finish_two_partials<kV>(partial, counters, c, [&](int ch, double sum_d, double sum_dd) {
+    const double md = static_cast<double>(m);
+    const double mean_d = sum_d / md;
+    stats_finalise(save_mean, save_invstd, running_mean, running_var, m, ch,
+                   static_cast<double>(x[ch]) + mean_d, sum_dd / md - mean_d * mean_d, eps,
+                   momentum);
+  });
 }
 
 // y = (x − mean)·(γ·invstd) + β. kFromVar: `inv_or_var` holds variances (eval: invstd =
@@ -154,12 +117,15 @@ __global__ void KILN_LAUNCH_BOUNDS(kBlock)
 // ---- backward -----------------------------------------------------------------------------------
 
 // partial[blockIdx.y][0][c] = Σ dy, partial[blockIdx.y][1][c] = Σ dy·(x − mean) over the
-// block's rows.
+// block's rows; the last block of each channel group then finalises its channels
+// (backward_finalise: dgamma, dbeta and the dx pass's coefficients).
 template <int kV>
 __global__ void KILN_LAUNCH_BOUNDS(kBlock)
-    batchnorm_backward_partial_kernel(float* __restrict__ partial, const float* __restrict__ dy,
+    batchnorm_backward_partial_kernel(float* __restrict__ partial, int* __restrict__ counters,
+                                      float* __restrict__ dgamma, float* __restrict__ dbeta,
+                                      float* __restrict__ coef, const float* __restrict__ dy,
                                       const float* __restrict__ x, const float* __restrict__ mean,
-                                      int64_t m, int c) {
+                                      const float* __restrict__ save_invstd, int64_t m, int c) {
   KILN_SHARED(float, s_dy, [kBlock * 4]);
   KILN_SHARED(float, s_dyx, [kBlock * 4]);
   const TileThread t = tile_thread<kV>(c);
@@ -182,23 +148,9 @@ __global__ void KILN_LAUNCH_BOUNDS(kBlock)
     }
   }
   store_two_partials<kV>(sum, sumx, s_dy, s_dyx, partial, c, t);
-}
-
-// dgamma += Σ dy·x̂, dbeta += Σ dy; coef[0][c] = Σdy/M, coef[1][c] = Σ(dy·x̂)/M for the dx pass.
-__global__ void KILN_LAUNCH_BOUNDS(kFinX* kFinY)
-    batchnorm_backward_finalize_kernel(float* __restrict__ dgamma, float* __restrict__ dbeta,
-                                       float* __restrict__ coef, const float* __restrict__ partial,
-                                       const float* __restrict__ save_invstd, int slices, int64_t m,
-                                       int c) {
-  double sum_dy, sum_dyxmu;
-  if (!finalise_sums(partial, slices, c, sum_dy, sum_dyxmu)) return;
-  const int ch = blockIdx.x * kFinX + threadIdx.x;
-  const double sum_dyxhat = sum_dyxmu * static_cast<double>(save_invstd[ch]);
-  dgamma[ch] = static_cast<float>(static_cast<double>(dgamma[ch]) + sum_dyxhat);
-  dbeta[ch] = static_cast<float>(static_cast<double>(dbeta[ch]) + sum_dy);
-  const double md = static_cast<double>(m);
-  coef[ch] = static_cast<float>(sum_dy / md);
-  coef[c + ch] = static_cast<float>(sum_dyxhat / md);
+  finish_two_partials<kV>(partial, counters, c, [&](int ch, double sum_dy, double sum_dyxmu) {
+    backward_finalise(dgamma, dbeta, coef, save_invstd, m, c, ch, sum_dy, sum_dyxmu);
+  });
 }
 
 // dx = γ·invstd·(dy − Σdy/M − x̂·Σ(dy·x̂)/M), x̂ = (x − mean)·invstd.
@@ -276,32 +228,20 @@ void batchnorm_batch_stats(float* save_mean, float* save_invstd, float* running_
   const bool vec_stats = s.c % 4 == 0 && aligned16(x);
   const Tiles stats = make_tiles(s.m, s.c, vec_stats, kPartialRowsPerThread, kPartialMaxBlocks);
   float* partial = tiles_workspace(stats, s.c, stream);
-  const int slices = static_cast<int>(stats.grid.y);
+  int* counters = tiles_counters(stats, stream);
+  const int64_t slices = stats.grid.y;
   const LaunchConfig pcfg{stats.grid, stats.block, 0, stream};
-  cost::simt("batchnorm_stats_partial", 3 * s.m * s.c, cost::f32(s.m * s.c + 2 * slices * s.c));
+  // The partials, and (the last block of each channel group) their sums and the statistics.
+  cost::simt("batchnorm_stats_partial", 3 * s.m * s.c + 4 * slices * s.c,
+             cost::f32(s.m * s.c + 4 * slices * s.c + 6 * s.c));
   if (stats.v == 4) {
-    launch(pcfg, batchnorm_stats_partial_kernel<4>, partial, x, s.m, s.c);
+    launch(pcfg, batchnorm_stats_partial_kernel<4>, partial, counters, save_mean, save_invstd,
+           running_mean, running_var, x, s.m, s.c, eps, momentum);
   } else {
-    launch(pcfg, batchnorm_stats_partial_kernel<1>, partial, x, s.m, s.c);
+    launch(pcfg, batchnorm_stats_partial_kernel<1>, partial, counters, save_mean, save_invstd,
+           running_mean, running_var, x, s.m, s.c, eps, momentum);
   }
-  cost::simt("batchnorm_stats_finalize", 4 * slices * s.c, cost::f32(2 * slices * s.c + 6 * s.c));
-  launch({finalize_grid(s.c), dim3(kFinX, kFinY), 0, stream}, batchnorm_stats_finalize_kernel,
-         save_mean, save_invstd, running_mean, running_var, static_cast<const float*>(partial), x,
-         slices, s.m, s.c, eps, momentum);
 }
-
-namespace bn_tiles {
-
-void launch_backward_finalize(float* dgamma, float* dbeta, float* coef, const float* partial,
-                              const float* save_invstd, int slices, const BatchNormShape& s,
-                              Stream stream) {
-  cost::simt("batchnorm_backward_finalize", 4 * slices * s.c,
-             cost::f32(2 * slices * s.c + 7 * s.c));
-  launch({finalize_grid(s.c), dim3(kFinX, kFinY), 0, stream}, batchnorm_backward_finalize_kernel,
-         dgamma, dbeta, coef, partial, save_invstd, slices, s.m, s.c);
-}
-
-}  // namespace bn_tiles
 
 void batchnorm_forward_train(float* y, float* save_mean, float* save_invstd, float* running_mean,
                              float* running_var, const float* x, const float* gamma,
@@ -364,16 +304,18 @@ void batchnorm_backward(float* dx, float* dgamma, float* dbeta, const float* dy,
   const Tiles red = make_tiles(s.m, s.c, vec_red, kPartialRowsPerThread, kPartialMaxBlocks);
   float* partial = tiles_workspace(red, s.c, stream);
   float* coef = partial + static_cast<size_t>(red.grid.y) * 2 * s.c;
-  const int slices = static_cast<int>(red.grid.y);
+  int* counters = tiles_counters(red, stream);
+  const int64_t slices = red.grid.y;
   const LaunchConfig pcfg{red.grid, red.block, 0, stream};
-  cost::simt("batchnorm_backward_partial", 4 * s.m * s.c,
-             cost::f32(2 * s.m * s.c + 2 * slices * s.c));
+  cost::simt("batchnorm_backward_partial", 4 * s.m * s.c + 4 * slices * s.c,
+             cost::f32(2 * s.m * s.c + 4 * slices * s.c + 7 * s.c));
   if (red.v == 4) {
-    launch(pcfg, batchnorm_backward_partial_kernel<4>, partial, dy, x, save_mean, s.m, s.c);
+    launch(pcfg, batchnorm_backward_partial_kernel<4>, partial, counters, dgamma, dbeta, coef, dy,
+           x, save_mean, save_invstd, s.m, s.c);
   } else {
-    launch(pcfg, batchnorm_backward_partial_kernel<1>, partial, dy, x, save_mean, s.m, s.c);
+    launch(pcfg, batchnorm_backward_partial_kernel<1>, partial, counters, dgamma, dbeta, coef, dy,
+           x, save_mean, save_invstd, s.m, s.c);
   }
-  launch_backward_finalize(dgamma, dbeta, coef, partial, save_invstd, slices, s, stream);
   // coef sits after the partials: 16-byte aligned when C % 4 == 0 (the workspace is).
   const bool vec = s.c % 4 == 0 && aligned16(dx) && aligned16(dy) && aligned16(x) &&
                    aligned16(gamma) && aligned16(save_mean) && aligned16(save_invstd) &&

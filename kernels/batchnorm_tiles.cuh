@@ -17,7 +17,9 @@
 #include "core/error.h"
 #include "core/launch.h"
 #include "core/memory.h"
+#include "core/workspace_counters.h"
 #include "kernels/batchnorm.h"
+#include "kernels/last_block.cuh"
 
 namespace kiln::cuda::bn_tiles {
 
@@ -29,7 +31,7 @@ constexpr int64_t kPartialMaxBlocks = 1024;
 // Elementwise passes: a few rows per thread, a few waves.
 constexpr int kMapRowsPerThread = 4;
 constexpr int64_t kMapMaxBlocks = 2048;
-// Finalise kernels: 32 channels x 8 threads summing the partials of each channel.
+// Finalising: per chunk of 32 channels, 8 lanes summing the partials of each channel.
 constexpr int kFinX = 32, kFinY = 8;
 
 template <int kV>
@@ -159,15 +161,84 @@ inline float* tiles_workspace(const Tiles& t, int c, Stream stream) {
   return static_cast<float*>(kiln::workspace(floats * sizeof(float), stream));
 }
 
-inline dim3 finalize_grid(int c) {
-  return dim3(static_cast<unsigned>((c + kFinX - 1) / kFinX));
+// The end of a two-sum reduction, in the partial kernel's own launch: after store_two_partials,
+// the last block of channel group blockIdx.x to arrive (kernels/last_block.cuh; counters one per
+// channel group) adds, for each channel of the group, the gridDim.y partials [slices][2][C] in a
+// fixed order in double — lane j = 0..7 sums the slices s ≡ j (mod 8) in order, then a tree over
+// the lanes (span 4, 2, 1) — and calls f(ch, Σ0, Σ1) once per channel. Every thread must call it.
+template <int kV, class F>
+__device__ __forceinline__ void finish_two_partials(const float* partial, int* counters, int c,
+                                                    F&& f) {
+  if (!arrive_last(counters + blockIdx.x, static_cast<int>(gridDim.y))) return;
+  KILN_SHARED(double, s0, [kFinY][kFinX]);
+  KILN_SHARED(double, s1, [kFinY][kFinX]);
+  const int slices = static_cast<int>(gridDim.y);
+  const int tid = flat_thread(), nt = block_threads();
+  const int c_begin = static_cast<int>(blockIdx.x * blockDim.x) * kV;
+  const int c_end = c_begin + static_cast<int>(blockDim.x) * kV < c
+                        ? c_begin + static_cast<int>(blockDim.x) * kV
+                        : c;
+  for (int ch0 = c_begin; ch0 < c_end; ch0 += kFinX) {
+    for (int v = tid; v < kFinX * kFinY; v += nt) {
+      const int fx = v % kFinX, fy = v / kFinX, ch = ch0 + fx;
+      double a = 0.0, b = 0.0;
+      if (ch < c_end) {
+        for (int sl = fy; sl < slices; sl += kFinY) {
+          a += __ldcg(partial + static_cast<int64_t>(sl) * 2 * c + ch);
+          b += __ldcg(partial + static_cast<int64_t>(sl) * 2 * c + c + ch);
+        }
+      }
+      s0[fy][fx] = a;
+      s1[fy][fx] = b;
+    }
+    for (int span = kFinY / 2; span >= 1; span /= 2) {
+      __syncthreads();
+      for (int v = tid; v < span * kFinX; v += nt) {
+        const int fx = v % kFinX, fy = v / kFinX;
+        s0[fy][fx] += s0[fy + span][fx];
+        s1[fy][fx] += s1[fy + span][fx];
+      }
+    }
+    __syncthreads();
+    for (int v = tid; v < kFinX && ch0 + v < c_end; v += nt) f(ch0 + v, s0[0][v], s1[0][v]);
+    __syncthreads();  // the next chunk overwrites s0 and s1
+  }
 }
 
-// The backward finalise of kernels/batchnorm.cu (one launch): from the partials [slices][2][C] of
-// Σ dy and Σ dy·(x − mean), dgamma += Σ dy·x̂, dbeta += Σ dy, coef[0][c] = Σdy/M and
-// coef[1][c] = Σ(dy·x̂)/M, summed in a fixed order in double.
-void launch_backward_finalize(float* dgamma, float* dbeta, float* coef, const float* partial,
-                              const float* save_invstd, int slices, const BatchNormShape& s,
-                              Stream stream);
+// The counters finish_two_partials needs for a grid of channel tiles: one per channel group.
+inline int* tiles_counters(const Tiles& t, Stream stream) {
+  return kiln::workspace_counters(t.grid.x, stream);
+}
+
+// The statistics finalise of one channel from its batch mean and biased variance (PyTorch's
+// convention): save_mean, save_invstd = 1/√(var + eps), and the running statistics with the
+// unbiased variance. Shared by batchnorm_batch_stats and the convolution epilogue's statistics
+// (kernels/conv_batch_stats.cuh).
+__device__ __forceinline__ void stats_finalise(float* save_mean, float* save_invstd,
+                                               float* running_mean, float* running_var, int64_t m,
+                                               int ch, double mean, double var, double eps,
+                                               double momentum) {
+  if (var < 0.0) var = 0.0;
+  const double md = static_cast<double>(m);
+  save_mean[ch] = static_cast<float>(mean);
+  save_invstd[ch] = static_cast<float>(1.0 / sqrt(var + eps));
+  const double unbiased = m > 1 ? var * md / (md - 1.0) : var;
+  running_mean[ch] = static_cast<float>((1.0 - momentum) * running_mean[ch] + momentum * mean);
+  running_var[ch] = static_cast<float>((1.0 - momentum) * running_var[ch] + momentum * unbiased);
+}
+
+// The backward finalise of one channel, from Σ dy and Σ dy·(x − mean): dgamma += Σ dy·x̂,
+// dbeta += Σ dy, coef[0][c] = Σdy/M and coef[1][c] = Σ(dy·x̂)/M for the dx pass (kernels/batchnorm.cu
+// and the fused block's backward share it).
+__device__ __forceinline__ void backward_finalise(float* dgamma, float* dbeta, float* coef,
+                                                  const float* save_invstd, int64_t m, int c,
+                                                  int ch, double sum_dy, double sum_dyxmu) {
+  const double sum_dyxhat = sum_dyxmu * static_cast<double>(save_invstd[ch]);
+  dgamma[ch] = static_cast<float>(static_cast<double>(dgamma[ch]) + sum_dyxhat);
+  dbeta[ch] = static_cast<float>(static_cast<double>(dbeta[ch]) + sum_dy);
+  const double md = static_cast<double>(m);
+  coef[ch] = static_cast<float>(sum_dy / md);
+  coef[c + ch] = static_cast<float>(sum_dyxhat / md);
+}
 
 }  // namespace kiln::cuda::bn_tiles

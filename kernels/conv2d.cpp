@@ -27,33 +27,6 @@ struct ConvParamsText {
 };
 using ConvCall = detail::Call<ConvParamsText>;
 
-// Shape of the convolution from the input extents [N, H, W, C_in] and the filter w; checks that the
-// parameters make sense and the kernel fits the padded input.
-Conv2dShape conv_shape(const ConvCall& call, const Tensor& x_like, const Tensor& w,
-                       const Conv2dParams& p) {
-  KILN_CHECK(x_like.rank() == 4, call, ": activations must be 4-D [N, H, W, C] (NHWC)");
-  KILN_CHECK(w.rank() == 4, call, ": w must be 4-D [C_out, KH, KW, C_in]");
-  KILN_CHECK(p.stride_h >= 1 && p.stride_w >= 1 && p.pad_h >= 0 && p.pad_w >= 0, call,
-             ": strides must be >= 1 and padding >= 0");
-  Conv2dShape s;
-  s.n = static_cast<int>(x_like.size(0));
-  s.h = static_cast<int>(x_like.size(1));
-  s.w = static_cast<int>(x_like.size(2));
-  s.c_in = static_cast<int>(x_like.size(3));
-  s.c_out = static_cast<int>(w.size(0));
-  s.kh = static_cast<int>(w.size(1));
-  s.kw = static_cast<int>(w.size(2));
-  s.stride_h = p.stride_h;
-  s.stride_w = p.stride_w;
-  s.pad_h = p.pad_h;
-  s.pad_w = p.pad_w;
-  KILN_CHECK(w.size(3) == s.c_in, call, ": input channels differ: ", s.c_in, " in the activation, ",
-             w.size(3), " in w");
-  KILN_CHECK(s.h + 2 * s.pad_h >= s.kh && s.w + 2 * s.pad_w >= s.kw, call, ": the ", s.kh, "x",
-             s.kw, " kernel does not fit the padded ", s.h, "x", s.w, " input");
-  return s;
-}
-
 Shape out_shape(const Conv2dShape& s) {
   return {s.n, s.out_h(), s.out_w(), s.c_out};
 }

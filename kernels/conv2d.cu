@@ -15,10 +15,13 @@
 //   backward-filter  M = C_out  N = KH·KW·C_in  K = N·OH·OW (k = output pixel)
 //                    A[k][co] = dy[k][co], B[k][(i, j, ci)] = x[n, oh·sh−ph+i, ow·sw−pw+j, ci];
 //                    deterministic split-K: each split of the pixel range writes its partial
-//                    tile to a workspace, a second kernel sums the splits in order and adds to dw;
-//                    db = column sums of dy (fixed order, kernels/linear.cu).
+//                    tile to a workspace, the last split of the tile to finish sums the splits
+//                    in order and adds to dw (tile::finish_splits, the same launch);
+//                    db = Σ_pixels dy as one more column of the same product (B gets a column
+//                    of ones), so no separate column-sum launch.
 // Forward and backward-data split along K the same way when the output has too few tiles to fill
-// the GPU and K is long (the deep layers at small batch): partials, then split_sum_store (+ bias).
+// the GPU and K is long (the deep layers at small batch): partials, summed (+ bias) by the last
+// block of each tile to finish, in the same launch (tile::finish_splits).
 // Paths, chosen by the launchers: float4 global loads when the channel counts are multiples of 4
 // (scalar loads otherwise, any shape); a compile-time 3×3 / stride 1 / padding 1 variant of each
 // (constant geometry, no divisions in the gathers); and, for the first layer (C_in = 1..3, where
@@ -35,6 +38,8 @@
 #include "core/memory.h"
 #include "kernels/conv2d.h"
 #include "kernels/conv2d_geometry.cuh"
+#include "kernels/conv_batch_stats.cuh"
+#include "kernels/fused_block.h"
 #include "kernels/gemm_tile.cuh"
 
 namespace kiln::cuda {
@@ -213,11 +218,12 @@ struct ConvBackwardFilterInputLoader : MNContigStage<BN, kThreads> {
   static constexpr int kCols = kVec ? 1 : 4;  // column decompositions kept (vec: one quad)
   const float* x;
   int k, k_end;
+  int c0, ones;                         // the thread's first column; a column of ones, or −1
   int ci[kCols], di[kCols], dj[kCols];  // column -> (ci, i − ph, j − pw); di = large when invalid
   int pn[Stage::kQuads], poh[Stage::kQuads], pow_[Stage::kQuads];  // pixel of each k-row
   __device__ ConvBackwardFilterInputLoader(const float* x_, const ConvDims& d, int n0, int k_begin,
-                                           int k_end_)
-      : x(x_), k(k_begin), k_end(k_end_) {
+                                           int k_end_, int ones_)
+      : x(x_), k(k_begin), k_end(k_end_), c0(n0 + Stage::col()), ones(ones_) {
     const Geom<kFast> g{d};
     const int ncols = g.kh() * g.kw() * d.ci;
 #pragma unroll
@@ -256,6 +262,7 @@ struct ConvBackwardFilterInputLoader : MNContigStage<BN, kThreads> {
         } else {
           v = make_float4(at(d, g, q, 0), at(d, g, q, 1), at(d, g, q, 2), at(d, g, q, 3));
         }
+        tile::set_ones(v, c0, ones);
       }
       this->v[q] = v;
       pow_[q] += 8;
@@ -281,25 +288,36 @@ struct WithDims : L {
 };
 
 // Split z covers k in [z·tiles_per_split·BK, ...). partials == nullptr: one split, the block stores
-// y (+ bias); else it stores its partial tile to partials[z][M][C_out] for split_sum_store.
-template <class Cfg, bool kVec, bool kFast>
+// y (+ bias); else it stores its partial tile to partials[z][M][C_out] and the tile's last block
+// sums them (tile::finish_splits; counters one per output tile). kStats: the block holding the
+// tile's final y then gathers batchnorm's batch statistics (kernels/conv_batch_stats.cuh).
+template <class Cfg, bool kVec, bool kFast, bool kStats>
 __global__ void KILN_LAUNCH_BOUNDS(Cfg::kThreads, Cfg::kMinBlocks)
     conv2d_forward_implicit_gemm_kernel(float* __restrict__ y, float* __restrict__ partials,
-                                        const float* __restrict__ x, const float* __restrict__ w,
-                                        const float* __restrict__ b, ConvDims d,
-                                        int tiles_per_split, bool vec_store) {
+                                        int* __restrict__ counters, const float* __restrict__ x,
+                                        const float* __restrict__ w, const float* __restrict__ b,
+                                        ConvDims d, int tiles_per_split, bool vec_store,
+                                        bn_epilogue::StatsArgs stats) {
   const int M = d.n * d.oh * d.ow, K = d.kh * d.kw * d.ci;
   const tile::BlockTile t = tile::block_tile<Cfg>(K, tiles_per_split);
   WithDims<ConvForwardInputLoader<Cfg::BM, Cfg::kThreads, kVec, kFast>> la(d, x, d, t.m0, t.k_begin,
                                                                            t.k_end);  // (BM, K)
   RowsLoader<Cfg::BN, Cfg::kThreads, kVec> lb(w, K, d.co, t.n0, t.k_begin, t.k_end);  // (BN, K)
-  tile::run_block<Cfg, false>(la, lb, t, y, partials, M, d.co, b, vec_store);
+  const bool final_tile =
+      tile::run_block<Cfg, false>(la, lb, t, y, partials, counters, M, d.co, b, vec_store);
+  if constexpr (kStats) {
+    if (final_tile)
+      bn_epilogue::batch_stats_epilogue(y, bn_epilogue::GemmRows<Cfg::BM>{M},
+                                        static_cast<int>(blockIdx.x), static_cast<int>(blockIdx.y),
+                                        t.n0, min(t.n0 + Cfg::BN, d.co), stats);
+  }
 }
 
 // Splits as in the forward kernel (partials [z][N·H·W][C_in]).
 template <class Cfg, bool kVec, bool kFast>
 __global__ void KILN_LAUNCH_BOUNDS(Cfg::kThreads, Cfg::kMinBlocks)
     conv2d_backward_data_implicit_gemm_kernel(float* __restrict__ dx, float* __restrict__ partials,
+                                              int* __restrict__ counters,
                                               const float* __restrict__ dy,
                                               const float* __restrict__ w, ConvDims d,
                                               int tiles_per_split, bool vec_store) {
@@ -309,15 +327,18 @@ __global__ void KILN_LAUNCH_BOUNDS(Cfg::kThreads, Cfg::kMinBlocks)
                                                                                t.k_begin, t.k_end);
   WithDims<ConvBackwardDataWeightLoader<Cfg::BN, Cfg::kThreads, kVec, kFast>> lb(
       d, w, d, t.n0, t.k_begin, t.k_end);
-  tile::run_block<Cfg, false>(la, lb, t, dx, partials, M, d.ci, nullptr, vec_store);
+  tile::run_block<Cfg, false>(la, lb, t, dx, partials, counters, M, d.ci, nullptr, vec_store);
 }
 
 // Split z covers output pixels [z·tiles_per_split·BK, ...). partials == nullptr: one split, add
-// into dw; else store the partial tile to partials[z][C_out][KH·KW·C_in].
+// into dw; else store the partial tile to partials[z][C_out][KH·KW·C_in (+1)], summed into dw by
+// the tile's last block. db (nullable): B gets a column of ones after its KH·KW·C_in columns, so
+// that column of the product, Σ_pixels dy, is added to db in the same GEMM.
 template <class Cfg, bool kVec, bool kFast>
 __global__ void KILN_LAUNCH_BOUNDS(Cfg::kThreads, Cfg::kMinBlocks)
-    conv2d_backward_filter_implicit_gemm_kernel(float* __restrict__ dw,
+    conv2d_backward_filter_implicit_gemm_kernel(float* __restrict__ dw, float* __restrict__ db,
                                                 float* __restrict__ partials,
+                                                int* __restrict__ counters,
                                                 const float* __restrict__ dy,
                                                 const float* __restrict__ x, ConvDims d,
                                                 int tiles_per_split, bool vec_store) {
@@ -326,8 +347,8 @@ __global__ void KILN_LAUNCH_BOUNDS(Cfg::kThreads, Cfg::kMinBlocks)
   KRowsLoader<Cfg::BM, Cfg::kThreads, kVec> la(dy, d.co, d.co, t.m0, t.k_begin,
                                                t.k_end);  // (K, BM)
   WithDims<ConvBackwardFilterInputLoader<Cfg::BN, Cfg::kThreads, kVec, kFast>> lb(
-      d, x, d, t.n0, t.k_begin, t.k_end);  // (K, BN)
-  tile::run_block<Cfg, true>(la, lb, t, dw, partials, d.co, N, nullptr, vec_store);
+      d, x, d, t.n0, t.k_begin, t.k_end, db != nullptr ? N : -1);  // (K, BN)
+  tile::run_block<Cfg, true>(la, lb, t, dw, partials, counters, d.co, N, nullptr, vec_store, db);
 }
 
 // First-layer forward (C_in = kCin in 1..3): direct convolution of an 8×16 output tile. Shared:
@@ -335,11 +356,28 @@ __global__ void KILN_LAUNCH_BOUNDS(Cfg::kThreads, Cfg::kMinBlocks)
 // [patch_h][patch_w][kCin] (zeros outside the image). Thread item = (pixel, 4 output channels):
 // consecutive threads take consecutive channel quads, so a warp writes contiguous y.
 constexpr int kDirectTileH = 8, kDirectTileW = 16, kDirectThreads = 256;
-template <int kCin>
+// The output pixels of a direct-kernel tile (blockIdx.x, blockIdx.y, image blockIdx.z), tile index
+// (z·gy + y)·gx + x, as rows of y [N·OH·OW][C_out] for the statistics epilogue.
+struct DirectRows {
+  int oh, ow, gx, gy;
+  __device__ int count(int tile) const {
+    const int r = tile % (gx * gy), by = r / gx, bx = r % gx;
+    return min(kDirectTileH, oh - by * kDirectTileH) * min(kDirectTileW, ow - bx * kDirectTileW);
+  }
+  __device__ int64_t row(int tile, int i) const {
+    const int n = tile / (gx * gy), r = tile % (gx * gy), by = r / gx, bx = r % gx;
+    const int vw = min(kDirectTileW, ow - bx * kDirectTileW);
+    return (static_cast<int64_t>(n) * oh + by * kDirectTileH + i / vw) * ow + bx * kDirectTileW +
+           i % vw;
+  }
+};
+
+template <int kCin, bool kStats>
 __global__ void KILN_LAUNCH_BOUNDS(kDirectThreads)
     conv2d_forward_small_cin_kernel(float* __restrict__ y, const float* __restrict__ x,
                                     const float* __restrict__ w, const float* __restrict__ b,
-                                    ConvDims d, int patch_h, int patch_w, bool vec_store) {
+                                    ConvDims d, int patch_h, int patch_w, bool vec_store,
+                                    bn_epilogue::StatsArgs stats) {
   KILN_DYNAMIC_SHARED(float, smem);
   const int quads = (d.co + 3) / 4, cop = quads * 4, taps = d.kh * d.kw * kCin;
   float* w_s = smem;               // (taps, cop)
@@ -395,6 +433,13 @@ __global__ void KILN_LAUNCH_BOUNDS(kDirectThreads)
       for (int u = 0; u < 4 && q * 4 + u < d.co; ++u) out[u] = e[u];
     }
   }
+  if constexpr (kStats) {
+    const DirectRows rows{d.oh, d.ow, static_cast<int>(gridDim.x), static_cast<int>(gridDim.y)};
+    const int tile = (n * static_cast<int>(gridDim.y) + static_cast<int>(blockIdx.y)) *
+                         static_cast<int>(gridDim.x) +
+                     static_cast<int>(blockIdx.x);
+    bn_epilogue::batch_stats_epilogue(y, rows, tile, 0, 0, d.co, stats);
+  }
 }
 
 // ---- launchers ---------------------------------------------------------------------------------
@@ -432,8 +477,42 @@ size_t small_cin_shared_bytes(const Conv2dShape& s, int* patch_h, int* patch_w) 
 
 }  // namespace
 
-void conv2d_forward(float* y, const float* x, const float* w, const float* b, const Conv2dShape& s,
-                    Stream stream) {
+namespace {
+
+// The batchnorm outputs of conv2d_forward_batch_stats (nullptr: a plain forward).
+struct BatchStatsTarget {
+  float *save_mean, *save_invstd, *running_mean, *running_var;
+  double eps, momentum;
+};
+
+// The statistics arguments for `tiles` tiles along M (the op's one workspace request holds
+// [split partials | tile pairs | group triples], its one counter request [split counters |
+// statistics counters]).
+bn_epilogue::StatsArgs stats_args(const BatchStatsTarget& t, const ConvDims& d, int tiles,
+                                  float* area, int* counters) {
+  return bn_epilogue::make_args(t.save_mean, t.save_invstd, t.running_mean, t.running_var, t.eps,
+                                t.momentum, int64_t{d.n} * d.oh * d.ow, d.co, tiles, area,
+                                counters);
+}
+
+template <int kCin>
+void launch_small_cin(const LaunchConfig& cfg, float* y, const float* x, const float* w,
+                      const float* b, const ConvDims& d, int patch_h, int patch_w, bool vec_store,
+                      const BatchStatsTarget* stats, Stream stream) {
+  if (stats == nullptr) {
+    launch(cfg, conv2d_forward_small_cin_kernel<kCin, false>, y, x, w, b, d, patch_h, patch_w,
+           vec_store, bn_epilogue::StatsArgs{});
+    return;
+  }
+  const int tiles = static_cast<int>(cfg.grid.x * cfg.grid.y * cfg.grid.z);
+  float* area = tile::workspace(bn_epilogue::workspace_floats(tiles, d.co), stream);
+  int* counters = kiln::workspace_counters(bn_epilogue::counters_needed(tiles, 1), stream);
+  launch(cfg, conv2d_forward_small_cin_kernel<kCin, true>, y, x, w, b, d, patch_h, patch_w,
+         vec_store, stats_args(*stats, d, tiles, area, counters));
+}
+
+void conv2d_forward_impl(float* y, const float* x, const float* w, const float* b,
+                         const Conv2dShape& s, const BatchStatsTarget* stats, Stream stream) {
   const ConvDims d = dims_of("cuda::conv2d_forward", s);
   int patch_h = 0, patch_w = 0;
   if (const size_t smem = small_cin_shared_bytes(s, &patch_h, &patch_w); smem > 0) {
@@ -445,11 +524,11 @@ void conv2d_forward(float* y, const float* x, const float* w, const float* b, co
     const bool vec_store = d.co % 4 == 0 && aligned16(y);
     const LaunchConfig cfg{grid, dim3(kDirectThreads), smem, stream};
     if (d.ci == 1)
-      launch(cfg, conv2d_forward_small_cin_kernel<1>, y, x, w, b, d, patch_h, patch_w, vec_store);
+      launch_small_cin<1>(cfg, y, x, w, b, d, patch_h, patch_w, vec_store, stats, stream);
     else if (d.ci == 2)
-      launch(cfg, conv2d_forward_small_cin_kernel<2>, y, x, w, b, d, patch_h, patch_w, vec_store);
+      launch_small_cin<2>(cfg, y, x, w, b, d, patch_h, patch_w, vec_store, stats, stream);
     else
-      launch(cfg, conv2d_forward_small_cin_kernel<3>, y, x, w, b, d, patch_h, patch_w, vec_store);
+      launch_small_cin<3>(cfg, y, x, w, b, d, patch_h, patch_w, vec_store, stats, stream);
     return;
   }
   const int64_t M = int64_t{d.n} * d.oh * d.ow;
@@ -458,17 +537,49 @@ void conv2d_forward(float* y, const float* x, const float* w, const float* b, co
   const tile::Plan plan = tile::plan_gemm(M, d.co, int64_t{d.kh} * d.kw * d.ci,
                                           tile::kMinTilesOverwrite, tile::use_large_tiles(M, d.co));
   const int splits = plan.split.splits;
-  float* partials = splits > 1 ? tile::workspace(int64_t{splits} * M * d.co, stream) : nullptr;
   cost::gemm("conv2d_forward", cost::Op::conv, Precision::fp32, M, d.co, d.kh * d.kw * d.ci,
              cost::f32(int64_t{d.n} * d.h * d.w * d.ci + int64_t{d.co} * d.kh * d.kw * d.ci + d.co +
                        splits * M * d.co));
   dispatch(plan.large, vec, is_3x3_s1_p1(s), [&]<class Cfg, bool kVec, bool kFast>() {
     const dim3 grid(ceil_div(M, Cfg::BM), ceil_div(d.co, Cfg::BN), splits);
-    launch({grid, dim3(Cfg::kThreads), 0, stream},
-           conv2d_forward_implicit_gemm_kernel<Cfg, kVec, kFast>, y, partials, x, w, b, d,
-           plan.split.tiles_per_split, vec_store);
+    const LaunchConfig cfg{grid, dim3(Cfg::kThreads), 0, stream};
+    const int64_t split_floats = splits > 1 ? int64_t{splits} * M * d.co : 0;
+    const int64_t split_counters = splits > 1 ? int64_t{grid.x} * grid.y : 0;
+    if (stats == nullptr) {
+      float* partials = tile::workspace(split_floats, stream);
+      launch(cfg, conv2d_forward_implicit_gemm_kernel<Cfg, kVec, kFast, false>, y, partials,
+             tile::split_counters(partials, grid, stream), x, w, b, d, plan.split.tiles_per_split,
+             vec_store, bn_epilogue::StatsArgs{});
+      return;
+    }
+    const int tiles = static_cast<int>(grid.x);
+    float* area =
+        tile::workspace(split_floats + bn_epilogue::workspace_floats(tiles, d.co), stream);
+    int* counters = kiln::workspace_counters(
+        split_counters + bn_epilogue::counters_needed(tiles, static_cast<int>(grid.y)), stream);
+    float* partials = splits > 1 ? area : nullptr;
+    launch(cfg, conv2d_forward_implicit_gemm_kernel<Cfg, kVec, kFast, true>, y, partials,
+           splits > 1 ? counters : nullptr, x, w, b, d, plan.split.tiles_per_split, vec_store,
+           stats_args(*stats, d, tiles, area + split_floats, counters + split_counters));
   });
-  if (partials != nullptr) detail::split_sum_store(y, partials, splits, M * d.co, d.co, b, stream);
+}
+
+}  // namespace
+
+void conv2d_forward(float* y, const float* x, const float* w, const float* b, const Conv2dShape& s,
+                    Stream stream) {
+  conv2d_forward_impl(y, x, w, b, s, nullptr, stream);
+}
+
+void conv2d_forward_batch_stats(float* y, float* save_mean, float* save_invstd, float* running_mean,
+                                float* running_var, const float* x, const float* w, const float* b,
+                                const Conv2dShape& s, double eps, double momentum, Stream stream) {
+  const char* op = "cuda::conv2d_forward_batch_stats";
+  KILN_CHECK(y && save_mean && save_invstd && running_mean && running_var && x && w, op,
+             ": null pointer");
+  KILN_CHECK(eps > 0.0, op, ": eps must be positive");
+  const BatchStatsTarget t{save_mean, save_invstd, running_mean, running_var, eps, momentum};
+  conv2d_forward_impl(y, x, w, b, s, &t, stream);
 }
 
 void conv2d_backward_data(float* dx, const float* dy, const float* w, const Conv2dShape& s,
@@ -487,11 +598,10 @@ void conv2d_backward_data(float* dx, const float* dy, const float* w, const Conv
   dispatch(plan.large, vec, is_3x3_s1_p1(s), [&]<class Cfg, bool kVec, bool kFast>() {
     const dim3 grid(ceil_div(M, Cfg::BM), ceil_div(d.ci, Cfg::BN), splits);
     launch({grid, dim3(Cfg::kThreads), 0, stream},
-           conv2d_backward_data_implicit_gemm_kernel<Cfg, kVec, kFast>, dx, partials, dy, w, d,
-           plan.split.tiles_per_split, vec_store);
+           conv2d_backward_data_implicit_gemm_kernel<Cfg, kVec, kFast>, dx, partials,
+           tile::split_counters(partials, grid, stream), dy, w, d, plan.split.tiles_per_split,
+           vec_store);
   });
-  if (partials != nullptr)
-    detail::split_sum_store(dx, partials, splits, M * d.ci, d.ci, nullptr, stream);
 }
 
 void conv2d_backward_filter(float* dw, float* db, const float* dy, const float* x,
@@ -500,28 +610,22 @@ void conv2d_backward_filter(float* dw, float* db, const float* dy, const float* 
   const int M = d.co, N = d.kh * d.kw * d.ci, K = d.n * d.oh * d.ow;
   const bool vec = d.ci % 4 == 0 && d.co % 4 == 0 && aligned16(dy) && aligned16(x);
   const bool vec_store = N % 4 == 0 && aligned16(dw);
-  // Split-K supplies the parallelism, so 128×128 tiles whenever both extents fill them.
+  // Split-K supplies the parallelism, so 128×128 tiles whenever both extents fill them. The plan
+  // is that of dw alone, so dw's sums are the same with or without db.
   const tile::Plan plan = tile::plan_gemm(M, N, K, tile::kMinTilesAccumulate, M >= 128 && N >= 128);
   const int splits = plan.split.splits;
-  // One workspace request for both reductions: [split partials of dw | column-sum partials of db].
-  const int64_t dw_floats = splits > 1 ? int64_t{splits} * M * N : 0;
-  const int64_t db_floats = db != nullptr ? detail::column_sum_workspace_floats(K, M) : 0;
-  float* work = tile::workspace(dw_floats + db_floats, stream);
-  float* partials = dw_floats > 0 ? work : nullptr;
+  const int nt = db != nullptr ? N + 1 : N;  // db: the column of ones
+  float* partials = splits > 1 ? tile::workspace(int64_t{splits} * M * nt, stream) : nullptr;
   cost::gemm("conv2d_backward_filter", cost::Op::conv, Precision::fp32, M, N, K,
              cost::f32(int64_t{d.n} * d.oh * d.ow * d.co + int64_t{d.n} * d.h * d.w * d.ci +
-                       int64_t{splits > 1 ? splits : 2} * M * N));
+                       int64_t{splits > 1 ? 2 * splits + 1 : 2} * M * nt));
   dispatch(plan.large, vec, is_3x3_s1_p1(s), [&]<class Cfg, bool kVec, bool kFast>() {
-    const dim3 grid(ceil_div(M, Cfg::BM), ceil_div(N, Cfg::BN), splits);
+    const dim3 grid(ceil_div(M, Cfg::BM), ceil_div(nt, Cfg::BN), splits);
     launch({grid, dim3(Cfg::kThreads), 0, stream},
-           conv2d_backward_filter_implicit_gemm_kernel<Cfg, kVec, kFast>, dw, partials, dy, x, d,
-           plan.split.tiles_per_split, vec_store);
+           conv2d_backward_filter_implicit_gemm_kernel<Cfg, kVec, kFast>, dw, db, partials,
+           tile::split_counters(partials, grid, stream), dy, x, d, plan.split.tiles_per_split,
+           vec_store);
   });
-  if (partials != nullptr)
-    detail::split_sum_accumulate(dw, partials, splits, int64_t{M} * N, stream);
-  if (db != nullptr)
-    detail::column_sum_accumulate(db, dy, K, M, work != nullptr ? work + dw_floats : nullptr,
-                                  stream);
 }
 
 }  // namespace kiln::cuda

@@ -29,6 +29,7 @@
 #include "core/launch.h"
 #include "kernels/conv2d_geometry.cuh"
 #include "kernels/conv2d_tc.h"
+#include "kernels/conv_batch_stats.cuh"
 #include "kernels/gemm_tile.cuh"
 #include "kernels/tc_gemm_tile.cuh"
 
@@ -215,6 +216,27 @@ __global__ void KILN_LAUNCH_BOUNDS(Config<T>::kThreads)
   tc_tile::run_block<T>(o, la, lb, K, tc_tile::StoreEpilogue<T, false>{y, d.co, M, d.co, b});
 }
 
+// The forward of a block's convolution with batchnorm's batch statistics in the epilogue
+// (kernels/conv_batch_stats.cuh), fp32 storage (TF32): the block stores its tile as the plain
+// forward does, then gathers the tile's per-channel (count, mean, M2) and, when it arrives last,
+// merges them.
+__global__ void KILN_LAUNCH_BOUNDS(Config<float>::kThreads)
+    conv2d_tc_forward_batch_stats_kernel(float* __restrict__ y, const float* __restrict__ x,
+                                         const float* __restrict__ w, const float* __restrict__ b,
+                                         ConvDims d, bool vec_x, bool vec_w,
+                                         bn_epilogue::StatsArgs stats) {
+  using Cfg = Config<float>;
+  const tc_tile::Origin o = tc_tile::block_origin<float>();
+  const int K = d.kh * d.kw * d.ci, M = d.n * d.oh * d.ow;
+  ConvRowsLoader<float, false> la(x, d, o.m0, K, vec_x);         // (BM, K)
+  tc_tile::RowsLoader<float> lb(w, K, d.co, o.n0, 0, K, vec_w);  // (BN, K)
+  tc_tile::run_block<float>(o, la, lb, K,
+                            tc_tile::StoreEpilogue<float, false>{y, d.co, M, d.co, b});
+  bn_epilogue::batch_stats_epilogue(y, bn_epilogue::GemmRows<Cfg::BM>{M},
+                                    static_cast<int>(blockIdx.x), static_cast<int>(blockIdx.y),
+                                    o.n0, min(o.n0 + Cfg::BN, d.co), stats);
+}
+
 // dx[m][ci] = Σ_k A[m][k]·w[co][i][j][ci] (module comment). vec_dy: C_out % kVec == 0 and dy
 // aligned; vec_w: C_in % kVec == 0 and w aligned.
 template <class T>
@@ -325,6 +347,30 @@ void conv2d_backward_filter_tf32(float* dw, float* db, const float* dy, const fl
 void conv2d_backward_filter_bf16(float* dw, float* db, const std::uint16_t* dy,
                                  const std::uint16_t* x, const Conv2dShape& s, Stream stream) {
   backward_filter<std::uint16_t>(dw, db, dy, x, s, stream, "cuda::conv2d_backward_filter_bf16");
+}
+
+void conv2d_forward_tf32_batch_stats(float* y, float* save_mean, float* save_invstd,
+                                     float* running_mean, float* running_var, const float* x,
+                                     const float* w, const float* b, const Conv2dShape& s,
+                                     double eps, double momentum, Stream stream) {
+  const char* op = "cuda::conv2d_forward_tf32_batch_stats";
+  KILN_CHECK(y && save_mean && save_invstd && running_mean && running_var && x && w, op,
+             ": null pointer");
+  KILN_CHECK(eps > 0.0, op, ": eps must be positive");
+  const ConvDims d = conv::dims_of(op, s);
+  using Cfg = Config<float>;
+  const int K = d.kh * d.kw * d.ci, M = d.n * d.oh * d.ow;
+  const bool vec_x = d.ci % Cfg::kVec == 0 && aligned16(x);
+  const bool vec_w = K % Cfg::kVec == 0 && aligned16(w);
+  const dim3 grid(ceil_div(M, Cfg::BM), ceil_div(d.co, Cfg::BN));
+  const int tiles = static_cast<int>(grid.x);
+  float* area = tile::workspace(bn_epilogue::workspace_floats(tiles, d.co), stream);
+  int* counters = kiln::workspace_counters(
+      bn_epilogue::counters_needed(tiles, static_cast<int>(grid.y)), stream);
+  launch({grid, dim3(Cfg::kThreads), 0, stream}, conv2d_tc_forward_batch_stats_kernel, y, x, w, b,
+         d, vec_x, vec_w,
+         bn_epilogue::make_args(save_mean, save_invstd, running_mean, running_var, eps, momentum, M,
+                                d.co, tiles, area, counters));
 }
 
 bool conv2d_tc_suits(const Conv2dShape& s) {

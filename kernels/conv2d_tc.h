@@ -40,6 +40,14 @@ void conv2d_backward_filter_tf32(float* dw, float* db, const float* dy, const fl
 void conv2d_backward_filter_bf16(float* dw, float* db, const std::uint16_t* dy,
                                  const std::uint16_t* x, const Conv2dShape& s, Stream stream);
 
+// conv2d_forward_tf32 with the batch statistics of the batchnorm that follows in the same launch
+// (the epilogue of kernels/conv_batch_stats.cuh, as cuda::conv2d_forward_batch_stats does for the
+// fp32 kernels): save_mean, save_invstd, running_mean and running_var [C_out] as
+// batchnorm_batch_stats would compute them from y, within the tolerance docs/kernels.md derives.
+void conv2d_forward_tf32_batch_stats(float* y, float* save_mean, float* save_invstd,
+                                     float* running_mean, float* running_var, const float* x,
+                                     const float* w, const float* b, const Conv2dShape& s,
+                                     double eps, double momentum, Stream stream);
 // Forward: false for the first layer (C_in <= 3), where the fp32 direct kernel suits (above).
 bool conv2d_tc_suits(const Conv2dShape& s);
 

@@ -12,9 +12,11 @@
 
 #include <cub/block/block_reduce.cuh>
 
+#include <cmath>
 #include <cstdint>
 #include <type_traits>
 
+#include "core/cuda_check.h"
 #include "core/error.h"
 #include "core/launch.h"
 #include "core/memory.h"
@@ -178,6 +180,11 @@ void fill(float* x, int64_t n, float value, Stream stream) {
   KILN_CHECK(n >= 0, "cuda::fill: negative size ", n);
   if (n == 0) return;
   KILN_CHECK(x != nullptr, "cuda::fill: null pointer");
+  // +0.0f is all zero bits: a memset (zero_grad every step), no kernel launch.
+  if (value == 0.f && !std::signbit(value)) {
+    KILN_CUDA_CHECK(cudaMemsetAsync(x, 0, static_cast<size_t>(n) * sizeof(float), stream));
+    return;
+  }
   cost::simt("fill", 0, cost::f32(n));
   if (aligned16(x)) {
     launch({stream_grid(n / 4 + 1), kStreamBlock, 0, stream}, fill_kernel<true>, x, n, value);

@@ -67,6 +67,7 @@ FusedBlockShape check_fused(const FusedCall& call, const char* op, const Tensor&
   s.p = p.p;
   s.seed = p.seed;
   s.offset = p.offset;
+  s.stats_ready = p.stats_ready;
   return s;
 }
 
@@ -98,6 +99,9 @@ void fused_block_forward(Tensor& y, Tensor& argmax, Tensor& save_mean, Tensor& s
   detail::on_device(
       op, device,
       [&] {
+        KILN_CHECK(!s.stats_ready, call,
+                   ": stats_ready is for the CUDA device, where conv2d_forward_batch_stats wrote "
+                   "the statistics; on the CPU leave it false");
         if (x.dtype() == DType::f64) {
           cpu::fused_block_forward(y.data<double>(), argmax.data<uint8_t>(),
                                    save_mean.data<double>(), save_invstd.data<double>(),
@@ -165,6 +169,36 @@ void fused_block_backward(Tensor& dx, Tensor& dgamma, Tensor& dbeta, const Tenso
                                    gamma.data<float>(), beta.data<float>(), save_mean.data<float>(),
                                    save_invstd.data<float>(), s, current_stream());
       });
+}
+
+bool conv2d_forward_batch_stats(Tensor& y, Tensor& save_mean, Tensor& save_invstd,
+                                Tensor& running_mean, Tensor& running_var, const Tensor& x,
+                                const Tensor& w, const Tensor* b, const Conv2dParams& p, double eps,
+                                double momentum) {
+  if (x.device() != Device::cuda || x.dtype() != DType::f32 || p.precision != Precision::fp32)
+    return false;
+  const char* op = "conv2d_forward_batch_stats";
+  const Device device = detail::check_float_same(op, {{"y", &y}, {"x", &x}, {"w", &w}, {"b", b}});
+  const detail::NamedTensor tensors[] = {{"y", &y}, {"x", &x}, {"w", &w}, {"b", b}};
+  const auto call = detail::make_call(op, tensors);
+  const Conv2dShape s = detail::conv_shape(call, x, w, p);
+  const Shape out{s.n, s.out_h(), s.out_w(), s.c_out};
+  KILN_CHECK(y.shape() == out, call, ": y must have shape ", out.str());
+  KILN_CHECK(b == nullptr || b->shape() == Shape({s.c_out}), call, ": b must have shape [", s.c_out,
+             "]");
+  for (const Tensor* t : {&save_mean, &save_invstd, &running_mean, &running_var})
+    KILN_CHECK(
+        t->defined() && t->device() == device && t->dtype() == DType::f32 && t->numel() == s.c_out,
+        op, ": the batchnorm statistics must be f32 [", s.c_out, "] on the device of x");
+  KILN_CHECK(y.numel() / s.c_out >= 2, op,
+             ": one value per channel; training needs at least 2 (as PyTorch)");
+  KILN_CHECK(eps > 0 && momentum >= 0 && momentum <= 1, op,
+             ": need eps > 0 and momentum in [0, 1]");
+  cuda::conv2d_forward_batch_stats(
+      y.data<float>(), save_mean.data<float>(), save_invstd.data<float>(),
+      running_mean.data<float>(), running_var.data<float>(), x.data<float>(), w.data<float>(),
+      b ? b->data<float>() : nullptr, s, eps, momentum, current_stream());
+  return true;
 }
 
 }  // namespace kiln

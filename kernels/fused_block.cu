@@ -3,19 +3,20 @@
 //
 // x [N][H][W][C] (the convolution's output), y, dy, argmax [N][OH][OW][C], NHWC.
 //
-// Forward, 3 launches (the unfused chain takes 6: batchnorm 3, LeakyReLU, pooling, dropout):
-//   batchnorm_batch_stats (partial sums + finalise, kernels/batchnorm.cu), then
+// Forward, 2 launches (the unfused chain takes 5: batchnorm 2, LeakyReLU, pooling, dropout), or 1
+// when the convolution's epilogue took the statistics (stats_ready):
+//   batchnorm_batch_stats (partial sums finalised in the same launch, kernels/batchnorm.cu), then
 //   fused_block_forward_kernel: one thread per output position and kV channels (kV = 4 when
 //   C % 4 == 0 and the pointers allow vector access, as kernels/pooling.cu) reads its window of x
 //   once, computes a = leaky(fmaf(x − mean, γ·invstd, β)) per tap, keeps the first maximum (strict
 //   >), multiplies by dropout's keep/(1 − p) from Philox (seed, offset, flat index of y: with kV = 4
 //   the thread's four channels are exactly one Philox block) and writes y and the argmax only.
-// Backward, 3 launches (unfused: dropout, pooling, LeakyReLU, batchnorm 3):
+// Backward, 2 launches (unfused: dropout, pooling, LeakyReLU, batchnorm 2):
 //   fused_block_backward_partial_kernel: in batchnorm's channel tiles (kernels/batchnorm_tiles.cuh)
 //   each thread owns input rows of x; for each it gathers the dy of the windows whose argmax points
 //   at it (maxpool2d_backward's gather, in its order), each times dropout's factor, applies
 //   LeakyReLU's slope where the recomputed bn(x) ≤ 0, and adds g and g·(x − mean) into batchnorm's
-//   two partial sums; the backward finalise of kernels/batchnorm.cu; then
+//   two partial sums, finalised by the last block of each channel group (backward_finalise); then
 //   fused_block_backward_dx_kernel recomputes g the same way and writes
 //   dx = γ·invstd·(g − Σg/M − x̂·Σ(g·x̂)/M) (docs/math.md §2). The full-resolution g is never stored.
 //
@@ -201,10 +202,13 @@ __device__ __forceinline__ void routed_gradient(float (&g)[kV], float (&v)[kV], 
 }
 
 // partial[blockIdx.y][0][c] = Σ g, partial[blockIdx.y][1][c] = Σ g·(x − mean) over the block's
-// rows, in the tiles and tree of batchnorm_backward_partial_kernel.
+// rows, in the tiles and tree of batchnorm_backward_partial_kernel, finalised as it is by the last
+// block of each channel group.
 template <typename T, int kV>
 __global__ void KILN_LAUNCH_BOUNDS(kBlock)
-    fused_block_backward_partial_kernel(float* __restrict__ partial, const T* __restrict__ dy,
+    fused_block_backward_partial_kernel(float* __restrict__ partial, int* __restrict__ counters,
+                                        float* __restrict__ dgamma, float* __restrict__ dbeta,
+                                        float* __restrict__ coef, const T* __restrict__ dy,
                                         const uint8_t* __restrict__ argmax, const T* __restrict__ x,
                                         const float* __restrict__ save_mean,
                                         const float* __restrict__ save_invstd,
@@ -229,6 +233,9 @@ __global__ void KILN_LAUNCH_BOUNDS(kBlock)
     }
   }
   store_two_partials<kV>(sum, sumx, s_dy, s_dyx, partial, d.c, t);
+  finish_two_partials<kV>(partial, counters, d.c, [&](int ch, double sum_g, double sum_gxmu) {
+    backward_finalise(dgamma, dbeta, coef, save_invstd, m, d.c, ch, sum_g, sum_gxmu);
+  });
 }
 
 // dx = γ·invstd·(g − Σg/M − x̂·Σ(g·x̂)/M), x̂ = (x − mean)·invstd, as batchnorm_backward_dx_kernel.
@@ -309,8 +316,9 @@ void fused_block_forward(float* y, uint8_t* argmax, float* save_mean, float* sav
       y && argmax && save_mean && save_invstd && running_mean && running_var && x && gamma && beta,
       op, ": null pointer");
   const FusedDims d = check_dims(op, s);
-  batchnorm_batch_stats(save_mean, save_invstd, running_mean, running_var, x, bn_shape(s.pool),
-                        s.eps, s.momentum, stream);
+  if (!s.stats_ready)  // else the convolution's epilogue has written them
+    batchnorm_batch_stats(save_mean, save_invstd, running_mean, running_var, x, bn_shape(s.pool),
+                          s.eps, s.momentum, stream);
   const bool vec = s.pool.c % 4 == 0 && aligned16(x) && aligned16(y) && aligned4(argmax) &&
                    aligned16(save_mean) && aligned16(save_invstd) && aligned16(gamma) &&
                    aligned16(beta);
@@ -347,18 +355,20 @@ void fused_block_backward(float* dx, float* dgamma, float* dbeta, const float* d
   const Tiles red = make_tiles(bs.m, bs.c, vec, kPartialRowsPerThread, kPartialMaxBlocks);
   float* partial = tiles_workspace(red, bs.c, stream);
   float* coef = partial + static_cast<size_t>(red.grid.y) * 2 * bs.c;
-  const int slices = static_cast<int>(red.grid.y);
+  int* counters = tiles_counters(red, stream);
+  const int64_t slices = red.grid.y;
   const LaunchConfig pcfg{red.grid, red.block, 0, stream};
-  cost::simt("fused_block_backward_partial", 6 * bs.m * bs.c,
-             cost::f32(bs.m * bs.c + 2 * slices * bs.c) + 5 * int64_t{d.n} * d.oh * d.ow * bs.c);
+  // The partials, and (the last block of each channel group) their sums and the coefficients.
+  cost::simt("fused_block_backward_partial", 6 * bs.m * bs.c + 4 * slices * bs.c,
+             cost::f32(bs.m * bs.c + 4 * slices * bs.c + 7 * bs.c) +
+                 5 * int64_t{d.n} * d.oh * d.ow * bs.c);
   if (vec) {
-    launch(pcfg, fused_block_backward_partial_kernel<float, 4>, partial, dy, argmax, x, save_mean,
-           save_invstd, gamma, beta, bs.m, d);
+    launch(pcfg, fused_block_backward_partial_kernel<float, 4>, partial, counters, dgamma, dbeta,
+           coef, dy, argmax, x, save_mean, save_invstd, gamma, beta, bs.m, d);
   } else {
-    launch(pcfg, fused_block_backward_partial_kernel<float, 1>, partial, dy, argmax, x, save_mean,
-           save_invstd, gamma, beta, bs.m, d);
+    launch(pcfg, fused_block_backward_partial_kernel<float, 1>, partial, counters, dgamma, dbeta,
+           coef, dy, argmax, x, save_mean, save_invstd, gamma, beta, bs.m, d);
   }
-  launch_backward_finalize(dgamma, dbeta, coef, partial, save_invstd, slices, bs, stream);
   // coef sits after the partials: 16-byte aligned when C % 4 == 0 (the workspace is).
   const Tiles map = make_tiles(bs.m, bs.c, vec, kMapRowsPerThread, kMapMaxBlocks);
   const LaunchConfig mcfg{map.grid, map.block, 0, stream};

@@ -26,6 +26,7 @@
 #include "core/stream.h"
 #include "core/tensor.h"
 #include "kernels/batchnorm.h"
+#include "kernels/conv2d.h"
 #include "kernels/pooling.h"
 
 namespace kiln {
@@ -38,6 +39,9 @@ struct FusedBlockShape {
   float p = 0.f;                      // dropout, in [0, 1)
   uint64_t seed = 0;                  // dropout's Philox stream of this forward: seed and
   PhiloxOffset offset;                // offset (a number, or on CUDA a device address)
+  // Forward: save_mean, save_invstd and the running statistics were already written by the
+  // convolution's epilogue (conv2d_forward_batch_stats); only the fused pass runs.
+  bool stats_ready = false;
 };
 
 namespace cpu {
@@ -60,6 +64,14 @@ void fused_block_backward(float* dx, float* dgamma, float* dbeta, const float* d
                           const uint8_t* argmax, const float* x, const float* gamma,
                           const float* beta, const float* save_mean, const float* save_invstd,
                           const FusedBlockShape& s, Stream stream);
+// The convolution before a block, with the block's batchnorm statistics gathered in its epilogue
+// (kernels/conv2d.cu; docs/kernels.md, "Batch statistics in the convolution's epilogue"): y as
+// conv2d_forward writes it; save_mean, save_invstd, running_mean and running_var as
+// batchnorm_batch_stats would from y, within the tolerance derived there (a different summation,
+// not the same bits). One launch instead of the convolution's and batchnorm_batch_stats' three.
+void conv2d_forward_batch_stats(float* y, float* save_mean, float* save_invstd, float* running_mean,
+                                float* running_var, const float* x, const float* w, const float* b,
+                                const Conv2dShape& s, double eps, double momentum, Stream stream);
 }  // namespace cuda
 
 // Functional API. x [N, H, W, C]; y, argmax (u8) [N, OH, OW, C]; every per-channel tensor [C].
@@ -69,6 +81,7 @@ struct FusedBlockParams {
   float p = 0.f;
   uint64_t seed = 0;
   PhiloxOffset offset;  // a device address (PhiloxOffset::device) only for CUDA tensors
+  bool stats_ready = false;  // as FusedBlockShape::stats_ready (CUDA only)
 };
 void fused_block_forward(Tensor& y, Tensor& argmax, Tensor& save_mean, Tensor& save_invstd,
                          Tensor& running_mean, Tensor& running_var, const Tensor& x,
@@ -77,5 +90,14 @@ void fused_block_backward(Tensor& dx, Tensor& dgamma, Tensor& dbeta, const Tenso
                           const Tensor& argmax, const Tensor& x, const Tensor& gamma,
                           const Tensor& beta, const Tensor& save_mean, const Tensor& save_invstd,
                           const FusedBlockParams& p);
+// The convolution y = conv(x, w, b) and, on the CUDA device in fp32, the statistics of the
+// batchnorm that follows it in the same launch (cuda::conv2d_forward_batch_stats); returns false,
+// having done nothing, where that path does not exist (the CPU, another precision), so the caller
+// runs conv2d_forward and lets fused_block_forward take the statistics. Tensors as
+// conv2d_forward and fused_block_forward.
+bool conv2d_forward_batch_stats(Tensor& y, Tensor& save_mean, Tensor& save_invstd,
+                                Tensor& running_mean, Tensor& running_var, const Tensor& x,
+                                const Tensor& w, const Tensor* b, const Conv2dParams& p, double eps,
+                                double momentum);
 
 }  // namespace kiln

@@ -28,6 +28,8 @@
 #include "core/launch.h"
 #include "core/memory.h"
 #include "core/stream.h"
+#include "core/workspace_counters.h"
+#include "kernels/last_block.cuh"
 
 namespace kiln::cuda::tile {
 
@@ -134,6 +136,16 @@ struct RowsLoader : KContigStage<BMN, kThreads> {
   }
 };
 
+// The extra column of ones by which a GEMM dw = Σ_k A[k]ᵀ·B[k] also gives the column sums of A
+// (db = Σ_k dy[k], kernels/conv2d.cu and linear.cu): the component of the quad at columns
+// [c, c + 4) that is column `ones` becomes 1 (the caller has checked that the k-row is in range).
+__device__ __forceinline__ void set_ones(float4& v, int c, int ones) {
+  if (ones == c) v.x = 1.f;
+  if (ones == c + 1) v.y = 1.f;
+  if (ones == c + 2) v.z = 1.f;
+  if (ones == c + 3) v.w = 1.f;
+}
+
 // k-rows of a row-major matrix P[k][ld] read along m/n: B of dx = dy·w (w), both operands of
 // dw = dyᵀ·x. kVec: ld % 4 == 0, cols % 4 == 0 and P 16-byte aligned.
 template <int BMN, int kThreads, bool kVec>
@@ -142,6 +154,7 @@ struct KRowsLoader : MNContigStage<BMN, kThreads> {
   const float* p;
   int64_t ld;
   int k, k_end, c, cols;
+  int ones = -1;  // a column of ones at this index (set_ones), -1 for none
   __device__ KRowsLoader(const float* p_, int64_t ld_, int cols_, int col0, int k_begin, int k_end_)
       : p(p_), ld(ld_), k(k_begin), k_end(k_end_), c(col0 + Stage::col()), cols(cols_) {}
   __device__ void fetch() {
@@ -159,6 +172,7 @@ struct KRowsLoader : MNContigStage<BMN, kThreads> {
           if (c + 2 < cols) v.z = row[c + 2];
           if (c + 3 < cols) v.w = row[c + 3];
         }
+        set_ones(v, c, ones);
       }
       this->v[i] = v;
     }
@@ -236,10 +250,25 @@ __device__ __forceinline__ int out_col(int h) {
 template <class Cfg, bool kAccumulate>
 __device__ __forceinline__ void store_tile(const float (&acc)[8][8], float* __restrict__ c,
                                            int64_t ldc, int M, int N, int m0, int n0,
-                                           const float* __restrict__ bias, bool vec) {
+                                           const float* __restrict__ bias, bool vec,
+                                           float* __restrict__ extra = nullptr) {
 #pragma unroll
   for (int h = 0; h < 2; ++h) {
     const int n = n0 + out_col<Cfg>(h);
+    // extra: column N (a column of ones in B) goes to extra[m], accumulated like C.
+    const bool has_extra = extra != nullptr && n <= N && N < n + 4;
+    if (has_extra) {
+#pragma unroll
+      for (int i = 0; i < 8; ++i) {
+        const int m = m0 + out_row<Cfg>(i);
+        if (m >= M) continue;
+        float e = 0.f;
+#pragma unroll
+        for (int j = 0; j < 4; ++j)
+          if (n + j == N) e = acc[i][h * 4 + j];  // constant register indices, a select
+        extra[m] = kAccumulate ? extra[m] + e : e;
+      }
+    }
     if (n >= N) continue;
     float4 bq = zero4();
     if (bias != nullptr) {
@@ -290,23 +319,62 @@ __device__ __forceinline__ BlockTile block_tile(int K, int tiles_per_split) {
   return t;
 }
 
+// The split-K reduction finished inside the GEMM's own launch (no separate split-sum kernel):
+// each block stores its partial tile and arrives at counters[tile] (one per output tile,
+// kernels/last_block.cuh); the block that arrives last sums the tile's splits in order z = 0, 1, ... — the same float additions, in the same order, as
+// a separate split-sum pass over the partials would, so the result does not depend on which block
+// arrives last. Deterministic; the only atomics are integer.
+// Stores C = Σ_z partials[z] (+ bias) or, kAccumulate, C += Σ_z partials[z].
+template <class Cfg, bool kAccumulate>
+__device__ __forceinline__ bool finish_splits(float* __restrict__ c,
+                                              const float* __restrict__ partials,
+                                              int* __restrict__ counters, int M, int N,
+                                              const BlockTile& t, const float* __restrict__ bias,
+                                              float* __restrict__ extra) {
+  if (!arrive_last(counters + blockIdx.y * gridDim.x + blockIdx.x, static_cast<int>(gridDim.z)))
+    return false;
+  const int splits = static_cast<int>(gridDim.z);
+  const int np = extra != nullptr ? N + 1 : N;  // the partials' columns
+  const int64_t count = static_cast<int64_t>(M) * np;
+  for (int e = threadIdx.x; e < Cfg::BM * Cfg::BN; e += Cfg::kThreads) {
+    const int m = t.m0 + e / Cfg::BN, n = t.n0 + e % Cfg::BN;
+    if (m >= M || n >= np) continue;
+    const int64_t i = static_cast<int64_t>(m) * np + n;
+    float sum = __ldcg(partials + i);  // other blocks' stores: read past the (incoherent) L1
+    for (int z = 1; z < splits; ++z) sum += __ldcg(partials + z * count + i);
+    float* out = n < N ? c + static_cast<int64_t>(m) * N + n : extra + m;
+    if constexpr (kAccumulate)
+      *out += sum;
+    else
+      *out = bias != nullptr ? sum + bias[n] : sum;
+  }
+  return true;
+}
+
 // What follows the loaders in every GEMM kernel: the main loop over the block's k range, then the
 // tile stored to C[M][N] (+ bias; kAccumulate: added to C) when the GEMM has one split
-// (partials == nullptr), else stored to partials[blockIdx.z][M][N] for the split-sum pass.
+// (partials == nullptr), else stored to partials[blockIdx.z][M][N] and the splits summed by the
+// last block of the tile to finish (finish_splits; counters: gridDim.x·gridDim.y, zero).
+// Returns true (for the whole block) when this block wrote the tile's final values to C.
+// extra (kAccumulate GEMMs only): B has a column of ones at column N, and that column of the product
+// (the column sums of A) is added to extra[M] instead of C.
 template <class Cfg, bool kAccumulate, class LoaderA, class LoaderB>
-__device__ __forceinline__ void run_block(LoaderA& la, LoaderB& lb, const BlockTile& t,
+__device__ __forceinline__ bool run_block(LoaderA& la, LoaderB& lb, const BlockTile& t,
                                           float* __restrict__ c, float* __restrict__ partials,
-                                          int M, int N, const float* __restrict__ bias,
-                                          bool vec_store) {
+                                          int* __restrict__ counters, int M, int N,
+                                          const float* __restrict__ bias, bool vec_store,
+                                          float* __restrict__ extra = nullptr) {
   KILN_SHARED(SharedTiles<Cfg>, tiles, [1]);  // one struct: [1] keeps the macro's dims non-empty
   float acc[8][8];
   mainloop<Cfg>(acc, la, lb, tiles[0], (t.k_end - t.k_begin + Cfg::BK - 1) / Cfg::BK);
   if (partials == nullptr) {
-    store_tile<Cfg, kAccumulate>(acc, c, N, M, N, t.m0, t.n0, bias, vec_store);
-  } else {
-    float* part = partials + static_cast<int64_t>(blockIdx.z) * M * N;
-    store_tile<Cfg, false>(acc, part, N, M, N, t.m0, t.n0, nullptr, vec_store);
+    store_tile<Cfg, kAccumulate>(acc, c, N, M, N, t.m0, t.n0, bias, vec_store, extra);
+    return true;
   }
+  const int np = extra != nullptr ? N + 1 : N;  // partials [z][M][N (+1)]
+  float* part = partials + static_cast<int64_t>(blockIdx.z) * M * np;
+  store_tile<Cfg, false>(acc, part, np, M, np, t.m0, t.n0, nullptr, vec_store && extra == nullptr);
+  return finish_splits<Cfg, kAccumulate>(c, partials, counters, M, N, t, bias, extra);
 }
 
 // Split-K plan: how many contiguous k ranges (of whole BK steps) a GEMM with `blocks_mn` output
@@ -365,6 +433,12 @@ inline float* workspace(int64_t floats, Stream stream) {
                     : nullptr;
 }
 
+// The zeroed counters finish_splits needs for a split grid (one per output tile), or nullptr when
+// the GEMM has one split (partials == nullptr).
+inline int* split_counters(const float* partials, dim3 grid, Stream stream) {
+  return partials != nullptr ? kiln::workspace_counters(int64_t{grid.x} * grid.y, stream) : nullptr;
+}
+
 }  // namespace kiln::cuda::tile
 
 // Host launchers of the deterministic reductions (defined in kernels/linear.cu, used by both
@@ -374,7 +448,8 @@ namespace kiln::cuda::detail {
 // Floats of workspace column_sum_accumulate needs for a rows×cols matrix.
 int64_t column_sum_workspace_floats(int rows, int cols);
 // dst[c] += Σ_r src[r][c] (src [rows][cols]) in a fixed order: per-split partial sums of
-// contiguous row ranges (into `workspace`), then the splits summed in order. Bit-reproducible.
+// contiguous row ranges (into `workspace`), then the splits summed in order by the last block of
+// each column group, in the same launch. Bit-reproducible.
 void column_sum_accumulate(float* dst, const float* src, int rows, int cols, float* workspace,
                            Stream stream);
 // The same for bf16 bits (the tensor-core bf16 path's dy), each widened exactly, summed in fp32.
@@ -393,12 +468,4 @@ inline void tc_column_sum_accumulate(float* dst, const std::uint16_t* src, int r
                                      float* workspace, Stream stream) {
   column_sum_accumulate(dst, src, rows, cols, workspace, stream);
 }
-// dst[i] += Σ_{s=0}^{splits-1} partials[s·count + i], summed in order s = 0, 1, ...
-void split_sum_accumulate(float* dst, const float* partials, int splits, int64_t count,
-                          Stream stream);
-// dst[r][c] = Σ_s partials[s][r][c] (+ bias[c] when non-null) for dst [count / cols][cols]: the
-// overwriting reduction of a split-K product (y, dx), splits in order, then the bias.
-void split_sum_store(float* dst, const float* partials, int splits, int64_t count, int cols,
-                     const float* bias, Stream stream);
-
 }  // namespace kiln::cuda::detail

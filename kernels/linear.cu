@@ -32,17 +32,18 @@ using tile::RowsLoader;
 
 // y[m][n] = Σ_k x[m][k]·w[n][k] + b[n]. kVec: IN % 4 == 0 and x, w 16-byte aligned.
 // Split z covers k in [z·tiles_per_split·BK, ...): with one split (partials == nullptr) the block
-// stores y; with several it stores its partial to partials[z][N][OUT] for split_sum_store.
+// stores y; with several it stores its partial to partials[z][N][OUT], which the tile's last
+// block sums (+ bias) in the same launch (tile::finish_splits).
 template <class Cfg, bool kVec>
 __global__ void KILN_LAUNCH_BOUNDS(Cfg::kThreads, Cfg::kMinBlocks)
     linear_forward_kernel(float* __restrict__ y, float* __restrict__ partials,
-                          const float* __restrict__ x, const float* __restrict__ w,
-                          const float* __restrict__ b, LinearShape s, int tiles_per_split,
-                          bool vec_store) {
+                          int* __restrict__ counters, const float* __restrict__ x,
+                          const float* __restrict__ w, const float* __restrict__ b, LinearShape s,
+                          int tiles_per_split, bool vec_store) {
   const tile::BlockTile t = tile::block_tile<Cfg>(s.in, tiles_per_split);
   RowsLoader<Cfg::BM, Cfg::kThreads, kVec> la(x, s.in, s.n, t.m0, t.k_begin, t.k_end);    // (BM, K)
   RowsLoader<Cfg::BN, Cfg::kThreads, kVec> lb(w, s.in, s.out, t.n0, t.k_begin, t.k_end);  // (BN, K)
-  tile::run_block<Cfg, false>(la, lb, t, y, partials, s.n, s.out, b, vec_store);
+  tile::run_block<Cfg, false>(la, lb, t, y, partials, counters, s.n, s.out, b, vec_store);
 }
 
 // dx[m][n] = Σ_k dy[m][k]·w[k][n]. kVec: OUT % 4 == 0, IN % 4 == 0, dy and w 16-byte aligned.
@@ -50,32 +51,40 @@ __global__ void KILN_LAUNCH_BOUNDS(Cfg::kThreads, Cfg::kMinBlocks)
 template <class Cfg, bool kVec>
 __global__ void KILN_LAUNCH_BOUNDS(Cfg::kThreads, Cfg::kMinBlocks)
     linear_backward_data_kernel(float* __restrict__ dx, float* __restrict__ partials,
-                                const float* __restrict__ dy, const float* __restrict__ w,
-                                LinearShape s, int tiles_per_split, bool vec_store) {
+                                int* __restrict__ counters, const float* __restrict__ dy,
+                                const float* __restrict__ w, LinearShape s, int tiles_per_split,
+                                bool vec_store) {
   const tile::BlockTile t = tile::block_tile<Cfg>(s.out, tiles_per_split);
   RowsLoader<Cfg::BM, Cfg::kThreads, kVec> la(dy, s.out, s.n, t.m0, t.k_begin, t.k_end);  // (BM, K)
   KRowsLoader<Cfg::BN, Cfg::kThreads, kVec> lb(w, s.in, s.in, t.n0, t.k_begin, t.k_end);  // (K, BN)
-  tile::run_block<Cfg, false>(la, lb, t, dx, partials, s.n, s.in, nullptr, vec_store);
+  tile::run_block<Cfg, false>(la, lb, t, dx, partials, counters, s.n, s.in, nullptr, vec_store);
 }
 
 // dw[m][n] (+)= Σ_{k in split z} dy[k][m]·x[k][n]. With one split the block adds into dw; with
-// several it writes its partial to partials[z][OUT][IN] for split_sum_accumulate.
-// kVec: OUT % 4 == 0, IN % 4 == 0, dy and x 16-byte aligned.
+// several it writes its partial to partials[z][OUT][IN (+1)], which the tile's last block adds to
+// dw. db (nullable): x gets a column of ones after its IN columns, so that column of the product,
+// Σ_n dy, is added to db in the same GEMM. kVec: OUT % 4 == 0, IN % 4 == 0, dy and x aligned.
 template <class Cfg, bool kVec>
 __global__ void KILN_LAUNCH_BOUNDS(Cfg::kThreads, Cfg::kMinBlocks)
-    linear_backward_weight_kernel(float* __restrict__ dw, float* __restrict__ partials,
+    linear_backward_weight_kernel(float* __restrict__ dw, float* __restrict__ db,
+                                  float* __restrict__ partials, int* __restrict__ counters,
                                   const float* __restrict__ dy, const float* __restrict__ x,
                                   LinearShape s, int tiles_per_split, bool vec_store) {
   const tile::BlockTile t = tile::block_tile<Cfg>(s.n, tiles_per_split);
   KRowsLoader<Cfg::BM, Cfg::kThreads, kVec> la(dy, s.out, s.out, t.m0, t.k_begin,
                                                t.k_end);                                  // (K, BM)
   KRowsLoader<Cfg::BN, Cfg::kThreads, kVec> lb(x, s.in, s.in, t.n0, t.k_begin, t.k_end);  // (K, BN)
-  tile::run_block<Cfg, true>(la, lb, t, dw, partials, s.out, s.in, nullptr, vec_store);
+  if (db != nullptr) lb.ones = s.in;  // db = Σ_n dy, the product's column of ones
+  tile::run_block<Cfg, true>(la, lb, t, dw, partials, counters, s.out, s.in, nullptr, vec_store,
+                             db);
 }
 
-// Column sums, stage 1. Block (32, 8): column c = blockIdx.x·32 + threadIdx.x, rows of split
-// blockIdx.y, thread row lane threadIdx.y takes every 8th row; the 8 lanes are then added in lane
-// order. With one split the result is added to dst[c]; otherwise stored to dst[split][cols].
+// Column sums. Block (32, 8): column c = blockIdx.x·32 + threadIdx.x, rows of split blockIdx.y,
+// thread row lane threadIdx.y takes every 8th row; the 8 lanes are then added in lane order. With
+// one split (partials == nullptr) the result is added to dst[c]. With several, each block stores
+// its sums to partials[split][cols] and the last block of its column group to finish (counted in
+// counters[blockIdx.x], left zero again) adds the splits in order s = 0, 1, ... into dst[c]
+// (tile::finish_splits' pattern, kernels/gemm_tile.cuh): one launch, deterministic.
 // src is fp32, or bf16 bits (std::uint16_t: the tensor-core bf16 path's dy), summed in fp32;
 // kTf32: each fp32 value rounded to TF32 first (round_tf32, the tensor-core tf32 path's dy as its
 // GEMM reads it).
@@ -88,8 +97,9 @@ __device__ __forceinline__ float column_value(std::uint16_t v) {
 }
 template <class Src, bool kTf32 = false>
 __global__ void KILN_LAUNCH_BOUNDS(kColSumCols* kColSumLanes)
-    column_sum_kernel(float* __restrict__ dst, const Src* __restrict__ src, int rows, int cols,
-                      int rows_per_split, bool accumulate) {
+    column_sum_kernel(float* __restrict__ dst, float* __restrict__ partials,
+                      int* __restrict__ counters, const Src* __restrict__ src, int rows, int cols,
+                      int rows_per_split) {
   KILN_SHARED(float, lanes, [kColSumLanes][kColSumCols + 1]);
   const int c = static_cast<int>(blockIdx.x) * kColSumCols + static_cast<int>(threadIdx.x);
   const int r_begin = static_cast<int>(blockIdx.y) * rows_per_split;
@@ -105,32 +115,23 @@ __global__ void KILN_LAUNCH_BOUNDS(kColSumCols* kColSumLanes)
   }
   lanes[threadIdx.y][threadIdx.x] = sum;
   __syncthreads();
-  if (threadIdx.y == 0 && c < cols) {
+  const bool first = threadIdx.y == 0;
+  if (first && c < cols) {
     float total = lanes[0][threadIdx.x];
 #pragma unroll
     for (int l = 1; l < kColSumLanes; ++l) total += lanes[l][threadIdx.x];
-    if (accumulate)
+    if (partials == nullptr)
       dst[c] += total;
     else
-      dst[static_cast<int64_t>(blockIdx.y) * cols + c] = total;
+      partials[static_cast<int64_t>(blockIdx.y) * cols + c] = total;
   }
-}
-
-// sum = Σ_s partials[s·count + i] (s in order); accumulate: dst[i] += sum, else
-// dst[i] = sum + bias[i % cols] (bias nullable).
-__global__ void KILN_LAUNCH_BOUNDS(256)
-    split_sum_kernel(float* __restrict__ dst, const float* __restrict__ partials, int splits,
-                     int64_t count, const float* __restrict__ bias, int cols, bool accumulate) {
-  const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
-  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < count;
-       i += stride) {
-    float sum = partials[i];
-    for (int s = 1; s < splits; ++s) sum += partials[s * count + i];
-    if (accumulate)
-      dst[i] += sum;
-    else
-      dst[i] = bias != nullptr ? sum + bias[i % cols] : sum;
-  }
+  if (partials == nullptr) return;
+  if (!arrive_last(counters + blockIdx.x, static_cast<int>(gridDim.y)) || !first || c >= cols)
+    return;
+  float total = __ldcg(partials + c);
+  for (int z = 1; z < static_cast<int>(gridDim.y); ++z)
+    total += __ldcg(partials + static_cast<int64_t>(z) * cols + c);
+  dst[c] += total;
 }
 
 struct ColumnSumPlan {
@@ -186,15 +187,15 @@ void column_sum_accumulate_impl(float* dst, const Src* src, int rows, int cols, 
              int64_t{rows} * cols * int64_t{sizeof(Src)} +
                  cost::f32(int64_t{p.splits == 1 ? 2 : p.splits} * cols));
   const dim3 block(kColSumCols, kColSumLanes);
+  const dim3 grid(ceil_div(cols, kColSumCols), p.splits);
   if (p.splits == 1) {
-    launch({dim3(ceil_div(cols, kColSumCols), 1), block, 0, stream}, column_sum_kernel<Src, kTf32>,
-           dst, src, rows, cols, p.rows_per_split, true);
+    launch({grid, block, 0, stream}, column_sum_kernel<Src, kTf32>, dst, nullptr, nullptr, src, rows, cols,
+           p.rows_per_split);
     return;
   }
   KILN_CHECK(workspace != nullptr, "column_sum_accumulate: workspace needed");
-  launch({dim3(ceil_div(cols, kColSumCols), p.splits), block, 0, stream},
-         column_sum_kernel<Src, kTf32>, workspace, src, rows, cols, p.rows_per_split, false);
-  split_sum_accumulate(dst, workspace, p.splits, cols, stream);
+  launch({grid, block, 0, stream}, column_sum_kernel<Src, kTf32>, dst, workspace,
+         kiln::workspace_counters(grid.x, stream), src, rows, cols, p.rows_per_split);
 }
 }  // namespace
 
@@ -209,28 +210,6 @@ void column_sum_accumulate(float* dst, const std::uint16_t* src, int rows, int c
 void column_sum_accumulate_tf32(float* dst, const float* src, int rows, int cols, float* workspace,
                                 Stream stream) {
   column_sum_accumulate_impl<float, true>(dst, src, rows, cols, workspace, stream);
-}
-
-void split_sum_accumulate(float* dst, const float* partials, int splits, int64_t count,
-                          Stream stream) {
-  KILN_CHECK(splits >= 1 && count > 0, "split_sum_accumulate: bad sizes");
-  int64_t blocks = (count + 255) / 256;
-  if (blocks > 4096) blocks = 4096;
-  cost::simt("split_sum_accumulate", splits * count, cost::f32((splits + 2) * count));
-  launch({dim3(static_cast<unsigned>(blocks)), dim3(256), 0, stream}, split_sum_kernel, dst,
-         partials, splits, count, nullptr, 1, true);
-}
-
-void split_sum_store(float* dst, const float* partials, int splits, int64_t count, int cols,
-                     const float* bias, Stream stream) {
-  KILN_CHECK(splits >= 1 && count > 0 && cols > 0 && count % cols == 0,
-             "split_sum_store: bad sizes");
-  int64_t blocks = (count + 255) / 256;
-  if (blocks > 4096) blocks = 4096;
-  cost::simt("split_sum_store", splits * count,
-             cost::f32((splits + 1) * count + (bias ? cols : 0)));
-  launch({dim3(static_cast<unsigned>(blocks)), dim3(256), 0, stream}, split_sum_kernel, dst,
-         partials, splits, count, bias, cols, false);
 }
 
 }  // namespace detail
@@ -249,11 +228,10 @@ void linear_forward(float* y, const float* x, const float* w, const float* b, co
                        int64_t{splits} * s.n * s.out));
   dispatch(plan.large, vec, [&]<class Cfg, bool kVec>() {
     const dim3 grid(ceil_div(s.n, Cfg::BM), ceil_div(s.out, Cfg::BN), splits);
-    launch({grid, dim3(Cfg::kThreads), 0, stream}, linear_forward_kernel<Cfg, kVec>, y, partials, x,
-           w, b, s, plan.split.tiles_per_split, vec_store);
+    launch({grid, dim3(Cfg::kThreads), 0, stream}, linear_forward_kernel<Cfg, kVec>, y, partials,
+           tile::split_counters(partials, grid, stream), x, w, b, s, plan.split.tiles_per_split,
+           vec_store);
   });
-  if (partials != nullptr)
-    detail::split_sum_store(y, partials, splits, int64_t{s.n} * s.out, s.out, b, stream);
 }
 
 void linear_backward_data(float* dx, const float* dy, const float* w, const LinearShape& s,
@@ -271,10 +249,9 @@ void linear_backward_data(float* dx, const float* dy, const float* w, const Line
   dispatch(plan.large, vec, [&]<class Cfg, bool kVec>() {
     const dim3 grid(ceil_div(s.n, Cfg::BM), ceil_div(s.in, Cfg::BN), splits);
     launch({grid, dim3(Cfg::kThreads), 0, stream}, linear_backward_data_kernel<Cfg, kVec>, dx,
-           partials, dy, w, s, plan.split.tiles_per_split, vec_store);
+           partials, tile::split_counters(partials, grid, stream), dy, w, s,
+           plan.split.tiles_per_split, vec_store);
   });
-  if (partials != nullptr)
-    detail::split_sum_store(dx, partials, splits, int64_t{s.n} * s.in, s.in, nullptr, stream);
 }
 
 void linear_backward_weight(float* dw, float* db, const float* dy, const float* x,
@@ -285,24 +262,17 @@ void linear_backward_weight(float* dw, float* db, const float* dy, const float* 
   const tile::Plan plan = tile::plan_gemm(s.out, s.in, s.n, tile::kMinTilesAccumulate,
                                           tile::use_large_tiles(s.out, s.in));
   const int splits = plan.split.splits;
-  // One workspace request for both reductions: [split partials of dw | column-sum partials of db].
-  const int64_t dw_floats = splits > 1 ? int64_t{splits} * s.out * s.in : 0;
-  const int64_t db_floats = db != nullptr ? detail::column_sum_workspace_floats(s.n, s.out) : 0;
-  float* work = tile::workspace(dw_floats + db_floats, stream);
-  float* partials = dw_floats > 0 ? work : nullptr;
-  cost::gemm(
-      "linear_backward_weight", cost::Op::linear, Precision::fp32, s.out, s.in, s.n,
-      cost::f32(int64_t{s.n} * (s.out + s.in) + int64_t{splits > 1 ? splits : 2} * s.out * s.in));
+  const int nt = db != nullptr ? s.in + 1 : s.in;  // db: the column of ones (the plan is dw's)
+  float* partials = splits > 1 ? tile::workspace(int64_t{splits} * s.out * nt, stream) : nullptr;
+  cost::gemm("linear_backward_weight", cost::Op::linear, Precision::fp32, s.out, s.in, s.n,
+             cost::f32(int64_t{s.n} * (s.out + s.in) +
+                       int64_t{splits > 1 ? 2 * splits + 1 : 2} * s.out * nt));
   dispatch(plan.large, vec, [&]<class Cfg, bool kVec>() {
-    const dim3 grid(ceil_div(s.out, Cfg::BM), ceil_div(s.in, Cfg::BN), splits);
-    launch({grid, dim3(Cfg::kThreads), 0, stream}, linear_backward_weight_kernel<Cfg, kVec>, dw,
-           partials, dy, x, s, plan.split.tiles_per_split, vec_store);
+    const dim3 grid(ceil_div(s.out, Cfg::BM), ceil_div(nt, Cfg::BN), splits);
+    launch({grid, dim3(Cfg::kThreads), 0, stream}, linear_backward_weight_kernel<Cfg, kVec>, dw, db,
+           partials, tile::split_counters(partials, grid, stream), dy, x, s,
+           plan.split.tiles_per_split, vec_store);
   });
-  if (partials != nullptr)
-    detail::split_sum_accumulate(dw, partials, splits, int64_t{s.out} * s.in, stream);
-  if (db != nullptr)
-    detail::column_sum_accumulate(db, dy, s.n, s.out, work != nullptr ? work + dw_floats : nullptr,
-                                  stream);
 }
 
 }  // namespace kiln::cuda

@@ -50,7 +50,12 @@ std::vector<ParamRef> Conv2d::params() {
   return out;
 }
 
-void Conv2d::forward_impl(const Tensor& x, Tensor& y, Mode) {
+void Conv2d::forward_impl(const Tensor& x, Tensor& y, Mode mode) {
+  if (next_forward_) {
+    const auto f = std::move(next_forward_);
+    next_forward_ = nullptr;
+    if (mode == Mode::train && f(x, y)) return;
+  }
   conv2d_forward(y, x, weight_.value, has_bias_ ? &bias_.value : nullptr, conv_params());
 }
 

@@ -4,6 +4,8 @@
 // = sqrt(5)).
 #pragma once
 
+#include <functional>
+
 #include "kernels/conv2d.h"
 #include "layers/layer.h"
 
@@ -27,6 +29,12 @@ class Conv2d : public Layer {
   int out_channels() const { return out_; }
   int kernel_size() const { return k_; }
   Conv2dParams conv_params() const { return {stride_, stride_, pad_, pad_, precision_}; }
+  // The next forward only: in training mode runs `f(x, y)` instead of the plain convolution,
+  // which still runs if f returns false (or the forward is in eval mode). A Sequential's fused block sets it to gather its batchnorm statistics in the
+  // convolution's epilogue (layers/fused_block.h).
+  void set_next_forward(std::function<bool(const Tensor& x, Tensor& y)> f) {
+    next_forward_ = std::move(f);
+  }
 
  protected:
   void forward_impl(const Tensor& x, Tensor& y, Mode mode) override;
@@ -38,6 +46,7 @@ class Conv2d : public Layer {
   bool has_bias_;
   Param weight_, bias_;
   Precision precision_ = Precision::fp32;
+  std::function<bool(const Tensor& x, Tensor& y)> next_forward_;
 };
 
 }  // namespace kiln

@@ -10,14 +10,31 @@ namespace kiln {
 std::unique_ptr<FusedBlock> FusedBlock::match(const std::vector<std::unique_ptr<Layer>>& layers,
                                               int first) {
   if (first < 1 || first + 3 >= static_cast<int>(layers.size())) return nullptr;
-  if (dynamic_cast<Conv2d*>(layers[first - 1].get()) == nullptr) return nullptr;
+  auto* conv = dynamic_cast<Conv2d*>(layers[first - 1].get());
+  if (conv == nullptr) return nullptr;
   auto* bn = dynamic_cast<BatchNorm2d*>(layers[first].get());
   auto* act = dynamic_cast<LeakyReLU*>(layers[first + 1].get());
   auto* pool = dynamic_cast<MaxPool2d*>(layers[first + 2].get());
   auto* drop = dynamic_cast<Dropout*>(layers[first + 3].get());
   // The fused backward takes LeakyReLU's sign from bn(x), which needs a positive slope.
   if (!bn || !act || !pool || !drop || !(act->negative_slope() > 0)) return nullptr;
-  return std::unique_ptr<FusedBlock>(new FusedBlock(first, bn, act, pool, drop));
+  return std::unique_ptr<FusedBlock>(new FusedBlock(first, conv, bn, act, pool, drop));
+}
+
+void FusedBlock::prepare_conv_stats() {
+  stats_ready_ = false;
+  conv_->set_next_forward([this](const Tensor& x, Tensor& y) {
+    BatchNorm2d& bn = *bn_;
+    if (x.device() != Device::cuda || y.rank() != 4 || y.size(3) != bn.channels_) return false;
+    if (!bn.save_mean_.defined()) {
+      bn.save_mean_ = Tensor({bn.channels_}, bn.dtype_, bn.device_);
+      bn.save_invstd_ = Tensor({bn.channels_}, bn.dtype_, bn.device_);
+    }
+    stats_ready_ = conv2d_forward_batch_stats(y, bn.save_mean_, bn.save_invstd_, bn.running_mean_,
+                                              bn.running_var_, x, conv_->weight(), conv_->bias(),
+                                              conv_->conv_params(), bn.eps_, bn.momentum_);
+    return stats_ready_;
+  });
 }
 
 FusedBlockParams FusedBlock::params() const {
@@ -47,8 +64,12 @@ const Tensor& FusedBlock::forward(const Tensor& x) {
   if (drop_->p_ != 0.0) drop_->used_offset_ = drop_->next_offset_++;
   Tensor& argmax = pool_->argmax_.get(y_shape, DType::u8, x.device());
   Tensor& y = y_.get(y_shape, x.dtype(), x.device());
+  FusedBlockParams p = params();
+  // The statistics are the convolution's only if it wrote them for this very input.
+  p.stats_ready = stats_ready_ && x.raw() == conv_->output().raw();
+  stats_ready_ = false;
   fused_block_forward(y, argmax, bn.save_mean_, bn.save_invstd_, bn.running_mean_, bn.running_var_,
-                      x, bn.weight_.value, bn.bias_.value, params());
+                      x, bn.weight_.value, bn.bias_.value, p);
   ++bn.num_batches_tracked_;
   x_ = x.view(x.shape());
   ran_fused_ = true;

@@ -16,6 +16,7 @@
 #include "kernels/fused_block.h"
 #include "layers/activation.h"
 #include "layers/batchnorm.h"
+#include "layers/conv2d.h"
 #include "layers/dropout.h"
 #include "layers/layer.h"
 #include "layers/pooling.h"
@@ -39,6 +40,17 @@ class FusedBlock {
   // runs the block unfused (docs/distributed.md).
   bool can_fuse() const { return !bn_->synced() && drop_->stride_ == 1 && drop_->first_ == 0; }
   void set_ran_fused(bool ran) { ran_fused_ = ran; }
+  // Called before the convolution's training forward when the block will run fused: the
+  // convolution then gathers batchnorm's batch statistics in its epilogue where it can
+  // (conv2d_forward_batch_stats: CUDA, fp32), and forward() skips its own statistics pass.
+  // Sequential::set_fused_conv_stats(false) stops asking.
+  void prepare_conv_stats();
+  // Withdraws a prepare_conv_stats() whose convolution forward has not run (Sequential calls it
+  // before every forward, so a request never outlives the forward it was made for).
+  void cancel_conv_stats() {
+    conv_->set_next_forward(nullptr);
+    stats_ready_ = false;
+  }
 
   // A training forward of the four layers from x (the convolution's output); returns the pooled,
   // dropped-out output. x must stay unchanged until backward.
@@ -49,11 +61,13 @@ class FusedBlock {
   void release_workspaces();
 
  private:
-  FusedBlock(int first, BatchNorm2d* bn, LeakyReLU* act, MaxPool2d* pool, Dropout* drop)
-      : first_(first), bn_(bn), act_(act), pool_(pool), drop_(drop) {}
+  FusedBlock(int first, Conv2d* conv, BatchNorm2d* bn, LeakyReLU* act, MaxPool2d* pool,
+             Dropout* drop)
+      : first_(first), conv_(conv), bn_(bn), act_(act), pool_(pool), drop_(drop) {}
   FusedBlockParams params() const;
 
   int first_;
+  Conv2d* conv_;
   BatchNorm2d* bn_;
   LeakyReLU* act_;
   MaxPool2d* pool_;
@@ -61,6 +75,7 @@ class FusedBlock {
   Workspace y_, dx_;
   Tensor x_;  // a view of the last forward input
   bool ran_fused_ = false;
+  bool stats_ready_ = false;  // the convolution's epilogue wrote this batch's statistics
 };
 
 }  // namespace kiln

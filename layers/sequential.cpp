@@ -236,12 +236,22 @@ void Sequential::backward_impl(const Tensor& dy, const Tensor&, Tensor* dx, bool
 const Tensor& Sequential::forward_to(const Tensor& x, int k, Mode mode) {
   check_index(k, "forward_to");
   ensure_flat();
-  for (auto& b : blocks_) b->set_ran_fused(false);
+  for (auto& b : blocks_) {
+    b->set_ran_fused(false);
+    b->cancel_conv_stats();
+  }
   const Tensor* a = &x;
+  // Whether block b, starting at layer i, runs fused in this forward.
+  const auto runs_fused = [&](const FusedBlock* b, int i) {
+    return b && fused_blocks(a->device()) && mode == Mode::train && i == b->first() &&
+           b->last() <= k && b->can_fuse();
+  };
   for (int i = 0; i <= k; ++i) {
     FusedBlock* b = block_of(i);
-    const bool fused = b && fused_blocks(a->device()) && mode == Mode::train && i == b->first() &&
-                       b->last() <= k && b->can_fuse();
+    const bool fused = runs_fused(b, i);
+    if (FusedBlock* next = i + 1 <= k ? block_of(i + 1) : nullptr;
+        fused_conv_stats_ && !fused && runs_fused(next, i + 1))
+      next->prepare_conv_stats();  // layer i is the block's convolution
     try {
       a = fused ? &b->forward(*a) : &layers_[i]->forward(*a, mode);
     } catch (const Error& e) {

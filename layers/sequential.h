@@ -75,6 +75,13 @@ class Sequential : public Layer {
     return fused_mode_ == FusedMode::on ||
            (fused_mode_ == FusedMode::automatic && device == Device::cuda);
   }
+  // Whether a fused block on CUDA (fp32) has the convolution before it gather batchnorm's batch
+  // statistics in its epilogue (kernels/fused_block.h, conv2d_forward_batch_stats: two launches
+  // fewer per block, statistics equal to the separate pass within a derived tolerance, not bit for
+  // bit). Default on; off, the fused block takes the statistics itself, bit for bit as the unfused
+  // layers do.
+  void set_fused_conv_stats(bool on) { fused_conv_stats_ = on; }
+  bool fused_conv_stats() const { return fused_conv_stats_; }
   // How many blocks the network's layers form (fused or not).
   int fusable_blocks() const { return static_cast<int>(blocks_.size()); }
   // Called after each layer's backward pass that computed parameter gradients, with the layer's
@@ -128,6 +135,7 @@ class Sequential : public Layer {
   PrecisionPolicy precision_;
   int last_forward_end_ = -1;  // the last layer the most recent forward ran
   enum class FusedMode { automatic, on, off } fused_mode_ = FusedMode::automatic;
+  bool fused_conv_stats_ = true;
   std::vector<std::unique_ptr<FusedBlock>> blocks_;
 };
 

@@ -11,6 +11,8 @@
 #include <cxxabi.h>
 #include <dlfcn.h>
 
+#include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
@@ -87,6 +89,25 @@ std::string kernel_name(const void* kernel, const char* signature) {
   return name;
 }
 
+// The launch listing (docs/simt.md, "Listing the launches"): with KILN_SIMT_LIST_LAUNCHES set in
+// the environment, every launch that passes its checks writes one line to stderr — the kernel's
+// name, or for a kernel the dynamic symbol table lacks (a static library's local symbols) its
+// object file and offset there, which `addr2line -f -C -e <object> <offset>` turns into a name —
+// then the grid and block. Off by default: one getenv, read once.
+void list_launch(const void* kernel, const char* signature, const LaunchSpec& spec) {
+  static const bool on = std::getenv("KILN_SIMT_LIST_LAUNCHES") != nullptr;
+  if (!on) return;
+  Dl_info info{};
+  const bool found = dladdr(kernel, &info) != 0 && info.dli_fname != nullptr;
+  const auto offset = found ? reinterpret_cast<std::uintptr_t>(kernel) -
+                                  reinterpret_cast<std::uintptr_t>(info.dli_fbase)
+                            : std::uintptr_t{0};
+  const dim3 g = spec.grid, b = spec.block;
+  std::fprintf(stderr, "simt launch: %s at %s+0x%jx grid %ux%ux%u block %ux%ux%u\n",
+               kernel_name(kernel, signature).c_str(), found ? info.dli_fname : "?",
+               static_cast<std::uintmax_t>(offset), g.x, g.y, g.z, b.x, b.y, b.z);
+}
+
 bool refuse(cudaError_t error, std::string message) {
   launch_error = std::move(message);
   record_error(error);
@@ -126,6 +147,7 @@ bool launch_allowed(const void* kernel, const char* signature, const LaunchSpec&
                "; a kernel opts in to more, up to ", kMaxSharedPerBlock,
                ", with cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, "
                "bytes) before it is launched"));
+  list_launch(kernel, signature, spec);
   return true;
 }
 

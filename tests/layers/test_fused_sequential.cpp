@@ -3,10 +3,15 @@
 // parameter gradients, dx, running statistics, num_batches_tracked and dropout counters, bit for
 // bit, over two training steps (the dropout offsets advance), on the CPU (float and double) and on
 // the emulated CUDA device; forward_to/backward_from inside a block run it unfused; a backward
-// from inside a block that ran fused is refused with a message naming the fix; the eager step of
-// fer_cnn x0.125 at batch 14 runs 30 launches fewer and holds at least 40% less memory.
+// from inside a block that ran fused is refused with a message naming the fix. With the
+// statistics gathered in the convolution's epilogue (the CUDA default) the network agrees with the
+// unfused one within a tolerance instead (kernels/fused_block.h; the op-level bound is
+// tests/parity/test_conv_batch_stats_parity.cpp); the eager step of fer_cnn x0.125 at batch 14
+// then runs 35 launches fewer (45 in all) and holds at least 40% less memory.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -64,11 +69,14 @@ std::vector<std::vector<double>> state(Sequential& net, const Tensor& out, const
   return s;
 }
 
+// conv_stats: the CUDA blocks take their statistics from the convolution's epilogue, so the
+// results agree within `rel`·max|unfused| per item instead of bit for bit.
 template <typename T>
-void check_fused_equals_unfused(Device device) {
+void check_fused_equals_unfused(Device device, bool conv_stats = false, double rel = 0) {
   auto fused = small_net(device, kiln::dtype_of<T>());
   auto plain = small_net(device, kiln::dtype_of<T>());
   fused->set_fused_blocks(true);  // also on the CPU, where the default runs blocks unfused
+  fused->set_fused_conv_stats(conv_stats);
   plain->set_fused_blocks(false);
   REQUIRE(fused->fusable_blocks() == 5);
   REQUIRE(fused->fused_blocks(Device::cpu));
@@ -86,7 +94,17 @@ void check_fused_equals_unfused(Device device) {
     REQUIRE(got[0].size() == got[1].size());
     for (size_t k = 0; k < got[0].size(); ++k) {
       INFO("item " << k);
-      CHECK(got[0][k] == got[1][k]);
+      if (rel == 0) {
+        CHECK(got[0][k] == got[1][k]);
+        continue;
+      }
+      REQUIRE(got[0][k].size() == got[1][k].size());
+      double scale = 0, worst = 0;
+      for (size_t i = 0; i < got[1][k].size(); ++i) {
+        scale = std::max(scale, std::fabs(got[1][k][i]));
+        worst = std::max(worst, std::fabs(got[0][k][i] - got[1][k][i]));
+      }
+      CHECK(worst <= rel * scale);
     }
   }
 }
@@ -99,6 +117,16 @@ TEST_CASE("Sequential: fused blocks equal the unfused layers bit for bit", "[cpu
 TEST_CASE("Sequential: fused blocks equal the unfused layers on the emulated device",
           "[simt][layers]") {
   check_fused_equals_unfused<float>(Device::cuda);
+}
+
+// The statistics from the convolution's epilogue differ from the separate pass by a few float
+// roundings (|Δmean| <= 152·2⁻²⁴·max|y| per channel, the parity test's bound); through two training
+// steps of the network that stays below 1e-4 of each tensor's largest value (outputs, dx,
+// gradients, weights, running statistics; the counters exactly).
+TEST_CASE(
+    "Sequential: fused blocks with the convolution's statistics agree with the unfused layers",
+    "[simt][layers]") {
+  check_fused_equals_unfused<float>(Device::cuda, true, 1e-4);
 }
 
 TEST_CASE("Sequential: forward_to and backward_from inside a block run it unfused",
@@ -130,13 +158,15 @@ TEST_CASE("Sequential: forward_to and backward_from inside a block run it unfuse
 
 #if KILN_WITH_CUDA
 // The whole eager step of `fer_cnn train --device cuda --width 0.125 --batch-size 14` (copy,
-// zero_grad, forward, loss, backward, Adam), second step: each fused block runs 3 launches forward
-// (statistics 2, fused pass 1) instead of 6 and 3 backward instead of 6, so five blocks take 30
-// launches out of the step. The device memory the step leaves allocated beyond the parameters and
-// the optimizer's state (activations, gradients, the batch, workspace) shrinks by more than 40%:
-// the batchnorm and LeakyReLU outputs, the dropout output and three of the four dx buffers of each
-// block are never allocated.
-TEST_CASE("Sequential: fused blocks take 30 launches and 40% of the memory out of a step",
+// zero_grad, forward, loss, backward, Adam), second step: after the convolution (whose epilogue
+// takes the statistics) each fused block runs 1 launch forward instead of 5 (batchnorm 2,
+// LeakyReLU, pooling, dropout) and 2 backward instead of 5, so five blocks take 35 launches out of
+// the step, leaving 45 (the bias gradients come out of the weight-gradient GEMMs, zero_grad is a
+// memset). The device
+// memory the step leaves allocated beyond the parameters and the optimizer's state (activations,
+// gradients, the batch, workspace) shrinks by more than 40%: the batchnorm and LeakyReLU outputs,
+// the dropout output and three of the four dx buffers of each block are never allocated.
+TEST_CASE("Sequential: fused blocks take 35 launches and 40% of the memory out of a step",
           "[simt][layers]") {
   kiln::data::Batch batch;
   batch.size = 14;
@@ -161,7 +191,8 @@ TEST_CASE("Sequential: fused blocks take 30 launches and 40% of the memory out o
   }
   INFO("launches per step: unfused " << launches[0] << ", fused " << launches[1]
                                      << "; bytes: unfused " << bytes[0] << ", fused " << bytes[1]);
-  CHECK(launches[0] - launches[1] == 30);
+  CHECK(launches[0] - launches[1] == 35);
+  CHECK(launches[1] == 45);
   CHECK(bytes[1] * 10 <= bytes[0] * 6);
 }
 #endif

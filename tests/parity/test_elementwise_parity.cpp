@@ -35,20 +35,23 @@ const std::vector<int64_t> kSizes = {1, 3, 4, 7, 64, 1001, 4099};
 
 }  // namespace
 
+// +0 takes the memset path (zero_grad), -0 and the rest the fill kernel: every value's bits.
 TEST_CASE("cuda::fill writes every element and nothing else", PARITY_TAG) {
-  for (int64_t n : kSizes)
-    for (bool misalign : {false, true}) {
-      INFO("n=" << n << " misaligned=" << misalign);
-      auto runs = run_in_every_order([&] {
-        Guarded x(std::vector<float>(static_cast<size_t>(n), std::nanf("")), misalign);
-        kiln::cuda::fill(x.data(), n, 3.5f, nullptr);
-        return x.payload();
-      });
-      REQUIRE(first_difference(runs) == "");
-      std::vector<double> ref(static_cast<size_t>(n));
-      kiln::cpu::fill<double>(ref.data(), n, 3.5);
-      kiln::test::expect_close("fill", runs.results[0].data(), ref.data(), n, 0, 0);
-    }
+  for (float value : {3.5f, 0.f, -0.f})
+    for (int64_t n : kSizes)
+      for (bool misalign : {false, true}) {
+        INFO("value " << value << " n=" << n << " misaligned=" << misalign);
+        auto runs = run_in_every_order([&] {
+          Guarded x(std::vector<float>(static_cast<size_t>(n), std::nanf("")), misalign);
+          kiln::cuda::fill(x.data(), n, value, nullptr);
+          return x.payload();
+        });
+        REQUIRE(first_difference(runs) == "");
+        std::vector<double> ref(static_cast<size_t>(n));
+        kiln::cpu::fill<double>(ref.data(), n, value);
+        kiln::test::expect_close("fill", runs.results[0].data(), ref.data(), n, 0, 0);
+        for (float v : runs.results[0]) REQUIRE(std::signbit(v) == std::signbit(value));
+      }
 }
 
 TEST_CASE("cuda::copy matches the source exactly", PARITY_TAG) {

@@ -25,6 +25,7 @@
 #include "core/memory.h"
 #include "core/stream.h"
 #include "core/tensor.h"
+#include "core/workspace_counters.h"
 #include "kernels/activation.h"
 #include "kernels/batchnorm.h"
 #include "kernels/conv2d.h"
@@ -292,6 +293,25 @@ TEST_CASE("every CUDA op of the functional API runs right on an empty workspace"
     const auto warm = run_values(op, Device::cuda);
     CHECK(first_bit_difference(first, warm) == "");
     CHECK(first_far(first, run_values(op, Device::cpu)) == "");
+  }
+}
+
+// The kernels that finish their reduction in their own launch (split-K GEMMs, split column sums)
+// count their blocks in the stream's counters and must leave them zero: nothing zeroes them again,
+// and a captured graph replays on the same counters. Every op runs twice here, giving the same bits.
+TEST_CASE("every CUDA op leaves the stream's reduction counters zero", PARITY_TAG) {
+  constexpr int64_t kCounters = 1 << 14;
+  for (const Op& op : functional_ops()) {
+    INFO(op.name);
+    const int* counters = kiln::workspace_counters(kCounters, nullptr);
+    const auto first = run_values(op, Device::cuda);
+    const auto again = run_values(op, Device::cuda);
+    CHECK(first_bit_difference(first, again) == "");
+    REQUIRE(kiln::workspace_counters(kCounters, nullptr) == counters);  // nothing grew
+    std::vector<int> host(kCounters, -1);
+    kiln::copy_bytes(host.data(), Device::cpu, counters, Device::cuda, host.size() * sizeof(int),
+                     nullptr);
+    CHECK(std::count(host.begin(), host.end(), 0) == kCounters);
   }
 }
 
