@@ -120,6 +120,21 @@ __global__ void KILN_LAUNCH_BOUNDS(kFinX* kFinY)
   running_var[ch] = static_cast<float>((1.0 - momentum) * running_var[ch] + momentum * unbiased);
 }
 
+// SyncBatchNorm's per-rank moments, from the same shifted sums: moments[0][c] = mean,
+// moments[1][c] = M2 = Σ (x − mean)² = Σd² − (Σd)²/M (d = x − K), in double.
+__global__ void KILN_LAUNCH_BOUNDS(kFinX* kFinY)
+    batchnorm_moments_finalize_kernel(double* __restrict__ moments,
+                                      const float* __restrict__ partial,
+                                      const float* __restrict__ x, int slices, int64_t m, int c) {
+  double sum_d, sum_dd;
+  if (!finalise_sums(partial, slices, c, sum_d, sum_dd)) return;
+  const int ch = blockIdx.x * kFinX + threadIdx.x;
+  const double md = static_cast<double>(m);
+  const double m2 = sum_dd - sum_d * sum_d / md;
+  moments[ch] = static_cast<double>(x[ch]) + sum_d / md;
+  moments[c + ch] = m2 < 0.0 ? 0.0 : m2;
+}
+
 // y = (x − mean)·(γ·invstd) + β. kFromVar: `inv_or_var` holds variances (eval: invstd =
 // 1/sqrt(var + eps)); otherwise it holds invstd (training, from the finalise).
 template <int kV, bool kFromVar>
@@ -184,10 +199,13 @@ __global__ void KILN_LAUNCH_BOUNDS(kBlock)
   store_two_partials<kV>(sum, sumx, s_dy, s_dyx, partial, c, t);
 }
 
-// dgamma += Σ dy·x̂, dbeta += Σ dy; coef[0][c] = Σdy/M, coef[1][c] = Σ(dy·x̂)/M for the dx pass.
+// dgamma += Σ dy·x̂, dbeta += Σ dy; coef[0][c] = Σdy/M, coef[1][c] = Σ(dy·x̂)/M for the dx pass,
+// or (coef null: SyncBatchNorm, whose means are the global batch's) sums[0][c] = Σdy,
+// sums[1][c] = Σ(dy·x̂) in double, for the merge across ranks.
 __global__ void KILN_LAUNCH_BOUNDS(kFinX* kFinY)
     batchnorm_backward_finalize_kernel(float* __restrict__ dgamma, float* __restrict__ dbeta,
-                                       float* __restrict__ coef, const float* __restrict__ partial,
+                                       float* __restrict__ coef, double* __restrict__ sums,
+                                       const float* __restrict__ partial,
                                        const float* __restrict__ save_invstd, int slices, int64_t m,
                                        int c) {
   double sum_dy, sum_dyxmu;
@@ -196,6 +214,11 @@ __global__ void KILN_LAUNCH_BOUNDS(kFinX* kFinY)
   const double sum_dyxhat = sum_dyxmu * static_cast<double>(save_invstd[ch]);
   dgamma[ch] = static_cast<float>(static_cast<double>(dgamma[ch]) + sum_dyxhat);
   dbeta[ch] = static_cast<float>(static_cast<double>(dbeta[ch]) + sum_dy);
+  if (coef == nullptr) {
+    sums[ch] = sum_dy;
+    sums[c + ch] = sum_dyxhat;
+    return;
+  }
   const double md = static_cast<double>(m);
   coef[ch] = static_cast<float>(sum_dy / md);
   coef[c + ch] = static_cast<float>(sum_dyxhat / md);
@@ -266,6 +289,73 @@ __global__ void KILN_LAUNCH_BOUNDS(kBlock)
 
 // ---- launchers ----------------------------------------------------------------------------------
 
+namespace {
+
+// The statistics' partial pass over x: the workspace of [slices][2][C] shifted sums.
+float* stats_partials(const float* x, const BatchNormShape& s, Stream stream, int* slices) {
+  const bool vec_stats = s.c % 4 == 0 && aligned16(x);
+  const Tiles stats = make_tiles(s.m, s.c, vec_stats, kPartialRowsPerThread, kPartialMaxBlocks);
+  float* partial = tiles_workspace(stats, s.c, stream);
+  *slices = static_cast<int>(stats.grid.y);
+  const LaunchConfig pcfg{stats.grid, stats.block, 0, stream};
+  if (stats.v == 4) {
+    launch(pcfg, batchnorm_stats_partial_kernel<4>, partial, x, s.m, s.c);
+  } else {
+    launch(pcfg, batchnorm_stats_partial_kernel<1>, partial, x, s.m, s.c);
+  }
+  return partial;
+}
+
+// The backward's partial pass: [slices][2][C] sums of dy and dy·(x − mean), then `extra` floats
+// of the same workspace (16-byte aligned when C % 4 == 0) at *after.
+float* grad_partials(const float* dy, const float* x, const float* mean, const BatchNormShape& s,
+                     Stream stream, int* slices, float** after) {
+  const bool vec_red = s.c % 4 == 0 && aligned16(dy) && aligned16(x) && aligned16(mean);
+  const Tiles red = make_tiles(s.m, s.c, vec_red, kPartialRowsPerThread, kPartialMaxBlocks);
+  float* partial = tiles_workspace(red, s.c, stream);
+  *after = partial + static_cast<size_t>(red.grid.y) * 2 * s.c;
+  *slices = static_cast<int>(red.grid.y);
+  const LaunchConfig pcfg{red.grid, red.block, 0, stream};
+  if (red.v == 4) {
+    launch(pcfg, batchnorm_backward_partial_kernel<4>, partial, dy, x, mean, s.m, s.c);
+  } else {
+    launch(pcfg, batchnorm_backward_partial_kernel<1>, partial, dy, x, mean, s.m, s.c);
+  }
+  return partial;
+}
+
+// y = (x − mean)·(γ·invstd) + β over [M][C].
+void normalize(float* y, const float* x, const float* gamma, const float* beta, const float* mean,
+               const float* invstd, const BatchNormShape& s, Stream stream) {
+  const bool vec = s.c % 4 == 0 && aligned16(y) && aligned16(x) && aligned16(gamma) &&
+                   aligned16(beta) && aligned16(mean) && aligned16(invstd);
+  const Tiles map = make_tiles(s.m, s.c, vec, kMapRowsPerThread, kMapMaxBlocks);
+  const LaunchConfig mcfg{map.grid, map.block, 0, stream};
+  if (map.v == 4) {
+    launch(mcfg, batchnorm_normalize_kernel<4, false>, y, x, gamma, beta, mean, invstd, 0.f, s.m,
+           s.c);
+  } else {
+    launch(mcfg, batchnorm_normalize_kernel<1, false>, y, x, gamma, beta, mean, invstd, 0.f, s.m,
+           s.c);
+  }
+}
+
+// dx = γ·invstd·(dy − coef[0][c] − x̂·coef[1][c]) over [M][C].
+void backward_dx(float* dx, const float* dy, const float* x, const float* gamma, const float* mean,
+                 const float* invstd, const float* coef, const BatchNormShape& s, Stream stream) {
+  const bool vec = s.c % 4 == 0 && aligned16(dx) && aligned16(dy) && aligned16(x) &&
+                   aligned16(gamma) && aligned16(mean) && aligned16(invstd) && aligned16(coef);
+  const Tiles map = make_tiles(s.m, s.c, vec, kMapRowsPerThread, kMapMaxBlocks);
+  const LaunchConfig mcfg{map.grid, map.block, 0, stream};
+  if (map.v == 4) {
+    launch(mcfg, batchnorm_backward_dx_kernel<4>, dx, dy, x, gamma, mean, invstd, coef, s.m, s.c);
+  } else {
+    launch(mcfg, batchnorm_backward_dx_kernel<1>, dx, dy, x, gamma, mean, invstd, coef, s.m, s.c);
+  }
+}
+
+}  // namespace
+
 void batchnorm_batch_stats(float* save_mean, float* save_invstd, float* running_mean,
                            float* running_var, const float* x, const BatchNormShape& s, double eps,
                            double momentum, Stream stream) {
@@ -273,19 +363,52 @@ void batchnorm_batch_stats(float* save_mean, float* save_invstd, float* running_
   check_shape(op, s);
   KILN_CHECK(save_mean && save_invstd && running_mean && running_var && x, op, ": null pointer");
   KILN_CHECK(eps > 0.0, op, ": eps must be positive");
-  const bool vec_stats = s.c % 4 == 0 && aligned16(x);
-  const Tiles stats = make_tiles(s.m, s.c, vec_stats, kPartialRowsPerThread, kPartialMaxBlocks);
-  float* partial = tiles_workspace(stats, s.c, stream);
-  const int slices = static_cast<int>(stats.grid.y);
-  const LaunchConfig pcfg{stats.grid, stats.block, 0, stream};
-  if (stats.v == 4) {
-    launch(pcfg, batchnorm_stats_partial_kernel<4>, partial, x, s.m, s.c);
-  } else {
-    launch(pcfg, batchnorm_stats_partial_kernel<1>, partial, x, s.m, s.c);
-  }
+  int slices = 0;
+  const float* partial = stats_partials(x, s, stream, &slices);
   launch({finalize_grid(s.c), dim3(kFinX, kFinY), 0, stream}, batchnorm_stats_finalize_kernel,
-         save_mean, save_invstd, running_mean, running_var, static_cast<const float*>(partial), x,
-         slices, s.m, s.c, eps, momentum);
+         save_mean, save_invstd, running_mean, running_var, partial, x, slices, s.m, s.c, eps,
+         momentum);
+}
+
+void batchnorm_moments(double* moments, const float* x, const BatchNormShape& s, Stream stream) {
+  const char* op = "cuda::batchnorm_moments";
+  check_shape(op, s);
+  KILN_CHECK(moments && x, op, ": null pointer");
+  int slices = 0;
+  const float* partial = stats_partials(x, s, stream, &slices);
+  launch({finalize_grid(s.c), dim3(kFinX, kFinY), 0, stream}, batchnorm_moments_finalize_kernel,
+         moments, partial, x, slices, s.m, s.c);
+}
+
+void batchnorm_normalize(float* y, const float* x, const float* gamma, const float* beta,
+                         const float* mean, const float* invstd, const BatchNormShape& s,
+                         Stream stream) {
+  const char* op = "cuda::batchnorm_normalize";
+  check_shape(op, s);
+  KILN_CHECK(y && x && gamma && beta && mean && invstd, op, ": null pointer");
+  normalize(y, x, gamma, beta, mean, invstd, s, stream);
+}
+
+void batchnorm_grad_sums(float* dgamma, float* dbeta, double* sums, const float* dy, const float* x,
+                         const float* mean, const float* invstd, const BatchNormShape& s,
+                         Stream stream) {
+  const char* op = "cuda::batchnorm_grad_sums";
+  check_shape(op, s);
+  KILN_CHECK(dgamma && dbeta && sums && dy && x && mean && invstd, op, ": null pointer");
+  int slices = 0;
+  float* unused = nullptr;
+  const float* partial = grad_partials(dy, x, mean, s, stream, &slices, &unused);
+  launch({finalize_grid(s.c), dim3(kFinX, kFinY), 0, stream}, batchnorm_backward_finalize_kernel,
+         dgamma, dbeta, static_cast<float*>(nullptr), sums, partial, invstd, slices, s.m, s.c);
+}
+
+void batchnorm_backward_dx(float* dx, const float* dy, const float* x, const float* gamma,
+                           const float* mean, const float* invstd, const float* coef,
+                           const BatchNormShape& s, Stream stream) {
+  const char* op = "cuda::batchnorm_backward_dx";
+  check_shape(op, s);
+  KILN_CHECK(dx && dy && x && gamma && mean && invstd && coef, op, ": null pointer");
+  backward_dx(dx, dy, x, gamma, mean, invstd, coef, s, stream);
 }
 
 namespace bn_tiles {
@@ -294,7 +417,8 @@ void launch_backward_finalize(float* dgamma, float* dbeta, float* coef, const fl
                               const float* save_invstd, int slices, const BatchNormShape& s,
                               Stream stream) {
   launch({finalize_grid(s.c), dim3(kFinX, kFinY), 0, stream}, batchnorm_backward_finalize_kernel,
-         dgamma, dbeta, coef, partial, save_invstd, slices, s.m, s.c);
+         dgamma, dbeta, coef, static_cast<double*>(nullptr), partial, save_invstd, slices, s.m,
+         s.c);
 }
 
 }  // namespace bn_tiles
@@ -310,20 +434,7 @@ void batchnorm_forward_train(float* y, float* save_mean, float* save_invstd, flo
   KILN_CHECK(eps > 0.0, op, ": eps must be positive");
   batchnorm_batch_stats(save_mean, save_invstd, running_mean, running_var, x, s, eps, momentum,
                         stream);
-  const bool vec = s.c % 4 == 0 && aligned16(y) && aligned16(x) && aligned16(gamma) &&
-                   aligned16(beta) && aligned16(save_mean) && aligned16(save_invstd);
-  const Tiles map = make_tiles(s.m, s.c, vec, kMapRowsPerThread, kMapMaxBlocks);
-  const LaunchConfig mcfg{map.grid, map.block, 0, stream};
-  const float* mean = save_mean;
-  const float* invstd = save_invstd;
-  const float feps = static_cast<float>(eps);
-  if (map.v == 4) {
-    launch(mcfg, batchnorm_normalize_kernel<4, false>, y, x, gamma, beta, mean, invstd, feps, s.m,
-           s.c);
-  } else {
-    launch(mcfg, batchnorm_normalize_kernel<1, false>, y, x, gamma, beta, mean, invstd, feps, s.m,
-           s.c);
-  }
+  normalize(y, x, gamma, beta, save_mean, save_invstd, s, stream);
 }
 
 void batchnorm_forward_eval(float* y, const float* x, const float* gamma, const float* beta,
@@ -354,32 +465,11 @@ void batchnorm_backward(float* dx, float* dgamma, float* dbeta, const float* dy,
   check_shape(op, s);
   KILN_CHECK(dx && dgamma && dbeta && dy && x && gamma && save_mean && save_invstd, op,
              ": null pointer");
-  const bool vec_red = s.c % 4 == 0 && aligned16(dy) && aligned16(x) && aligned16(save_mean);
-  const Tiles red = make_tiles(s.m, s.c, vec_red, kPartialRowsPerThread, kPartialMaxBlocks);
-  float* partial = tiles_workspace(red, s.c, stream);
-  float* coef = partial + static_cast<size_t>(red.grid.y) * 2 * s.c;
-  const int slices = static_cast<int>(red.grid.y);
-  const LaunchConfig pcfg{red.grid, red.block, 0, stream};
-  if (red.v == 4) {
-    launch(pcfg, batchnorm_backward_partial_kernel<4>, partial, dy, x, save_mean, s.m, s.c);
-  } else {
-    launch(pcfg, batchnorm_backward_partial_kernel<1>, partial, dy, x, save_mean, s.m, s.c);
-  }
+  int slices = 0;
+  float* coef = nullptr;
+  const float* partial = grad_partials(dy, x, save_mean, s, stream, &slices, &coef);
   launch_backward_finalize(dgamma, dbeta, coef, partial, save_invstd, slices, s, stream);
-  // coef sits after the partials: 16-byte aligned when C % 4 == 0 (the workspace is).
-  const bool vec = s.c % 4 == 0 && aligned16(dx) && aligned16(dy) && aligned16(x) &&
-                   aligned16(gamma) && aligned16(save_mean) && aligned16(save_invstd) &&
-                   aligned16(coef);
-  const Tiles map = make_tiles(s.m, s.c, vec, kMapRowsPerThread, kMapMaxBlocks);
-  const LaunchConfig mcfg{map.grid, map.block, 0, stream};
-  const float* cf = coef;
-  if (map.v == 4) {
-    launch(mcfg, batchnorm_backward_dx_kernel<4>, dx, dy, x, gamma, save_mean, save_invstd, cf, s.m,
-           s.c);
-  } else {
-    launch(mcfg, batchnorm_backward_dx_kernel<1>, dx, dy, x, gamma, save_mean, save_invstd, cf, s.m,
-           s.c);
-  }
+  backward_dx(dx, dy, x, gamma, save_mean, save_invstd, coef, s, stream);
 }
 
 void batchnorm_backward_eval(float* dx, const float* dy, const float* gamma,
