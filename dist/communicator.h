@@ -27,7 +27,9 @@
 // not reached the collective, then aborts the whole job (exit status 3), so no rank hangs silently.
 // An MPI error (a rank died) is reported the same way through MPI's error handler; an NCCL error
 // (ncclCommGetAsyncError) or an NCCL collective past the deadline aborts the NCCL communicator
-// (ncclCommAbort) first.
+// (ncclCommAbort) first. The NCCL bootstrap (the communicator is made non-blocking at the first
+// collective of a CUDA tensor) is watched against the same deadline, so a rank hung inside
+// NCCL's init is named too.
 #pragma once
 
 #include <cstdint>

@@ -14,6 +14,14 @@
 // ranks whose heartbeat shows they never reached the collective), the NCCL communicator is aborted
 // (ncclCommAbort: its kernels return) and the job exits with status 3.
 //
+// Bootstrap: the communicator is non-blocking (ncclConfig_t::blocking = 0), so
+// ncclCommInitRankConfig returns at once (ncclInProgress) and the same watchdog polls
+// ncclCommGetAsyncError until the communicator is made: a rank stuck in the bootstrap ends the job
+// at the deadline like a collective. The heartbeat of "NCCL init" is sent once the call has
+// returned, so a rank whose call itself never returns is the one the message names. Any later NCCL
+// call that answers ncclInProgress (a non-blocking communicator may) is polled to completion the
+// same way.
+//
 // In the emulated build the same code runs against the emulator's NCCL shim
 // (core/simt/nccl_shim.cpp, docs/distributed.md): the NCCL calls below are the shim's.
 #include <cuda_runtime.h>
@@ -47,13 +55,30 @@ class NcclCollectives final : public DeviceCollectives {
   NcclCollectives(Communicator& host, Watchdog& watchdog) : host_(host), watchdog_(watchdog) {}
 
   ~NcclCollectives() override {
+    if (ready_ != nullptr) cudaEventDestroy(ready_);
+    if (done_ != nullptr) cudaEventDestroy(done_);
     if (comm_ == nullptr) return;
     // Destructors only log: a failure here is reported, and the communicator freed regardless.
     if (cudaStreamSynchronize(stream_->get()) != cudaSuccess)
       std::fprintf(stderr, "kiln: rank %d: the NCCL stream failed at exit\n", host_.rank());
-    ncclCommDestroy(comm_);
-    cudaEventDestroy(ready_);
-    cudaEventDestroy(done_);
+    // A non-blocking communicator is finalised (polled until done, within the deadline), then
+    // destroyed; one that does not finish in time is aborted instead.
+    ncclResult_t state = ncclCommFinalize(comm_);
+    const auto start = std::chrono::steady_clock::now();
+    while (state == ncclInProgress || state == ncclSuccess) {
+      if (ncclCommGetAsyncError(comm_, &state) != ncclSuccess || state != ncclInProgress) break;
+      if (std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() >
+          host_.timeout_s())
+        break;
+      std::this_thread::sleep_for(std::chrono::microseconds(200));
+    }
+    if (state == ncclSuccess) {
+      ncclCommDestroy(comm_);
+    } else {
+      std::fprintf(stderr, "kiln: rank %d: finalising the NCCL communicator failed: %s\n",
+                   host_.rank(), ncclGetErrorString(state));
+      ncclCommAbort(comm_);
+    }
   }
 
   void start_sum(float* p, int64_t n, float scale) override {
@@ -79,24 +104,34 @@ class NcclCollectives final : public DeviceCollectives {
     pending_ = false;
     KILN_CUDA_CHECK(cudaEventRecord(done_, stream_->get()));
     KILN_CUDA_CHECK(cudaStreamWaitEvent(current_stream(), done_, 0));
+    watch(what_, [this](ncclResult_t) {
+      const cudaError_t e = cudaEventQuery(done_);
+      if (e != cudaSuccess && e != cudaErrorNotReady) KILN_CUDA_CHECK(e);
+      return e == cudaSuccess;
+    });
+  }
+
+ private:
+  // The watchdog: polls ncclCommGetAsyncError and done(its answer) until done says so; an NCCL
+  // error, or the deadline passing, ends the job (see the top of the file).
+  template <typename Done>
+  void watch(const char* what, Done done) {
     using clock = std::chrono::steady_clock;
     const auto start = clock::now();
     for (int spins = 0;; ++spins) {
-      const cudaError_t e = cudaEventQuery(done_);
-      if (e == cudaSuccess) return;
-      if (e != cudaErrorNotReady) KILN_CUDA_CHECK(e);
       ncclResult_t async = ncclSuccess;
-      ok(ncclCommGetAsyncError(comm_, &async), "ncclCommGetAsyncError");
-      if (async != ncclSuccess && async != ncclInProgress) fail(async, what_);
+      if (const ncclResult_t r = ncclCommGetAsyncError(comm_, &async); r != ncclSuccess)
+        fail(r, "ncclCommGetAsyncError");
+      if (async != ncclSuccess && async != ncclInProgress) fail(async, what);
+      if (done(async)) return;
       const double waited = std::chrono::duration<double>(clock::now() - start).count();
       if (waited > host_.timeout_s())
-        watchdog_.abort_job(what_, waited, [this] { ncclCommAbort(comm_); });
+        watchdog_.abort_job(what, waited, [this] { ncclCommAbort(comm_); });
       // As the MPI backend: spin briefly, then leave the cores to the ranks still computing.
       if (spins > 1000) std::this_thread::sleep_for(std::chrono::microseconds(200));
     }
   }
 
- private:
   // The heartbeat of a new collective, and the communicator at the first one.
   void begin(const char* what) {
     cudaStreamCaptureStatus capturing = cudaStreamCaptureStatusNone;
@@ -124,17 +159,26 @@ class NcclCollectives final : public DeviceCollectives {
                " on its machine, which has ", devices,
                " GPU(s); NCCL needs one GPU per rank: start at most ", devices,
                " ranks per machine, or set KILN_DIST_NCCL=0 to stage CUDA tensors over MPI");
-    ncclUniqueId id{};
-    if (host_.rank() == 0) ok(ncclGetUniqueId(&id), "ncclGetUniqueId");
-    host_.broadcast_bytes(&id, sizeof id, 0);
-    ok(ncclCommInitRank(&comm_, host_.size(), id, host_.rank()), "ncclCommInitRank");
     stream_.emplace(/*non_blocking=*/true);  // no implicit order with the legacy stream
     KILN_CUDA_CHECK(cudaEventCreateWithFlags(&ready_, cudaEventDisableTiming));
     KILN_CUDA_CHECK(cudaEventCreateWithFlags(&done_, cudaEventDisableTiming));
+    ncclUniqueId id{};
+    if (host_.rank() == 0) ok(ncclGetUniqueId(&id), "ncclGetUniqueId");
+    host_.broadcast_bytes(&id, sizeof id, 0);
+    ncclConfig_t config = NCCL_CONFIG_INITIALIZER;
+    config.blocking = 0;  // the watchdog bounds the bootstrap (see the top of the file)
+    const ncclResult_t r = ncclCommInitRankConfig(&comm_, host_.size(), id, host_.rank(), &config);
+    if (r != ncclSuccess && r != ncclInProgress) fail(r, "ncclCommInitRankConfig");
+    watchdog_.heartbeat("NCCL init");
+    watch("NCCL init", [](ncclResult_t async) { return async == ncclSuccess; });
   }
 
+  // A call on the communicator: ncclInProgress (non-blocking) is polled until it has completed.
   void ok(ncclResult_t r, const char* call) {
-    if (r != ncclSuccess) fail(r, call);
+    if (r == ncclInProgress && comm_ != nullptr)
+      watch(call, [](ncclResult_t async) { return async == ncclSuccess; });
+    else if (r != ncclSuccess)
+      fail(r, call);
   }
 
   // An NCCL error ends the job: a collective whose peers went on without this rank cannot be

@@ -39,7 +39,83 @@ BatchNormShape check_batchnorm(const char* op, const Tensor& x, Named activation
   return s;
 }
 
+// A [2][C] per-channel pair of `dtype` on `device`, for the synchronised halves.
+void check_pairs(const char* op, const char* name, const Tensor& t, DType dtype, Device device,
+                 int c) {
+  KILN_CHECK(t.defined() && t.dtype() == dtype && t.device() == device && t.numel() == 2 * c, op,
+             ": ", name, " must be ", dtype_name(dtype), " [", 2 * c, "] on ", device_name(device),
+             " (two values per channel), got ",
+             t.defined() ? t.str() : std::string("an undefined tensor"));
+}
+
+// The synchronised halves run on CUDA only (the CPU's are BatchNorm2d's host loops).
+template <typename Cuda>
+void sync_on_device(const char* op, Device device, Cuda cuda) {
+  detail::on_device(
+      op, device,
+      [&] {
+        KILN_FAIL(op,
+                  ": a CUDA op (on the CPU, BatchNorm2d synchronises in its own host loops); "
+                  "move the tensors to Device::cuda");
+      },
+      cuda);
+}
+
 }  // namespace
+
+void batchnorm_moments(Tensor& moments, const Tensor& x) {
+  const char* op = "batchnorm_moments";
+  Device device;
+  const BatchNormShape s = check_batchnorm(op, x, {{"x", &x}}, {}, &device);
+  check_pairs(op, "moments", moments, DType::f64, device, s.c);
+  sync_on_device(op, device, [&] {
+    cuda::batchnorm_moments(moments.data<double>(), x.data<float>(), s, current_stream());
+  });
+}
+
+void batchnorm_normalize(Tensor& y, const Tensor& x, const Tensor& gamma, const Tensor& beta,
+                         const Tensor& mean, const Tensor& invstd) {
+  const char* op = "batchnorm_normalize";
+  Device device;
+  const BatchNormShape s = check_batchnorm(
+      op, x, {{"x", &x}, {"y", &y}},
+      {{"gamma", &gamma}, {"beta", &beta}, {"mean", &mean}, {"invstd", &invstd}}, &device);
+  sync_on_device(op, device, [&] {
+    cuda::batchnorm_normalize(y.data<float>(), x.data<float>(), gamma.data<float>(),
+                              beta.data<float>(), mean.data<float>(), invstd.data<float>(), s,
+                              current_stream());
+  });
+}
+
+void batchnorm_grad_sums(Tensor& dgamma, Tensor& dbeta, Tensor& sums, const Tensor& dy,
+                         const Tensor& x, const Tensor& mean, const Tensor& invstd) {
+  const char* op = "batchnorm_grad_sums";
+  Device device;
+  const BatchNormShape s = check_batchnorm(
+      op, x, {{"x", &x}, {"dy", &dy}},
+      {{"dgamma", &dgamma}, {"dbeta", &dbeta}, {"mean", &mean}, {"invstd", &invstd}}, &device);
+  check_pairs(op, "sums", sums, DType::f64, device, s.c);
+  sync_on_device(op, device, [&] {
+    cuda::batchnorm_grad_sums(dgamma.data<float>(), dbeta.data<float>(), sums.data<double>(),
+                              dy.data<float>(), x.data<float>(), mean.data<float>(),
+                              invstd.data<float>(), s, current_stream());
+  });
+}
+
+void batchnorm_backward_dx(Tensor& dx, const Tensor& dy, const Tensor& x, const Tensor& gamma,
+                           const Tensor& mean, const Tensor& invstd, const Tensor& coef) {
+  const char* op = "batchnorm_backward_dx";
+  Device device;
+  const BatchNormShape s =
+      check_batchnorm(op, x, {{"x", &x}, {"dy", &dy}, {"dx", &dx}},
+                      {{"gamma", &gamma}, {"mean", &mean}, {"invstd", &invstd}}, &device);
+  check_pairs(op, "coef", coef, x.dtype(), device, s.c);
+  sync_on_device(op, device, [&] {
+    cuda::batchnorm_backward_dx(dx.data<float>(), dy.data<float>(), x.data<float>(),
+                                gamma.data<float>(), mean.data<float>(), invstd.data<float>(),
+                                coef.data<float>(), s, current_stream());
+  });
+}
 
 void batchnorm_forward_train(Tensor& y, Tensor& save_mean, Tensor& save_invstd,
                              Tensor& running_mean, Tensor& running_var, const Tensor& x,

@@ -46,14 +46,16 @@ using namespace bn_tiles;
 // partial[blockIdx.y][0][c] = Σ (x − K), partial[blockIdx.y][1][c] = Σ (x − K)² over this block's
 // rows, K = x[0][c].
 // The last block of each channel group then finalises its channels (finish_two_partials): batch
-// mean and biased variance from the shifted sums, save_mean, save_invstd, running stats.
+// mean and biased variance from the shifted sums, save_mean, save_invstd, running stats — or, with
+// `moments` (SyncBatchNorm), moments[0][c] = mean and moments[1][c] = M2 = Σd² − (Σd)²/M in double.
 template <int kV>
 __global__ void KILN_LAUNCH_BOUNDS(kBlock)
     batchnorm_stats_partial_kernel(float* __restrict__ partial, int* __restrict__ counters,
                                    float* __restrict__ save_mean, float* __restrict__ save_invstd,
                                    float* __restrict__ running_mean,
-                                   float* __restrict__ running_var, const float* __restrict__ x,
-                                   int64_t m, int c, double eps, double momentum) {
+                                   float* __restrict__ running_var, double* __restrict__ moments,
+                                   const float* __restrict__ x, int64_t m, int c, double eps,
+                                   double momentum) {
   KILN_SHARED(float, s_sum, [kBlock * 4]);
   KILN_SHARED(float, s_sq, [kBlock * 4]);
   const TileThread t = tile_thread<kV>(c);
@@ -77,6 +79,12 @@ __global__ void KILN_LAUNCH_BOUNDS(kBlock)
   finish_two_partials<kV>(partial, counters, c, [&](int ch, double sum_d, double sum_dd) {
     const double md = static_cast<double>(m);
     const double mean_d = sum_d / md;
+    if (moments != nullptr) {  // SyncBatchNorm: this rank's mean and M2, merged across ranks
+      const double m2 = sum_dd - sum_d * mean_d;
+      moments[ch] = static_cast<double>(x[ch]) + mean_d;
+      moments[c + ch] = m2 < 0.0 ? 0.0 : m2;
+      return;
+    }
     stats_finalise(save_mean, save_invstd, running_mean, running_var, m, ch,
                    static_cast<double>(x[ch]) + mean_d, sum_dd / md - mean_d * mean_d, eps,
                    momentum);
@@ -118,12 +126,14 @@ __global__ void KILN_LAUNCH_BOUNDS(kBlock)
 
 // partial[blockIdx.y][0][c] = Σ dy, partial[blockIdx.y][1][c] = Σ dy·(x − mean) over the
 // block's rows; the last block of each channel group then finalises its channels
-// (backward_finalise: dgamma, dbeta and the dx pass's coefficients).
+// (backward_finalise: dgamma, dbeta and the dx pass's coefficients; with `sums`, SyncBatchNorm:
+// dgamma, dbeta and sums[0][c] = Σdy, sums[1][c] = Σ(dy·x̂) in double).
 template <int kV>
 __global__ void KILN_LAUNCH_BOUNDS(kBlock)
     batchnorm_backward_partial_kernel(float* __restrict__ partial, int* __restrict__ counters,
                                       float* __restrict__ dgamma, float* __restrict__ dbeta,
-                                      float* __restrict__ coef, const float* __restrict__ dy,
+                                      float* __restrict__ coef, double* __restrict__ sums,
+                                      const float* __restrict__ dy,
                                       const float* __restrict__ x, const float* __restrict__ mean,
                                       const float* __restrict__ save_invstd, int64_t m, int c) {
   KILN_SHARED(float, s_dy, [kBlock * 4]);
@@ -149,7 +159,17 @@ __global__ void KILN_LAUNCH_BOUNDS(kBlock)
   }
   store_two_partials<kV>(sum, sumx, s_dy, s_dyx, partial, c, t);
   finish_two_partials<kV>(partial, counters, c, [&](int ch, double sum_dy, double sum_dyxmu) {
-    backward_finalise(dgamma, dbeta, coef, save_invstd, m, c, ch, sum_dy, sum_dyxmu);
+    if (sums == nullptr) {
+      backward_finalise(dgamma, dbeta, coef, save_invstd, m, c, ch, sum_dy, sum_dyxmu);
+      return;
+    }
+    // SyncBatchNorm: dgamma and dbeta accumulate as above; the raw sums, in double, are merged
+    // across ranks before the dx pass (whose means are the global batch's).
+    const double sum_dyxhat = sum_dyxmu * static_cast<double>(save_invstd[ch]);
+    dgamma[ch] = static_cast<float>(static_cast<double>(dgamma[ch]) + sum_dyxhat);
+    dbeta[ch] = static_cast<float>(static_cast<double>(dbeta[ch]) + sum_dy);
+    sums[ch] = sum_dy;
+    sums[c + ch] = sum_dyxhat;
   });
 }
 
@@ -218,13 +238,13 @@ __global__ void KILN_LAUNCH_BOUNDS(kBlock)
 
 // ---- launchers ----------------------------------------------------------------------------------
 
-void batchnorm_batch_stats(float* save_mean, float* save_invstd, float* running_mean,
-                           float* running_var, const float* x, const BatchNormShape& s, double eps,
-                           double momentum, Stream stream) {
-  const char* op = "cuda::batchnorm_batch_stats";
-  check_shape(op, s);
-  KILN_CHECK(save_mean && save_invstd && running_mean && running_var && x, op, ": null pointer");
-  KILN_CHECK(eps > 0.0, op, ": eps must be positive");
+namespace {
+
+// The statistics' one launch over x: partial sums, then (last block per channel group) either the
+// statistics (save_mean, save_invstd, running stats) or, with `moments`, SyncBatchNorm's moments.
+void stats_pass(float* save_mean, float* save_invstd, float* running_mean, float* running_var,
+                double* moments, const float* x, const BatchNormShape& s, double eps,
+                double momentum, Stream stream) {
   const bool vec_stats = s.c % 4 == 0 && aligned16(x);
   const Tiles stats = make_tiles(s.m, s.c, vec_stats, kPartialRowsPerThread, kPartialMaxBlocks);
   float* partial = tiles_workspace(stats, s.c, stream);
@@ -236,11 +256,116 @@ void batchnorm_batch_stats(float* save_mean, float* save_invstd, float* running_
              cost::f32(s.m * s.c + 4 * slices * s.c + 6 * s.c));
   if (stats.v == 4) {
     launch(pcfg, batchnorm_stats_partial_kernel<4>, partial, counters, save_mean, save_invstd,
-           running_mean, running_var, x, s.m, s.c, eps, momentum);
+           running_mean, running_var, moments, x, s.m, s.c, eps, momentum);
   } else {
     launch(pcfg, batchnorm_stats_partial_kernel<1>, partial, counters, save_mean, save_invstd,
-           running_mean, running_var, x, s.m, s.c, eps, momentum);
+           running_mean, running_var, moments, x, s.m, s.c, eps, momentum);
   }
+}
+
+// The backward's one reduction launch: sums of dy and dy·(x − mean), then (last block per channel
+// group) dgamma, dbeta and either the dx pass's coefficients (returned: they sit after the
+// partials in the workspace, 16-byte aligned when C % 4 == 0) or, with `sums`, SyncBatchNorm's
+// raw sums (returns nullptr).
+const float* grad_pass(float* dgamma, float* dbeta, double* sums, const float* dy, const float* x,
+                       const float* mean, const float* invstd, const BatchNormShape& s,
+                       Stream stream) {
+  const bool vec_red = s.c % 4 == 0 && aligned16(dy) && aligned16(x) && aligned16(mean);
+  const Tiles red = make_tiles(s.m, s.c, vec_red, kPartialRowsPerThread, kPartialMaxBlocks);
+  float* partial = tiles_workspace(red, s.c, stream);
+  float* coef = sums == nullptr ? partial + static_cast<size_t>(red.grid.y) * 2 * s.c : nullptr;
+  int* counters = tiles_counters(red, stream);
+  const int64_t slices = red.grid.y;
+  const LaunchConfig pcfg{red.grid, red.block, 0, stream};
+  cost::simt("batchnorm_backward_partial", 4 * s.m * s.c + 4 * slices * s.c,
+             cost::f32(2 * s.m * s.c + 4 * slices * s.c + 7 * s.c));
+  if (red.v == 4) {
+    launch(pcfg, batchnorm_backward_partial_kernel<4>, partial, counters, dgamma, dbeta, coef, sums,
+           dy, x, mean, invstd, s.m, s.c);
+  } else {
+    launch(pcfg, batchnorm_backward_partial_kernel<1>, partial, counters, dgamma, dbeta, coef, sums,
+           dy, x, mean, invstd, s.m, s.c);
+  }
+  return coef;
+}
+
+// y = (x − mean)·(γ·invstd) + β over [M][C].
+void normalize(float* y, const float* x, const float* gamma, const float* beta, const float* mean,
+               const float* invstd, const BatchNormShape& s, Stream stream) {
+  const bool vec = s.c % 4 == 0 && aligned16(y) && aligned16(x) && aligned16(gamma) &&
+                   aligned16(beta) && aligned16(mean) && aligned16(invstd);
+  const Tiles map = make_tiles(s.m, s.c, vec, kMapRowsPerThread, kMapMaxBlocks);
+  const LaunchConfig mcfg{map.grid, map.block, 0, stream};
+  cost::simt("batchnorm_normalize", 2 * s.m * s.c, cost::f32(2 * s.m * s.c + 4 * s.c));
+  if (map.v == 4) {
+    launch(mcfg, batchnorm_normalize_kernel<4, false>, y, x, gamma, beta, mean, invstd, 0.f, s.m,
+           s.c);
+  } else {
+    launch(mcfg, batchnorm_normalize_kernel<1, false>, y, x, gamma, beta, mean, invstd, 0.f, s.m,
+           s.c);
+  }
+}
+
+// dx = γ·invstd·(dy − coef[0][c] − x̂·coef[1][c]) over [M][C].
+void backward_dx(float* dx, const float* dy, const float* x, const float* gamma, const float* mean,
+                 const float* invstd, const float* coef, const BatchNormShape& s, Stream stream) {
+  const bool vec = s.c % 4 == 0 && aligned16(dx) && aligned16(dy) && aligned16(x) &&
+                   aligned16(gamma) && aligned16(mean) && aligned16(invstd) && aligned16(coef);
+  const Tiles map = make_tiles(s.m, s.c, vec, kMapRowsPerThread, kMapMaxBlocks);
+  const LaunchConfig mcfg{map.grid, map.block, 0, stream};
+  cost::simt("batchnorm_backward_dx", 4 * s.m * s.c, cost::f32(3 * s.m * s.c + 5 * s.c));
+  if (map.v == 4) {
+    launch(mcfg, batchnorm_backward_dx_kernel<4>, dx, dy, x, gamma, mean, invstd, coef, s.m, s.c);
+  } else {
+    launch(mcfg, batchnorm_backward_dx_kernel<1>, dx, dy, x, gamma, mean, invstd, coef, s.m, s.c);
+  }
+}
+
+}  // namespace
+
+void batchnorm_batch_stats(float* save_mean, float* save_invstd, float* running_mean,
+                           float* running_var, const float* x, const BatchNormShape& s, double eps,
+                           double momentum, Stream stream) {
+  const char* op = "cuda::batchnorm_batch_stats";
+  check_shape(op, s);
+  KILN_CHECK(save_mean && save_invstd && running_mean && running_var && x, op, ": null pointer");
+  KILN_CHECK(eps > 0.0, op, ": eps must be positive");
+  stats_pass(save_mean, save_invstd, running_mean, running_var, nullptr, x, s, eps, momentum,
+             stream);
+}
+
+void batchnorm_moments(double* moments, const float* x, const BatchNormShape& s, Stream stream) {
+  const char* op = "cuda::batchnorm_moments";
+  check_shape(op, s);
+  KILN_CHECK(moments && x, op, ": null pointer");
+  stats_pass(nullptr, nullptr, nullptr, nullptr, moments, x, s, 1.0, 0.0, stream);
+}
+
+void batchnorm_normalize(float* y, const float* x, const float* gamma, const float* beta,
+                         const float* mean, const float* invstd, const BatchNormShape& s,
+                         Stream stream) {
+  const char* op = "cuda::batchnorm_normalize";
+  check_shape(op, s);
+  KILN_CHECK(y && x && gamma && beta && mean && invstd, op, ": null pointer");
+  normalize(y, x, gamma, beta, mean, invstd, s, stream);
+}
+
+void batchnorm_grad_sums(float* dgamma, float* dbeta, double* sums, const float* dy, const float* x,
+                         const float* mean, const float* invstd, const BatchNormShape& s,
+                         Stream stream) {
+  const char* op = "cuda::batchnorm_grad_sums";
+  check_shape(op, s);
+  KILN_CHECK(dgamma && dbeta && sums && dy && x && mean && invstd, op, ": null pointer");
+  grad_pass(dgamma, dbeta, sums, dy, x, mean, invstd, s, stream);
+}
+
+void batchnorm_backward_dx(float* dx, const float* dy, const float* x, const float* gamma,
+                           const float* mean, const float* invstd, const float* coef,
+                           const BatchNormShape& s, Stream stream) {
+  const char* op = "cuda::batchnorm_backward_dx";
+  check_shape(op, s);
+  KILN_CHECK(dx && dy && x && gamma && mean && invstd && coef, op, ": null pointer");
+  backward_dx(dx, dy, x, gamma, mean, invstd, coef, s, stream);
 }
 
 void batchnorm_forward_train(float* y, float* save_mean, float* save_invstd, float* running_mean,
@@ -254,21 +379,7 @@ void batchnorm_forward_train(float* y, float* save_mean, float* save_invstd, flo
   KILN_CHECK(eps > 0.0, op, ": eps must be positive");
   batchnorm_batch_stats(save_mean, save_invstd, running_mean, running_var, x, s, eps, momentum,
                         stream);
-  const bool vec = s.c % 4 == 0 && aligned16(y) && aligned16(x) && aligned16(gamma) &&
-                   aligned16(beta) && aligned16(save_mean) && aligned16(save_invstd);
-  const Tiles map = make_tiles(s.m, s.c, vec, kMapRowsPerThread, kMapMaxBlocks);
-  const LaunchConfig mcfg{map.grid, map.block, 0, stream};
-  const float* mean = save_mean;
-  const float* invstd = save_invstd;
-  const float feps = static_cast<float>(eps);
-  cost::simt("batchnorm_normalize", 2 * s.m * s.c, cost::f32(2 * s.m * s.c + 4 * s.c));
-  if (map.v == 4) {
-    launch(mcfg, batchnorm_normalize_kernel<4, false>, y, x, gamma, beta, mean, invstd, feps, s.m,
-           s.c);
-  } else {
-    launch(mcfg, batchnorm_normalize_kernel<1, false>, y, x, gamma, beta, mean, invstd, feps, s.m,
-           s.c);
-  }
+  normalize(y, x, gamma, beta, save_mean, save_invstd, s, stream);
 }
 
 void batchnorm_forward_eval(float* y, const float* x, const float* gamma, const float* beta,
@@ -300,37 +411,8 @@ void batchnorm_backward(float* dx, float* dgamma, float* dbeta, const float* dy,
   check_shape(op, s);
   KILN_CHECK(dx && dgamma && dbeta && dy && x && gamma && save_mean && save_invstd, op,
              ": null pointer");
-  const bool vec_red = s.c % 4 == 0 && aligned16(dy) && aligned16(x) && aligned16(save_mean);
-  const Tiles red = make_tiles(s.m, s.c, vec_red, kPartialRowsPerThread, kPartialMaxBlocks);
-  float* partial = tiles_workspace(red, s.c, stream);
-  float* coef = partial + static_cast<size_t>(red.grid.y) * 2 * s.c;
-  int* counters = tiles_counters(red, stream);
-  const int64_t slices = red.grid.y;
-  const LaunchConfig pcfg{red.grid, red.block, 0, stream};
-  cost::simt("batchnorm_backward_partial", 4 * s.m * s.c + 4 * slices * s.c,
-             cost::f32(2 * s.m * s.c + 4 * slices * s.c + 7 * s.c));
-  if (red.v == 4) {
-    launch(pcfg, batchnorm_backward_partial_kernel<4>, partial, counters, dgamma, dbeta, coef, dy,
-           x, save_mean, save_invstd, s.m, s.c);
-  } else {
-    launch(pcfg, batchnorm_backward_partial_kernel<1>, partial, counters, dgamma, dbeta, coef, dy,
-           x, save_mean, save_invstd, s.m, s.c);
-  }
-  // coef sits after the partials: 16-byte aligned when C % 4 == 0 (the workspace is).
-  const bool vec = s.c % 4 == 0 && aligned16(dx) && aligned16(dy) && aligned16(x) &&
-                   aligned16(gamma) && aligned16(save_mean) && aligned16(save_invstd) &&
-                   aligned16(coef);
-  const Tiles map = make_tiles(s.m, s.c, vec, kMapRowsPerThread, kMapMaxBlocks);
-  const LaunchConfig mcfg{map.grid, map.block, 0, stream};
-  const float* cf = coef;
-  cost::simt("batchnorm_backward_dx", 4 * s.m * s.c, cost::f32(3 * s.m * s.c + 5 * s.c));
-  if (map.v == 4) {
-    launch(mcfg, batchnorm_backward_dx_kernel<4>, dx, dy, x, gamma, save_mean, save_invstd, cf, s.m,
-           s.c);
-  } else {
-    launch(mcfg, batchnorm_backward_dx_kernel<1>, dx, dy, x, gamma, save_mean, save_invstd, cf, s.m,
-           s.c);
-  }
+  const float* coef = grad_pass(dgamma, dbeta, nullptr, dy, x, save_mean, save_invstd, s, stream);
+  backward_dx(dx, dy, x, gamma, save_mean, save_invstd, coef, s, stream);
 }
 
 void batchnorm_backward_eval(float* dx, const float* dy, const float* gamma,

@@ -62,6 +62,24 @@ void batchnorm_backward(float* dx, float* dgamma, float* dbeta, const float* dy,
 void batchnorm_backward_eval(float* dx, const float* dy, const float* gamma,
                              const float* running_var, const BatchNormShape& s, double eps,
                              Stream stream);
+// The device halves of a synchronised batchnorm (layers/batchnorm.h merges the ranks' values on
+// the host, [C] at a time). moments [2][C] f64: this batch's mean and M2 = Σ (x − mean)² per
+// channel, from the same shifted sums as the statistics above.
+void batchnorm_moments(double* moments, const float* x, const BatchNormShape& s, Stream stream);
+// y = (x − mean)·(γ·invstd) + β with the given (global) mean and invstd.
+void batchnorm_normalize(float* y, const float* x, const float* gamma, const float* beta,
+                         const float* mean, const float* invstd, const BatchNormShape& s,
+                         Stream stream);
+// dgamma += Σ dy·x̂, dbeta += Σ dy over this batch, and sums [2][C] f64 = (Σ dy, Σ dy·x̂),
+// x̂ = (x − mean)·invstd.
+void batchnorm_grad_sums(float* dgamma, float* dbeta, double* sums, const float* dy, const float* x,
+                         const float* mean, const float* invstd, const BatchNormShape& s,
+                         Stream stream);
+// dx = γ·invstd·(dy − coef[0][c] − x̂·coef[1][c]) (coef [2][C]: the global mean of dy and of
+// dy·x̂), overwritten.
+void batchnorm_backward_dx(float* dx, const float* dy, const float* x, const float* gamma,
+                           const float* mean, const float* invstd, const float* coef,
+                           const BatchNormShape& s, Stream stream);
 }  // namespace cuda
 
 // Functional API (x: any rank >= 2 with channels last; every [C] tensor has C elements).
@@ -77,5 +95,14 @@ void batchnorm_backward(Tensor& dx, Tensor& dgamma, Tensor& dbeta, const Tensor&
                         const Tensor& save_invstd);
 void batchnorm_backward_eval(Tensor& dx, const Tensor& dy, const Tensor& gamma,
                              const Tensor& running_var, double eps = 1e-5);
+// The device halves of a synchronised batchnorm (CUDA f32 only: on the CPU, BatchNorm2d computes
+// them in its own host loops). moments, sums: [2][C] f64 on x's device; coef [2][C] f32.
+void batchnorm_moments(Tensor& moments, const Tensor& x);
+void batchnorm_normalize(Tensor& y, const Tensor& x, const Tensor& gamma, const Tensor& beta,
+                         const Tensor& mean, const Tensor& invstd);
+void batchnorm_grad_sums(Tensor& dgamma, Tensor& dbeta, Tensor& sums, const Tensor& dy,
+                         const Tensor& x, const Tensor& mean, const Tensor& invstd);
+void batchnorm_backward_dx(Tensor& dx, const Tensor& dy, const Tensor& x, const Tensor& gamma,
+                           const Tensor& mean, const Tensor& invstd, const Tensor& coef);
 
 }  // namespace kiln

@@ -53,6 +53,8 @@ void BatchNorm2d::release_workspaces() {
   save_invstd_ = Tensor();
   scratch_dgamma_ = Tensor();
   scratch_dbeta_ = Tensor();
+  sync_pairs_ = Tensor();
+  sync_coef_ = Tensor();
   dx_scratch_.release();
 }
 
@@ -114,7 +116,10 @@ void BatchNorm2d::backward_impl(const Tensor& dy, const Tensor& x, Tensor* dx, b
   batchnorm_backward(*out, *dgamma, *dbeta, dy, x, weight_.value, save_mean_, save_invstd_);
 }
 
-// ---- synchronised statistics (host loops; x seen as [M][C], M = N·H·W on this rank) ------------
+// ---- synchronised statistics (x seen as [M][C], M = N·H·W on this rank) -------------------------
+// On the CPU: host loops. On CUDA: the per-channel values come from the device (kernels/
+// batchnorm.h's synchronised halves) and only [C]-sized vectors cross to the host, to be merged
+// across the ranks there, in the same order and formulas as the host path.
 
 namespace {
 // The host copy of a device tensor, or a view of a host one; back() writes a copy back.
@@ -129,21 +134,42 @@ void back(Tensor& t, const Tensor& host) {
 }
 }  // namespace
 
+Tensor& BatchNorm2d::sync_pairs() {
+  KILN_CHECK(dtype_ == DType::f32, describe(),
+             ": a synchronised batchnorm on CUDA runs in f32 (convert with to(DType::f32))");
+  if (!sync_pairs_.defined()) sync_pairs_ = Tensor({2 * int64_t(channels_)}, DType::f64, device_);
+  return sync_pairs_;
+}
+
+// The device's [2][C] f64 values, on the host.
+static std::vector<double> to_host_vector(const Tensor& pairs) {
+  return pairs.to(Device::cpu).to_vector<double>();
+}
+
 template <typename T>
 void BatchNorm2d::forward_synced(const Tensor& x_in, Tensor& y) {
   const int64_t C = channels_, M = x_in.numel() / C;
-  const Tensor x = on_host(x_in);
-  const T* xp = x.data<T>();
-  // This rank's count, mean and M2 per channel (two passes over its own values).
+  const bool device = x_in.is_cuda();
+  const Tensor x = device ? Tensor() : x_in.view(x_in.shape());
+  const T* xp = device ? nullptr : x.data<T>();
+  // This rank's count, mean and M2 per channel: on the device from shifted sums, or two passes
+  // over its own values on the host.
   std::vector<double> mean(size_t(C), 0.0), m2(size_t(C), 0.0);
-  for (int64_t i = 0; i < M; ++i)
-    for (int64_t c = 0; c < C; ++c) mean[size_t(c)] += double(xp[i * C + c]);
-  for (double& m : mean) m /= double(M);
-  for (int64_t i = 0; i < M; ++i)
-    for (int64_t c = 0; c < C; ++c) {
-      const double d = double(xp[i * C + c]) - mean[size_t(c)];
-      m2[size_t(c)] += d * d;
-    }
+  if (device) {
+    batchnorm_moments(sync_pairs(), x_in);
+    const std::vector<double> moments = to_host_vector(sync_pairs_);
+    mean.assign(moments.begin(), moments.begin() + C);
+    m2.assign(moments.begin() + C, moments.end());
+  } else {
+    for (int64_t i = 0; i < M; ++i)
+      for (int64_t c = 0; c < C; ++c) mean[size_t(c)] += double(xp[i * C + c]);
+    for (double& m : mean) m /= double(M);
+    for (int64_t i = 0; i < M; ++i)
+      for (int64_t c = 0; c < C; ++c) {
+        const double d = double(xp[i * C + c]) - mean[size_t(c)];
+        m2[size_t(c)] += d * d;
+      }
+  }
   // Global count and mean: Σ n_r and Σ n_r·mean_r.
   std::vector<double> buf(static_cast<size_t>(C) + 1);
   buf[0] = double(M);
@@ -164,13 +190,10 @@ void BatchNorm2d::forward_synced(const Tensor& x_in, Tensor& y) {
   reducer_(m2g.data(), C);
   share_ = double(M) / total;
 
-  const Tensor gamma = on_host(std::as_const(weight_.value)),
-               beta = on_host(std::as_const(bias_.value));
   Tensor rm = on_host(running_mean_), rv = on_host(running_var_);
-  Tensor sm({C}, dtype_), si({C}, dtype_), yh(x.shape(), dtype_);
-  const T *g = gamma.data<T>(), *b = beta.data<T>();
+  Tensor sm({C}, dtype_), si({C}, dtype_);
   T *rmp = rm.data<T>(), *rvp = rv.data<T>();
-  T *smp = sm.data<T>(), *sip = si.data<T>(), *yp = yh.data<T>();
+  T *smp = sm.data<T>(), *sip = si.data<T>();
   for (int64_t c = 0; c < C; ++c) {
     const double var = m2g[size_t(c)] / total;
     smp[c] = T(mu[size_t(c)]);
@@ -178,21 +201,40 @@ void BatchNorm2d::forward_synced(const Tensor& x_in, Tensor& y) {
     rmp[c] = T((1 - momentum_) * double(rmp[c]) + momentum_ * mu[size_t(c)]);
     rvp[c] = T((1 - momentum_) * double(rvp[c]) + momentum_ * var * total / (total - 1));
   }
-  for (int64_t i = 0; i < M; ++i)
-    for (int64_t c = 0; c < C; ++c)
-      yp[i * C + c] =
-          T(double(g[c]) * (double(xp[i * C + c]) - mu[size_t(c)]) * double(sip[c]) + double(b[c]));
-  y.copy_from(yh);
   save_mean_.copy_from(sm);
   save_invstd_.copy_from(si);
   back(running_mean_, rm);
   back(running_var_, rv);
+  if (device) {
+    batchnorm_normalize(y, x_in, weight_.value, bias_.value, save_mean_, save_invstd_);
+    return;
+  }
+  const T *g = weight_.value.data<T>(), *b = bias_.value.data<T>();
+  T* yp = y.data<T>();
+  for (int64_t i = 0; i < M; ++i)
+    for (int64_t c = 0; c < C; ++c)
+      yp[i * C + c] =
+          T(double(g[c]) * (double(xp[i * C + c]) - mu[size_t(c)]) * double(sip[c]) + double(b[c]));
 }
 
 template <typename T>
 void BatchNorm2d::backward_synced(Tensor& dx, Tensor& dgamma, Tensor& dbeta, const Tensor& dy_in,
                                   const Tensor& x_in) {
   const int64_t C = channels_, M = x_in.numel() / C;
+  if (x_in.is_cuda()) {
+    // This rank's Σdy and Σdy·x̂ (and its dγ, dβ) on the device; the merge as below.
+    batchnorm_grad_sums(dgamma, dbeta, sync_pairs(), dy_in, x_in, save_mean_, save_invstd_);
+    std::vector<double> sums = to_host_vector(sync_pairs_);
+    for (double& s : sums) s *= share_;
+    reducer_(sums.data(), 2 * C);
+    const double total = double(M) / share_;
+    std::vector<float> coef(sums.size());
+    for (size_t i = 0; i < sums.size(); ++i) coef[i] = float(sums[i] / share_ / total);
+    if (!sync_coef_.defined()) sync_coef_ = Tensor({2 * C}, DType::f32, device_);
+    sync_coef_.copy_from(Tensor::from_vector<float>({2 * C}, coef));
+    batchnorm_backward_dx(dx, dy_in, x_in, weight_.value, save_mean_, save_invstd_, sync_coef_);
+    return;
+  }
   const Tensor x = on_host(x_in), dy = on_host(dy_in);
   const Tensor sm = on_host(std::as_const(save_mean_)), si = on_host(std::as_const(save_invstd_)),
                gamma = on_host(std::as_const(weight_.value));

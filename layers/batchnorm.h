@@ -8,7 +8,8 @@
 // training statistics are then those of the global batch, merged from each rank's count, mean
 // and M2 (Chan et al.'s pairwise formula, M2 = Σ_r [M2_r + n_r (mean_r − μ)²], never raw Σx²),
 // and backward all-reduces the per-channel Σdy and Σdy·x̂, so N ranks × batch B compute what one
-// process computes with batch N·B. That path runs on the host (device tensors are copied).
+// process computes with batch N·B. On CUDA the per-channel values are computed on the device and
+// only [C]-sized vectors are merged on the host; on the CPU the whole path is host loops.
 #pragma once
 
 #include <functional>
@@ -58,6 +59,8 @@ class BatchNorm2d : public Layer {
   Tensor save_mean_, save_invstd_;         // [C], from the last training forward
   Tensor scratch_dgamma_, scratch_dbeta_;  // [C], receive the unwanted grads when !param_grads
   Workspace dx_scratch_;                   // receives dx when the caller does not want it
+  Tensor sync_pairs_, sync_coef_;  // [2][C] f64 and f32 on CUDA: the synchronised path's values
+  Tensor& sync_pairs();
   Reducer reducer_;
   double share_ = 1;  // this rank's values per channel / the global batch's (synced forward)
   template <typename T>

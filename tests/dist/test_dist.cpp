@@ -325,8 +325,9 @@ TEST_CASE("SyncBatchNorm: N ranks with batch B match one process with batch N·B
 
 // The same two runs on the CUDA device (the emulator here): under mpirun the gradient buckets go
 // through the NCCL backend (the emulator's NCCL shim) on its communication stream, ordered against
-// the compute stream by events. Measured: 6e-8 (2 ranks) and 7.5e-8 (3 ranks) plain, 1.2e-7 with
-// SyncBatchNorm; the mean losses within 1e-8.
+// the compute stream by events; a synchronised batchnorm takes its device path. Measured: 6e-8
+// (2 ranks) and 7.5e-8 (3 ranks) plain, 1.5e-7 and 3.6e-7 with SyncBatchNorm; the mean losses
+// within 1e-8.
 TEST_CASE("on the device, data-parallel steps (NCCL) keep identical weights and match one process",
           "[simt][dist]") {
   if (!KILN_WITH_CUDA) return;  // no CUDA device in this build (the CPU case above still runs)
@@ -383,32 +384,44 @@ TEST_CASE("dropout placed in a larger batch draws that batch's mask, on the CPU 
                     Catch::Contains("elems must divide its size"));
 }
 
+// On the CPU the synchronised path is host loops; on CUDA (the emulator here) its per-channel
+// values come from the device kernels (kernels/batchnorm.h's synchronised halves). Either way, over
+// one rank it must compute what the plain layer computes. C = 8: the device kernels' four-wide
+// channel path; C = 3: the one-wide path.
 TEST_CASE("synchronised batchnorm over one rank computes what batchnorm computes", "[cpu][dist]") {
-  const int64_t n = 6, c = 4;
-  std::vector<float> xv(size_t(n * c)), dyv(size_t(n * c));
-  for (size_t i = 0; i < xv.size(); ++i) {
-    xv[i] = 3.f + std::sin(float(i)) * 2.f;
-    dyv[i] = std::cos(float(i) * 0.7f);
-  }
-  kiln::BatchNorm2d plain(static_cast<int>(c)), synced(static_cast<int>(c));
-  synced.sync([](double*, int64_t) {});  // one rank: the sums are already the total
-  CHECK(synced.synced());
-  const Tensor x = Tensor::from_vector<float>({n, c}, xv),
-               dy = Tensor::from_vector<float>({n, c}, dyv);
-  std::vector<std::vector<float>> out[2];
-  kiln::BatchNorm2d* layers[2] = {&plain, &synced};
-  for (int k = 0; k < 2; ++k) {
-    kiln::BatchNorm2d& bn = *layers[k];
-    bn.zero_grad();
-    out[k].push_back(bn.forward(x, kiln::Mode::train).to_vector<float>());
-    out[k].push_back(bn.backward(dy, {.need_dx = true}).to_vector<float>());
-    for (kiln::ParamRef& p : bn.params()) out[k].push_back(p.grad->to_vector<float>());
-    out[k].push_back(bn.running_mean().to_vector<float>());
-    out[k].push_back(bn.running_var().to_vector<float>());
-  }
-  for (size_t j = 0; j < out[0].size(); ++j)
-    for (size_t i = 0; i < out[0][j].size(); ++i) {
-      INFO("output " << j << ", element " << i);
-      CHECK(out[1][j][i] == Approx(out[0][j][i]).margin(1e-5));
+  std::vector<kiln::Device> devices = {kiln::Device::cpu};
+  if (KILN_WITH_CUDA) devices.push_back(kiln::Device::cuda);
+  for (const kiln::Device device : devices)
+    for (const int64_t c : {int64_t(8), int64_t(3)}) {
+      INFO((device == kiln::Device::cpu ? "cpu" : "cuda") << ", " << c << " channels");
+      const int64_t n = 6;
+      std::vector<float> xv(size_t(n * c)), dyv(size_t(n * c));
+      for (size_t i = 0; i < xv.size(); ++i) {
+        xv[i] = 3.f + std::sin(float(i)) * 2.f;
+        dyv[i] = std::cos(float(i) * 0.7f);
+      }
+      kiln::BatchNorm2d plain(static_cast<int>(c)), synced(static_cast<int>(c));
+      plain.to(device);
+      synced.to(device);
+      synced.sync([](double*, int64_t) {});  // one rank: the sums are already the total
+      CHECK(synced.synced());
+      const Tensor x = Tensor::from_vector<float>({n, c}, xv).to(device),
+                   dy = Tensor::from_vector<float>({n, c}, dyv).to(device);
+      std::vector<std::vector<float>> out[2];
+      kiln::BatchNorm2d* layers[2] = {&plain, &synced};
+      for (int k = 0; k < 2; ++k) {
+        kiln::BatchNorm2d& bn = *layers[k];
+        bn.zero_grad();
+        out[k].push_back(bn.forward(x, kiln::Mode::train).to_vector<float>());
+        out[k].push_back(bn.backward(dy, {.need_dx = true}).to_vector<float>());
+        for (kiln::ParamRef& p : bn.params()) out[k].push_back(p.grad->to_vector<float>());
+        out[k].push_back(bn.running_mean().to_vector<float>());
+        out[k].push_back(bn.running_var().to_vector<float>());
+      }
+      for (size_t j = 0; j < out[0].size(); ++j)
+        for (size_t i = 0; i < out[0][j].size(); ++i) {
+          INFO("output " << j << ", element " << i);
+          CHECK(out[1][j][i] == Approx(out[0][j][i]).margin(1e-5));
+        }
     }
 }
