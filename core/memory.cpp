@@ -198,12 +198,12 @@ PinnedBuffer::PinnedBuffer(size_t bytes) : bytes_(bytes) {
 }
 
 PinnedBuffer::~PinnedBuffer() {
-#if KILN_WITH_CUDA
   if (pinned_) {
+#if KILN_WITH_CUDA
     cudaFreeHost(data_);  // never throws from a destructor
+#endif
     return;
   }
-#endif
   deallocate(data_, Device::cpu);
 }
 
@@ -242,7 +242,11 @@ void* grow_area(std::unique_ptr<Buffer>& area, size_t bytes, Stream stream, bool
     if (area) stream_synchronize(stream);
     area.reset();
     area = std::make_unique<Buffer>(bytes, Device::cuda);
+#if KILN_WITH_CUDA
     if (zero) KILN_CUDA_CHECK(cudaMemset(area->data(), 0, bytes));
+#else
+    (void)zero;  // require_cuda() has thrown: no device area exists in a build without CUDA
+#endif
   }
   return area->data();
 }

@@ -7,6 +7,8 @@
 #include <ostream>
 
 #include "kernels/checks.h"
+#include "kernels/conv2d_tc.h"
+#include "kernels/precision.h"
 
 namespace kiln {
 namespace {
@@ -175,7 +177,9 @@ bool conv2d_forward_batch_stats(Tensor& y, Tensor& save_mean, Tensor& save_invst
                                 Tensor& running_mean, Tensor& running_var, const Tensor& x,
                                 const Tensor& w, const Tensor* b, const Conv2dParams& p, double eps,
                                 double momentum) {
-  if (x.device() != Device::cuda || x.dtype() != DType::f32 || p.precision != Precision::fp32)
+  // fp32 and tf32 (PyTorch's convolution default); bf16's convolution writes bf16 outputs through
+  // a conversion, so its statistics come from the separate pass.
+  if (x.device() != Device::cuda || x.dtype() != DType::f32 || p.precision == Precision::bf16)
     return false;
   const char* op = "conv2d_forward_batch_stats";
   const Device device = detail::check_float_same(op, {{"y", &y}, {"x", &x}, {"w", &w}, {"b", b}});
@@ -194,10 +198,25 @@ bool conv2d_forward_batch_stats(Tensor& y, Tensor& save_mean, Tensor& save_invst
              ": one value per channel; training needs at least 2 (as PyTorch)");
   KILN_CHECK(eps > 0 && momentum >= 0 && momentum <= 1, op,
              ": need eps > 0 and momentum in [0, 1]");
-  cuda::conv2d_forward_batch_stats(
-      y.data<float>(), save_mean.data<float>(), save_invstd.data<float>(),
-      running_mean.data<float>(), running_var.data<float>(), x.data<float>(), w.data<float>(),
-      b ? b->data<float>() : nullptr, s, eps, momentum, current_stream());
+  const Stream st = current_stream();
+  float* const stats[] = {save_mean.data<float>(), save_invstd.data<float>(),
+                          running_mean.data<float>(), running_var.data<float>()};
+  const float* bias = b ? b->data<float>() : nullptr;
+  if (p.precision == Precision::fp32) {
+    cuda::conv2d_forward_batch_stats(y.data<float>(), stats[0], stats[1], stats[2], stats[3],
+                                     x.data<float>(), w.data<float>(), bias, s, eps, momentum, st);
+  } else if (cuda::conv2d_tc_suits(s)) {
+    cuda::conv2d_forward_tf32_batch_stats(y.data<float>(), stats[0], stats[1], stats[2], stats[3],
+                                          x.data<float>(), w.data<float>(), bias, s, eps, momentum,
+                                          st);
+  } else {
+    // The first layer, as conv2d_forward runs it in tf32: the fp32 direct kernel on operands
+    // rounded as the CPU rounds them (kernels/precision.h).
+    const cuda::RoundedOperands r = cuda::rounded_operands(p.precision, x.data<float>(), x.numel(),
+                                                           w.data<float>(), w.numel(), st);
+    cuda::conv2d_forward_batch_stats(y.data<float>(), stats[0], stats[1], stats[2], stats[3], r.a,
+                                     r.b, bias, s, eps, momentum, st);
+  }
   return true;
 }
 

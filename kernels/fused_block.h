@@ -80,7 +80,7 @@ struct FusedBlockParams {
   Pool2dParams pool;
   float p = 0.f;
   uint64_t seed = 0;
-  PhiloxOffset offset;  // a device address (PhiloxOffset::device) only for CUDA tensors
+  PhiloxOffset offset;       // a device address (PhiloxOffset::device) only for CUDA tensors
   bool stats_ready = false;  // as FusedBlockShape::stats_ready (CUDA only)
 };
 void fused_block_forward(Tensor& y, Tensor& argmax, Tensor& save_mean, Tensor& save_invstd,
@@ -90,9 +90,11 @@ void fused_block_backward(Tensor& dx, Tensor& dgamma, Tensor& dbeta, const Tenso
                           const Tensor& argmax, const Tensor& x, const Tensor& gamma,
                           const Tensor& beta, const Tensor& save_mean, const Tensor& save_invstd,
                           const FusedBlockParams& p);
-// The convolution y = conv(x, w, b) and, on the CUDA device in fp32, the statistics of the
-// batchnorm that follows it in the same launch (cuda::conv2d_forward_batch_stats); returns false,
-// having done nothing, where that path does not exist (the CPU, another precision), so the caller
+// The convolution y = conv(x, w, b) and, on the CUDA device in fp32 or tf32, the statistics of the
+// batchnorm that follows it in the same launch (cuda::conv2d_forward_batch_stats, or
+// cuda::conv2d_forward_tf32_batch_stats; the tf32 first layer as conv2d_forward runs it: the fp32
+// kernel on rounded operands); returns false, having done nothing, where that path does not exist
+// (the CPU, bf16), so the caller
 // runs conv2d_forward and lets fused_block_forward take the statistics. Tensors as
 // conv2d_forward and fused_block_forward.
 bool conv2d_forward_batch_stats(Tensor& y, Tensor& save_mean, Tensor& save_invstd,

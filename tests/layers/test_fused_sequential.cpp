@@ -72,9 +72,12 @@ std::vector<std::vector<double>> state(Sequential& net, const Tensor& out, const
 // conv_stats: the CUDA blocks take their statistics from the convolution's epilogue, so the
 // results agree within `rel`·max|unfused| per item instead of bit for bit.
 template <typename T>
-void check_fused_equals_unfused(Device device, bool conv_stats = false, double rel = 0) {
+void check_fused_equals_unfused(Device device, bool conv_stats = false, double rel = 0,
+                                kiln::Precision precision = kiln::Precision::fp32) {
   auto fused = small_net(device, kiln::dtype_of<T>());
   auto plain = small_net(device, kiln::dtype_of<T>());
+  fused->set_precision({precision});
+  plain->set_precision({precision});
   fused->set_fused_blocks(true);  // also on the CPU, where the default runs blocks unfused
   fused->set_fused_conv_stats(conv_stats);
   plain->set_fused_blocks(false);
@@ -129,6 +132,19 @@ TEST_CASE(
   check_fused_equals_unfused<float>(Device::cuda, true, 1e-4);
 }
 
+// The same in tf32 (the CUDA default): the statistics from the tensor-core convolution's epilogue
+// (and the first layer's fp32 kernel on TF32-rounded operands) against the separate pass. The
+// statistics differ by float roundings as above, but the next layer rounds its input to TF32: a
+// value that moves by its last float bits can round to the neighbouring TF32 value, one TF32
+// spacing (2⁻¹⁰ relative) away, so the two runs agree within 2⁻¹⁰ of each tensor's largest value
+// rather than 1e-4 (observed: 3.1e-4 at most).
+TEST_CASE(
+    "Sequential: fused blocks with the tf32 convolution's statistics agree with the unfused layers",
+    "[simt][layers]") {
+  check_fused_equals_unfused<float>(Device::cuda, true, std::ldexp(1.0, -10),
+                                    kiln::Precision::tf32);
+}
+
 TEST_CASE("Sequential: forward_to and backward_from inside a block run it unfused",
           "[cpu][layers]") {
   auto fused = small_net(Device::cpu, DType::f32);
@@ -174,25 +190,32 @@ TEST_CASE("Sequential: fused blocks take 35 launches and 40% of the memory out o
   batch.height = batch.width = 48;
   batch.images = kiln::test::random_vector<float>(14 * 48 * 48, 4, 0.0, 1.0);
   for (int i = 0; i < 14; ++i) batch.labels.push_back(i % 7);
-  std::uint64_t launches[2], bytes[2];
-  for (int fused = 0; fused < 2; ++fused) {
+  // Runs: unfused fp32, fused fp32, fused tf32 (fer_cnn's CUDA default precision).
+  std::uint64_t launches[3], bytes[3];
+  for (int run = 0; run < 3; ++run) {
+    const int fused = run >= 1 ? 1 : 0;
     auto net = kiln::make_fer_cnn(1, 48, 48, 7, 0.125, 3);
     net->to(Device::cuda);
     net->set_fused_blocks(fused == 1);
+    if (run == 2) net->set_precision({kiln::Precision::tf32});
     kiln::Adam adam(net->flat_params(), net->flat_grads(), kiln::AdamOptions{});
     kiln::EagerStep step(*net, adam, kiln::LrSchedule{}, Device::cuda);
     kiln::Metrics metrics;
     const std::uint64_t held = kiln::allocation_stats().device_bytes_in_use;
     step.run(batch, metrics);  // warm-up: buffers allocated, first-use paths taken
-    bytes[fused] = kiln::allocation_stats().device_bytes_in_use - held;
+    bytes[run] = kiln::allocation_stats().device_bytes_in_use - held;
     const std::uint64_t before = kiln::simt::counts().kernel_launches;
     step.run(batch, metrics);
-    launches[fused] = kiln::simt::counts().kernel_launches - before;
+    launches[run] = kiln::simt::counts().kernel_launches - before;
   }
-  INFO("launches per step: unfused " << launches[0] << ", fused " << launches[1]
-                                     << "; bytes: unfused " << bytes[0] << ", fused " << bytes[1]);
+  INFO("launches per step: unfused " << launches[0] << ", fused " << launches[1] << ", fused tf32 "
+                                     << launches[2] << "; bytes: unfused " << bytes[0] << ", fused "
+                                     << bytes[1]);
   CHECK(launches[0] - launches[1] == 35);
   CHECK(launches[1] == 45);
+  // tf32: the same 45, plus the tensor-core backward-filter's bias sums as their own column-sum
+  // launch in each of the five blocks and the first layer's TF32-rounded operand copy: 51.
+  CHECK(launches[2] == 51);
   CHECK(bytes[1] * 10 <= bytes[0] * 6);
 }
 #endif

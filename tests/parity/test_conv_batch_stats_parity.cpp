@@ -168,9 +168,13 @@ TEST_CASE("conv2d_forward_batch_stats: runs only where the epilogue exists, and 
   Tensor rm({8}, kiln::DType::f32, Device::cuda), rv({8}, kiln::DType::f32, Device::cuda);
   const kiln::Conv2dParams p{1, 1, 1, 1, kiln::Precision::fp32};
   CHECK(kiln::conv2d_forward_batch_stats(y, a, b, rm, rv, x, w, nullptr, p, kEps, kMomentum));
-  kiln::Conv2dParams tf32 = p;
+  // tf32 takes the tensor-core epilogue; bf16 (whose convolution writes through a conversion)
+  // has none: false, nothing done.
+  kiln::Conv2dParams tf32 = p, bf16 = p;
   tf32.precision = kiln::Precision::tf32;
-  CHECK_FALSE(kiln::conv2d_forward_batch_stats(y, a, b, rm, rv, x, w, nullptr, tf32, kEps, 0.1));
+  bf16.precision = kiln::Precision::bf16;
+  CHECK(kiln::conv2d_forward_batch_stats(y, a, b, rm, rv, x, w, nullptr, tf32, kEps, 0.1));
+  CHECK_FALSE(kiln::conv2d_forward_batch_stats(y, a, b, rm, rv, x, w, nullptr, bf16, kEps, 0.1));
   Tensor short_stats({7}, kiln::DType::f32, Device::cuda);
   CHECK_THROWS_WITH(
       kiln::conv2d_forward_batch_stats(y, a, b, short_stats, rv, x, w, nullptr, p, kEps, 0.1),
