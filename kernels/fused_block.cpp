@@ -198,25 +198,32 @@ bool conv2d_forward_batch_stats(Tensor& y, Tensor& save_mean, Tensor& save_invst
              ": one value per channel; training needs at least 2 (as PyTorch)");
   KILN_CHECK(eps > 0 && momentum >= 0 && momentum <= 1, op,
              ": need eps > 0 and momentum in [0, 1]");
-  const Stream st = current_stream();
-  float* const stats[] = {save_mean.data<float>(), save_invstd.data<float>(),
-                          running_mean.data<float>(), running_var.data<float>()};
-  const float* bias = b ? b->data<float>() : nullptr;
-  if (p.precision == Precision::fp32) {
-    cuda::conv2d_forward_batch_stats(y.data<float>(), stats[0], stats[1], stats[2], stats[3],
-                                     x.data<float>(), w.data<float>(), bias, s, eps, momentum, st);
-  } else if (cuda::conv2d_tc_suits(s)) {
-    cuda::conv2d_forward_tf32_batch_stats(y.data<float>(), stats[0], stats[1], stats[2], stats[3],
-                                          x.data<float>(), w.data<float>(), bias, s, eps, momentum,
-                                          st);
-  } else {
-    // The first layer, as conv2d_forward runs it in tf32: the fp32 direct kernel on operands
-    // rounded as the CPU rounds them (kernels/precision.h).
-    const cuda::RoundedOperands r = cuda::rounded_operands(p.precision, x.data<float>(), x.numel(),
-                                                           w.data<float>(), w.numel(), st);
-    cuda::conv2d_forward_batch_stats(y.data<float>(), stats[0], stats[1], stats[2], stats[3], r.a,
-                                     r.b, bias, s, eps, momentum, st);
-  }
+  // The device is CUDA here (the CPU returned false above); on_device keeps the CUDA calls out of
+  // a build without CUDA.
+  detail::on_device(
+      op, device, [] {},
+      [&] {
+        const Stream st = current_stream();
+        float* const stats[] = {save_mean.data<float>(), save_invstd.data<float>(),
+                                running_mean.data<float>(), running_var.data<float>()};
+        const float* bias = b ? b->data<float>() : nullptr;
+        if (p.precision == Precision::fp32) {
+          cuda::conv2d_forward_batch_stats(y.data<float>(), stats[0], stats[1], stats[2], stats[3],
+                                           x.data<float>(), w.data<float>(), bias, s, eps, momentum,
+                                           st);
+        } else if (cuda::conv2d_tc_suits(s)) {
+          cuda::conv2d_forward_tf32_batch_stats(y.data<float>(), stats[0], stats[1], stats[2],
+                                                stats[3], x.data<float>(), w.data<float>(), bias, s,
+                                                eps, momentum, st);
+        } else {
+          // The first layer, as conv2d_forward runs it in tf32: the fp32 direct kernel on operands
+          // rounded as the CPU rounds them (kernels/precision.h).
+          const cuda::RoundedOperands r = cuda::rounded_operands(
+              p.precision, x.data<float>(), x.numel(), w.data<float>(), w.numel(), st);
+          cuda::conv2d_forward_batch_stats(y.data<float>(), stats[0], stats[1], stats[2], stats[3],
+                                           r.a, r.b, bias, s, eps, momentum, st);
+        }
+      });
   return true;
 }
 
